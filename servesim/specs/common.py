@@ -25,7 +25,10 @@ class SpecError(ValueError):
         if len(shown) > 80:
             shown = shown[:77] + "..."
         loc = f"{self.where}: " if self.where else ""
-        fld = f"{field} = {shown}: " if field else f"{shown}: "
+        if field:
+            fld = f"{field} = {shown}: "
+        else:
+            fld = f"{shown}: " if shown and shown != self.where else ""
         super().__init__(f"{loc}{fld}{allowed}")
 
 

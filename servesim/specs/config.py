@@ -1,11 +1,34 @@
 """The run config: deployment (pools, parallelism, schedulers, links), workload, SLO, cost, seed.
 
-See docs/internals.md for the full contract. (The parser, load_config, lives here too.)
+`load_config` validates structure, values and names (model and hardware resolve through their
+loaders, parallelism is checked against the model). Whether the model *fits* a pool's devices is
+checked when the engine builds the cluster (servesim.sim.cluster), because that needs the cost
+model's memory accounting and specs/ imports nothing else of servesim.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from servesim.specs.common import (
+    SpecError,
+    check_keys,
+    get_bool,
+    get_choice,
+    get_number,
+    get_str,
+    load_yaml,
+    require_mapping,
+)
+from servesim.specs.dtypes import DTypes, parse_dtypes
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,3 +42,507 @@ class Parallelism:
     def devices(self) -> int:
         """Devices of one instance. With DP attention the EP group spans dp_attn x tp devices."""
         return self.tp * self.pp * self.dp_attn
+
+
+POLICIES = ("vllm", "sarathi", "orca", "static")
+ROLES = ("colocated", "prefill", "decode", "attention", "ffn")
+# Role sets a deployment may have (each role at most once).
+LAYOUTS = (
+    frozenset({"colocated"}),
+    frozenset({"prefill", "decode"}),
+    frozenset({"prefill", "attention", "ffn"}),
+    frozenset({"attention", "ffn"}),
+)
+ROUTERS = ("round_robin", "least_loaded", "power_of_two", "random", "session")
+PCT_NAMES = ("mean", "p50", "p90", "p95", "p99", "p99.9")
+STEP_LOG_MODES = ("full", "runs")
+
+# Engine profiles: scheduler defaults of a serving engine, applied under explicit keys.
+# overhead_s None = the hardware profile's per-iteration overhead applies (no engine-specific
+# per-iteration overhead has been measured for servesim; see docs/engine.md).
+ENGINE_PROFILES: dict[str, dict[str, Any]] = {
+    "vllm": {
+        "description": "vLLM V1: chunked prefill always on, running requests first, then waiting, "
+        "under one token budget; preemption by recompute",
+        # vllm/engine/arg_utils.py (_set_default_args, V1, OpenAI server on >= 70 GiB GPUs):
+        # max_num_batched_tokens 8192, max_num_seqs 1024; block_size 16 (CacheConfig);
+        # gpu_memory_utilization 0.9 (CacheConfig); prefix caching on by default in V1.
+        "scheduler": {
+            "policy": "sarathi",
+            "max_num_seqs": 1024,
+            "max_num_batched_tokens": 8192,
+            "block_size": 16,
+            "gpu_memory_utilization": 0.9,
+            "enable_prefix_caching": True,
+        },
+        "overhead_s": None,
+    },
+    "sglang": {
+        "description": "SGLang: chunked prefill (chunked_prefill_size), radix prefix cache; "
+        "running requests bounded by the KV pool, not by a fixed count",
+        # python/sglang/srt/server_args.py: chunked_prefill_size 8192 on 80 GB-class GPUs;
+        # page_size 1 (we keep 16-token blocks: the KV capacity is the same to within a block
+        # per request); max_running_requests derived from the KV pool -> None (unbounded here);
+        # mem_fraction_static is chosen per GPU size (about 0.88 on 80 GB), we keep 0.9.
+        "scheduler": {
+            "policy": "sarathi",
+            "max_num_seqs": None,
+            "max_num_batched_tokens": 8192,
+            "block_size": 16,
+            "gpu_memory_utilization": 0.9,
+            "enable_prefix_caching": True,
+        },
+        "overhead_s": None,
+    },
+    "trtllm": {
+        "description": "TensorRT-LLM in-flight batching: whole context phases mixed with "
+        "generation (chunked context off by default), GUARANTEED_NO_EVICT capacity policy "
+        "(KV for the whole output reserved at admission, so no preemption)",
+        # tensorrt_llm/llmapi/llm_args.py: max_batch_size 2048, max_num_tokens 8192,
+        # enable_chunked_prefill False, CapacitySchedulerPolicy.GUARANTEED_NO_EVICT;
+        # tokens_per_block 32 (KvCacheConfig); free_gpu_memory_fraction 0.9.
+        "scheduler": {
+            "policy": "orca",
+            "max_num_seqs": 2048,
+            "max_num_batched_tokens": 8192,
+            "block_size": 32,
+            "gpu_memory_utilization": 0.9,
+            "enable_prefix_caching": False,
+            "reserve_output": True,
+        },
+        "overhead_s": None,
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSpec:
+    policy: str = "sarathi"  # vllm | sarathi | orca | static (servesim.sim.batching.SCHEDULERS)
+    max_num_seqs: int | None = 256  # None = bounded only by KV memory
+    max_num_batched_tokens: int = 8192  # token budget per iteration (chunk size for sarathi)
+    block_size: int = 16  # tokens per KV block
+    gpu_memory_utilization: float = 0.9  # fraction of device memory for weights + KV + activations
+    enable_prefix_caching: bool = False
+    engine: str | None = None  # engine profile whose defaults filled the unset keys
+    reserve_output: bool = False  # reserve KV for prompt + output at admission (no preemption)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    role: str
+    hardware: Any  # HardwareSpec
+    instances: int = 1
+    parallelism: Parallelism = Parallelism()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    overhead_s: float | None = None  # per-iteration overhead; None = the hardware profile's
+    micro_batches: int = 1  # attention/FFN ping-pong micro-batches
+
+    @property
+    def devices(self) -> int:
+        return self.instances * self.parallelism.devices
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSpec:
+    bandwidth_GBps: float
+    latency_us: float = 0.0
+    streaming: bool = False  # KV sent layer by layer, overlapping the prefill
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSpec:
+    pools: tuple[PoolSpec, ...]
+    router: str = "least_loaded"
+    kv_link: LinkSpec | None = None
+    af_link: LinkSpec | None = None
+
+    def pool(self, role: str) -> PoolSpec | None:
+        for p in self.pools:
+            if p.role == role:
+                return p
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SLOSpec:
+    ttft_ms: tuple[tuple[str, float], ...] = ()
+    tpot_ms: tuple[tuple[str, float], ...] = ()
+    e2el_ms: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    """Engine options that change speed or output volume, never the simulated results."""
+
+    fast_forward: bool = True  # advance runs of decode-only steps without SimPy events
+    step_log: str = "full"  # full: one row per step | runs: one row per fast-forwarded run
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    model: Any  # ModelSpec
+    dtypes: DTypes
+    deployment: DeploymentSpec
+    workload: Any  # WorkloadSpec
+    slo: SLOSpec
+    cost: Any  # CostSpec
+    seed: int = 0
+    source: str = "<default>"
+    sim: SimOptions = SimOptions()
+    model_ref: str = ""  # the name or path the model was given by (for config_to_dict)
+
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "model": "llama-3.1-8b",
+    "dtype": "bf16",
+    "deployment": {
+        "pools": [
+            {
+                "role": "colocated",
+                "hardware": "h100-sxm",
+                "instances": 1,
+                "parallelism": {"tp": 1, "pp": 1, "ep": 1},
+                "scheduler": {
+                    "policy": "sarathi",
+                    "max_num_seqs": 256,
+                    "max_num_batched_tokens": 8192,
+                },
+            }
+        ],
+        "router": "least_loaded",
+    },
+    "workload": {"trace": {"format": "azure", "path": "traces/azure_conv_sample.csv"}},
+    "slo": {"ttft_ms": {"p90": 500}, "tpot_ms": {"p99": 50}},
+    "seed": 0,
+}
+
+_TOP_KEYS = ("model", "dtype", "deployment", "workload", "slo", "cost", "seed", "sim")
+_POOL_KEYS = (
+    "role",
+    "hardware",
+    "instances",
+    "parallelism",
+    "scheduler",
+    "overhead_s",
+    "micro_batches",
+)
+_SCHED_KEYS = tuple(f.name for f in fields(SchedulerSpec))
+RNG_STREAMS = ("arrivals", "lengths", "router", "moe")
+
+
+def rng_streams(seed: int) -> dict[str, np.random.Generator]:
+    """One independent Generator per subsystem, from SeedSequence children (order is fixed)."""
+    children = np.random.SeedSequence(int(seed)).spawn(len(RNG_STREAMS))
+    return {name: np.random.default_rng(c) for name, c in zip(RNG_STREAMS, children)}
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+
+
+def load_config(
+    path_or_mapping: str | Path | Mapping[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RunConfig:
+    """A run config from a YAML/JSON file or a mapping (None = DEFAULT_CONFIG), with dotted overrides.
+
+    Overrides address keys by dotted path with list indices (`deployment.pools.0.instances`);
+    string values are read as YAML scalars (`"4"` -> 4). Unknown keys anywhere are errors.
+    """
+    if path_or_mapping is None:
+        data, where = copy.deepcopy(DEFAULT_CONFIG), "<default>"
+    elif isinstance(path_or_mapping, Mapping):
+        data, where = copy.deepcopy(dict(path_or_mapping)), "<config>"
+    else:
+        where = str(path_or_mapping)
+        data = load_yaml(path_or_mapping, where)
+        if data is None:
+            raise SpecError(where, "", "<empty>", "the config file is empty")
+    data = require_mapping(data, where, "")
+    for key, value in (overrides or {}).items():
+        data = apply_override(data, key, value, where)
+    return parse_config(data, where)
+
+
+def apply_override(data: dict[str, Any], key: str, value: Any, where: str) -> dict[str, Any]:
+    """Set one dotted key (list items by index) in a copy of ``data``."""
+    data = copy.deepcopy(data)
+    if isinstance(value, str):
+        with contextlib.suppress(yaml.YAMLError):
+            value = yaml.safe_load(value)
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        here = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise SpecError(where, here, part, f"list index out of range (0..{len(node) - 1})")
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+        else:
+            raise SpecError(
+                where, here, node, "cannot set a key inside a value that is not a mapping or list"
+            )
+    return data
+
+
+def parse_config(data: Mapping[str, Any], where: str) -> RunConfig:
+    from servesim.specs.cost import parse_cost
+    from servesim.specs.model import load_model
+    from servesim.specs.workload import parse_workload
+
+    check_keys(data, _TOP_KEYS, where, "")
+    model_ref = get_str(data, "model", where, "")
+    model = load_model(_resolve_path(model_ref, where), where)
+    dtypes = parse_dtypes(data.get("dtype", "bf16"), where, "dtype")
+    deployment = parse_deployment(data.get("deployment"), model, where)
+    if "workload" not in data:
+        raise SpecError(where, "workload", "<missing>", "required")
+    workload = parse_workload(data["workload"], where)
+    slo = parse_slo(data.get("slo") or {}, where)
+    cost = parse_cost(data.get("cost"), where)
+    seed = get_number(data, "seed", where, "", default=0, minimum=0, integer=True)
+    sim = parse_sim(data.get("sim") or {}, where)
+    return RunConfig(model, dtypes, deployment, workload, slo, cost, seed, where, sim, model_ref)
+
+
+def _resolve_path(ref: str, where: str) -> str:
+    """A relative file path in a config file is relative to that file; names pass through."""
+    if where.startswith("<") or not any(ref.endswith(s) for s in (".json", ".yaml", ".yml")):
+        return ref
+    p = Path(ref)
+    if p.is_absolute() or p.exists():
+        return ref
+    candidate = Path(where).parent / p
+    return str(candidate) if candidate.exists() else ref
+
+
+def parse_deployment(data: Any, model: Any, where: str) -> DeploymentSpec:
+    from servesim.specs.hardware import load_hardware
+
+    data = require_mapping(data, where, "deployment")
+    check_keys(data, ("pools", "router", "kv_link", "af_link"), where, "deployment")
+    raw_pools = data.get("pools")
+    if not isinstance(raw_pools, list) or not raw_pools:
+        raise SpecError(where, "deployment.pools", raw_pools, "a non-empty list of pools")
+    pools = tuple(_parse_pool(p, i, model, where, load_hardware) for i, p in enumerate(raw_pools))
+    roles = [p.role for p in pools]
+    if len(set(roles)) != len(roles) or frozenset(roles) not in LAYOUTS:
+        allowed = "; ".join(" + ".join(sorted(x)) for x in LAYOUTS)
+        raise SpecError(
+            where, "deployment.pools", ", ".join(roles), f"pool roles must be one of: {allowed}"
+        )
+    router = get_choice(data, "router", ROUTERS, where, "deployment", default="least_loaded")
+    kv_link = _parse_link(data.get("kv_link"), where, "deployment.kv_link")
+    af_link = _parse_link(data.get("af_link"), where, "deployment.af_link")
+    return DeploymentSpec(pools, router, kv_link, af_link)
+
+
+def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -> PoolSpec:
+    field = f"deployment.pools.{i}"
+    data = require_mapping(data, where, field)
+    check_keys(data, _POOL_KEYS, where, field)
+    role = get_choice(data, "role", ROLES, where, field, default="colocated")
+    hw_ref = get_str(data, "hardware", where, field)
+    hardware = load_hardware(_resolve_path(hw_ref, where), where)
+    instances = get_number(data, "instances", where, field, default=1, minimum=1, integer=True)
+    par = parse_parallelism(data.get("parallelism") or {}, model, where, f"{field}.parallelism")
+    sched = parse_scheduler(data.get("scheduler") or {}, where, f"{field}.scheduler")
+    overhead = get_number(
+        data, "overhead_s", where, field, default=None, minimum=0, allow_none=True
+    )
+    if overhead is None and sched.engine is not None:
+        overhead = ENGINE_PROFILES[sched.engine]["overhead_s"]
+    if overhead is None:
+        overhead = hardware.overhead_s
+    micro = get_number(data, "micro_batches", where, field, default=1, minimum=1, integer=True)
+    return PoolSpec(role, hardware, instances, par, sched, overhead, micro)
+
+
+def parse_parallelism(data: Any, model: Any, where: str, field: str) -> Parallelism:
+    data = require_mapping(data, where, field)
+    check_keys(data, ("tp", "pp", "ep", "dp_attn"), where, field)
+    tp, pp, ep, dp = (
+        get_number(data, k, where, field, default=1, minimum=1, integer=True)
+        for k in ("tp", "pp", "ep", "dp_attn")
+    )
+    if model.num_heads % tp:
+        raise SpecError(
+            where, f"{field}.tp", tp, f"must divide the model's {model.num_heads} attention heads"
+        )
+    kv = model.num_kv_heads
+    if kv % tp and tp % kv:
+        raise SpecError(
+            where, f"{field}.tp", tp, f"must divide, or be a multiple of, the model's {kv} KV heads"
+        )
+    if pp > model.num_layers:
+        raise SpecError(where, f"{field}.pp", pp, f"at most the model's {model.num_layers} layers")
+    if ep > 1 and not model.num_experts:
+        raise SpecError(where, f"{field}.ep", ep, "expert parallelism needs a MoE model; use 1")
+    if ep > 1 and model.num_experts % ep:
+        raise SpecError(
+            where, f"{field}.ep", ep, f"must divide the model's {model.num_experts} experts"
+        )
+    return Parallelism(tp, pp, ep, dp)
+
+
+def parse_scheduler(data: Any, where: str, field: str) -> SchedulerSpec:
+    data = require_mapping(data, where, field)
+    check_keys(data, _SCHED_KEYS, where, field)
+    engine = (
+        get_choice(data, "engine", tuple(ENGINE_PROFILES), where, field, default=None)
+        if data.get("engine") is not None
+        else None
+    )
+    base = {f.name: f.default for f in fields(SchedulerSpec)}
+    if engine:
+        base.update(ENGINE_PROFILES[engine]["scheduler"])
+    merged = {**base, **{k: v for k, v in data.items() if k != "engine"}}
+    policy = get_choice(merged, "policy", POLICIES, where, field)
+    seqs = get_number(
+        merged, "max_num_seqs", where, field, minimum=1, integer=True, allow_none=True
+    )
+    tokens = get_number(merged, "max_num_batched_tokens", where, field, minimum=1, integer=True)
+    if seqs is not None and tokens < seqs and policy != "static":
+        raise SpecError(
+            where,
+            f"{field}.max_num_batched_tokens",
+            tokens,
+            f"must be >= max_num_seqs ({seqs}): every running decode needs one token of the budget",
+        )
+    return SchedulerSpec(
+        policy=policy,
+        max_num_seqs=seqs,
+        max_num_batched_tokens=tokens,
+        block_size=get_number(
+            merged, "block_size", where, field, minimum=1, maximum=4096, integer=True
+        ),
+        gpu_memory_utilization=get_number(
+            merged, "gpu_memory_utilization", where, field, minimum=0, exclusive_min=True, maximum=1
+        ),
+        enable_prefix_caching=get_bool(merged, "enable_prefix_caching", where, field),
+        engine=engine,
+        reserve_output=get_bool(merged, "reserve_output", where, field),
+    )
+
+
+def _parse_link(data: Any, where: str, field: str) -> LinkSpec | None:
+    if data is None:
+        return None
+    data = require_mapping(data, where, field)
+    check_keys(data, ("bandwidth_GBps", "latency_us", "streaming"), where, field)
+    return LinkSpec(
+        get_number(data, "bandwidth_GBps", where, field, minimum=0, exclusive_min=True),
+        get_number(data, "latency_us", where, field, default=0.0, minimum=0),
+        get_bool(data, "streaming", where, field, default=False),
+    )
+
+
+def parse_slo(data: Any, where: str) -> SLOSpec:
+    data = require_mapping(data, where, "slo")
+    check_keys(data, ("ttft_ms", "tpot_ms", "e2el_ms"), where, "slo")
+    out = {}
+    for key in ("ttft_ms", "tpot_ms", "e2el_ms"):
+        block = data.get(key) or {}
+        if isinstance(block, (int, float)) and not isinstance(block, bool):
+            block = {"p90": block}  # `ttft_ms: 500` means p90
+        block = require_mapping(block, where, f"slo.{key}")
+        check_keys(block, PCT_NAMES, where, f"slo.{key}")
+        out[key] = tuple(
+            (p, get_number(block, p, where, f"slo.{key}", minimum=0, exclusive_min=True))
+            for p in PCT_NAMES
+            if p in block
+        )
+    return SLOSpec(**out)
+
+
+def parse_sim(data: Any, where: str) -> SimOptions:
+    data = require_mapping(data, where, "sim")
+    check_keys(data, ("fast_forward", "step_log"), where, "sim")
+    return SimOptions(
+        get_bool(data, "fast_forward", where, "sim", default=True),
+        get_choice(data, "step_log", STEP_LOG_MODES, where, "sim", default="full"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# dumping
+
+
+def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
+    """The fully resolved config as plain data; load_config(config_to_dict(c)) == c."""
+    d = cfg.dtypes
+    pools = []
+    for p in cfg.deployment.pools:
+        s = p.scheduler
+        sched = {f.name: getattr(s, f.name) for f in fields(SchedulerSpec)}
+        if s.engine is None:
+            sched.pop("engine")
+        pools.append(
+            {
+                "role": p.role,
+                "hardware": p.hardware.name,
+                "instances": p.instances,
+                "parallelism": _plain(p.parallelism),
+                "scheduler": sched,
+                "overhead_s": p.overhead_s,
+                "micro_batches": p.micro_batches,
+            }
+        )
+    dep: dict[str, Any] = {"pools": pools, "router": cfg.deployment.router}
+    for key in ("kv_link", "af_link"):
+        link = getattr(cfg.deployment, key)
+        if link is not None:
+            dep[key] = _plain(link)
+    out = {
+        "model": cfg.model_ref or cfg.model.name,
+        "dtype": {"weights": d.weights, "activations": d.activations, "kv_cache": d.kv_cache},
+        "deployment": dep,
+        "workload": _spec_dict(cfg.workload, "servesim.specs.workload", "workload_to_dict"),
+        "slo": {
+            k: dict(getattr(cfg.slo, k))
+            for k in ("ttft_ms", "tpot_ms", "e2el_ms")
+            if getattr(cfg.slo, k)
+        },
+        "seed": cfg.seed,
+        "sim": _plain(cfg.sim),
+    }
+    if cfg.cost is not None:
+        out["cost"] = _spec_dict(cfg.cost, "servesim.specs.cost", "cost_to_dict")
+    return out
+
+
+def _spec_dict(spec: Any, module: str, func: str) -> Any:
+    """Prefer the owning module's own dumper; else a generic dataclass -> dict (None dropped)."""
+    import importlib
+
+    dumper = getattr(importlib.import_module(module), func, None)
+    return dumper(spec) if dumper is not None else _plain(spec)
+
+
+def _plain(obj: Any) -> Any:
+    if is_dataclass(obj):
+        return {
+            f.name: _plain(getattr(obj, f.name))
+            for f in fields(obj)
+            if getattr(obj, f.name) is not None
+        }
+    if (
+        isinstance(obj, tuple)
+        and obj
+        and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in obj)
+    ):
+        return {k: _plain(v) for k, v in obj}
+    if isinstance(obj, (tuple, list)):
+        return [_plain(x) for x in obj]
+    return obj

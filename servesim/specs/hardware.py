@@ -1,26 +1,65 @@
 """HardwareSpec: one accelerator (per device numbers) and its cost-model parameters.
 
 The YAML layout of hw_profiles/*.yaml and the loader live here; every number in a profile carries
-its source in a comment there. (Loader: see load_hardware.)
+its source in a comment there; docs/catalog.md describes the layout.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from servesim.specs.common import SpecError
+import yaml
+
+from servesim.specs.common import (
+    SpecError,
+    check_keys,
+    get_choice,
+    get_number,
+    get_str,
+    load_yaml,
+    require_mapping,
+)
 
 # Every efficiency parameter of the cost model, with the default used when a profile does not set
 # it, and what it means. The cost model (servesim/cost/roofline.py) owns the meaning.
 EFFICIENCY_DEFAULTS: dict[str, tuple[float, str]] = {
+    # GEMMs: time = smooth_max(compute, memory) + launch; compute carries tile/wave quantisation.
     "gemm_compute": (0.75, "fraction of dense peak FLOP/s a large GEMM reaches"),
     "gemm_memory": (0.80, "fraction of memory bandwidth a weight-streaming GEMM reaches"),
-    "attn_compute": (0.55, "fraction of dense peak FLOP/s prefill attention reaches"),
-    "attn_memory": (0.70, "fraction of memory bandwidth decode attention reaches"),
+    "gemm_overlap": (1.5, "p of the smooth max (c^p + m^p)^(1/p) of compute, memory time"),
+    "gemm_overlap_s": (1e-4, "GEMM duration over which that p grows by 1 (overlap improves)"),
+    "gemm_launch_s": (5e-6, "fixed cost per GEMM kernel (launch, prologue, tail)"),
+    "gemm_tile_m": (64.0, "GEMM tile rows: M is padded to a multiple of it once M >= it"),
+    "gemm_tile_n": (128.0, "GEMM tile columns, for wave quantisation over the compute units"),
+    "gemm_wave": (0.25, "exponent (0..1) of the tile/wave quantisation penalty"),
+    "compute_units": (0.0, "SMs / compute units per device; 0 = unknown (no waves)"),
+    # Attention kernels (FlashAttention-style).
+    # FlashAttention-2 forward reaches 50-73% of A100 peak (Dao 2023, arXiv 2307.08691).
+    "attn_compute": (0.60, "fraction of dense peak FLOP/s attention over context reaches"),
+    "attn_causal": (0.50, "fraction of peak FLOP/s of the causal new x new part of prefill"),
+    "attn_memory": (0.70, "fraction of memory bandwidth streaming the KV cache reaches"),
+    "attn_overlap": (2.0, "exponent p of the smooth max of attention compute and memory time"),
+    "attn_launch_s": (5e-6, "fixed cost per decode attention kernel"),
+    "attn_prefill_launch_s": (5e-6, "fixed cost per prefill attention kernel"),
+    "attn_row_keys": (64.0, "per query row prefill work independent of context, in key positions"),
+    "attn_seq_s": (2e-7, "cost per sequence in an attention kernel (block tables, split-KV merge)"),
+    "attn_wave": (0.5, "exponent (0..1) of decode waves over seqs x KV heads"),
+    # Element-wise kernels (norms, activations, residual adds, rotary, embedding gather).
     "elementwise_memory": (0.60, "fraction of memory bandwidth norms/activations reach"),
+    "kernel_launch_s": (4e-6, "fixed cost per element-wise kernel (launch + tail)"),
+    # Collectives (NCCL-style ring / tree).
     "comm_scaleup": (0.75, "fraction of scale-up link bandwidth collectives reach"),
     "comm_scaleout": (0.70, "fraction of scale-out NIC bandwidth collectives reach"),
-    "kernel_launch_s": (4e-6, "fixed cost per kernel (launch + tail)"),
+    "comm_launch_s": (1e-5, "fixed cost per collective or send (launch, synchronisation)"),
+    "p2p_scaleup": (0.75, "fraction of scale-up link bandwidth a point-to-point send reaches"),
+    "p2p_scaleout": (0.70, "fraction of scale-out NIC bandwidth a point-to-point send reaches"),
+    "p2p_launch_s": (5e-6, "fixed cost per point-to-point send (launch, handshake)"),
 }
 
 
@@ -57,6 +96,9 @@ class HardwareSpec:
     aliases: tuple[str, ...] = ()
     fitted: str = ""
     source: str = ""
+    memory_type: str = ""  # e.g. HBM3, SRAM
+    scaleup_name: str = ""  # e.g. NVLink 4 (NVSwitch)
+    scaleout_name: str = ""  # e.g. ConnectX-7 400G InfiniBand
 
     def peak_flops(self, dtype: str) -> float:
         """Dense peak FLOP/s in ``dtype``; falls back to the next wider supported format."""
@@ -65,7 +107,9 @@ class HardwareSpec:
             value = table.get(candidate)
             if value:
                 return value * 1e12
-        raise SpecError(self.name, "tflops", dtype, "no compute throughput for this dtype on this device")
+        raise SpecError(
+            self.name, "tflops", dtype, "no compute throughput for this dtype on this device"
+        )
 
     def eff(self, key: str) -> float:
         for k, v in self.efficiency:
@@ -93,3 +137,309 @@ _WIDER: dict[str, tuple[str, ...]] = {
     "fp32": ("fp32",),
     "tf32": ("tf32", "fp32"),
 }
+
+
+# ------------------------------------------------------------------------------------- loading
+#
+# Layout of hw_profiles/*.yaml (docs/catalog.md has the long form). Every key is checked: an
+# unknown key is an error, so a typo never silently becomes a default.
+_TOP_KEYS = (
+    "name", "display_name", "vendor", "aliases", "source", "compute", "memory",
+    "interconnect", "power", "price", "overhead_s", "efficiency", "fitted",
+)  # fmt: skip
+_VENDORS = ("nvidia", "amd", "intel", "google", "groq", "sambanova", "cerebras", "other")
+_TFLOPS_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp6", "fp4", "int4")
+
+
+def load_hardware(name_or_path: str | Path, where: str | None = None) -> HardwareSpec:
+    """A hardware profile by catalog id (``h100-sxm``), alias (``H100``) or YAML path.
+
+    Unknown names and bad profiles raise SpecError. Loaded once per file (memoised by resolved
+    path and modification time).
+    """
+    path = resolve_catalog("hardware", name_or_path, where)
+    return _load_cached(str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=128)
+def _load_cached(path: str, mtime_ns: int) -> HardwareSpec:
+    data = require_mapping(load_yaml(path), path, "")
+    return parse_hardware(data, path)
+
+
+def parse_hardware(data: Mapping[str, Any], where: str) -> HardwareSpec:
+    """Validate one profile mapping (the YAML layout above) into a HardwareSpec."""
+    check_keys(data, _TOP_KEYS, where, "")
+    vendor = get_choice(data, "vendor", _VENDORS, where)
+    compute = _section(data, "compute", where, ("tflops",))
+    memory = _section(data, "memory", where, ("type", "capacity_GB", "bandwidth_GBps", "tiers"))
+    link = _section(data, "interconnect", where, ("scaleup", "scaleout", "devices_per_node"))
+    up = _section(
+        link, "scaleup", where, ("name", "devices", "bandwidth_GBps", "latency_us"), "interconnect"
+    )
+    out = _section(
+        link, "scaleout", where, ("name", "bandwidth_GBps", "latency_us"), "interconnect"
+    )
+    power = _section(data, "power", where, ("tdp_W", "idle_W", "host_W_per_node", "model"))
+    price = _section(data, "price", where, ("hour_usd", "purchase_usd"))
+    pos = {"minimum": 0.0, "exclusive_min": True}
+    tdp = get_number(power, "tdp_W", where, "power", **pos)
+    idle = get_number(power, "idle_W", where, "power", **pos)
+    if idle > tdp:
+        raise SpecError(where, "power.idle_W", idle, f"must not exceed power.tdp_W ({tdp:g})")
+    return HardwareSpec(
+        name=get_str(data, "name", where),
+        display_name=get_str(data, "display_name", where),
+        vendor=vendor,
+        tflops=_parse_tflops(compute, where),
+        memory_GB=get_number(memory, "capacity_GB", where, "memory", **pos),
+        memory_bw_GBps=get_number(memory, "bandwidth_GBps", where, "memory", **pos),
+        scaleup_devices=get_number(
+            up, "devices", where, "interconnect.scaleup", minimum=1, integer=True
+        ),
+        scaleup_bw_GBps=get_number(up, "bandwidth_GBps", where, "interconnect.scaleup", **pos),
+        scaleup_latency_us=get_number(up, "latency_us", where, "interconnect.scaleup", minimum=0.0),
+        scaleout_bw_GBps=get_number(out, "bandwidth_GBps", where, "interconnect.scaleout", **pos),
+        scaleout_latency_us=get_number(
+            out, "latency_us", where, "interconnect.scaleout", minimum=0.0
+        ),
+        devices_per_node=get_number(
+            link, "devices_per_node", where, "interconnect", minimum=1, integer=True
+        ),
+        tdp_W=tdp,
+        idle_W=idle,
+        host_W_per_node=get_number(power, "host_W_per_node", where, "power", minimum=0.0),
+        overhead_s=get_number(data, "overhead_s", where, minimum=0.0),
+        price_hour_usd=get_number(price, "hour_usd", where, "price", allow_none=True, **pos),
+        purchase_usd=get_number(price, "purchase_usd", where, "price", allow_none=True, **pos),
+        efficiency=_parse_efficiency(data.get("efficiency"), where),
+        power_model=_parse_number_map(power.get("model"), where, "power.model"),
+        memory_tiers=_parse_tiers(memory.get("tiers"), where),
+        aliases=_parse_aliases(data.get("aliases"), where),
+        fitted=_optional_text(data, "fitted", where),
+        source=get_str(data, "source", where),
+        memory_type=_optional_text(memory, "type", where, "memory"),
+        scaleup_name=_optional_text(up, "name", where, "interconnect.scaleup"),
+        scaleout_name=_optional_text(out, "name", where, "interconnect.scaleout"),
+    )
+
+
+def _section(
+    data: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...], prefix: str = ""
+) -> Mapping[str, Any]:
+    field = f"{prefix}.{key}" if prefix else key
+    if key not in data:
+        raise SpecError(where, field, "<missing>", "required section: " + ", ".join(allowed))
+    section = require_mapping(data[key], where, field)
+    check_keys(section, allowed, where, field)
+    return section
+
+
+def _parse_tflops(compute: Mapping[str, Any], where: str) -> tuple[tuple[str, float | None], ...]:
+    if "tflops" not in compute:
+        raise SpecError(
+            where, "compute.tflops", "<missing>", "required: dense peak TFLOP/s per dtype"
+        )
+    table = require_mapping(compute["tflops"], where, "compute.tflops")
+    check_keys(table, _TFLOPS_DTYPES, where, "compute.tflops")
+    out = []
+    for dtype in _TFLOPS_DTYPES:
+        if dtype in table:
+            value = get_number(
+                table,
+                dtype,
+                where,
+                "compute.tflops",
+                allow_none=True,
+                minimum=0.0,
+                exclusive_min=True,
+            )
+            out.append((dtype, value))
+    if not any(v for d, v in out if d in ("bf16", "fp16", "fp8", "int8")):
+        raise SpecError(
+            where, "compute.tflops", dict(table), "needs a bf16, fp16, fp8 or int8 peak"
+        )
+    return tuple(out)
+
+
+def _parse_efficiency(data: Any, where: str) -> tuple[tuple[str, float], ...]:
+    values = _parse_number_map(data, where, "efficiency")
+    for key, _ in values:
+        if key not in EFFICIENCY_DEFAULTS:
+            allowed = ", ".join(EFFICIENCY_DEFAULTS)
+            raise SpecError(where, f"efficiency.{key}", key, f"unknown key; allowed: {allowed}")
+    return values
+
+
+def _parse_number_map(data: Any, where: str, field: str) -> tuple[tuple[str, float], ...]:
+    """A flat mapping name -> positive finite number, as a sorted tuple of pairs (hashable)."""
+    if data is None:
+        return ()
+    data = require_mapping(data, where, field)
+    pairs = []
+    for key in sorted(data, key=str):
+        pairs.append((str(key), get_number(data, key, where, field, minimum=0.0)))
+    return tuple(pairs)
+
+
+def _parse_tiers(data: Any, where: str) -> tuple[MemoryTier, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise SpecError(
+            where, "memory.tiers", data, "must be a list of {name, capacity_GB, bandwidth_GBps}"
+        )
+    tiers = []
+    for i, item in enumerate(data):
+        field = f"memory.tiers.{i}"
+        item = require_mapping(item, where, field)
+        check_keys(item, ("name", "capacity_GB", "bandwidth_GBps"), where, field)
+        tiers.append(
+            MemoryTier(
+                name=get_str(item, "name", where, field),
+                capacity_GB=get_number(
+                    item, "capacity_GB", where, field, minimum=0.0, exclusive_min=True
+                ),
+                bandwidth_GBps=get_number(
+                    item, "bandwidth_GBps", where, field, minimum=0.0, exclusive_min=True
+                ),
+            )
+        )
+    return tuple(tiers)
+
+
+def _parse_aliases(data: Any, where: str) -> tuple[str, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list) or not all(isinstance(a, str) and a for a in data):
+        raise SpecError(where, "aliases", data, "must be a list of names")
+    return tuple(data)
+
+
+def _optional_text(data: Mapping[str, Any], key: str, where: str, prefix: str = "") -> str:
+    value = data.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        field = f"{prefix}.{key}" if prefix else key
+        raise SpecError(where, field, value, "must be a string")
+    return value
+
+
+# ------------------------------------------------------------------------------ catalog lookup
+#
+# Where the catalogs live and how names resolve. Here (not in servesim.catalog) because the
+# loaders need it and specs imports nothing outside specs; servesim.catalog re-exports it.
+_PACKAGE = Path(__file__).resolve().parent.parent  # servesim/
+# kind -> (directory, file suffixes, `servesim list` word)
+_KINDS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "hardware": ("hw_profiles", (".yaml", ".yml"), "hardware"),
+    "model": ("model_templates", (".yaml", ".yml", ".json"), "models"),
+}
+
+
+def data_dir(name: str) -> Path:
+    """``servesim/_data/<name>`` when installed as a wheel, else ``<repository root>/<name>``."""
+    packaged = _PACKAGE / "_data" / name
+    if packaged.is_dir():
+        return packaged
+    return _PACKAGE.parent / name
+
+
+def _entries(kind: str) -> dict[str, Path]:
+    """Catalog id (file stem) -> file, sorted by id."""
+    folder, suffixes, _ = _KINDS[kind]
+    root = data_dir(folder)
+    if not root.is_dir():
+        return {}
+    files = [p for p in root.iterdir() if p.is_file() and p.suffix in suffixes]
+    return {p.stem: p for p in sorted(files)}
+
+
+def catalog_ids(kind: str) -> list[str]:
+    """Ids (file stems) of one catalog: kind "hardware" or "model", sorted."""
+    return list(_entries(kind))
+
+
+def normalise_name(name: str) -> str:
+    """Lowercase, with spaces and underscores as hyphens: 'H100_SXM' -> 'h100-sxm'."""
+    return re.sub(r"[\s_]+", "-", name.strip().lower())
+
+
+@functools.lru_cache(maxsize=8)
+def _alias_index(kind: str, stamp: tuple[tuple[str, int], ...]) -> dict[str, str]:
+    """Normalised id or alias -> id. ``stamp`` (file names and mtimes) invalidates the cache."""
+    index: dict[str, str] = {}
+    for ident, path in _entries(kind).items():
+        index[normalise_name(ident)] = ident
+        for alias in _read_aliases(path):
+            index.setdefault(normalise_name(alias), ident)
+    return index
+
+
+def _read_aliases(path: Path) -> list[str]:
+    """The `aliases:` list of a catalog YAML; a broken file has none (its loader reports it)."""
+    if path.suffix == ".json":
+        return []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    aliases = data.get("aliases") if isinstance(data, dict) else None
+    return [str(a) for a in aliases] if isinstance(aliases, list) else []
+
+
+def _stamp(kind: str) -> tuple[tuple[str, int], ...]:
+    return tuple((p.name, p.stat().st_mtime_ns) for p in _entries(kind).values())
+
+
+def looks_like_path(name_or_path: str) -> bool:
+    """A value with a path separator or a file suffix is a path, anything else a catalog name."""
+    text = str(name_or_path)
+    return "/" in text or "\\" in text or text.endswith((".yaml", ".yml", ".json"))
+
+
+def _hub_id(text: str) -> bool:
+    """'meta-llama/Llama-3.1-8B' style ids (one slash, no suffix) are looked up as aliases."""
+    return (
+        text.count("/") == 1
+        and not text.startswith((".", "/", "~"))
+        and not text.endswith((".yaml", ".yml", ".json"))
+    )
+
+
+def resolve_catalog(kind: str, name_or_path: str | Path, where: str | None = None) -> Path:
+    """The file behind a catalog id, alias (case-insensitive) or path.
+
+    Unknown names raise SpecError with the closest ids and a pointer to ``servesim list``.
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"unknown catalog kind {kind!r}")
+    listing = _KINDS[kind][2]
+    where = where or kind
+    if isinstance(name_or_path, Path) or looks_like_path(str(name_or_path)):
+        path = Path(name_or_path).expanduser()
+        if kind == "model" and path.is_dir() and (path / "config.json").is_file():
+            path = path / "config.json"  # an HF checkpoint folder
+        if path.is_file():
+            return path.resolve()
+        if not _hub_id(str(name_or_path)):
+            raise SpecError(where, kind, str(name_or_path), "file not found")
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise SpecError(
+            where, kind, name_or_path, f"must be a name (see `servesim list {listing}`) or a path"
+        )
+    key = normalise_name(name_or_path)
+    index = _alias_index(kind, _stamp(kind))
+    ident = index.get(key)
+    if ident is None:
+        local = Path(name_or_path)
+        if local.is_file():  # a bare file name in the working directory
+            return local.resolve()
+        close = difflib.get_close_matches(key, list(index), n=4, cutoff=0.5)
+        close_ids = list(dict.fromkeys(index[c] for c in close))
+        hint = f"did you mean {', '.join(close_ids)}? " if close_ids else ""
+        raise SpecError(
+            where, kind, name_or_path, f"unknown {kind}; {hint}see `servesim list {listing}`"
+        )
+    return _entries(kind)[ident].resolve()

@@ -1,0 +1,147 @@
+"""Speed of the engine: wall seconds, simulated requests/s, engine steps/s and peak memory.
+
+Scenarios (docs in benchmarks/README.md):
+  S1  Llama-3.1-8B on one A100-80GB, sarathi chunk 512, Poisson 6.45 req/s, lengths resampled
+      from the Azure conv trace; 2,000 and 20,000 requests
+  S2  16 replicas of Llama-3.1-70B TP4 on H100 replaying the Azure conv trace at 8x speed
+  S3  S1 with 1,000,000 requests (step log in "runs" mode)
+
+Usage: python benchmarks/bench_engine.py [S1-2k S1-20k S2 S3 ...] [--json OUT]
+Each scenario runs in a fresh subprocess so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "data" / "traces" / "AzureLLMInferenceTrace_conv.csv"
+BUNDLED = REPO / "traces" / "azure_conv_sample.csv"
+
+
+def conv_trace() -> str:
+    env = os.environ.get("SERVESIM_SHARED_DATA")
+    if env and (Path(env) / "traces" / SHARED.name).is_file():
+        return str(Path(env) / "traces" / SHARED.name)
+    return str(SHARED if SHARED.is_file() else BUNDLED)
+
+
+def s1(n: int, step_log: str = "full") -> dict:
+    return {
+        "model": "llama-3.1-8b",
+        "dtype": "bf16",
+        "deployment": {
+            "pools": [
+                {
+                    "role": "colocated",
+                    "hardware": "a100-sxm",
+                    "instances": 1,
+                    "scheduler": {
+                        "policy": "sarathi",
+                        "max_num_seqs": 256,
+                        "max_num_batched_tokens": 512,
+                    },
+                }
+            ]
+        },
+        "workload": {
+            "arrivals": {"process": "poisson", "rate": 6.45},
+            "lengths": {"empirical": conv_trace(), "format": "azure"},
+            "num_requests": n,
+        },
+        "seed": 0,
+        "sim": {"step_log": step_log},
+    }
+
+
+def s2() -> dict:
+    return {
+        "model": "llama-3.1-70b",
+        "dtype": "bf16",
+        "deployment": {
+            "pools": [
+                {
+                    "role": "colocated",
+                    "hardware": "h100-sxm",
+                    "instances": 16,
+                    "parallelism": {"tp": 4},
+                    "scheduler": {
+                        "policy": "sarathi",
+                        "max_num_seqs": 256,
+                        "max_num_batched_tokens": 8192,
+                    },
+                }
+            ],
+            "router": "least_loaded",
+        },
+        "workload": {"trace": {"path": conv_trace(), "format": "azure", "speedup": 8.0}},
+        "seed": 0,
+    }
+
+
+SCENARIOS = {
+    "S1-2k": lambda: s1(2_000),
+    "S1-20k": lambda: s1(20_000),
+    "S2": s2,
+    "S3": lambda: s1(1_000_000, "runs"),
+}
+
+
+def measure(name: str) -> dict:
+    from servesim.sim.cluster import run
+    from servesim.specs.config import load_config
+
+    cfg = load_config(SCENARIOS[name]())
+    t0 = time.perf_counter()
+    raw = run(cfg)
+    wall = time.perf_counter() - t0
+    n = len(raw.requests["request_id"])
+    steps = int(raw.steps["steps"].sum())
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return {
+        "scenario": name,
+        "requests": n,
+        "steps": steps,
+        "step_rows": len(raw.steps["instance"]),
+        "sim_s": round(raw.sim_end_s, 1),
+        "wall_s": round(wall, 2),
+        "sim_requests_per_s": round(n / wall, 1),
+        "steps_per_s": round(steps / wall, 1),
+        "peak_rss_mb": round(peak_mb, 1),
+    }
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--one"]:
+        print(json.dumps(measure(argv[1])))
+        return 0
+    out = None
+    if "--json" in argv:
+        i = argv.index("--json")
+        out = argv[i + 1]
+        argv = argv[:i] + argv[i + 2 :]
+    names = argv or list(SCENARIOS)
+    rows = []
+    for name in names:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--one", name], capture_output=True, text=True, check=False
+        )
+        if proc.returncode:
+            print(f"{name}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+            continue
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    if out:
+        Path(out).write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,183 @@
+"""`servesim list ...` and `servesim show ...`: the hardware, model, scheduler and trace catalogs."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import click
+from pandas.api.types import is_numeric_dtype
+
+import servesim
+from servesim import catalog
+from servesim.specs import SpecError
+from servesim.specs.dtypes import parse_dtypes
+from servesim.specs.hardware import load_hardware
+from servesim.specs.model import load_model
+
+_FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+    help="Output format.",
+)  # fmt: skip
+_LISTS = {
+    "hardware": catalog.list_hardware,
+    "models": catalog.list_models,
+    "schedulers": catalog.list_schedulers,
+    "traces": catalog.list_traces,
+}
+
+
+def register(group: click.Group) -> None:
+    group.add_command(list_cmd)
+    group.add_command(show)
+
+
+@click.command("list")
+@click.argument("what", type=click.Choice(list(_LISTS)))
+@_FORMAT
+def list_cmd(what: str, fmt: str) -> None:
+    """List a catalog: hardware, models, schedulers or traces."""
+    frame = _LISTS[what]()
+    if fmt == "json":
+        click.echo(json.dumps(_clean(frame.to_dict(orient="records")), indent=2))
+    elif frame.empty:
+        click.echo(f"(no {what} available)")
+    else:
+        click.echo(_table(frame))
+
+
+def _table(frame: Any) -> str:
+    """Plain aligned text: text columns left-aligned, numbers right-aligned, missing as '-'."""
+    cols = list(frame.columns)
+    rows = [[_cell(v) for v in rec] for rec in frame.itertuples(index=False)]
+    numeric = [is_numeric_dtype(frame[c]) for c in cols]
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+
+    def line(cells: list[str]) -> str:
+        parts = [x.rjust(w) if num else x.ljust(w) for x, w, num in zip(cells, widths, numeric)]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(cols)] + [line(r) for r in rows])
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return str(value)
+
+
+@click.group()
+def show() -> None:
+    """Show one catalog entry in detail."""
+
+
+@show.command("hardware")
+@click.argument("name")
+@click.option("--tco", is_flag=True, help="Add the TCO breakdown per hour and per device.")
+@click.option("--devices", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Devices for --tco.")  # fmt: skip
+@_FORMAT
+def show_hardware(name: str, tco: bool, devices: int, fmt: str) -> None:
+    """One hardware profile (id, alias or YAML path): every number, with --tco its cost of ownership."""
+    hw = load_hardware(name, where="show hardware")
+    info: dict[str, Any] = catalog.describe_hardware(hw)
+    if tco:
+        breakdown = _optional_api("tco_breakdown", "--tco")
+        info["tco"] = breakdown(hw, devices=devices)
+    _render(info, fmt)
+
+
+@show.command("model")
+@click.argument("name")
+@click.option("--hw", "hardware", default=None, help="Hardware id/alias/path: check the fit.")
+@click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--dtype", default="bf16", show_default=True,
+              help="Weights/activations/KV format (bf16, fp8, fp4, int4, ...).")  # fmt: skip
+@click.option("--gpu-memory-utilization", "gpu_mem", type=click.FloatRange(0, 1, min_open=True),
+              default=0.9, show_default=True)  # fmt: skip
+@_FORMAT
+def show_model(
+    name: str, hardware: str | None, tp: int, pp: int, ep: int, dtype: str, gpu_mem: float, fmt: str
+) -> None:
+    """One model (id, alias, template YAML or HF config.json): shapes, params, weight and KV bytes."""
+    dtypes = parse_dtypes(dtype, "show model", "--dtype")
+    model = load_model(name, where="show model")
+    hw = load_hardware(hardware, where="show model --hw") if hardware else None
+    info: dict[str, Any] = catalog.describe_model(model, ("bf16", "fp8", dtypes.weights))
+    model_info = _optional_api("model_info", "--hw" if hw else None)
+    if model_info is not None:
+        # the cost model's byte counts (16-bit embeddings, sharding, fit) replace the plain
+        # params x bytes-per-element estimates
+        info = {k: v for k, v in info.items() if not k.startswith(("weight_bytes_", "kv_bytes_"))}
+        info.update(
+            model_info(model, hw, tp=tp, pp=pp, ep=ep, dtype=dtype, gpu_memory_utilization=gpu_mem)
+        )
+    _render(info, fmt)
+
+
+def _optional_api(attr: str, flag: str | None) -> Any:
+    """A public API function that may not be built yet; required only when `flag` asks for it."""
+    try:
+        return getattr(servesim, attr)
+    except (ImportError, AttributeError):
+        if flag is None:
+            return None
+        raise SpecError("servesim", flag, attr, "not available in this build") from None
+
+
+def _render(info: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(_clean(info), indent=2))
+        return
+    width = max(len(k) for k in _flatten(info))
+    for key, value in _flatten(info).items():
+        click.echo(f"{key:<{width}}  {_show(key, value)}")
+
+
+def _flatten(info: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in info.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _show(key: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key.startswith("params") and isinstance(value, int):
+        return f"{value / 1e9:.2f} B ({value:,})"
+    if "bytes" in key and isinstance(value, (int, float)) and value >= 1e6:
+        return f"{value / 1e9:.2f} GB ({value:,.0f} bytes)"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) if value else "-"
+    if isinstance(value, dict):
+        return "-" if not value else json.dumps(value)
+    return str(value)
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready: NaN -> null, numpy scalars -> Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

@@ -1,0 +1,48 @@
+"""`servesim compare A B`: two result sets side by side per matching config, ratios B/A."""
+
+from __future__ import annotations
+
+import click
+
+
+def register(group: click.Group) -> None:
+    group.add_command(compare_command)
+
+
+@click.command("compare")
+@click.argument("a", type=click.Path(exists=True))
+@click.argument("b", type=click.Path(exists=True))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--metrics", default=None, help="Comma-separated metrics (default: the standard ones present)."
+)
+@click.option(
+    "--measured",
+    type=click.Choice(["a", "b", "none"]),
+    default=None,
+    help="Which side is measured (default: detected).",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write to this file."
+)
+def compare_command(
+    a: str, b: str, fmt: str, metrics: str | None, measured: str | None, output: str | None
+) -> None:
+    """Compare result sets A and B (bench JSON dirs, sweeps, run dirs, measured CSVs)."""
+    import servesim
+    from servesim.compare import format_comparison
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    frame = servesim.compare(a, b, names, measured=measured)
+    text = format_comparison(frame, fmt)
+    click.echo(text)
+    if output:
+        from pathlib import Path
+
+        Path(output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")

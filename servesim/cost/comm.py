@@ -1,0 +1,106 @@
+"""Collectives and transfers (alpha-beta): all-reduce, all-gather, all-to-all, p2p, link transfer.
+
+Per device, seconds, SI. A group of ``n`` devices is placed on as few nodes as possible: it uses
+the scale-up link (NVLink/NVSwitch, Infinity Fabric, ICI, ...) while it fits in one scale-up
+domain; once it spans domains, ring traffic crosses the scale-out NICs (one per device), which
+then set the bandwidth. Efficiencies ``comm_scaleup`` / ``comm_scaleout`` scale the datasheet
+bandwidths (``p2p_scaleup`` / ``p2p_scaleout`` for point-to-point sends, which keep links busier
+than a ring's reduce steps); ``comm_launch_s`` is the fixed cost of one collective call.
+
+All-reduce is NCCL's ring (bandwidth term 2(n-1)/n * bytes); its latency term is the smaller of
+the ring's 2(n-1) hops and a tree's 2*ceil(log2 n) hops, as NCCL switches to trees for small
+messages on large groups.
+"""
+
+from __future__ import annotations
+
+import math
+
+from servesim.cost.roofline import params
+from servesim.specs.hardware import HardwareSpec
+
+
+def _placement(hw: HardwareSpec, n: int, per_domain: int | None) -> tuple[int, int]:
+    """(devices per scale-up domain, domains) of a group of n devices."""
+    per = min(n, per_domain or hw.scaleup_devices)
+    return per, math.ceil(n / per)
+
+
+def _link(hw: HardwareSpec, n: int, per_domain: int | None = None) -> tuple[float, float]:
+    """(bottleneck bandwidth in bytes/s, per-hop latency in s) of a ring over n devices."""
+    up_bw = hw.scaleup_bw_GBps * 1e9 * params(hw)["comm_scaleup"]
+    _, domains = _placement(hw, n, per_domain)
+    if domains == 1:
+        return up_bw, hw.scaleup_latency_us * 1e-6
+    out_bw = hw.scaleout_bw_GBps * 1e9 * params(hw)["comm_scaleout"]
+    return min(up_bw, out_bw), hw.scaleout_latency_us * 1e-6
+
+
+def _hops(n: int) -> int:
+    """Latency hops of one reduce-scatter or all-gather pass: ring n-1, tree ceil(log2 n)."""
+    return min(n - 1, math.ceil(math.log2(n)))
+
+
+def allreduce_time(
+    hw: HardwareSpec, bytes_: float, n: int, *, per_domain: int | None = None
+) -> float:
+    """All-reduce of a ``bytes_`` buffer over n devices: 2(n-1)/n * bytes / bw + latency.
+
+    ``per_domain``: devices of the group per scale-up domain (default: packed, as many as fit).
+    """
+    if n <= 1 or bytes_ <= 0:
+        return 0.0
+    bw, lat = _link(hw, n, per_domain)
+    return 2.0 * (n - 1) / n * bytes_ / bw + 2 * _hops(n) * lat + params(hw)["comm_launch_s"]
+
+
+def allgather_time(
+    hw: HardwareSpec, bytes_: float, n: int, *, per_domain: int | None = None
+) -> float:
+    """Ring all-gather; ``bytes_`` is the gathered total (each device ends with all of it)."""
+    if n <= 1 or bytes_ <= 0:
+        return 0.0
+    bw, lat = _link(hw, n, per_domain)
+    return (n - 1) / n * bytes_ / bw + (n - 1) * lat + params(hw)["comm_launch_s"]
+
+
+def alltoall_time(
+    hw: HardwareSpec, bytes_: float, n: int, *, per_domain: int | None = None
+) -> float:
+    """All-to-all; ``bytes_`` is what one device sends in total (1/n of it stays local).
+
+    Traffic to peers in the same scale-up domain uses the scale-up link, the rest the NIC; the
+    two proceed in parallel, so the slower part sets the time.
+    """
+    if n <= 1 or bytes_ <= 0:
+        return 0.0
+    per, domains = _placement(hw, n, per_domain)
+    up_bw = hw.scaleup_bw_GBps * 1e9 * params(hw)["comm_scaleup"]
+    local = bytes_ * (per - 1) / n
+    seconds = local / up_bw
+    lat = hw.scaleup_latency_us * 1e-6
+    if domains > 1:
+        out_bw = hw.scaleout_bw_GBps * 1e9 * params(hw)["comm_scaleout"]
+        seconds = max(seconds, bytes_ * (n - per) / n / out_bw)
+        lat = hw.scaleout_latency_us * 1e-6
+    return seconds + lat + params(hw)["comm_launch_s"]
+
+
+def p2p_time(hw: HardwareSpec, bytes_: float, *, scaleout: bool = False) -> float:
+    """One point-to-point send (pipeline stages): scale-up link, or the NIC when ``scaleout``."""
+    if bytes_ <= 0:
+        return 0.0
+    if scaleout:
+        bw = hw.scaleout_bw_GBps * 1e9 * params(hw)["p2p_scaleout"]
+        lat = hw.scaleout_latency_us * 1e-6
+    else:
+        bw = hw.scaleup_bw_GBps * 1e9 * params(hw)["p2p_scaleup"]
+        lat = hw.scaleup_latency_us * 1e-6
+    return bytes_ / bw + lat + params(hw)["p2p_launch_s"]
+
+
+def link_transfer_time(bytes_: float, bandwidth_GBps: float, latency_us: float) -> float:
+    """A transfer over a dedicated link (e.g. KV between prefill and decode pools)."""
+    if bytes_ <= 0:
+        return 0.0
+    return bytes_ / (bandwidth_GBps * 1e9) + latency_us * 1e-6

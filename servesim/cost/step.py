@@ -1,0 +1,401 @@
+"""One engine iteration's cost from batch aggregates: the one narrow call between engine and cost model.
+
+``step_cost(ctx, role, agg)`` is pure and memoised. Per (ctx, role) a plan is built once: the
+operator list of ops.py filtered to the role. Every operator except the attention kernels depends
+on one row count only (tokens, sampled rows, ...), so those are evaluated once per distinct count
+and cached; a call then costs a few dictionary look-ups plus the attention kernels.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from functools import lru_cache
+from typing import NamedTuple
+
+from servesim.cost import comm, roofline
+from servesim.cost.afstep import af_step_cost, moe_imbalance  # noqa: F401  (for the engine)
+from servesim.cost.ops import (
+    ATTENTION,
+    DECODE,
+    FFN,
+    PREFILL_KV,
+    SAMPLED,
+    TOKENS,
+    ModelOps,
+    Op,
+    expected_distinct_experts,
+    gemm_flops_bytes,
+    local_rows,
+    model_ops,
+)
+from servesim.specs.common import SpecError
+from servesim.specs.config import Parallelism
+from servesim.specs.dtypes import DTYPE_BYTES, DTypes
+from servesim.specs.hardware import HardwareSpec
+from servesim.specs.model import ModelSpec
+
+
+class CostContext(NamedTuple):
+    """Everything fixed for one pool: hashable, built once."""
+
+    model: ModelSpec
+    hardware: HardwareSpec
+    parallel: Parallelism
+    dtypes: DTypes
+    overhead_s: float  # per-iteration CPU/framework overhead
+    moe_imbalance: float = 1.0  # slowest EP rank's routed tokens / mean (1 = uniform)
+
+
+class Aggregates(NamedTuple):
+    """The whole batch of one step, summed (integers only)."""
+
+    prefill_tokens: int = 0  # new prompt tokens computed this step (sum of chunk sizes c)
+    prefill_seqs: int = 0  # sequences with a prefill chunk this step
+    prefill_attn: int = 0  # sum over chunks of c*p + c*(c+1)//2: causal (query, key) pairs
+    prefill_ctx: int = 0  # sum over chunks of p: cached tokens whose K/V are read
+    decode_seqs: int = 0  # sequences decoding one token
+    decode_ctx: int = 0  # sum over decoding seqs of their context length (incl. the new token)
+    sampled: int = 0  # sequences that sample a token (LM head rows)
+
+
+class StepCost(NamedTuple):
+    """One iteration of one instance (all its devices)."""
+
+    seconds: float  # wall time of the step incl. overhead
+    flops: float  # all devices
+    bytes: float  # HBM bytes, all devices
+    comm_bytes: float  # bytes put on links, all devices
+    compute_s: float  # parts of `seconds` by bound
+    memory_s: float
+    comm_s: float
+    overhead_s: float
+    devices: int
+
+
+class OpCost(NamedTuple):
+    """One operator: ``seconds`` of one instance (one layer, one device), run ``count`` times per step.
+
+    ``flops`` and ``bytes`` are per device per instance; for collectives ``bytes`` is what the
+    device puts on the link.
+    """
+
+    name: str
+    count: int
+    flops: float
+    bytes: float
+    seconds: float
+    bound: str
+
+
+ROLES = ("colocated", "prefill", "decode", "attention", "ffn")
+_PARTS = {"attention": (ATTENTION,), "ffn": (FFN,)}
+_STEP_CACHE_MAX = 2**16
+
+# One evaluated operator: (flops, bytes, seconds, bound, link bytes), per device per instance.
+Row = tuple[float, float, float, str, float]
+_ZERO: Row = (0.0, 0.0, 0.0, "overhead", 0.0)
+
+
+def _bytes(dtype: str) -> float:
+    return DTYPE_BYTES[dtype]
+
+
+# Optional arguments of the kernel model, passed when it takes them.
+_ATTN_PARAMS = inspect.signature(roofline.attention_time).parameters
+_ATTN_TAKES_DTYPE, _ATTN_TAKES_TOKENS = "dtype" in _ATTN_PARAMS, "tokens" in _ATTN_PARAMS
+
+
+class _Group(NamedTuple):
+    rows: tuple[Row, ...]
+    # totals over the group, counts and devices applied: compute, memory, comm, other seconds,
+    # flops, HBM bytes, link bytes
+    totals: tuple[float, float, float, float, float, float, float]
+
+
+class _Plan:
+    """The per-(ctx, role) constants: operators by row source, caches of their evaluated rows."""
+
+    __slots__ = (
+        "ctx",
+        "mo",
+        "ops",
+        "by_src",
+        "caches",
+        "attn",
+        "attn_kw",
+        "windowed",
+        "stage",
+        "scaleout",
+        "cache",
+    )
+
+    def __init__(self, ctx: CostContext, role: str):
+        if role not in ROLES:
+            raise SpecError("cost", "role", role, "must be one of " + ", ".join(ROLES))
+        mo: ModelOps = model_ops(ctx.model, ctx.dtypes, ctx.parallel)
+        parts = _PARTS.get(role, (ATTENTION, FFN))
+        merged: dict[tuple, Op] = {}
+        for op in mo.ops:
+            if op.part in parts:
+                key = op._replace(count=0, part="")
+                old = merged.get(key)
+                merged[key] = op if old is None else old._replace(count=old.count + op.count)
+        self.ctx, self.mo = ctx, mo
+        self.ops = tuple(merged.values())
+        self.stage = mo.stage_devices
+        self.scaleout = mo.devices > ctx.hardware.scaleup_devices
+        self.by_src = {
+            src: tuple(o for o in self.ops if o.m_src == src)
+            for src in (TOKENS, SAMPLED, PREFILL_KV, DECODE)
+        }
+        self.by_src = {s: ops for s, ops in self.by_src.items() if ops}
+        self.caches: dict[str, dict[int, _Group]] = {s: {} for s in self.by_src}
+        self.attn = tuple(o for o in self.ops if o.kind in ("attn_prefill", "attn_decode"))
+        self.attn_kw = tuple(_attn_kwargs(o) for o in self.attn)
+        self.windowed: dict[tuple[str, int], Row] = {}
+        self.cache: dict[Aggregates, StepCost] = {}
+
+    # -- rows that depend on one row count -------------------------------------------------
+    def group(self, src: str, m: int) -> _Group:
+        cache = self.caches[src]
+        g = cache.get(m)
+        if g is None:
+            rows = tuple(self._row(op, m) for op in self.by_src[src])
+            g = cache[m] = _Group(rows, self._totals(self.by_src[src], rows))
+        return g
+
+    def _totals(self, ops, rows) -> tuple:
+        c = mem = k = o = f = b = cb = 0.0
+        for op, (fl, by, s, bound, link) in zip(ops, rows):
+            t = op.count * s
+            if bound == "compute":
+                c += t
+            elif bound == "memory":
+                mem += t
+            elif bound == "comm":
+                k += t
+            else:
+                o += t
+            f += op.count * fl
+            if link:
+                cb += op.count * link
+            else:
+                b += op.count * by
+        return (c, mem, k, o, f * self.stage, b * self.stage, cb * self.stage)
+
+    def _row(self, op: Op, m: int) -> Row:
+        if m <= 0:
+            return _ZERO
+        hw = self.ctx.hardware
+        if op.kind == "experts":
+            return self._experts(op, m)
+        rows = local_rows(m, self.mo.dp_attn) if op.local else m
+        if op.kind == "gemm":
+            dt = op.dtypes or self.ctx.dtypes
+            return _gemms(
+                hw, rows, op.dims, dt, lambda n, k: roofline.gemm_time(hw, rows, n, k, dt)
+            )
+        msg = rows * op.bytes_per_row
+        if op.kind == "elementwise":
+            t = roofline.elementwise_time(hw, msg)
+            return (0.0, msg, t.seconds, t.bound, 0.0)
+        g = op.group
+        if op.kind == "allreduce":
+            return (0.0, msg, comm.allreduce_time(hw, msg, g), "comm", 2.0 * (g - 1) / g * msg)
+        if op.kind == "alltoall":
+            return (0.0, msg, comm.alltoall_time(hw, msg, g), "comm", (g - 1) / g * msg)
+        if op.kind == "p2p":
+            return (0.0, msg, comm.p2p_time(hw, msg, scaleout=self.scaleout), "comm", msg)
+        raise AssertionError(op.kind)
+
+    def _experts(self, op: Op, tokens: int) -> Row:
+        """Routed experts on the slowest EP rank: its share of the distinct experts touched, and the
+        mean routed rows x the imbalance factor (FLOPs and bytes are those of the mean rank)."""
+        hw, dt = self.ctx.hardware, self.ctx.dtypes
+        experts = expected_distinct_experts(op.num_experts, op.topk, tokens) / op.ep
+        mean = tokens * op.topk / op.ep
+        slow = math.ceil(mean * (self.ctx.moe_imbalance if op.ep > 1 else 1.0))
+        if not op.dims:  # activation between the two grouped GEMMs
+            t = roofline.elementwise_time(hw, slow * op.bytes_per_row)
+            return (0.0, mean * op.bytes_per_row, t.seconds, t.bound, 0.0)
+        wb, ab = _bytes(dt.weights), _bytes(dt.activations)
+        fl = by = s = 0.0
+        bound, best = "overhead", -1.0
+        for n, k in op.dims:
+            t = roofline.grouped_gemm_time(hw, slow, experts, n, k, dt)
+            fl += 2.0 * mean * n * k
+            by += experts * k * n * wb + mean * (k + n) * ab
+            s += t.seconds
+            if t.seconds > best:
+                bound, best = t.bound, t.seconds
+        return (fl, by, s, bound, 0.0)
+
+    # -- attention kernels: evaluated every call ------------------------------------------
+    def attention_rows(self, agg: Aggregates) -> list[Row]:
+        out = []
+        for op, kw in zip(self.attn, self.attn_kw):
+            if op.kind == "attn_prefill":
+                out.append(self._prefill_row(op, kw, agg) if agg.prefill_seqs > 0 else _ZERO)
+                continue
+            if agg.decode_seqs <= 0:
+                out.append(_ZERO)
+                continue
+            dp = self.mo.dp_attn
+            seqs = local_rows(agg.decode_seqs, dp)
+            pairs = agg.decode_ctx / dp
+            if op.window and pairs >= seqs * op.window:
+                # every sequence is past its window: the row depends on the batch size only
+                row = self.windowed.get((op.name, seqs))
+                if row is None:
+                    row = self._decode_row(op, kw, seqs, seqs * op.window)
+                    self.windowed[(op.name, seqs)] = row
+                out.append(row)
+            else:
+                out.append(self._decode_row(op, kw, seqs, pairs))
+        return out
+
+    def _prefill_row(self, op: Op, kw: dict, agg: Aggregates) -> Row:
+        dp = self.mo.dp_attn
+        new, pairs, ctxt = agg.prefill_tokens / dp, agg.prefill_attn / dp, agg.prefill_ctx / dp
+        seqs = local_rows(agg.prefill_seqs, dp)
+        if op.window:
+            pairs = min(pairs, new * op.window)
+            ctxt = min(ctxt, seqs * op.window)
+        byt = (ctxt + new) * op.kv_tok_bytes + new * op.qo_tok_bytes
+        fl = 2.0 * pairs * op.q_heads * (op.qk_dim + op.v_dim)
+        if _ATTN_TAKES_TOKENS:
+            kw = dict(kw, tokens=_causal_tokens(agg, pairs, seqs, dp))
+        t = roofline.attention_time(self.ctx.hardware, fl, byt, "prefill", seqs=seqs, **kw)
+        return (fl, byt, t.seconds, t.bound, 0.0)
+
+    def _decode_row(self, op: Op, kw: dict, seqs: int, pairs: float) -> Row:
+        byt = pairs * op.kv_tok_bytes + seqs * op.qo_tok_bytes
+        fl = 2.0 * pairs * op.q_heads * (op.qk_dim + op.v_dim)
+        t = roofline.attention_time(self.ctx.hardware, fl, byt, "decode", seqs=seqs, **kw)
+        return (fl, byt, t.seconds, t.bound, 0.0)
+
+    # -- the step ---------------------------------------------------------------------------
+    def groups(self, agg: Aggregates) -> list[tuple[str, _Group]]:
+        out = []
+        for src in self.by_src:
+            if src == TOKENS:
+                m = agg.prefill_tokens + agg.decode_seqs
+            elif src == SAMPLED:
+                m = agg.sampled
+            elif src == PREFILL_KV:
+                m = agg.prefill_tokens + agg.prefill_ctx
+            else:
+                m = agg.decode_seqs
+            out.append((src, self.group(src, m)))
+        return out
+
+    def cost(self, agg: Aggregates) -> StepCost:
+        hit = self.cache.get(agg)
+        if hit is not None:
+            return hit
+        c = mem = k = o = f = b = cb = 0.0
+        for _, g in self.groups(agg):
+            gc, gm, gk, go, gf, gb, gcb = g.totals
+            c += gc
+            mem += gm
+            k += gk
+            o += go
+            f += gf
+            b += gb
+            cb += gcb
+        stage = self.stage
+        for op, (fl, by, s, bound, _) in zip(self.attn, self.attention_rows(agg)):
+            t = op.count * s
+            if bound == "compute":
+                c += t
+            elif bound == "memory":
+                mem += t
+            else:
+                o += t
+            f += op.count * fl * stage
+            b += op.count * by * stage
+        ovh = o + self.ctx.overhead_s
+        res = StepCost(c + mem + k + ovh, f, b, cb, c, mem, k, ovh, self.mo.devices)
+        if len(self.cache) >= _STEP_CACHE_MAX:
+            self.cache.clear()
+        self.cache[agg] = res
+        return res
+
+    def breakdown(self, agg: Aggregates) -> list[OpCost]:
+        rows: dict[Op, Row] = {}
+        for src, g in self.groups(agg):
+            rows.update(zip(self.by_src[src], g.rows))
+        rows.update(zip(self.attn, self.attention_rows(agg)))
+        return [OpCost(op.name, op.count, *rows[op][:4]) for op in self.ops]
+
+
+def _causal_tokens(agg: Aggregates, pairs: float, seqs: int, dp: int) -> float:
+    """The ``tokens`` that makes the kernel model's causal part (tokens^2 / (2 seqs) pairs) equal to
+    an estimate of this batch's causal (new x new) pairs: min(all pairs, T(T+1)/2) for T new
+    tokens. Exact for one chunk, or for chunks without cached context; otherwise an upper bound.
+    Non-decreasing in every aggregate, so a bigger batch never looks cheaper."""
+    t = agg.prefill_tokens / dp
+    causal = min(pairs, t * (t + 1) / 2.0)
+    return math.sqrt(2.0 * seqs * causal)
+
+
+def _attn_kwargs(op: Op) -> dict:
+    kw = dict(q_heads=op.q_heads, kv_heads=op.kv_heads, head_dim=op.head_dim)
+    if _ATTN_TAKES_DTYPE:
+        kw["dtype"] = op.attn_dtype
+    return kw
+
+
+def _gemms(hw: HardwareSpec, m: int, dims, dt: DTypes, time_of) -> Row:
+    """One or more GEMMs run back to back as one operator (e.g. a shared expert's up and down)."""
+    fl = by = s = 0.0
+    bound, best = "overhead", -1.0
+    for n, k in dims:
+        t = time_of(n, k)
+        f1, b1 = gemm_flops_bytes(m, n, k, dt)
+        fl += f1
+        by += b1
+        s += t.seconds
+        if t.seconds > best:
+            bound, best = t.bound, t.seconds
+    return (fl, by, s, bound, 0.0)
+
+
+@lru_cache(maxsize=1024)
+def _plan_by_value(ctx: CostContext, role: str) -> _Plan:
+    return _Plan(ctx, role)
+
+
+# Hashing a CostContext hashes every field of the model and hardware specs; the engine passes the
+# same context object every step, so an identity look-up skips that. Holding `ctx` keeps its id
+# from being reused while the entry lives.
+_BY_ID: dict[tuple[int, str], tuple[CostContext, _Plan]] = {}
+
+
+def _plan(ctx: CostContext, role: str) -> _Plan:
+    hit = _BY_ID.get((id(ctx), role))
+    if hit is not None and hit[0] is ctx:
+        return hit[1]
+    plan = _plan_by_value(ctx, role)
+    if len(_BY_ID) >= 1024:
+        _BY_ID.clear()
+    _BY_ID[(id(ctx), role)] = (ctx, plan)
+    return plan
+
+
+def step_cost(ctx: CostContext, role: str, agg: Aggregates) -> StepCost:
+    """Wall time, FLOPs, bytes and link bytes of one step of one instance; memoised on (ctx, role, agg)."""
+    return _plan(ctx, role).cost(agg)
+
+
+def breakdown(ctx: CostContext, role: str, agg: Aggregates) -> list[OpCost]:
+    """Per-operator costs of the same step (same formulas): sum(count*seconds) + overhead == seconds."""
+    return _plan(ctx, role).breakdown(agg)
+
+
+def clear_caches() -> None:
+    """Drop every memoised plan and step (tests, or after editing a profile in place)."""
+    _BY_ID.clear()
+    _plan_by_value.cache_clear()
+    model_ops.cache_clear()

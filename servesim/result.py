@@ -1,0 +1,282 @@
+"""simulate(config) -> Result: run one deployment on one workload and keep what came out.
+
+A Result holds the flat summary (metrics, energy, cost), the per-request records and the step log
+as DataFrames (built once), the resolved RunConfig and the engine's raw arrays. ``to_dir`` writes
+them atomically: everything goes into a temporary folder beside the target, which is renamed into
+place at the end, so an interrupted or failed write never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from servesim import metrics
+from servesim.specs.common import SpecError
+
+# Files of a result folder; a folder holding summary.json may be replaced by a new result.
+OUTPUT_FILES = (
+    "summary.json",
+    "requests.parquet",
+    "steps.parquet",
+    "config.yaml",
+    "benchmark.json",
+    "timeseries.csv",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """One simulated run. ``summary`` keys are listed in docs/metrics.md."""
+
+    summary: dict[str, Any]
+    requests: pd.DataFrame
+    steps: pd.DataFrame
+    config: Any  # RunConfig
+    raw: Any  # RawRun
+
+    def time_series(self, interval_s: float | None = None) -> pd.DataFrame:
+        """Per-instance batch size, KV use and queue length in bins of ``interval_s`` (auto: about
+        500 bins over the run, on a 1-2-5 grid)."""
+        return metrics.time_series(self.raw, interval_s or auto_interval(self.raw.sim_end_s))
+
+    def benchmark(self, extra: Mapping[str, Any] | None = None, *, detailed: bool = True) -> dict:
+        """vLLM benchmark_serving's result JSON for this run (metrics.benchmark_json)."""
+        return metrics.benchmark_json(self.summary, self.raw, self.config, extra, detailed=detailed)
+
+    def to_dir(self, path: str | Path, *, detailed: bool = True) -> Path:
+        """Write summary.json, requests.parquet, steps.parquet, config.yaml (resolved: loading it
+        reproduces this run), benchmark.json and timeseries.csv into ``path``, atomically.
+
+        An existing ``path`` is replaced only when it is empty or a previous result (holds
+        summary.json); anything else is a SpecError, so a typo cannot wipe a folder.
+        """
+        target = Path(path)
+        self.check_out_dir(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            self._write(tmp, detailed)
+            _replace_dir(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    @staticmethod
+    def check_out_dir(path: str | Path) -> None:
+        """SpecError unless ``path`` is absent, an empty folder or a previous result; call it
+        before a long run so a bad --out fails at once."""
+        _check_target(Path(path))
+
+    def _write(self, folder: Path, detailed: bool) -> None:
+        from servesim.specs.config import config_to_dict
+
+        _write_json(folder / "summary.json", self.summary)
+        self.requests.to_parquet(folder / "requests.parquet", index=False)
+        self.steps.to_parquet(folder / "steps.parquet", index=False)
+        text = yaml.safe_dump(_plain(config_to_dict(self.config)), sort_keys=False)
+        (folder / "config.yaml").write_text(text, encoding="utf-8")
+        _write_json(folder / "benchmark.json", self.benchmark(detailed=detailed))
+        self.time_series().to_csv(folder / "timeseries.csv", index=False)
+
+
+def simulate(
+    config: Any = None,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    progress: bool | Callable[..., Any] = False,
+) -> Result:
+    """Simulate one run. ``config``: a YAML path, a mapping, a RunConfig, or None for the embedded
+    default (specs.config.DEFAULT_CONFIG); ``overrides``: dotted keys (``workload.arrivals.rate``).
+    ``progress``: True for a line on stderr, or a callback handed to the engine."""
+    cfg = resolve_config(config, overrides)
+    from servesim.sim import cluster
+
+    callback = _stderr_progress if progress is True else (progress or None)
+    raw = cluster.run(cfg, progress=callback)
+    return build_result(raw, cfg)
+
+
+def resolve_config(config: Any = None, overrides: Mapping[str, Any] | None = None) -> Any:
+    """A RunConfig from a path, mapping, RunConfig or None (the default), with overrides applied."""
+    from servesim.specs.config import DEFAULT_CONFIG, RunConfig, config_to_dict, load_config
+
+    overrides = dict(overrides or {})
+    if isinstance(config, RunConfig):
+        if not overrides:
+            return config
+        config = config_to_dict(config)
+    if config is None:
+        config = DEFAULT_CONFIG
+    if isinstance(config, Path):
+        config = str(config)
+    source = _override_source(overrides)
+    if source is not None:
+        base = load_config(config)
+        if _workload_source(base) != source:
+            config = _switch_source(config_to_dict(base), source, overrides)
+    return load_config(config, overrides)
+
+
+_SOURCES = ("trace", "arrivals", "clients")
+
+
+def _override_source(overrides: Mapping[str, Any]) -> str | None:
+    """The workload source (trace | arrivals | clients) the overrides set keys of, if any."""
+    found = {k.split(".")[1] for k in overrides if k.startswith("workload.") and
+             len(k.split(".")) > 2 and k.split(".")[1] in _SOURCES}  # fmt: skip
+    if len(found) > 1:
+        raise SpecError("overrides", "workload", ", ".join(sorted(found)),
+                        "set keys of only one of trace, arrivals, clients")  # fmt: skip
+    return found.pop() if found else None
+
+
+def _workload_source(cfg: Any) -> str | None:
+    wl = cfg.workload
+    return next((s for s in _SOURCES if getattr(wl, s, None) is not None), None)
+
+
+def _switch_source(data: dict, source: str, overrides: Mapping[str, Any]) -> dict:
+    """Setting a key of another workload source switches to it: the old source is dropped. A new
+    ``arrivals`` block without a process is Poisson (vLLM --request-rate). Leaving a trace without
+    giving lengths keeps the trace's (prompt, output) pairs as an empirical length distribution."""
+    wl = dict(data.get("workload") or {})
+    trace = wl.get("trace")
+    for s in _SOURCES:
+        wl.pop(s, None)
+    if source == "arrivals" and "workload.arrivals.process" not in overrides:
+        wl["arrivals"] = {"process": "poisson"}
+    else:
+        wl[source] = {}
+    sets_lengths = any(k.startswith("workload.lengths") for k in overrides)
+    if trace and wl.get("lengths") is None and not sets_lengths:
+        wl["lengths"] = {"empirical": trace["path"]}
+        if trace.get("format"):
+            wl["lengths"]["format"] = trace["format"]
+    data = dict(data)
+    data["workload"] = wl
+    return data
+
+
+def build_result(raw: Any, cfg: Any) -> Result:
+    """Summary (metrics + energy + cost) and DataFrames from an engine run."""
+    summary = metrics.summarize(raw, cfg)
+    summary.update(_energy_and_cost(raw, cfg))
+    return Result(
+        summary=_clean(summary),
+        requests=requests_frame(raw),
+        steps=pd.DataFrame({k: np.asarray(v) for k, v in raw.steps.items()}),
+        config=cfg,
+        raw=raw,
+    )
+
+
+def requests_frame(raw: Any) -> pd.DataFrame:
+    """Per-request records plus derived ttft_s, tpot_s (NaN for one output token), e2el_s, queue_s."""
+    df = pd.DataFrame({k: np.asarray(v) for k, v in raw.requests.items()})
+    if len(df):
+        df["ttft_s"] = df["first_token_s"] - df["arrival_s"]
+        df["e2el_s"] = df["finish_s"] - df["arrival_s"]
+        out1 = (df["output_tokens"] - 1).where(df["output_tokens"] > 1)
+        df["tpot_s"] = (df["e2el_s"] - df["ttft_s"]) / out1
+        df["queue_s"] = df["scheduled_s"] - df["arrival_s"]
+    return df
+
+
+def _energy_and_cost(raw: Any, cfg: Any) -> dict[str, Any]:
+    """energy.account and costing.account (docs/energy-and-cost.md), merged into the summary."""
+    from servesim import costing, energy
+
+    energy_summary = energy.account(raw, cfg)
+    out = dict(energy_summary)
+    out.update(costing.account(raw, cfg, energy_summary))
+    return out
+
+
+def auto_interval(sim_end_s: float, bins: int = 500) -> float:
+    """The smallest 1-2-5 x 10^k step giving at most ``bins`` bins (at least 1 ms)."""
+    span = max(float(sim_end_s), 1e-3) / bins
+    exp = math.floor(math.log10(span))
+    for mult in (1, 2, 5, 10):
+        step = mult * 10.0**exp
+        if step >= span * (1 - 1e-12):
+            return max(float(f"{step:.12g}"), 1e-3)
+    return 10.0 ** (exp + 1)
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def _plain(x: Any) -> Any:
+    """Python scalars/lists/dicts from numpy types and tuples, for YAML and JSON."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [_plain(v) for v in x.tolist()]
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        x = float(x)
+    if isinstance(x, float) and not math.isfinite(x):
+        return None  # JSON has no NaN/inf; undefined values are null
+    return x
+
+
+def _clean(summary: dict[str, Any]) -> dict[str, Any]:
+    return {str(k): _plain(v) for k, v in summary.items()}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(_plain(data), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _check_target(target: Path) -> None:
+    if target.exists() and not target.is_dir():
+        raise SpecError("--out", "out", str(target), "exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()) and not (target / "summary.json").is_file():
+        raise SpecError(
+            "--out", "out", str(target), "is a non-empty directory that is not a servesim result"
+        )
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``; an old ``target`` is moved aside first and removed after."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        os.rmdir(old)
+        os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        if old is not None:
+            os.rename(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _stderr_progress(*args: Any, **_kw: Any) -> None:
+    """Default progress line: ``done/total`` requests (the engine's callback arguments)."""
+    if len(args) >= 2 and args[1]:
+        sys.stderr.write(f"\r{args[0]}/{args[1]} requests")
+    elif args:
+        sys.stderr.write(f"\r{args[0]} requests")
+    sys.stderr.flush()

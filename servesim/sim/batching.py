@@ -1,0 +1,159 @@
+"""Iteration schedulers: policy only.
+
+A scheduler has one method, ``next_batch(inst) -> Batch | None``. It reads its instance's queues,
+budgets and KV cache and may call the instance's primitives (``grow_decodes``, ``grow_prefill``,
+``try_admit``, ``preempt_newest``), which check before acting. It never touches SimPy, records no
+metrics and computes no cost. Ties: the waiting queue is FIFO by arrival (then id); preempted
+requests go back to its front; preemption takes the most recently admitted request.
+
+``ff_safe`` declares the property fast-forwarding relies on: if a batch is decode-only and
+preempted nothing, then while only decodes progress (free KV shrinks, nothing else changes) the
+policy keeps choosing decode-only batches. Each policy below has it because its admission tests
+only get harder as free KV shrinks.
+"""
+
+from __future__ import annotations
+
+from servesim.sim.instance import Batch
+from servesim.sim.request import PREFILL
+from servesim.specs.config import ENGINE_PROFILES
+
+
+def _seats(inst) -> bool:
+    return inst.max_seqs is None or inst.n_running < inst.max_seqs
+
+
+class SarathiScheduler:
+    """Chunked prefill under a token budget, decodes first (Sarathi-Serve; vLLM V1 and SGLang default).
+
+    Running decodes take one token each, then running (partial) prefills continue, then waiting
+    requests are admitted, all under ``max_num_batched_tokens``. A step that preempted admits
+    nothing new (vLLM V1).
+    """
+
+    name = "sarathi"
+    ff_safe = True
+
+    def next_batch(self, inst):
+        preempted = inst.grow_decodes() if inst.n_dec else 0
+        budget = inst.max_tokens - inst.n_dec
+        chunks = []
+        for r in list(inst.prefilling):
+            if budget <= 0:
+                break
+            if r.state != PREFILL:  # preempted while this batch was formed
+                continue
+            c = min(r.target - r.computed, budget)
+            ok, p = inst.grow_prefill(r, c)
+            preempted += p
+            if not ok:
+                break
+            chunks.append((r, c))
+            budget -= c
+        if p_budget := (budget if not preempted else 0):
+            while inst.waiting and p_budget > 0 and _seats(inst):
+                c = inst.try_admit(p_budget, whole=False, lone=False)
+                if not c:
+                    break
+                chunks.append((inst.prefilling[-1], c))
+                p_budget -= c
+        if not chunks and not inst.n_dec:
+            return None
+        return Batch(chunks, inst.n_dec > 0, preempted)
+
+
+class VllmScheduler:
+    """Prefill-first without chunking (vLLM V0 default): a step is either whole prefills of
+    admitted requests (decodes pause) or one decode token for every running request."""
+
+    name = "vllm"
+    ff_safe = True
+
+    def next_batch(self, inst):
+        chunks = []
+        budget = inst.max_tokens
+        while inst.waiting and _seats(inst):
+            c = inst.try_admit(budget, whole=True, lone=not chunks)
+            if not c:
+                break
+            chunks.append((inst.prefilling[-1], c))
+            budget -= c
+            if budget <= 0:
+                break
+        if chunks:
+            return Batch(chunks, False, 0)
+        if not inst.n_dec:
+            return None
+        preempted = inst.grow_decodes()
+        if not inst.n_dec:
+            return None
+        return Batch([], True, preempted)
+
+
+class OrcaScheduler:
+    """Iteration-level batching (Orca): decodes plus whole prefills of newly admitted requests,
+    the prompts under ``max_num_batched_tokens`` (a prompt larger than the budget runs alone)."""
+
+    name = "orca"
+    ff_safe = True
+
+    def next_batch(self, inst):
+        preempted = inst.grow_decodes() if inst.n_dec else 0
+        chunks = []
+        # partial prefills exist only when a prompt was preempted mid-way; orca restarts whole
+        for r in list(inst.prefilling):
+            if r.state != PREFILL:
+                continue
+            ok, p = inst.grow_prefill(r, r.target - r.computed)
+            preempted += p
+            if not ok:
+                break
+            chunks.append((r, r.target - r.computed))
+        if not preempted:
+            budget = inst.max_tokens - sum(c for _, c in chunks)
+            while inst.waiting and _seats(inst):
+                c = inst.try_admit(max(budget, 0), whole=True, lone=not chunks)
+                if not c:
+                    break
+                chunks.append((inst.prefilling[-1], c))
+                budget -= c
+        if not chunks and not inst.n_dec:
+            return None
+        return Batch(chunks, inst.n_dec > 0, preempted)
+
+
+class StaticScheduler:
+    """Request-level batching: admit up to ``max_num_seqs`` requests when the instance is empty,
+    prefill them together, decode until every one has finished; KV for the whole output is
+    reserved at admission, so nothing is ever preempted."""
+
+    name = "static"
+    ff_safe = True
+
+    def next_batch(self, inst):
+        if inst.n_running == 0 and inst.waiting:
+            inst.reserve = True
+            chunks = []
+            while inst.waiting and _seats(inst):
+                c = inst.try_admit(0, whole=True, lone=True)  # the token budget does not apply
+                if not c:
+                    break
+                chunks.append((inst.prefilling[-1], c))
+            if chunks:
+                return Batch(chunks, False, 0)
+        if inst.prefilling:
+            chunks = [(r, r.target - r.computed) for r in inst.prefilling]
+            return Batch(chunks, inst.n_dec > 0, 0)
+        if not inst.n_dec:
+            return None
+        return Batch([], True, inst.grow_decodes())
+
+
+SCHEDULERS: dict[str, type] = {
+    "vllm": VllmScheduler,
+    "sarathi": SarathiScheduler,
+    "orca": OrcaScheduler,
+    "static": StaticScheduler,
+}
+
+__all__ = ["ENGINE_PROFILES", "SCHEDULERS", "Batch"]

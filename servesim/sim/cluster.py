@@ -1,0 +1,259 @@
+"""Builds the pools of a deployment, drives a workload through them and returns the raw arrays.
+
+`run(cfg) -> RawRun` is the engine's one entry point. The cost model is reached only through
+``cost.step.step_cost`` (injectable as ``step_fn`` for analytic tests) and ``cost.memory``
+(KV capacity and the fit check: load_config validates structure and names, the cluster build
+validates that the model fits each pool).
+
+Cross-instance coupling goes through ``horizon(inst)``: the earliest time at which anything from
+outside could reach an instance (the next arrival; in closed loop also another instance's next
+completion plus think time; disaggregated pools add their hand-offs via ``horizon_sources``).
+Fast-forwarding never runs past it, which keeps results identical to the plain loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from heapq import heappop, heappush
+from typing import Any
+
+import numpy as np
+import simpy
+
+from servesim.sim.instance import INF, NORMAL, at
+from servesim.sim.pools import POOLS, InstanceInfo, make_cost
+from servesim.sim.records import RequestLog, StepLog
+from servesim.sim.request import Request
+from servesim.specs.common import SpecError
+from servesim.specs.config import RunConfig, rng_streams
+
+
+class Abort(Exception):
+    """Unwinds the SimPy run after an input error found mid-run."""
+
+
+@dataclass
+class RawRun:
+    """What the engine produces (docs/internals.md, "sim (engine)")."""
+
+    requests: dict[str, np.ndarray]
+    steps: dict[str, np.ndarray]
+    instances: list[InstanceInfo]
+    sim_end_s: float
+    transfers: dict[str, np.ndarray] = field(default_factory=dict)
+    issued: int = 0  # requests that arrived (== len(requests["request_id"]) when all finished)
+
+
+def run(
+    cfg: RunConfig,
+    *,
+    progress: Callable[..., Any] | None = None,
+    step_fn: Callable[..., Any] | None = None,
+    workload: Any = None,
+    kv_blocks: int | None = None,
+    step_hook: Callable[[Any], None] | None = None,
+) -> RawRun:
+    """Simulate ``cfg`` to completion.
+
+    progress: called as progress(done, total) now and then (total None when unknown).
+    step_fn: (CostContext, role, Aggregates) -> StepCost; default cost.step.step_cost.
+    workload: an object like servesim.workload.Workload; default build(cfg.workload, cfg.seed).
+    kv_blocks: KV blocks per instance (skips the memory model and its fit check; for tests).
+    step_hook: called with the instance after every applied step (invariant tests).
+    """
+    return Cluster(
+        cfg,
+        progress=progress,
+        step_fn=step_fn,
+        workload=workload,
+        kv_blocks=kv_blocks,
+        step_hook=step_hook,
+    ).run()
+
+
+class Cluster:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        *,
+        progress=None,
+        step_fn=None,
+        workload=None,
+        kv_blocks=None,
+        step_hook=None,
+    ):
+        from servesim.cost.step import Aggregates, CostContext
+
+        self.cfg = cfg
+        self.env = simpy.Environment()
+        self.fast_forward = cfg.sim.fast_forward
+        self.steps = StepLog(cfg.sim.step_log)
+        self.reqs = RequestLog()
+        self.step_hook = step_hook
+        self.progress = progress
+        self.horizon_sources: list[Callable[[Any], float]] = []
+        rngs = rng_streams(cfg.seed)
+        if step_fn is None:
+            from servesim.cost.step import step_cost as step_fn
+        self.pools = []
+        first = 0
+        for spec in cfg.deployment.pools:
+            cls = POOLS.get(spec.role)
+            if cls is None:
+                raise SpecError(
+                    cfg.source,
+                    "deployment.pools",
+                    spec.role,
+                    "role not supported yet by the engine; use colocated",
+                )
+            ctx = CostContext(
+                cfg.model, spec.hardware, spec.parallelism, cfg.dtypes, _overhead(spec)
+            )
+            blocks = kv_blocks if kv_blocks is not None else _kv_blocks(ctx, spec, cfg.source)
+            cost = make_cost(step_fn, ctx, spec.role, Aggregates)
+            pool = cls(self, spec, first, cost, blocks, cfg.deployment.router, rngs["router"])
+            first += len(pool.instances)
+            self.pools.append(pool)
+        self.entry = self.pools[0]
+        self.instances = [x for p in self.pools for x in p.instances]
+        if workload is None:
+            from servesim.workload import build
+
+            workload = build(cfg.workload, cfg.seed)
+        self.workload = workload
+        self.total = getattr(workload, "num_requests", None)
+        self.duration = getattr(workload, "duration_s", None)
+        self.next_arrival = INF
+        self.issued = 0
+        self.done = 0
+        self.every = max(1, (self.total or 10_000) // 100)
+        self.clients = workload.closed_loop
+        self.pending: list[float] = []  # closed loop: times of requests scheduled to arrive
+
+    # -- driving -------------------------------------------------------------------------------
+    def run(self) -> RawRun:
+        env = self.env
+        for pool in self.pools:
+            pool.start()
+        if self.clients is None:
+            env.process(self._arrivals(self.workload.open_loop()))
+        else:
+            n = (
+                self.clients.concurrency
+                if self.total is None
+                else min(self.clients.concurrency, self.total)
+            )
+            for c in range(n):
+                self._schedule_client(c, 0.0)
+        try:
+            env.run()
+        except Abort:
+            raise self.error from None
+        if self.done != self.issued:
+            raise RuntimeError(f"engine stopped with {self.issued - self.done} requests unfinished")
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+        info = [i for p in self.pools for i in p.info(self.cfg.dtypes)]
+        return RawRun(self.reqs.arrays(), self.steps.arrays(), info, env.now, {}, self.issued)
+
+    def _arrivals(self, stream):
+        env = self.env
+        submit = self.entry.submit
+        duration = self.duration
+        for spec in stream:
+            t = spec.arrival_s
+            if duration is not None and t >= duration:
+                break
+            if t > env.now:
+                self.next_arrival = t
+                yield at(env, t, NORMAL)
+            r = Request(
+                self.issued,
+                t,
+                spec.prompt_tokens,
+                spec.output_tokens,
+                spec.session_id,
+                spec.prefix_hashes,
+            )
+            self.issued += 1
+            submit(r)
+        self.next_arrival = INF
+
+    def _schedule_client(self, client: int, t: float) -> None:
+        heappush(self.pending, t)
+        ev = at(self.env, t, NORMAL)
+        ev.callbacks.append(partial(self._issue, client))
+
+    def _issue(self, client: int, _ev: Any) -> None:
+        heappop(self.pending)
+        spec = self.workload.next_lengths()
+        r = Request(
+            self.issued,
+            self.env.now,
+            spec.prompt_tokens,
+            spec.output_tokens,
+            spec.session_id,
+            spec.prefix_hashes,
+        )
+        r.client = client
+        self.issued += 1
+        self.entry.submit(r)
+
+    # -- what pools call -----------------------------------------------------------------------
+    def fail(self, err: Exception) -> None:
+        """Stop the run with ``err`` (SimPy re-creates exceptions from their args, so the
+        original is kept here and re-raised by run())."""
+        self.error = err
+        raise Abort(str(err))
+
+    def finish(self, r: Request) -> None:
+        self.reqs.add(r)
+        self.done += 1
+        if self.progress is not None and self.done % self.every == 0:
+            self.progress(self.done, self.total)
+        if self.clients is not None and r.client >= 0:
+            promised = self.issued + len(self.pending)
+            t = self.env.now + self.clients.think_time_s
+            if (self.total is None or promised < self.total) and (
+                self.duration is None or t < self.duration
+            ):
+                self._schedule_client(r.client, t)
+
+    def horizon(self, inst: Any) -> float:
+        """Earliest time anything outside ``inst`` could change or observe it."""
+        h = self.next_arrival
+        if self.clients is not None:
+            if self.pending:
+                h = min(h, self.pending[0])
+            think = self.clients.think_time_s
+            for other in self.instances:
+                if other is not inst and other.busy_until + think < h:
+                    h = other.busy_until + think
+        for source in self.horizon_sources:
+            h = min(h, source(inst))
+        return h
+
+
+def _overhead(spec: Any) -> float:
+    return spec.overhead_s if spec.overhead_s is not None else spec.hardware.overhead_s
+
+
+def _kv_blocks(ctx: Any, spec: Any, where: str) -> int:
+    """KV blocks of one instance from the memory model; the fit check raises a SpecError."""
+    from servesim.cost.memory import check_fit, kv_capacity_tokens
+
+    s = spec.scheduler
+    field_where = f"{where}: deployment pool {spec.role}" if where else spec.role
+    check_fit(ctx, s.gpu_memory_utilization, spec.role, field_where, s.max_num_batched_tokens)
+    tokens = kv_capacity_tokens(ctx, s.gpu_memory_utilization, spec.role, s.max_num_batched_tokens)
+    blocks = tokens // s.block_size
+    if blocks < 1:
+        raise SpecError(
+            where,
+            "deployment.pools",
+            spec.role,
+            f"no room for a single KV block of {s.block_size} tokens",
+        )
+    return blocks

@@ -1,0 +1,521 @@
+"""Request traces: readers (Azure 2023/2024, Mooncake, BurstGPT, generic CSV/JSONL), statistics, and
+the registry and download cache of the public traces.
+
+Every reader returns the same DataFrame: `arrival_s` (float, first request at 0, sorted),
+`prompt_tokens`, `output_tokens` (int64, output >= 1), `session_id` (int64, -1 = none) and
+`prefix_hashes` (tuples of block ids from the file, () when the format has none). Reading is
+vectorised with pandas; a bad file is one SpecError naming the file, the line or column, and the
+problem.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from servesim.specs.common import SpecError
+from servesim.specs.workload import TRACE_COLUMNS, TRACE_FORMATS
+
+log = logging.getLogger("servesim.workload")
+
+COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens", "session_id", "prefix_hashes")
+# Mooncake's hash_ids each cover one 512-token block (Mooncake FAST'25 trace README and the
+# trace tooling of ai-dynamo/aiperf, "hash_ids ... block of 512 tokens").
+MOONCAKE_BLOCK_TOKENS = 512
+
+_RAW_2023 = "https://raw.githubusercontent.com/Azure/AzurePublicDataset/master/data/"
+_REL_2024 = "https://github.com/Azure/AzurePublicDataset/releases/download/dataset-llm-2024/"
+_CC_BY = "CC-BY-4.0 (Azure/AzurePublicDataset LICENSE)"
+# name -> where it lives. URLs from AzureLLMInferenceDataset2023.md (data/ files),
+# AzureLLMInferenceDataset2024Links.txt (release assets), the Mooncake repository's
+# FAST25-release/traces/ and BurstGPT's v1.1 release (as linked by vLLM's benchmark docs).
+PUBLIC_TRACES: dict[str, dict[str, str]] = {
+    "azure-conv-2023": {
+        "format": "azure",
+        "url": _RAW_2023 + "AzureLLMInferenceTrace_conv.csv",
+        "description": "Azure LLM inference, conversation service, 1 hour of 2023-11-16, 19,366 requests (Splitwise, ISCA 2024)",
+        "license": _CC_BY,
+    },
+    "azure-code-2023": {
+        "format": "azure",
+        "url": _RAW_2023 + "AzureLLMInferenceTrace_code.csv",
+        "description": "Azure LLM inference, code completion, 1 hour of 2023-11-16, 8,819 requests (Splitwise, ISCA 2024)",
+        "license": _CC_BY,
+    },
+    "azure-conv-2024": {
+        "format": "azure",
+        "url": _REL_2024 + "AzureLLMInferenceTrace_conv_1week.csv",
+        "description": "Azure LLM inference, conversation service, one week of May 2024 (DynamoLLM, arXiv 2408.00741)",
+        "license": _CC_BY,
+    },
+    "azure-code-2024": {
+        "format": "azure",
+        "url": _REL_2024 + "AzureLLMInferenceTrace_code_1week.csv",
+        "description": "Azure LLM inference, code completion, one week of May 2024 (DynamoLLM, arXiv 2408.00741)",
+        "license": _CC_BY,
+    },
+    "mooncake": {
+        "format": "mooncake",
+        "url": "https://raw.githubusercontent.com/kvcache-ai/Mooncake/main/FAST25-release/traces/conversation_trace.jsonl",
+        "description": "Kimi (Moonshot AI) conversation trace with 512-token prefix block hashes (Mooncake, FAST 2025)",
+        "license": "Apache-2.0 (kvcache-ai/Mooncake LICENSE-APACHE)",
+    },
+    "burstgpt": {
+        "format": "burstgpt",
+        "url": "https://github.com/HPMLL/BurstGPT/releases/download/v1.1/BurstGPT_without_fails_2.csv",
+        "description": "BurstGPT: ChatGPT/GPT-4 API and conversation logs of an Azure OpenAI service, failures removed",
+        "license": "not stated in the repository README; cite arXiv 2401.17644 (HPMLL/BurstGPT)",
+    },
+}
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading
+
+
+def load_trace(
+    path: str | Path,
+    format: str | None = None,
+    *,
+    speedup: float = 1.0,
+    start_s: float | None = None,
+    duration_s: float | None = None,
+    sample: float | None = None,
+    seed: int = 0,
+    max_input: int | None = None,
+    max_output: int | None = None,
+    columns: dict[str, str] | tuple | None = None,
+    time_unit: str = "s",
+) -> pd.DataFrame:
+    """Read a trace into the common DataFrame (see the module doc), then apply the options.
+
+    start_s/duration_s cut a window on the trace's own clock (seconds after its first request);
+    speedup divides the arrival times (so every inter-arrival time, keeping bursts); sample keeps
+    a seeded random fraction; max_input/max_output clip lengths. Notes about changed rows are in
+    ``df.attrs["notes"]`` and logged.
+    """
+    p = resolve_path(path)
+    fmt = format or infer_format(p)
+    if fmt not in TRACE_FORMATS:
+        raise SpecError(str(p), "format", fmt, "must be one of " + ", ".join(TRACE_FORMATS))
+    notes: list[str] = []
+    if fmt == "azure":
+        df = _read_azure(p)
+    elif fmt == "burstgpt":
+        df = _read_burstgpt(p, notes)
+    elif fmt == "mooncake":
+        df = _read_mooncake(p)
+    else:
+        mapping = dict(zip(TRACE_COLUMNS, TRACE_COLUMNS))
+        mapping.update(dict(columns or {}))
+        df = _read_generic(p, fmt, mapping, time_unit)
+    df = _finish(df, p, notes)
+    df = _apply_options(
+        df, p, speedup, start_s, duration_s, sample, seed, max_input, max_output, notes
+    )
+    df.attrs["notes"] = notes
+    df.attrs["format"] = fmt
+    df.attrs["hash_block_tokens"] = MOONCAKE_BLOCK_TOKENS if fmt == "mooncake" else 16
+    for note in notes:
+        log.warning("%s: %s", p, note)
+    return df
+
+
+def resolve_path(path: str | Path) -> Path:
+    """The path as given; failing that a bundled `traces/...` file (repository or installed package)."""
+    p = Path(path).expanduser()
+    if p.is_file() or p.is_absolute():
+        return p
+    here = Path(__file__).resolve().parent.parent  # servesim/
+    for root in (here / "_data", here.parent):
+        candidate = root / p
+        if candidate.is_file():
+            return candidate
+    return p
+
+
+def infer_format(p: Path) -> str:
+    """Format from the extension and the first line: the header (CSV) or the first record's keys."""
+    first = _first_line(p)
+    if p.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        return "mooncake" if '"input_length"' in first else "jsonl"
+    if "ContextTokens" in first and "TIMESTAMP" in first:
+        return "azure"
+    if "Request tokens" in first and "Response tokens" in first:
+        return "burstgpt"
+    return "csv"
+
+
+def _first_line(p: Path) -> str:
+    if not p.is_file():
+        raise SpecError(str(p), "", str(p), "trace file not found")
+    try:
+        with p.open("r", encoding="utf-8", errors="replace") as fh:
+            return fh.readline()
+    except OSError as exc:
+        raise SpecError(str(p), "", str(p), f"cannot be read ({exc.__class__.__name__})") from None
+
+
+def _read_csv(p: Path, required: tuple[str, ...]) -> pd.DataFrame:
+    _first_line(p)  # existence
+    try:
+        df = pd.read_csv(p, skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise SpecError(str(p), "", "<empty file>", "trace has no header and no requests") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SpecError(str(p), "", "<malformed CSV>", _short(exc)) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise SpecError(
+            str(p),
+            "header",
+            ",".join(df.columns),
+            f"missing column {missing[0]}; expected {', '.join(required)}",
+        )
+    if len(df) == 0:
+        raise SpecError(str(p), "", "<no rows>", "trace has a header but no requests")
+    return df
+
+
+def _short(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def _ints(df: pd.DataFrame, col: str, p: Path, line0: int = 2) -> np.ndarray:
+    """A column of non-negative whole numbers; the first bad cell is reported by file line."""
+    raw = df[col]
+    vals = pd.to_numeric(raw, errors="coerce")
+    bad = vals.isna() | (vals < 0) | (vals != np.floor(vals))
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise SpecError(
+            str(p), f"line {i + line0}, column {col}", raw.iloc[i], "must be a whole number >= 0"
+        )
+    return vals.to_numpy(dtype=np.int64)
+
+
+def _seconds(df: pd.DataFrame, col: str, p: Path, unit: str, line0: int = 2) -> np.ndarray:
+    raw = df[col]
+    if unit == "datetime":
+        ts = pd.to_datetime(raw.astype(str), format="ISO8601", errors="coerce", utc=True)
+        bad = ts.isna().to_numpy()
+        what = "must be a date-time like 2023-11-16 18:15:46.6805900"
+        ns = ts.dt.as_unit("ns").array.asi8  # pandas may infer us or ns resolution
+        values = None if bad.any() else (ns - ns.min()).astype(np.float64) / 1e9
+    else:
+        num = pd.to_numeric(raw, errors="coerce")
+        bad = (num.isna() | (num < 0)).to_numpy()
+        what = f"must be a number >= 0 (time in {unit})"
+        scale = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}[unit]
+        # rebase before scaling: integer ms stay exact
+        values = None if bad.any() else (num.to_numpy() - num.min()).astype(np.float64) * scale
+    if values is None:
+        i = int(np.flatnonzero(bad)[0])
+        raise SpecError(str(p), f"line {i + line0}, column {col}", raw.iloc[i], what)
+    return values
+
+
+def _frame(arrival, prompt, output, session=None, hashes=None) -> pd.DataFrame:
+    n = len(arrival)
+    return pd.DataFrame(
+        {
+            "arrival_s": arrival,
+            "prompt_tokens": prompt,
+            "output_tokens": output,
+            "session_id": session if session is not None else np.full(n, -1, dtype=np.int64),
+            "prefix_hashes": hashes if hashes is not None else [()] * n,
+        }
+    )
+
+
+def _read_azure(p: Path) -> pd.DataFrame:
+    df = _read_csv(p, ("TIMESTAMP", "ContextTokens", "GeneratedTokens"))
+    return _frame(
+        _seconds(df, "TIMESTAMP", p, "datetime"),
+        _ints(df, "ContextTokens", p),
+        _ints(df, "GeneratedTokens", p),
+    )
+
+
+def _read_burstgpt(p: Path, notes: list[str]) -> pd.DataFrame:
+    df = _read_csv(p, ("Timestamp", "Request tokens", "Response tokens"))
+    out = _ints(df, "Response tokens", p)
+    frame = _frame(_seconds(df, "Timestamp", p, "s"), _ints(df, "Request tokens", p), out)
+    failed = out == 0
+    if failed.any():
+        # BurstGPT logs failed requests with 0 response tokens; they never reached the model.
+        notes.append(f"dropped {int(failed.sum())} failed requests (0 response tokens)")
+        frame = frame[~failed].reset_index(drop=True)
+        if len(frame) == 0:
+            raise SpecError(
+                str(p), "Response tokens", 0, "every request failed (0 response tokens)"
+            )
+    return frame
+
+
+def _read_jsonl(p: Path) -> pd.DataFrame:
+    _first_line(p)
+    try:
+        df = pd.read_json(p, lines=True, dtype=False)
+    except ValueError:
+        _raise_bad_json_line(p)
+        raise
+    if len(df) == 0:
+        raise SpecError(str(p), "", "<empty file>", "trace has no requests")
+    return df
+
+
+def _raise_bad_json_line(p: Path) -> None:
+    """pandas does not say where JSON breaks; find the first bad line ourselves."""
+    with p.open("r", encoding="utf-8", errors="replace") as fh:
+        for i, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SpecError(
+                    str(p),
+                    f"line {i}, column {exc.colno}",
+                    line.strip()[:40],
+                    f"malformed JSON: {exc.msg}",
+                ) from None
+            if not isinstance(rec, dict):
+                raise SpecError(
+                    str(p), f"line {i}", line.strip()[:40], "each line must be one JSON object"
+                )
+    raise SpecError(str(p), "", "<file>", "cannot be read as JSON lines (one object per line)")
+
+
+def _require(df: pd.DataFrame, cols: tuple[str, ...], p: Path) -> None:
+    for c in cols:
+        if c not in df.columns:
+            raise SpecError(
+                str(p),
+                f"key {c}",
+                ",".join(map(str, df.columns)),
+                f"missing in the records; expected {', '.join(cols)}",
+            )
+
+
+def _hash_tuples(col: pd.Series, p: Path) -> list[tuple[int, ...]]:
+    out = []
+    for i, v in enumerate(col.tolist()):
+        if isinstance(v, list):
+            out.append(tuple(int(h) for h in v))
+        elif v is None or (isinstance(v, float) and np.isnan(v)):
+            out.append(())
+        else:
+            raise SpecError(
+                str(p), f"line {i + 1}, key {col.name}", v, "must be a list of integers"
+            )
+    return out
+
+
+def _read_mooncake(p: Path) -> pd.DataFrame:
+    df = _read_jsonl(p)
+    _require(df, ("timestamp", "input_length", "output_length"), p)
+    hashes = _hash_tuples(df["hash_ids"], p) if "hash_ids" in df.columns else None
+    return _frame(
+        _seconds(df, "timestamp", p, "ms", line0=1),
+        _ints(df, "input_length", p, line0=1),
+        _ints(df, "output_length", p, line0=1),
+        hashes=hashes,
+    )
+
+
+def _read_generic(p: Path, fmt: str, mapping: dict[str, str], unit: str) -> pd.DataFrame:
+    df = _read_jsonl(p) if fmt == "jsonl" else _read_csv(p, ())
+    line0 = 1 if fmt == "jsonl" else 2
+    need = tuple(mapping[k] for k in ("arrival", "prompt_tokens", "output_tokens"))
+    if fmt == "jsonl":
+        _require(df, need, p)
+    else:
+        missing = [c for c in need if c not in df.columns]
+        if missing:
+            raise SpecError(
+                str(p),
+                "header",
+                ",".join(df.columns),
+                f"missing column {missing[0]}; map columns with trace.columns",
+            )
+    session = None
+    if mapping["session_id"] in df.columns:
+        session = _ints(df, mapping["session_id"], p, line0)
+    hashes = None
+    if mapping["prefix_hashes"] in df.columns:
+        col = df[mapping["prefix_hashes"]]
+        if fmt == "csv":  # a CSV cell holds the ids separated by spaces or semicolons
+            col = (
+                col.fillna("")
+                .astype(str)
+                .map(lambda s: [int(x) for x in s.replace(";", " ").split()])
+            )
+        hashes = _hash_tuples(col, p)
+    return _frame(
+        _seconds(df, mapping["arrival"], p, unit, line0),
+        _ints(df, mapping["prompt_tokens"], p, line0),
+        _ints(df, mapping["output_tokens"], p, line0),
+        session,
+        hashes,
+    )
+
+
+def _finish(df: pd.DataFrame, p: Path, notes: list[str]) -> pd.DataFrame:
+    """Sort by arrival (stable), rebase to 0, output >= 1."""
+    arr = df["arrival_s"].to_numpy()
+    if np.any(np.diff(arr) < 0):
+        notes.append("requests were not in arrival order; sorted them")
+        df = df.iloc[np.argsort(arr, kind="stable")].reset_index(drop=True)
+    df["arrival_s"] = df["arrival_s"] - df["arrival_s"].iloc[0]
+    zero = df["output_tokens"].to_numpy() == 0
+    if zero.any():
+        # Every served request emits at least one token (the one that ends it).
+        notes.append(f"{int(zero.sum())} requests had 0 output tokens; counted as 1")
+        df.loc[zero, "output_tokens"] = 1
+    if (df["prompt_tokens"].to_numpy() == 0).any():
+        notes.append(
+            f"{int((df['prompt_tokens'] == 0).sum())} requests had 0 prompt tokens; counted as 1"
+        )
+        df.loc[df["prompt_tokens"] == 0, "prompt_tokens"] = 1
+    return df
+
+
+def _apply_options(df, p, speedup, start_s, duration_s, sample, seed, max_input, max_output, notes):
+    if speedup <= 0:
+        raise SpecError(str(p), "speedup", speedup, "must be > 0")
+    arr = df["arrival_s"].to_numpy()
+    if start_s is not None or duration_s is not None:
+        lo = start_s or 0.0
+        hi = lo + duration_s if duration_s is not None else np.inf
+        keep = (arr >= lo) & (arr < hi)
+        if not keep.any():
+            raise SpecError(
+                str(p),
+                "start_s/duration_s",
+                (start_s, duration_s),
+                f"window holds no requests (trace spans 0..{arr[-1]:.1f} s)",
+            )
+        df = df[keep].reset_index(drop=True)
+    if sample is not None:
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 0x7472]))
+        keep = rng.random(len(df)) < sample
+        if not keep.any():
+            raise SpecError(str(p), "sample", sample, "kept no requests; use a larger fraction")
+        df = df[keep].reset_index(drop=True)
+    df["arrival_s"] = (df["arrival_s"] - df["arrival_s"].iloc[0]) / speedup
+    for col, cap in (("prompt_tokens", max_input), ("output_tokens", max_output)):
+        if cap is not None:
+            over = df[col].to_numpy() > cap
+            if over.any():
+                notes.append(f"clipped {int(over.sum())} {col} values to {cap}")
+                df.loc[over, col] = cap
+    return df
+
+
+# ------------------------------------------------------------------------------------------------
+# Statistics
+
+
+def frame_stats(df: pd.DataFrame) -> dict[str, Any]:
+    """Rate, burstiness (CV of inter-arrival times) and length percentiles of a trace DataFrame."""
+    arr = df["arrival_s"].to_numpy()
+    n = len(arr)
+    duration = float(arr[-1] - arr[0]) if n else 0.0
+    gaps = np.diff(arr)
+    cv = float(gaps.std() / gaps.mean()) if len(gaps) > 1 and gaps.mean() > 0 else float("nan")
+    out: dict[str, Any] = {
+        "requests": n,
+        "duration_s": duration,
+        # n-1 gaps span the duration: the unbiased rate of a renewal process
+        "rate_rps": (n - 1) / duration if duration > 0 else float("nan"),
+        "interarrival_cv": cv,
+    }
+    for name, col in (("input", "prompt_tokens"), ("output", "output_tokens")):
+        x = df[col].to_numpy()
+        p50, p90, p99 = np.percentile(x, [50, 90, 99])
+        out.update(
+            {
+                f"{name}_mean": float(x.mean()),
+                f"{name}_p50": float(p50),
+                f"{name}_p90": float(p90),
+                f"{name}_p99": float(p99),
+                f"{name}_max": int(x.max()),
+            }
+        )
+    span = duration if duration > 0 else float("nan")
+    out["input_tokens_per_s"] = float(df["prompt_tokens"].sum()) / span
+    out["output_tokens_per_s"] = float(df["output_tokens"].sum()) / span
+    out["tokens_per_s"] = out["input_tokens_per_s"] + out["output_tokens_per_s"]
+    sessions = df["session_id"].to_numpy()
+    out["sessions"] = int(len(np.unique(sessions[sessions >= 0])))
+    out["with_prefix_hashes"] = int(sum(1 for h in df["prefix_hashes"] if h))
+    return out
+
+
+def trace_stats(path: str | Path, format: str | None = None, **options: Any) -> dict[str, Any]:
+    """Statistics of a trace file (options as for load_trace), plus its format and notes."""
+    df = load_trace(path, format, **options)
+    out = {"path": str(path), "format": df.attrs["format"], **frame_stats(df)}
+    out["notes"] = list(df.attrs["notes"])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Public traces: download cache
+
+
+def cache_dir_default() -> Path:
+    """$SERVESIM_CACHE/traces, else ~/.cache/servesim/traces."""
+    root = os.environ.get("SERVESIM_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "servesim") / "traces"
+
+
+def fetch_trace(name: str, cache_dir: str | Path | None = None, *, timeout_s: float = 60.0) -> Path:
+    """Download a public trace (PUBLIC_TRACES) into the cache once; return its local path.
+
+    Written to a temporary file and renamed, so an interrupted download leaves nothing behind.
+    """
+    if name not in PUBLIC_TRACES:
+        raise SpecError(
+            "trace fetch", "name", name, "unknown trace; one of " + ", ".join(PUBLIC_TRACES)
+        )
+    url = PUBLIC_TRACES[name]["url"]
+    folder = Path(cache_dir).expanduser() if cache_dir is not None else cache_dir_default()
+    target = folder / url.rsplit("/", 1)[-1]
+    if target.is_file() and target.stat().st_size > 0:
+        return target
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise SpecError(
+            "trace fetch", "cache_dir", str(folder), f"cannot write there ({exc.strerror or exc})"
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+        os.replace(tmp, target)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
+        raise SpecError(
+            "trace fetch",
+            "",
+            name,
+            f"cannot download {name} from {url} ({reason}); download it by hand and pass the path",
+        ) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target

@@ -1,0 +1,172 @@
+"""Engine invariants on small random workloads (Hypothesis)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from servesim.sim.cluster import Cluster
+from servesim.sim.testing import ClientSpec, ListWorkload, linear_step_cost
+from servesim.specs.config import load_config
+
+COST = linear_step_cost(base_s=2e-3, prefill_token_s=2e-5, decode_seq_s=1e-4, ctx_token_s=1e-7)
+
+_CFGS: dict = {}
+
+
+def config(policy, seqs, tokens, instances, router, block, prefix, ff):
+    key = (policy, seqs, tokens, instances, router, block, prefix)
+    if key not in _CFGS:
+        _CFGS[key] = load_config(
+            {
+                "model": "llama-3.1-8b",
+                "deployment": {
+                    "pools": [
+                        {
+                            "role": "colocated",
+                            "hardware": "h100-sxm",
+                            "instances": instances,
+                            "scheduler": {
+                                "policy": policy,
+                                "max_num_seqs": seqs,
+                                "max_num_batched_tokens": tokens,
+                                "block_size": block,
+                                "enable_prefix_caching": prefix,
+                            },
+                        }
+                    ],
+                    "router": router,
+                },
+                "workload": {
+                    "arrivals": {"process": "poisson", "rate": 1.0},
+                    "lengths": {
+                        "input": {"dist": "fixed", "mean": 8},
+                        "output": {"dist": "fixed", "mean": 8},
+                    },
+                    "num_requests": 1,
+                },
+            }
+        )
+    cfg = _CFGS[key]
+    return dataclasses.replace(cfg, sim=dataclasses.replace(cfg.sim, fast_forward=ff))
+
+
+requests = st.lists(
+    st.tuples(
+        st.floats(0.0, 0.05),  # gap to the previous arrival
+        st.integers(1, 120),  # prompt
+        st.integers(1, 60),  # output
+        st.integers(-1, 3),  # session
+        st.integers(0, 4),  # shared prefix blocks
+    ),
+    min_size=1,
+    max_size=25,
+)
+setups = st.tuples(
+    st.sampled_from(["sarathi", "vllm", "orca", "static"]),
+    st.sampled_from([2, 8, 64]),
+    st.sampled_from([64, 128, 512]),
+    st.integers(1, 3),
+    st.sampled_from(["round_robin", "least_loaded", "power_of_two", "random", "session"]),
+    st.sampled_from([8, 16]),
+    st.booleans(),
+    st.integers(0, 40),  # spare KV blocks beyond the largest request
+)
+
+
+def specs_of(reqs):
+    t, out = 0.0, []
+    for gap, p, o, sid, shared in reqs:
+        t += gap
+        hashes = tuple(range(100, 100 + shared)) + tuple(
+            range(10_000 + 100 * len(out), 10_000 + 100 * len(out) + p // 16)
+        )
+        out.append((t, p, o, sid, hashes[: p // 16]))
+    return out
+
+
+def simulate(reqs, setup, ff=True, hook=None, clients=None):
+    policy, seqs, tokens, instances, router, block, prefix, spare = setup
+    if policy != "static" and tokens < seqs:
+        tokens = seqs
+    specs = specs_of(reqs)
+    need = max(-(-(p + o - 1) // block) for _, p, o, _, _ in specs)
+    if policy == "static":
+        need = need * seqs
+    cfg = config(policy, seqs, tokens, instances, router, block, prefix, ff)
+    wl = ListWorkload(
+        specs, clients=clients, num_requests=len(specs) if clients is None else 2 * len(specs)
+    )
+    cl = Cluster(cfg, step_fn=COST, workload=wl, kv_blocks=need + spare, step_hook=hook)
+    return cl, cl.run()
+
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(requests, setups)
+def test_engine_conserves_requests_tokens_and_kv_blocks(reqs, setup):
+    bad = []
+
+    def hook(inst):
+        if not inst.kv.check() or inst.kv.used > inst.kv.total:
+            bad.append(inst.id)
+
+    cl, raw = simulate(reqs, setup, hook=hook)
+    r, s = raw.requests, raw.steps
+    assert not bad
+    assert len(r["request_id"]) == len(reqs) == raw.issued
+    assert sorted(r["request_id"]) == list(range(len(reqs)))
+    assert int(s["new_tokens"].sum()) == int(r["output_tokens"].sum())
+    fresh = int((r["prompt_tokens"] - r["cached_tokens"]).sum())
+    if r["preemptions"].sum() == 0:
+        assert int(s["prefill_tokens"].sum()) <= fresh  # later prefix hits only lower it
+    for inst in cl.instances:
+        assert inst.kv.used == 0 and inst.kv.check()
+        assert not inst.waiting and not inst.prefilling and inst.n_dec == 0 and inst.load == 0
+
+
+@SETTINGS
+@given(requests, setups)
+def test_engine_causality_arrival_scheduled_first_token_finish(reqs, setup):
+    _, raw = simulate(reqs, setup)
+    r = raw.requests
+    assert np.all(r["arrival_s"] <= r["scheduled_s"])
+    assert np.all(r["scheduled_s"] < r["first_token_s"])
+    assert np.all(r["first_token_s"] <= r["finish_s"])
+    assert np.all((r["output_tokens"] > 1) | (r["first_token_s"] == r["finish_s"]))
+    assert raw.sim_end_s >= r["finish_s"].max()
+
+
+@SETTINGS
+@given(requests, setups)
+def test_engine_fast_forward_equals_plain_loop(reqs, setup):
+    _, a = simulate(reqs, setup, ff=True)
+    _, b = simulate(reqs, setup, ff=False)
+    for k in a.requests:
+        assert np.array_equal(a.requests[k], b.requests[k]), k
+    for k in a.steps:
+        assert np.array_equal(a.steps[k], b.steps[k]), k
+
+
+@SETTINGS
+@given(requests, setups, st.integers(1, 5), st.sampled_from([0.0, 0.003]))
+def test_engine_closed_loop_concurrency_never_exceeded_ff_exact(reqs, setup, n, think):
+    clients = ClientSpec(n, think)
+    _, a = simulate(reqs, setup, ff=True, clients=clients)
+    _, b = simulate(reqs, setup, ff=False, clients=clients)
+    r = a.requests
+    order = np.lexsort(
+        (
+            np.r_[np.ones(len(r["arrival_s"])), -np.ones(len(r["finish_s"]))],
+            np.r_[r["arrival_s"], r["finish_s"]],
+        )
+    )
+    level = np.cumsum(np.r_[np.ones(len(r["arrival_s"])), -np.ones(len(r["finish_s"]))][order])
+    assert level.max() <= n
+    for k in a.requests:
+        assert np.array_equal(a.requests[k], b.requests[k]), k
