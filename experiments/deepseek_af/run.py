@@ -29,7 +29,7 @@ EP8 = {"tp": 1, "dp_attn": 8, "ep": 8}
 EP16 = {"tp": 1, "dp_attn": 16, "ep": 16}
 DP8 = {"tp": 1, "dp_attn": 8}
 SCHED = {"policy": "sarathi", "max_num_seqs": None, "max_num_batched_tokens": 8192}
-LOAD = (16, 32, 64, 128, 256, 512)  # concurrent clients per 8 decode-side GPUs
+LOAD = (32, 64, 128, 256, 512, 1024, 2048)  # concurrent clients per 8 decode-side GPUs
 INPUT, OUTPUT = 1000, 1000
 
 

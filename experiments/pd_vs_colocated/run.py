@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TRACE = HERE.parents[1] / "traces" / "azure_conv_sample.csv"
 BASE_RATE = 5.57  # req/s of the bundled Azure conv sample (2,000 requests in 359 s)
-SPEEDUPS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0)
+SPEEDUPS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0)
 TTFT_S, TPOT_S = 1.0, 0.05  # per-request SLO thresholds (a chat service; user choice)
 ATTAINMENT = 0.9
 TP = 4

@@ -115,9 +115,8 @@ class CalibrationResult:
     efficiency: tuple[tuple[str, float], ...]  # the resulting efficiency block (profile + fitted)
     errors: tuple[FamilyError, ...]
     excluded: tuple[tuple[str, int], ...] = ()  # (reason, rows) left out
-    detail: tuple[
-        tuple[str, str, ErrorStats], ...
-    ] = ()  # (family, model/config, after) on test rows
+    # (family, model or configuration, error after) on the held-out rows of each group
+    detail: tuple[tuple[str, str, ErrorStats], ...] = ()
 
     def fitted_note(self) -> str:
         """The profile's ``fitted:`` text: which keys, from which files, held-out error."""

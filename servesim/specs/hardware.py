@@ -23,6 +23,7 @@ from servesim.specs.common import (
     get_number,
     get_str,
     load_yaml,
+    parse_yaml,
     require_mapping,
 )
 
@@ -382,7 +383,7 @@ def _read_aliases(path: Path) -> list[str]:
     if path.suffix == ".json":
         return []
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return []
     aliases = data.get("aliases") if isinstance(data, dict) else None
