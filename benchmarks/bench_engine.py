@@ -98,9 +98,9 @@ def measure(name: str) -> dict:
     from servesim.specs.config import load_config
 
     cfg = load_config(SCENARIOS[name]())
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     raw = run(cfg)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     n = len(raw.requests["request_id"])
     steps = int(raw.steps["steps"].sum())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
@@ -111,6 +111,7 @@ def measure(name: str) -> dict:
         "step_rows": len(raw.steps["instance"]),
         "sim_s": round(raw.sim_end_s, 1),
         "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2),
         "sim_requests_per_s": round(n / wall, 1),
         "steps_per_s": round(steps / wall, 1),
         "peak_rss_mb": round(peak_mb, 1),

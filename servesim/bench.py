@@ -300,12 +300,11 @@ def bench(**kwargs: Any) -> dict[str, Any]:
 
 def _finish(data: dict, a: Mapping, cfg: Mapping, metrics: list[str], percentiles) -> dict:
     """Client key order, client-side fields, only the selected metrics, and the servesim block."""
-    label = a["label"] or BACKEND
     head = {
         "date": None,
         "endpoint_type": BACKEND,
         "backend": BACKEND,
-        "label": label,
+        "label": a["label"],  # the client stores --label as given (None by default)
         "model_id": a["model"] or data.get("model_id"),
         "tokenizer_id": a["model"] or data.get("tokenizer_id"),
         "num_prompts": int(a["num_prompts"]),

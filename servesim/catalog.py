@@ -46,11 +46,12 @@ def list_hardware() -> pd.DataFrame:
     from servesim.specs.hardware import load_hardware
 
     rows = [_hardware_row(load_hardware(ident)) for ident in hardware_ids()]
-    return pd.DataFrame(rows, columns=_HW_COLUMNS)
+    frame = pd.DataFrame(rows, columns=_HW_COLUMNS)
+    return frame.astype({"compute_units": "Int64"})
 
 
 _HW_COLUMNS = [
-    "id", "name", "vendor", "bf16_tflops", "fp8_tflops", "fp4_tflops", "memory_GB",
+    "id", "name", "vendor", "bf16_tflops", "fp8_tflops", "fp4_tflops", "compute_units", "memory_GB",
     "memory_bw_GBps", "scaleup_devices", "scaleup_bw_GBps", "scaleout_bw_GBps", "tdp_W",
     "idle_W", "price_hour_usd", "purchase_usd",
 ]  # fmt: skip
@@ -65,6 +66,7 @@ def _hardware_row(hw: Any) -> dict[str, Any]:
         "bf16_tflops": tf.get("bf16"),
         "fp8_tflops": tf.get("fp8"),
         "fp4_tflops": tf.get("fp4"),
+        "compute_units": hw.compute_units,
         "memory_GB": hw.memory_GB,
         "memory_bw_GBps": hw.memory_bw_GBps,
         "scaleup_devices": hw.scaleup_devices,
@@ -84,7 +86,8 @@ def list_models() -> pd.DataFrame:
     from servesim.specs.model import load_model
 
     rows = [_model_row(load_model(ident)) for ident in model_ids()]
-    return pd.DataFrame(rows, columns=_MODEL_COLUMNS)
+    frame = pd.DataFrame(rows, columns=_MODEL_COLUMNS)
+    return frame.astype({"experts": "Int64", "experts_per_token": "Int64"})
 
 
 _MODEL_COLUMNS = [
@@ -107,8 +110,8 @@ def _model_row(m: Any) -> dict[str, Any]:
         "hidden": m.hidden_size,
         "heads": m.num_heads,
         "kv_heads": m.num_kv_heads,
-        "experts": m.num_experts,
-        "experts_per_token": m.experts_per_token,
+        "experts": m.num_experts if m.is_moe else None,
+        "experts_per_token": m.experts_per_token if m.is_moe else None,
         "kv_bytes_per_token_bf16": m.kv_elems_per_token_per_layer * m.num_layers * 2,
         "max_context": m.max_position_embeddings,
     }
@@ -169,6 +172,7 @@ def describe_hardware(hw: Any) -> dict[str, Any]:
     for dtype, value in hw.tflops:
         out[f"{dtype}_tflops_dense"] = value
     out.update(
+        compute_units=hw.compute_units,
         memory_type=hw.memory_type,
         memory_GB=hw.memory_GB,
         memory_bw_GBps=hw.memory_bw_GBps,
@@ -187,6 +191,7 @@ def describe_hardware(hw: Any) -> dict[str, Any]:
         tdp_W=hw.tdp_W,
         idle_W=hw.idle_W,
         host_W_per_node=hw.host_W_per_node,
+        host_W_per_device=hw.host_W_per_node / hw.devices_per_node,
         price_hour_usd=hw.price_hour_usd,
         purchase_usd=hw.purchase_usd,
         overhead_s=hw.overhead_s,

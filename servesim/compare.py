@@ -219,7 +219,7 @@ def compare(
     merged, keys = _match(ra, rb)
     names = _metrics(ra, rb, metrics)
     rows = []
-    for _, r in merged.iterrows():
+    for r in merged.to_dict("records"):  # not iterrows: it would turn int keys into floats
         for m in names:
             va, vb = _num(r.get(f"{m}__a")), _num(r.get(f"{m}__b"))
             row = {k: r[k] for k in keys}
@@ -231,7 +231,10 @@ def compare(
             )
             rows.append(row)
     out = pd.DataFrame(rows, columns=[*keys, "metric", "a", "b", "ratio"])
-    out.attrs.update(a=ra.name, b=rb.name, keys=keys)
+    # config columns only one side has (e.g. seed, hardware) are averaged over: say so
+    out.attrs.update(
+        a=ra.name, b=rb.name, keys=keys, averaged_over=merged.attrs.get("averaged_over", [])
+    )
     if ra.measured != rb.measured:
         sim, meas = ("b", "a") if ra.measured else ("a", "b")
         out["error_pct"] = (out[sim] - out[meas]) / out[meas] * 100.0
@@ -255,7 +258,11 @@ def _num(v: Any) -> float | None:
 
 
 def _match(ra: ResultSet, rb: ResultSet) -> tuple[pd.DataFrame, list[str]]:
-    keys = [k for k in ra.keys if k in rb.keys]
+    order = {
+        k: i
+        for i, k in enumerate(("model", "hardware", "tp", "pp", "ep", "isl", "osl", "conc", "rate"))
+    }
+    keys = sorted((k for k in ra.keys if k in rb.keys), key=lambda k: order.get(k, len(order)))
     ta, tb = ra.table, rb.table
     if not keys:
         if len(ta) == 1 and len(tb) == 1:  # two single runs: compare them directly
@@ -268,13 +275,18 @@ def _match(ra: ResultSet, rb: ResultSet) -> tuple[pd.DataFrame, list[str]]:
                 f"{ra.keys} vs {rb.keys}",
                 "the two result sets share no config columns to match rows on",
             )
+    averaged = sorted(
+        {k for r, t in ((ra, ta), (rb, tb)) for k in r.keys if k not in keys and t[k].nunique() > 1}
+    )
     ta, tb = _aggregate(ta, keys), _aggregate(tb, keys)
     for k in keys:  # "8" and 8 match
         ta[k], tb[k] = ta[k].map(_key_value), tb[k].map(_key_value)
     merged = ta.merge(tb, on=keys, how="inner", suffixes=("__a", "__b"))
     if merged.empty:
         raise SpecError("compare", "keys", ", ".join(keys), "no config appears in both result sets")
-    return merged.sort_values(keys, kind="stable").reset_index(drop=True), keys
+    merged = merged.sort_values(keys, kind="stable").reset_index(drop=True)
+    merged.attrs["averaged_over"] = averaged
+    return merged, keys
 
 
 def _key_value(v: Any) -> Any:
@@ -339,13 +351,15 @@ def format_comparison(df: pd.DataFrame, fmt: str = "table") -> str:
         for r in df.to_dict("records")
     ]
     mape = df.attrs.get("mape")
+    avg = df.attrs.get("averaged_over")
+    note = f"(rows averaged over {', '.join(avg)}: not in both result sets)" if avg else ""
     if fmt == "markdown":
         lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         if mape:
             lines += ["", "| metric | MAPE % |", "|---|---|"]
             lines += [f"| {k} | {v:.1f} |" for k, v in mape.items()]
-        return "\n".join(lines)
+        return "\n".join(lines + ([f"\n{note}"] if note else []))
     if fmt != "table":
         raise SpecError("compare", "format", fmt, "must be table, markdown or csv")
     widths = [
@@ -356,7 +370,7 @@ def format_comparison(df: pd.DataFrame, fmt: str = "table") -> str:
     if mape:
         lines += ["", "MAPE (mean |error| %, simulated vs measured):"]
         lines += [f"  {k:<24} {v:6.1f}" for k, v in mape.items()]
-    return "\n".join(lines)
+    return "\n".join(lines + ([note] if note else []))
 
 
 def _pct(v: Any, col: str) -> str:

@@ -476,7 +476,9 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
     out_tps = summary.get("output_throughput") or 0.0
     tpot_med = summary.get("tpot_ms_median")
     lat = {f"{m}_{_STAT[p]}": summary.get(f"{m}_{_STAT[p]}") for m, p, _ in targets}
-    shape_txt = " + ".join(f"{v} {k}" for k, v in shape.items())
+    shape_txt = " + ".join(
+        f"{v} {k}" if k != "instances" or v != 1 else "1 instance" for k, v in shape.items()
+    )
     if met:
         reason = (
             f"meets SLO with {_pct(headroom)} headroom at {_pct(util)} of estimated capacity; "
@@ -590,7 +592,7 @@ def format_plan(result: PlanResult) -> str:
         )
         lines.append(f"{rank}. {r['id']}")
         lines.append(
-            f"   ${r['monthly_usd']:,.0f}/month, {usd_mtok}, {r['devices']} devices, "
+            f"   ${r['monthly_usd']:,.0f}/month, {usd_mtok}, {r['devices']} device{'s' if r['devices'] != 1 else ''}, "
             f"utilisation {_pct(r['utilisation'])}, SLO attainment {att_s}, "
             f"headroom {_pct(r['headroom'])}, idle waste ${r['idle_waste_usd']:,.0f}/month"
         )

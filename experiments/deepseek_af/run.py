@@ -5,8 +5,9 @@ hands the KV to its decode side, which is one of:
 - EP colocated (the DeepSeek/SGLang layout): decode instances with DP attention and EP experts over
   8 GPUs (one node) or 16 GPUs (two nodes: the all-to-all crosses the NICs);
 - attention/FFN: A attention instances (8 GPUs each, DP attention, holding the KV) and one FFN
-  instance (8 GPUs, EP 8) with m ping-pong micro-batches; the activations cross the H200 profile's
-  scale-out link (one 400 Gb/s NIC per GPU).
+  instance (16 GPUs, EP 16: 16 experts per GPU) with m ping-pong micro-batches; the activations
+  cross the H200 profile's scale-out link (one 400 Gb/s NIC per GPU), each token going once to
+  every FFN GPU that holds one of its 8 experts.
 
 Closed-loop clients (fixed 1,000-token prompts and 1,000-token outputs) at increasing concurrency
 give one point per run: output tokens/s per decode-side GPU against the median TPOT. Prefill GPUs
@@ -47,8 +48,8 @@ def deployments() -> dict[str, tuple[list, int]]:
            "EP16 colocated": ([pool("decode", 1, EP16)], 16)}  # fmt: skip
     for a in (1, 2, 4):
         for m in (1, 2, 3):
-            pools = [pool("attention", a, DP8, m), pool("ffn", 1, EP8)]
-            out[f"AF {a}:1 m={m}"] = (pools, 8 * a + 8)
+            pools = [pool("attention", a, DP8, m), pool("ffn", 1, EP16)]
+            out[f"AF {a}:1 m={m}"] = (pools, 8 * a + 16)
     return out
 
 
@@ -105,7 +106,7 @@ def plot(df, out: Path) -> None:
         for name, g in df[df["deployment"].map(pick)].groupby("deployment", sort=False):
             g = g.sort_values("tpot_ms_median")
             ax.plot(g["tpot_ms_median"], g["tok_s_per_gpu"], marker="o", label=name)
-        ax.set_title(title + " (attention : FFN instances, 8 GPUs each)")
+        ax.set_title(title + " (8-GPU attention : 16-GPU FFN instances)")
         ax.set_xlabel("median TPOT (ms)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

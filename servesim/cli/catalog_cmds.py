@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import click
+import pandas as pd
 from pandas.api.types import is_numeric_dtype
 
 import servesim
@@ -62,7 +63,7 @@ def _table(frame: Any) -> str:
 
 
 def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if _missing(value):
         return "-"
     if isinstance(value, float):
         return f"{value:.10g}"
@@ -117,7 +118,19 @@ def show_model(
         info.update(
             model_info(model, hw, tp=tp, pp=pp, ep=ep, dtype=dtype, gpu_memory_utilization=gpu_mem)
         )
-    _render(info, fmt)
+    _render(_tidy_model_info(info), fmt)
+
+
+def _tidy_model_info(info: dict[str, Any]) -> dict[str, Any]:
+    """Drop repeats and empty fields, and say how many full-length contexts the KV cache holds."""
+    out = {k: v for k, v in info.items() if not (k == "name" and v == info.get("id"))}
+    if out.get("reason") == "":
+        out.pop("reason")
+    tokens, context = out.get("kv_capacity_tokens"), out.get("max_position_embeddings")
+    if isinstance(tokens, (int, float)) and isinstance(context, int) and context > 0:
+        # how many requests at the model's longest context fit in the KV cache at once
+        out["kv_capacity_max_context_seqs"] = round(float(tokens) / context, 2)
+    return out
 
 
 def _optional_api(attr: str, flag: str | None) -> Any:
@@ -150,8 +163,16 @@ def _flatten(info: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value == "":
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
 def _show(key: str, value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalar -> Python number
+    if _missing(value):
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -159,6 +180,8 @@ def _show(key: str, value: Any) -> str:
         return f"{value / 1e9:.2f} B ({value:,})"
     if "bytes" in key and isinstance(value, (int, float)) and value >= 1e6:
         return f"{value / 1e9:.2f} GB ({value:,.0f} bytes)"
+    if "bytes" in key and isinstance(value, (int, float)) and float(value).is_integer():
+        return f"{int(value):,} bytes"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     if isinstance(value, float):
@@ -176,6 +199,8 @@ def _clean(value: Any) -> Any:
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
+    if value is pd.NA:
+        return None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):

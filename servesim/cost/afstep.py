@@ -99,10 +99,21 @@ def micro_batch_rows(rows: int, micro_batches: int) -> int:
     return -(-int(rows) // int(micro_batches)) if rows > 0 else 0
 
 
-def activation_bytes(tokens: int, hidden_size: int, act_bytes: float, copies: int = 1) -> float:
-    """Bytes of one layer's activations for ``tokens`` tokens, one way. ``copies``: a MoE token
-    goes to each of its top-k experts' FFN devices (MegaScale-Infer's M2N dispatch)."""
+def activation_bytes(tokens: int, hidden_size: int, act_bytes: float, copies: float = 1) -> float:
+    """Bytes of one layer's activations for ``tokens`` tokens, one way, sent ``copies`` times."""
     return float(tokens) * hidden_size * act_bytes * copies
+
+
+def af_activation_bytes(tokens: int, model, dtypes, ffn_ep: int = 1) -> float:
+    """One way, one layer: each token to every FFN rank holding one of its experts."""
+    from servesim.specs.dtypes import DTYPE_BYTES
+
+    copies = (
+        expected_destinations(model.num_experts, model.experts_per_token, ffn_ep)
+        if model.num_experts
+        else 1.0
+    )
+    return activation_bytes(tokens, model.hidden_size, DTYPE_BYTES[dtypes.activations], copies)
 
 
 # ------------------------------------------------------------------------------ engine step
@@ -112,6 +123,18 @@ def split_aggregates(agg: tuple, micro_batches: int) -> tuple:
     """Aggregates of the largest of ``micro_batches`` even micro-batches (every field rounded up)."""
     m = int(micro_batches)
     return agg if m == 1 else tuple(micro_batch_rows(x, m) for x in agg)
+
+
+def expected_destinations(num_experts: int, topk: int, ep: int) -> float:
+    """Expected EP ranks one token is sent to: ranks holding at least one of its top-k experts
+    (E/ep experts per rank; k distinct experts drawn uniformly): ep (1 - C(E - E/ep, k) / C(E, k))."""
+    if ep <= 1 or num_experts <= 0 or topk <= 0:
+        return 1.0
+    miss = 1.0
+    others = num_experts - num_experts / ep
+    for i in range(topk):
+        miss *= max(others - i, 0.0) / (num_experts - i)
+    return ep * (1.0 - miss)
 
 
 def af_transfer_s(
@@ -124,20 +147,19 @@ def af_transfer_s(
     ffn_devices: int,
     bandwidth_GBps: float,
     latency_us: float,
+    ffn_ep: int = 1,
 ) -> float:
     """One micro-batch's activations one way through one layer.
 
     Each device has its own link of ``bandwidth_GBps`` (a NIC per GPU). The attention instance
     sends its tokens over its ``attention_devices`` links; an FFN instance receives ``share``
     attention instances' worth over its ``ffn_devices`` links; the slower end sets the time. A MoE
-    token is sent to each of its top-k experts (the shared expert runs with them).
+    token goes once to each FFN rank that holds one of its top-k experts (MegaScale-Infer's M2N
+    dispatch); a dense FFN instance receives it once.
     """
     if tokens <= 0:
         return 0.0
-    from servesim.specs.dtypes import DTYPE_BYTES
-
-    copies = model.experts_per_token if model.num_experts else 1
-    b = activation_bytes(tokens, model.hidden_size, DTYPE_BYTES[dtypes.activations], copies)
+    b = af_activation_bytes(tokens, model, dtypes, ffn_ep)
     bw = bandwidth_GBps * 1e9
     return max(b / (bw * attention_devices), share * b / (bw * ffn_devices)) + latency_us * 1e-6
 
@@ -157,6 +179,7 @@ def af_step_cost(
     latency_us: float,
     attention_overhead_s: float,
     ffn_overhead_s: float,
+    ffn_ep: int = 1,
 ):
     """One step of an attention instance under attention/FFN disaggregation.
 
@@ -168,6 +191,9 @@ def af_step_cost(
     Returns (attention StepCost of the whole step, with the per-iteration overhead once; FFN
     StepCost of the FFN instance's work for this step's micro-batches, seconds = its busy time;
     AFStep). The attention row's comm_s also holds the time it waits on the FFN side and the link.
+    With ``ffn_ep`` > 1 the FFN step's communication time (its EP all-to-all; with tp > 1 in the
+    FFN pool also its TP all-reduce, an optimistic simplification) is left out of ``t_f``: the
+    activation transfer already delivers every token to the ranks holding its experts.
     """
     m = int(micro_batches)
     mb = split_aggregates(agg, m)
@@ -177,7 +203,10 @@ def af_step_cost(
     ffn = ffn_cost((0, 0, 0, 0, ffn_tokens, 0, 0)) if ffn_tokens > 0 else None
     L = model.num_layers
     t_a = max(att.seconds - attention_overhead_s, 0.0) / L
-    t_f = max(ffn.seconds - ffn_overhead_s, 0.0) / L if ffn is not None else 0.0
+    # with EP the attention side sends each token straight to the FFN ranks holding its experts
+    # (M2N), which replaces the FFN instance's own dispatch/combine all-to-all
+    a2a = ffn.comm_s if ffn is not None and ffn_ep > 1 else 0.0
+    t_f = max(ffn.seconds - ffn_overhead_s - a2a, 0.0) / L if ffn is not None else 0.0
     t_c = 0.0
     link_bytes = 0.0
     if bandwidth_GBps is not None and tokens > 0:
@@ -190,12 +219,9 @@ def af_step_cost(
             ffn_devices=ffn_devices,
             bandwidth_GBps=bandwidth_GBps,
             latency_us=latency_us,
+            ffn_ep=ffn_ep,
         )
-        copies = model.experts_per_token if model.num_experts else 1
-        from servesim.specs.dtypes import DTYPE_BYTES
-
-        act = DTYPE_BYTES[dtypes.activations]
-        link_bytes = 2.0 * L * m * activation_bytes(tokens, model.hidden_size, act, copies)
+        link_bytes = 2.0 * L * m * af_activation_bytes(tokens, model, dtypes, ffn_ep)
     af = af_step_time(t_a, t_f, t_c, m, L)
     seconds = af.seconds + attention_overhead_s
     busy = m * (att.compute_s + att.memory_s + att.comm_s)
@@ -225,10 +251,10 @@ def af_step_cost(
             seconds=f_work / share if share > 0 else 0.0,
             flops=k * ffn.flops,
             bytes=k * ffn.bytes,
-            comm_bytes=k * ffn.comm_bytes,
+            comm_bytes=0.0 if a2a else k * ffn.comm_bytes,
             compute_s=k * ffn.compute_s,
             memory_s=k * ffn.memory_s,
-            comm_s=k * ffn.comm_s,
+            comm_s=k * (ffn.comm_s - a2a),
             overhead_s=k * (ffn.overhead_s - ffn_overhead_s),
         )
     return a_step, f_step, af
@@ -286,7 +312,9 @@ def moe_imbalance(
 __all__ = [
     "AFStep",
     "af_step_cost",
+    "af_activation_bytes",
     "af_transfer_s",
+    "expected_destinations",
     "split_aggregates",
     "MOE_LOAD_DISTRIBUTIONS",
     "activation_bytes",

@@ -36,6 +36,8 @@ class SarathiScheduler:
 
     def next_batch(self, inst):
         preempted = inst.grow_decodes() if inst.n_dec else 0
+        if not inst.prefilling and not inst.waiting:  # decodes only (the common case)
+            return Batch([], True, preempted) if inst.n_dec else None
         budget = inst.max_tokens - inst.n_dec
         chunks = []
         for r in list(inst.prefilling):
@@ -132,7 +134,6 @@ class StaticScheduler:
 
     def next_batch(self, inst):
         if inst.n_running == 0 and inst.waiting:
-            inst.reserve = True
             chunks = []
             while inst.waiting and _seats(inst):
                 c = inst.try_admit(0, whole=True, lone=True)  # the token budget does not apply

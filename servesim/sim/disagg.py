@@ -93,6 +93,15 @@ class PrefillInstance(Instance):
 
     step_start = 0.0
 
+    @property
+    def reserve(self) -> bool:
+        """Never reserve KV for the output here: it is generated on the decode side."""
+        return False
+
+    @reserve.setter
+    def reserve(self, value: bool) -> None:
+        pass
+
     def enqueue(self, r: Any) -> None:
         need = self.kv.blocks_for(r.prompt)
         if need > self.kv.total:
@@ -400,6 +409,7 @@ class AttentionPool(DecodePool):
             latency_us=link.latency_us if link is not None else hw.scaleout_latency_us,
             attention_overhead_s=self.spec.overhead_s or 0.0,
             ffn_overhead_s=ffn.spec.overhead_s or 0.0,
+            ffn_ep=fpar.ep,
         )
 
     def _log(self, inst, start, dur, cost, agg, emitted, steps) -> None:

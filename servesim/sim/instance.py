@@ -289,6 +289,9 @@ class Instance:
             self._join_decode(r)
 
     def _aggregates(self, batch: Batch) -> tuple:
+        if not batch.chunks:
+            n = self.n_dec
+            return (0, 0, 0, 0, n, self.dsum + n, n)
         pt = ps = pa = pc = sampled = 0
         for r, c in batch.chunks:
             p = r.computed
@@ -304,10 +307,16 @@ class Instance:
     # -- the process ---------------------------------------------------------------------------
     def process(self):
         env = self.env
-        sched = self.sched
-        sink = self.sink
+        next_batch = self.sched.next_batch
+        aggregates = self._aggregates
+        costf = self.cost
+        apply = self._apply
+        hook = self.sink.step_hook
+        queue = env._queue
+        eid = env._eid
+        kv = self.kv
         while True:
-            batch = sched.next_batch(self)
+            batch = next_batch(self)
             if batch is None:
                 if self.waiting and not self.n_running:
                     raise RuntimeError("scheduler idles with requests waiting on an empty instance")
@@ -316,17 +325,30 @@ class Instance:
                 self.wake = env.event()
                 yield self.wake
                 continue
-            agg = self._aggregates(batch)
-            cost = self.cost(agg)
-            start = env.now
-            end = start + cost.seconds
-            if self.ff and batch.decode and not batch.chunks and not batch.preempted:
+            agg = aggregates(batch)
+            cost = costf(agg)
+            start = env._now
+            end = start + cost[0]
+            # With a prefix cache a blocked waiting request can become admissible as decode
+            # growth evicts its cached blocks (its hits then cost fewer blocks), so admission is
+            # not monotone there: no fast-forward while such a request waits.
+            if (
+                self.ff
+                and batch.decode
+                and not batch.chunks
+                and not batch.preempted
+                and not (self.waiting and kv.prefix)
+            ):
                 start, end, cost, agg = self._fast_forward(start, end, cost, agg)
             self.busy_until = end
-            yield at(env, end)
-            self._apply(batch, start, end, cost, agg)
-            if sink.step_hook is not None:
-                sink.step_hook(self)
+            ev = Event(env)  # at(env, end), inlined: the hot path
+            ev._ok = True
+            ev._value = None
+            heappush(queue, (end, URGENT, next(eid), ev))
+            yield ev
+            apply(batch, start, end, cost, agg)
+            if hook is not None:
+                hook(self)
 
     def _apply(self, batch: Batch, start: float, end: float, cost: Any, agg: tuple) -> None:
         emitted = 0
@@ -375,7 +397,9 @@ class Instance:
         while heap and (heap[0][2].state != DECODE or heap[0][2].seq != heap[0][1]):
             heappop(heap)
         # nothing finishes or leaves during the run, so the first finish clock is fixed
-        last = (heap[0][0] if heap else 1 << 62) - 1  # the run may apply iterations up to this clock
+        last = (
+            heap[0][0] if heap else 1 << 62
+        ) - 1  # the run may apply iterations up to this clock
         buckets = self.buckets
         bs = self.bs
         n = self.n_dec

@@ -79,7 +79,7 @@ class ColocatedPool:
                 self,
                 max_num_seqs=s.max_num_seqs,
                 max_num_batched_tokens=s.max_num_batched_tokens,
-                reserve_output=s.reserve_output,
+                reserve_output=s.reserve_output or s.policy == "static",  # static never preempts
                 fast_forward=cluster.fast_forward,
             )
             self.instances.append(inst)

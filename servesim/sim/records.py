@@ -50,7 +50,7 @@ REQUEST_COLUMNS: dict[str, str] = {
 
 def _np(col: array, code: str) -> np.ndarray:
     dtype = np.dtype(code)  # array and numpy agree on these codes: i int32, q int64, d float64
-    return np.frombuffer(col, dtype=dtype).copy() if len(col) else np.zeros(0, dtype=dtype)
+    return np.array(col, dtype=dtype) if len(col) else np.zeros(0, dtype=dtype)
 
 
 class StepLog:
@@ -63,57 +63,8 @@ class StepLog:
         self.cols = {k: array(t) for k, t in STEP_COLUMNS.items()}
         self._codes = tuple(STEP_COLUMNS.values())
         self._last: dict[int, tuple[int, float, int]] = {}  # instance -> (row, end, decode_seqs)
-        c = self.cols
-        self._app = (
-            c["instance"].append,
-            c["start_s"].append,
-            c["duration_s"].append,
-            c["prefill_tokens"].append,
-            c["decode_seqs"].append,
-            c["batch_size"].append,
-            c["flops"].append,
-            c["bytes"].append,
-            c["comm_bytes"].append,
-            c["compute_s"].append,
-            c["memory_s"].append,
-            c["comm_s"].append,
-            c["overhead_s"].append,
-            c["kv_used_blocks"].append,
-            c["kv_total_blocks"].append,
-            c["waiting"].append,
-            c["running"].append,
-            c["new_tokens"].append,
-            c["steps"].append,
-        )
-        if mode == "full":
-            self.log = self._log_full
-        else:
-            self.log = self._log_runs
-
-    def _log_full(
-        self, inst: Any, start: float, dur: float, cost: Any, agg: tuple, emitted: int, steps: int
-    ) -> None:
-        a = self._app
-        kv = inst.kv
-        a[0](inst.id)
-        a[1](start)
-        a[2](dur)
-        a[3](agg[0])
-        a[4](agg[4])
-        a[5](agg[1] + agg[4])
-        a[6](cost.flops)
-        a[7](cost.bytes)
-        a[8](cost.comm_bytes)
-        a[9](cost.compute_s)
-        a[10](cost.memory_s)
-        a[11](cost.comm_s)
-        a[12](cost.overhead_s)
-        a[13](kv.private + len(kv.refs))
-        a[14](kv.total)
-        a[15](len(inst.waiting))
-        a[16](len(inst.prefilling) + inst.n_dec)
-        a[17](emitted)
-        a[18](steps)
+        self._full = _row_writer(self.cols)
+        self.log = self._full if mode == "full" else self._log_runs
 
     def _log_runs(
         self, inst: Any, start: float, dur: float, cost: Any, agg: tuple, emitted: int, steps: int
@@ -123,14 +74,15 @@ class StepLog:
         if last is not None and agg[0] == 0 and last[2] == n and last[1] == start:
             row = last[0]
             c = self.cols
+            _, fl, by, cb, cs, ms, ks, os_, _ = cost
             c["duration_s"][row] += dur
-            c["flops"][row] += cost.flops
-            c["bytes"][row] += cost.bytes
-            c["comm_bytes"][row] += cost.comm_bytes
-            c["compute_s"][row] += cost.compute_s
-            c["memory_s"][row] += cost.memory_s
-            c["comm_s"][row] += cost.comm_s
-            c["overhead_s"][row] += cost.overhead_s
+            c["flops"][row] += fl
+            c["bytes"][row] += by
+            c["comm_bytes"][row] += cb
+            c["compute_s"][row] += cs
+            c["memory_s"][row] += ms
+            c["comm_s"][row] += ks
+            c["overhead_s"][row] += os_
             c["kv_used_blocks"][row] = inst.kv.used
             c["waiting"][row] = len(inst.waiting)
             c["running"][row] = inst.n_running
@@ -139,17 +91,70 @@ class StepLog:
             self._last[inst.id] = (row, start + dur, n)
             return
         row = len(self.cols["instance"])
-        self._log_full(inst, start, dur, cost, agg, emitted, steps)
+        self._full(inst, start, dur, cost, agg, emitted, steps)
         self._last[inst.id] = (row, start + dur, n if agg[0] == 0 else -1)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Columns as numpy arrays, rows ordered by (start_s, instance)."""
-        out = {k: _np(v, t) for (k, v), t in zip(self.cols.items(), self._codes)}
-        if len(out["instance"]):
-            order = np.lexsort((out["instance"], out["start_s"]))
-            out = {k: v[order] for k, v in out.items()}
+        """Columns as numpy arrays, rows ordered by (start_s, instance). Consumes the log."""
+        cols, self.cols = self.cols, {}
+        inst = _np(cols["instance"], "i")
+        start = _np(cols["start_s"], "d")
+        order = None
+        if len(inst) and not (
+            np.all(np.diff(start) >= 0)
+            and (len(np.unique(inst)) == 1 or _ties_ordered(start, inst))
+        ):
+            order = np.lexsort((inst, start))
+        out = {}
+        for (k, col), code in zip(list(cols.items()), self._codes):
+            v = inst if k == "instance" else start if k == "start_s" else _np(col, code)
+            del cols[k], col
+            out[k] = v[order] if order is not None else v
         out["instance"] = out["instance"].astype(np.int64)
         return out
+
+
+def _ties_ordered(start: np.ndarray, inst: np.ndarray) -> bool:
+    same = np.diff(start) == 0
+    return bool(np.all(np.diff(inst)[same] > 0))
+
+
+def _row_writer(c: dict[str, array]) -> Any:
+    """A function appending one step row; the column appends are bound as defaults (fast locals)."""
+
+    def log(
+        inst, start, dur, cost, agg, emitted, steps,
+        a0=c["instance"].append, a1=c["start_s"].append, a2=c["duration_s"].append,
+        a3=c["prefill_tokens"].append, a4=c["decode_seqs"].append, a5=c["batch_size"].append,
+        a6=c["flops"].append, a7=c["bytes"].append, a8=c["comm_bytes"].append,
+        a9=c["compute_s"].append, a10=c["memory_s"].append, a11=c["comm_s"].append,
+        a12=c["overhead_s"].append, a13=c["kv_used_blocks"].append, a14=c["kv_total_blocks"].append,
+        a15=c["waiting"].append, a16=c["running"].append, a17=c["new_tokens"].append,
+        a18=c["steps"].append,
+    ):  # fmt: skip
+        kv = inst.kv
+        _, fl, by, cb, cs, ms, ks, os_, _ = cost
+        a0(inst.id)
+        a1(start)
+        a2(dur)
+        a3(agg[0])
+        a4(agg[4])
+        a5(agg[1] + agg[4])
+        a6(fl)
+        a7(by)
+        a8(cb)
+        a9(cs)
+        a10(ms)
+        a11(ks)
+        a12(os_)
+        a13(kv.private + len(kv.refs))
+        a14(kv.total)
+        a15(len(inst.waiting))
+        a16(len(inst.prefilling) + inst.n_dec)
+        a17(emitted)
+        a18(steps)
+
+    return log
 
 
 class RequestLog:

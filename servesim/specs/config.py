@@ -302,8 +302,8 @@ def parse_config(data: Mapping[str, Any], where: str) -> RunConfig:
     from servesim.specs.workload import parse_workload
 
     check_keys(data, _TOP_KEYS, where, "")
-    model_ref = get_str(data, "model", where, "")
-    model = load_model(_resolve_path(model_ref, where), where)
+    model_ref = _resolve_path(get_str(data, "model", where, ""), where)
+    model = load_model(model_ref, where)
     dtypes = parse_dtypes(data.get("dtype", "bf16"), where, "dtype")
     deployment = parse_deployment(data.get("deployment"), model, where)
     if "workload" not in data:

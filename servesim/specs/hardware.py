@@ -97,6 +97,10 @@ class HardwareSpec:
     aliases: tuple[str, ...] = ()
     fitted: str = ""
     source: str = ""
+    # SMs (NVIDIA) / CUs (AMD) per device, the units GEMM tiles are spread over; None where the
+    # device has no such unit (TPU, Gaudi MME, dataflow chips). Catalog data only for now: the
+    # roofline reads the `compute_units` efficiency key.
+    compute_units: int | None = None
     memory_type: str = ""  # e.g. HBM3, SRAM
     scaleup_name: str = ""  # e.g. NVLink 4 (NVSwitch)
     scaleout_name: str = ""  # e.g. ConnectX-7 400G InfiniBand
@@ -172,7 +176,7 @@ def parse_hardware(data: Mapping[str, Any], where: str) -> HardwareSpec:
     """Validate one profile mapping (the YAML layout above) into a HardwareSpec."""
     check_keys(data, _TOP_KEYS, where, "")
     vendor = get_choice(data, "vendor", _VENDORS, where)
-    compute = _section(data, "compute", where, ("tflops",))
+    compute = _section(data, "compute", where, ("tflops", "compute_units"))
     memory = _section(data, "memory", where, ("type", "capacity_GB", "bandwidth_GBps", "tiers"))
     link = _section(data, "interconnect", where, ("scaleup", "scaleout", "devices_per_node"))
     up = _section(
@@ -193,6 +197,7 @@ def parse_hardware(data: Mapping[str, Any], where: str) -> HardwareSpec:
         display_name=get_str(data, "display_name", where),
         vendor=vendor,
         tflops=_parse_tflops(compute, where),
+        compute_units=_parse_compute_units(compute, where),
         memory_GB=get_number(memory, "capacity_GB", where, "memory", **pos),
         memory_bw_GBps=get_number(memory, "bandwidth_GBps", where, "memory", **pos),
         scaleup_devices=get_number(
@@ -261,6 +266,13 @@ def _parse_tflops(compute: Mapping[str, Any], where: str) -> tuple[tuple[str, fl
             where, "compute.tflops", dict(table), "needs a bf16, fp16, fp8 or int8 peak"
         )
     return tuple(out)
+
+
+def _parse_compute_units(compute: Mapping[str, Any], where: str) -> int | None:
+    """SMs / CUs per device: a positive integer, or null (absent) where no such unit exists."""
+    if compute.get("compute_units") is None:
+        return None
+    return get_number(compute, "compute_units", where, "compute", minimum=1, integer=True)
 
 
 def _parse_efficiency(data: Any, where: str) -> tuple[tuple[str, float], ...]:

@@ -11,7 +11,7 @@ from servesim.sim.cluster import run
 from servesim.sim.testing import ListWorkload, linear_step_cost
 from servesim.specs.config import load_config
 
-POLICIES = ("sarathi", "vllm", "orca")
+POLICIES = ("sarathi", "vllm", "orca", "static")
 
 
 def _cfg(policy, prefill, decode, bw, streaming, ff):

@@ -232,3 +232,30 @@ def test_bench_cli_prints_block_and_matrix_skips_done(tmp_path):
     ]
     res = CliRunner().invoke(cli, ["bench", "--matrix", str(m)])
     assert "0 run, 2 skipped" in res.output
+
+
+def test_bench_config_file_keeps_deployment_replaces_workload(tmp_path):
+    import yaml
+
+    from servesim.specs.config import DEFAULT_CONFIG
+
+    cfg = {
+        **DEFAULT_CONFIG,
+        "deployment": {
+            "pools": [
+                {
+                    "role": "colocated",
+                    "hardware": "h200-sxm",
+                    "instances": 2,
+                    "parallelism": {"tp": 1},
+                }
+            ]
+        },
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = bench_config(config=str(path), num_prompts=10, max_concurrency=2, scheduler="orca")
+    pool = out["deployment"]["pools"][0]
+    assert pool["hardware"] == "h200-sxm" and pool["instances"] == 2
+    assert pool["scheduler"]["policy"] == "orca"
+    assert "trace" not in out["workload"] and out["workload"]["clients"] == {"concurrency": 2}

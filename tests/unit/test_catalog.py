@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -124,3 +125,50 @@ def test_cli_bad_names_exit_2_one_line_no_traceback(capsys, args):
     err = capsys.readouterr().err
     assert exc.value.code == 2
     assert "Traceback" not in err and err.strip()
+
+
+def test_list_hardware_compute_units_column_null_where_not_applicable():
+    frame = catalog.list_hardware().set_index("id")
+    assert frame.loc["a100-sxm", "compute_units"] == 108
+    assert frame.loc["mi300x", "compute_units"] == 304
+    assert frame.loc["tpu-v5e", "compute_units"] is pd.NA
+    table = _run("list", "hardware").output
+    assert "compute_units" in table and "<NA>" not in table and "nan" not in table
+
+
+def test_list_models_dense_models_have_no_expert_counts():
+    frame = catalog.list_models().set_index("id")
+    assert frame.loc["llama-3.1-8b", "experts"] is pd.NA
+    assert frame.loc["mixtral-8x7b", "experts"] == 8
+    rows = json.loads(_run("list", "models", "--format", "json").output)
+    dense = next(r for r in rows if r["id"] == "llama-3.1-8b")
+    assert dense["experts"] is None
+
+
+def test_cli_show_hardware_compute_units_and_host_share():
+    info = json.loads(_run("show", "hardware", "h100", "--format", "json").output)
+    assert info["compute_units"] == 132
+    assert info["host_W_per_device"] == pytest.approx(info["host_W_per_node"] / 8)
+    tpu = json.loads(_run("show", "hardware", "tpu-v5e", "--format", "json").output)
+    assert tpu["compute_units"] is None and tpu["price_hour_usd"] == pytest.approx(1.2)
+    assert "fitted" in _run("show", "hardware", "tpu-v5e").output
+
+
+def test_cli_show_model_405b_fp8_on_8xh100_fits_with_little_kv_room():
+    pytest.importorskip("servesim.analysis")
+    args = ("show", "model", "llama-3.1-405b", "--hw", "h100-sxm", "--tp", "8", "--dtype", "fp8")
+    info = json.loads(_run(*args, "--format", "json").output)
+    assert info["fits"] is True and "reason" not in info and "name" not in info
+    # weights take ~51 of 72 usable GB per device: a few full 128k contexts of KV, not dozens
+    assert 0.5 < info["kv_capacity_max_context_seqs"] < 10
+    table = _run(*args).output
+    assert "kv_bytes_per_token_per_device  32,256 bytes" in table
+
+
+def test_cli_show_model_deepseek_v3_fp8_on_8xh200_fits_not_on_8xh100():
+    pytest.importorskip("servesim.analysis")
+    base = ("show", "model", "deepseek-v3", "--tp", "8", "--dtype", "fp8", "--format", "json")
+    on_h200 = json.loads(_run(*base, "--hw", "h200-sxm").output)
+    assert on_h200["fits"] is True and on_h200["kv_capacity_tokens"] > 100_000
+    on_h100 = json.loads(_run(*base, "--hw", "h100-sxm").output)
+    assert on_h100["fits"] is False and "does not fit" in on_h100["reason"]

@@ -122,3 +122,23 @@ def test_compare_real_nim_measurements_load_as_measured(shared_data):
     rs = load_results(shared_data / "measured" / "e2e_nim_h100_tp2.csv")
     assert rs.measured and {"tp", "isl", "osl", "conc"} <= set(rs.keys)
     assert "output_throughput" in rs.table and "mean_ttft_ms" in rs.table
+
+
+def test_compare_averages_over_columns_only_one_side_has(tmp_path):
+    from servesim.sweep import sweep
+
+    def runner(base, ov, seed):
+        return {"output_throughput": 100.0 + seed}
+
+    spec = {
+        "base": {"x": 1},
+        "grid": {"workload.clients.concurrency": [4]},
+        "seeds": [0, 2],
+        "metrics": ["output_throughput"],
+    }
+    sweep(spec, jobs=1, out=tmp_path / "sw", runner=runner)
+    write_bench(tmp_path / "b", "x", 1, 100, 100, 4, 202.0, 5.0)
+    df = compare(tmp_path / "sw", tmp_path / "b", ["output_throughput"])
+    assert df["a"].tolist() == [101.0] and df["ratio"].tolist() == pytest.approx([2.0])
+    assert df.attrs["averaged_over"] == ["seed"]
+    assert "averaged over seed" in format_comparison(df)

@@ -100,7 +100,7 @@ def test_check_fit_llama_70b_bf16_one_h100_does_not_fit():
         memory.check_fit(_ctx("llama-3.1-70b"), 0.9, "colocated", "run.yaml")
     msg = str(err.value)
     assert msg.startswith("run.yaml") and "does not fit" in msg and "llama-3.1-70b" in msg
-    assert "bf16" in msg and "h100-sxm" in msg and "tp=1" in msg and "80 GB x 0.9" in msg
+    assert "bf16" in msg and "h100-sxm" in msg and "tp=1" in msg and "85.52 GB x 0.9" in msg
 
 
 def test_check_fit_llama_70b_bf16_four_h100_fits():
@@ -112,7 +112,7 @@ def test_check_fit_llama_70b_bf16_four_h100_fits():
 def test_kv_capacity_tokens_closed_form():
     ctx = _ctx("llama-3.1-8b")
     m = ctx.model
-    free = 80e9 * 0.9 - memory.weight_bytes_per_device(m, BF16, Parallelism())
+    free = ctx.hardware.memory_bytes * 0.9 - memory.weight_bytes_per_device(m, BF16, Parallelism())
     free -= memory.activation_reserve_bytes(m, BF16, Parallelism(), 8192)
     assert memory.kv_capacity_tokens(ctx, 0.9, "colocated") == int(free // 131072)
 
@@ -130,7 +130,7 @@ def test_kv_capacity_tokens_dp_attention_multiplies_groups():
     two = memory.kv_capacity_tokens(
         _ctx("deepseek-v3", FP8, tp=8, dp_attn=2, ep=16), 0.9, "colocated"
     )
-    assert one == 0  # 671B in fp8 does not fit 8 x 80 GB
+    assert one == 0  # 671B in fp8 does not fit 8 x 85.5 GB
     assert two > 0
 
 

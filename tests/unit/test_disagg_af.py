@@ -27,46 +27,53 @@ def _ctx(model, hw, par, dtype="fp8"):
     )
 
 
-@pytest.mark.parametrize(
-    "model,hw,par",
-    [("deepseek-v3", "h200-sxm", DSV3_FFN), ("llama-3.1-70b", "h100-sxm", {"tp": 4})],
-)
-@pytest.mark.parametrize(
-    "agg", [(0, 0, 0, 0, 64, 64 * 1500, 64), (512, 2, 70000, 0, 30, 30000, 32)]
-)
-def test_af_step_free_link_one_micro_batch_equals_colocated_step(model, hw, par, agg):
-    ctx = _ctx(model, hw, par)
-
+def _af(ctx, agg, m=1, bw=None, ep=1, share=1.0):
     def cost(role):
         return lambda a: step_cost(ctx, role, Aggregates(*a))
 
-    a, f, af = af_step_cost(
-        cost("attention"), cost("ffn"), agg, model=ctx.model, dtypes=ctx.dtypes, micro_batches=1,
-        share=1.0, attention_devices=8, ffn_devices=8, bandwidth_GBps=None, latency_us=0.0,
-        attention_overhead_s=ctx.overhead_s, ffn_overhead_s=ctx.overhead_s,
+    return af_step_cost(
+        cost("attention"), cost("ffn"), agg, model=ctx.model, dtypes=ctx.dtypes, micro_batches=m,
+        share=share, attention_devices=8, ffn_devices=8, bandwidth_GBps=bw, latency_us=5.0,
+        attention_overhead_s=ctx.overhead_s, ffn_overhead_s=ctx.overhead_s, ffn_ep=ep,
     )  # fmt: skip
+
+
+AGGS = [(0, 0, 0, 0, 64, 64 * 1500, 64), (512, 2, 70000, 0, 30, 30000, 32)]
+
+
+@pytest.mark.parametrize(
+    "model,hw,par",
+    [("deepseek-v3", "h200-sxm", {"tp": 8}), ("llama-3.1-70b", "h100-sxm", {"tp": 4})],
+)
+@pytest.mark.parametrize("agg", AGGS)
+def test_af_step_free_link_one_micro_batch_equals_colocated_step(model, hw, par, agg):
+    ctx = _ctx(model, hw, par)
+    a, f, af = _af(ctx, agg)
     co = step_cost(ctx, "colocated", Aggregates(*agg))
     assert a.seconds == pytest.approx(co.seconds, rel=1e-12)
     assert a.flops + f.flops == pytest.approx(co.flops, rel=1e-12)
     assert af.attention_busy + af.ffn_busy == pytest.approx(1.0)
 
 
-def test_af_step_slow_link_more_micro_batches_hide_transfer():
+@pytest.mark.parametrize("agg", AGGS)
+def test_af_step_expert_parallel_free_link_drops_only_the_all_to_all(agg):
+    # with EP the attention side sends tokens straight to the expert ranks: the FFN pool's own
+    # dispatch/combine all-to-all is replaced by the (here free) transfer
     ctx = _ctx("deepseek-v3", "h200-sxm", DSV3_FFN)
+    a, _, _ = _af(ctx, agg, ep=8)
+    co = step_cost(ctx, "colocated", Aggregates(*agg))
+    ffn = step_cost(ctx, "ffn", Aggregates(decode_seqs=agg[0] + agg[4]))
+    assert ffn.comm_s > 0
+    assert a.seconds == pytest.approx(co.seconds - ffn.comm_s, rel=1e-12)
 
-    def step(m):
-        return af_step_cost(
-            lambda a: step_cost(ctx, "attention", Aggregates(*a)),
-            lambda a: step_cost(ctx, "ffn", Aggregates(*a)),
-            (0, 0, 0, 0, 256, 256 * 2000, 256), model=ctx.model, dtypes=ctx.dtypes,
-            micro_batches=m, share=1.0, attention_devices=8, ffn_devices=8, bandwidth_GBps=1.0,
-            latency_us=5.0, attention_overhead_s=ctx.overhead_s, ffn_overhead_s=ctx.overhead_s,
-        )  # fmt: skip
 
+def test_af_step_slow_link_more_micro_batches_hide_transfer():
     # a slow link dominates: ping-pong hides it (expert weights are still read once per
     # micro-batch, so on a fast link more micro-batches cost time instead)
-    one, three = step(1), step(3)
-    assert one[2].bound == "latency" and three[2].bound == "transfer"
+    ctx = _ctx("deepseek-v3", "h200-sxm", DSV3_FFN)
+    agg = (0, 0, 0, 0, 256, 256 * 2000, 256)
+    one, three = _af(ctx, agg, 1, 1.0, 8), _af(ctx, agg, 3, 1.0, 8)
+    assert one[2].bound == "latency"
     assert three[0].seconds < one[0].seconds
     assert three[2].link_busy > one[2].link_busy
 
@@ -113,12 +120,16 @@ def _specs(n=40, rate=4.0, seed=2):
 
 def test_af_run_free_link_one_micro_batch_matches_colocated_run():
     specs = _specs()
-    af = run(
-        _af_cfg(link={"bandwidth_GBps": 1e15, "latency_us": 0.0}), workload=ListWorkload(specs)
-    )
-    co_cfg = _cfg(
-        {"pools": [{"role": "colocated", "hardware": "h200-sxm", "parallelism": DSV3_FFN}]}
-    )
+    tp8 = {"tp": 8}
+    dep = {
+        "pools": [
+            {"role": "attention", "hardware": "h200-sxm", "parallelism": tp8},
+            {"role": "ffn", "hardware": "h200-sxm", "parallelism": tp8},
+        ],
+        "af_link": {"bandwidth_GBps": 1e15, "latency_us": 0.0},
+    }
+    af = run(_cfg(dep), workload=ListWorkload(specs))
+    co_cfg = _cfg({"pools": [{"role": "colocated", "hardware": "h200-sxm", "parallelism": tp8}]})
     co = run(co_cfg, workload=ListWorkload(specs))
     for key in ("first_token_s", "finish_s"):
         np.testing.assert_allclose(af.requests[key], co.requests[key], rtol=1e-9)

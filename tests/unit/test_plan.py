@@ -132,3 +132,30 @@ def test_plan_real_engine_top_choice_meets_slo_when_run_alone():
     ok, fails, _ = slo_check(alone.summary, slo_targets(slo))
     assert ok, fails
     assert alone.summary["monthly_usd"] == pytest.approx(best["monthly_usd"])
+
+
+def test_plan_pd_mode_builds_prefill_and_decode_pools(tmp_path):
+    seen = []
+
+    def runner(cfg):
+        seen.append([(p["role"], p["instances"]) for p in cfg["deployment"]["pools"]])
+        return fake_runner(cfg)
+
+    res = run_plan(tmp_path, modes=["pd"], runner=runner, tp=[1], caps=[64])
+    assert seen and all([r for r, _ in pools] == ["prefill", "decode"] for pools in seen)
+    assert {"n_prefill", "n_decode"} <= set(res.candidates.columns)
+    best = res.best_config["deployment"]["pools"]
+    assert [p["role"] for p in best] == ["prefill", "decode"]
+
+
+def test_plan_unsupported_mode_is_skipped_with_note(tmp_path):
+    def runner(cfg):
+        if cfg["deployment"]["pools"][0]["role"] != "colocated":
+            raise SpecError(
+                "<config>", "deployment.pools", "prefill", "role not supported yet by the engine"
+            )
+        return fake_runner(cfg)
+
+    res = run_plan(tmp_path, modes=["colocated", "pd"], runner=runner, tp=[1], caps=[64])
+    assert (res.candidates["mode"] == "colocated").all()
+    assert any(n.startswith("mode pd:") for n in res.notes)

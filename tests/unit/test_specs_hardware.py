@@ -149,3 +149,62 @@ def test_load_hardware_nvl72_scaleup_domain():
     for name in ("gb200", "gb300"):
         hw = load_hardware(name)
         assert hw.scaleup_devices == 72 and hw.scaleup_bw_GBps == 900
+
+
+@pytest.mark.parametrize(
+    ("name", "units"),
+    [("a100-sxm", 108), ("h100-sxm", 132), ("h200-sxm", 132), ("b200", 148), ("gb300", 160),
+     ("mi300x", 304), ("mi325x", 304), ("mi355x", 256), ("l40s", 142), ("tpu-v5e", None),
+     ("tpu-v6e", None), ("gaudi3", None), ("groq-lpu", None), ("cerebras-wse3", None)],
+)  # fmt: skip
+def test_load_hardware_compute_units_per_device(name: str, units: int | None):
+    assert load_hardware(name).compute_units == units
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
+def test_compute_units_agrees_with_efficiency_key_where_both_set(path: Path):
+    hw = load_hardware(path.stem)
+    if "compute_units" in dict(hw.efficiency):
+        assert hw.eff("compute_units") == hw.compute_units
+
+
+@pytest.mark.parametrize("value", [0, 1.5, "many", -8])
+def test_load_hardware_bad_compute_units_names_field(tmp_path: Path, value):
+    path = _write(tmp_path, lambda d: d["compute"].update(compute_units=value))
+    with pytest.raises(SpecError) as err:
+        load_hardware(str(path))
+    assert err.value.field == "compute.compute_units"
+
+
+def test_load_hardware_compute_units_absent_or_null_is_none(tmp_path: Path):
+    path = _write(tmp_path, lambda d: d["compute"].pop("compute_units"))
+    assert load_hardware(str(path)).compute_units is None
+    path = _write(tmp_path, lambda d: d["compute"].update(compute_units=None))
+    assert load_hardware(str(path)).compute_units is None
+
+
+@pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
+def test_host_power_is_typical_share_below_accelerator_tdp(path: Path):
+    """Host power is a typical draw: per device it stays below the accelerator's own TDP."""
+    hw = load_hardware(path.stem)
+    assert 0 <= hw.host_W_per_node / hw.devices_per_node < hw.tdp_W
+
+
+def test_host_power_dgx_h100_is_half_the_non_gpu_budget():
+    hw = load_hardware("h100-sxm")
+    assert hw.host_W_per_node == pytest.approx(0.5 * (10200 - 8 * 700))
+
+
+def test_tpu_prices_and_peaks_match_cloud_docs():
+    v5e, v6e = load_hardware("tpu-v5e"), load_hardware("tpu-v6e")
+    assert (v5e.price_hour_usd, v6e.price_hour_usd) == (pytest.approx(1.2), pytest.approx(2.7))
+    assert v5e.peak_flops("bf16") == pytest.approx(197e12)
+    assert v6e.peak_flops("int8") == pytest.approx(1836e12)
+    assert (v5e.scaleup_bw_GBps, v6e.scaleup_bw_GBps) == (200, 400)  # half the bidirectional ICI
+
+
+def test_mi355x_dense_peaks_scale_by_format():
+    hw = load_hardware("mi355x")
+    assert hw.peak_flops("fp8") == pytest.approx(2 * hw.peak_flops("bf16"))
+    assert hw.peak_flops("int8") == pytest.approx(hw.peak_flops("fp8"))
+    assert hw.peak_flops("fp4") == pytest.approx(2 * hw.peak_flops("fp8"))

@@ -104,7 +104,7 @@ def test_sweep_killed_process_restarted_ends_with_one_row_per_point(tmp_path):
         "from test_sweep import fake_runner\n"
         "from servesim.sweep import sweep\n"
         "def slow(b, o, s):\n"
-        "    time.sleep(0.05)\n"
+        "    time.sleep(0.2)\n"
         "    return fake_runner(b, o, s)\n"
         f"sweep({str(spec_file)!r}, jobs=1, runner=slow)\n"
     )
