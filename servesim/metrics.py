@@ -453,7 +453,30 @@ def summarize(raw: Any, cfg: Any) -> dict[str, Any]:
         "prefix_cache_hit_rate": _per(cached, total_in),
     })  # fmt: skip
     out.update(_transfer_stats(req))
+    out.update(_link_stats(getattr(raw, "transfers", None) or {}, inst, duration))
     out.update(_pool_stats(raw, inst, duration))
+    return out
+
+
+def _link_stats(t: Mapping[str, np.ndarray], inst: pd.DataFrame, duration: float) -> dict:
+    """KV hand-offs of a prefill/decode split (raw.transfers, one row per transfer)."""
+    if "bytes" not in t or not len(t["bytes"]):
+        return {}
+    wait = _col(t, "wait_s") * 1e3
+    links = int((inst["pool"] == "prefill").sum()) or 1
+    out = {
+        "kv_transfers": int(len(t["bytes"])),
+        "kv_transfer_bytes_total": float(_col(t, "bytes").sum()),
+        "kv_transfer_wait_ms_mean": float(wait.mean()),
+        "kv_transfer_wait_ms_p99": float(np.percentile(wait, 99)),
+    }
+    if "busy_s" in t:
+        out["kv_link_utilisation"] = _per(float(_col(t, "busy_s").sum()), duration * links)
+    if "decode_queue_s" in t:
+        q = _col(t, "decode_queue_s")
+        q = q[q >= 0] * 1e3
+        out["decode_queue_ms_mean"] = float(q.mean()) if q.size else None
+        out["decode_queue_ms_p99"] = float(np.percentile(q, 99)) if q.size else None
     return out
 
 

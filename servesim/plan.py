@@ -328,9 +328,9 @@ def _shapes(f: Family, rate: float, extra: int) -> list[dict[str, int]]:
         p0 = max(1, math.ceil(rate / f.prefill_rps))
         d0 = max(1, math.ceil(rate / f.decode_rps))
         return [
-            {"prefill": p0 + i, "decode": d0 + j}
-            for i in range(extra + 1)
-            for j in range(extra + 1)
+            {"prefill": p, "decode": d}
+            for p in range(max(1, p0 - 1), p0 + extra + 1)
+            for d in range(max(1, d0 - 1), d0 + extra + 1)
         ]
     r0 = max(1, math.ceil(rate / f.capacity_rps))
     # the capacity is an estimate: fewer replicas are tried too (cheapest first; a family stops
@@ -532,7 +532,13 @@ def _finish(a, traffic, rows, configs, notes, out) -> PlanResult:
         top = cand
         notes.append("no candidate was simulated (all pruned or unsupported)")
     else:
-        top = cand[cand["meets_slo"]].sort_values(["monthly_usd", "devices", "id"], kind="stable")
+        # cheapest first; at equal cost (to the cent) the larger headroom, then fewer devices
+        met = cand[cand["meets_slo"]].assign(
+            _usd=lambda d: d["monthly_usd"].round(2), _head=lambda d: -d["headroom"]
+        )
+        top = met.sort_values(["_usd", "_head", "devices", "id"], kind="stable").drop(
+            columns=["_usd", "_head"]
+        )
         top = top.head(int(a["top"])).reset_index(drop=True)
         if top.empty:
             notes.append(

@@ -1,6 +1,6 @@
 """DeepSeek-V3 decode on H200: expert-parallel colocated decode vs attention/FFN disaggregation.
 
-Every deployment has the same prefill pool (2 instances of 8 x H200, DP-attention 8 + EP 8) and
+Every deployment has the same prefill pool (4 instances of 8 x H200, DP-attention 8 + EP 8) and
 hands the KV to its decode side, which is one of:
 - EP colocated (the DeepSeek/SGLang layout): decode instances with DP attention and EP experts over
   8 GPUs (one node) or 16 GPUs (two nodes: the all-to-all crosses the NICs);
@@ -32,6 +32,7 @@ DP8 = {"tp": 1, "dp_attn": 8}
 SCHED = {"policy": "sarathi", "max_num_seqs": None, "max_num_batched_tokens": 8192}
 LOAD = (32, 64, 128, 256, 512, 1024, 2048)  # concurrent clients per 8 decode-side GPUs
 INPUT, OUTPUT = 1000, 1000
+PREFILL = 4  # prefill instances (8 GPUs each), enough that the decode side sets the pace
 
 
 def pool(role: str, n: int, par: dict, m: int = 1) -> dict:
@@ -56,7 +57,7 @@ def deployments() -> dict[str, tuple[list, int]]:
 def config(name: str, load: int, zipf: float | None) -> dict:
     pools, gpus = deployments()[name]
     conc = load * gpus // 8
-    dep = {"pools": [pool("prefill", 2, EP8), *pools]}
+    dep = {"pools": [pool("prefill", PREFILL, EP8), *pools]}
     if zipf:
         dep["moe_load"] = {"distribution": "zipf", "zipf_s": zipf}
     return {
@@ -65,8 +66,10 @@ def config(name: str, load: int, zipf: float | None) -> dict:
         "deployment": dep,
         "workload": {
             "clients": {"concurrency": conc},
-            "lengths": {"input": {"dist": "fixed", "mean": INPUT},
-                        "output": {"dist": "fixed", "mean": OUTPUT}},  # fmt: skip
+            "lengths": {
+                "input": {"dist": "fixed", "mean": INPUT},
+                "output": {"dist": "fixed", "mean": OUTPUT},
+            },  # fmt: skip
             "num_requests": 2 * conc,
         },
         "seed": 0,
@@ -102,7 +105,9 @@ def plot(df, out: Path) -> None:
     for ax, (title, pick) in zip(axes, groups[1:]):
         for name, g in colo.groupby("deployment", sort=False):
             g = g.sort_values("tpot_ms_median")
-            ax.plot(g["tpot_ms_median"], g["tok_s_per_gpu"], "k--" if "8" in name else "k:", label=name)
+            ax.plot(
+                g["tpot_ms_median"], g["tok_s_per_gpu"], "k--" if "8" in name else "k:", label=name
+            )
         for name, g in df[df["deployment"].map(pick)].groupby("deployment", sort=False):
             g = g.sort_values("tpot_ms_median")
             ax.plot(g["tpot_ms_median"], g["tok_s_per_gpu"], marker="o", label=name)
@@ -132,7 +137,10 @@ def main(argv: list[str] | None = None) -> None:
     df.to_csv(out / "results.csv", index=False, float_format="%.5g")
     plot(df, out / "deepseek_af.png")
     best = df.loc[df.groupby("deployment", sort=False)["tok_s_per_gpu"].idxmax()]
-    print(best[["deployment", "tok_s_per_gpu", "tpot_ms_median"]].to_string(index=False), file=sys.stderr)
+    print(
+        best[["deployment", "tok_s_per_gpu", "tpot_ms_median"]].to_string(index=False),
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ The shape of every formula is a roofline with three corrections that measured ke
   duration, as long kernels pipeline loads under math better than short ones;
 - a fixed cost per kernel (launch, prologue, tail) and, for attention, per sequence;
 - quantisation: a GEMM computes whole tiles and runs them in waves over the compute units, so a
-  last, partly filled wave costs as much as a full one; decode attention runs one block per
-  (sequence, KV head) and quantises the same way. Its strength is a fitted exponent (0 = off), and
-  it is off when the profile does not know the unit count (``compute_units`` = 0).
+  last, partly filled wave costs as much as a full one, and a grid smaller than one wave leaves
+  units idle; decode attention runs split-KV blocks per (sequence, KV head) and quantises the same
+  way. Strengths are fitted exponents (0 = off), and the models are off when the profile does not
+  know the unit count (``compute_units`` = 0).
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ def params(hw: HardwareSpec) -> dict[str, float]:
     if hit is not None and hit[0] is hw:
         return hit[1]
     values = {key: default for key, (default, _) in EFFICIENCY_DEFAULTS.items()}
-    values.update(hw.efficiency)
+    for key, value in reversed(hw.efficiency):  # the first of repeated keys wins, as in hw.eff
+        values[key] = value
+    if not any(key == "compute_units" for key, _ in hw.efficiency) and hw.compute_units:
+        # the datasheet unit count switches wave quantisation on for every GPU that states one
+        values["compute_units"] = float(hw.compute_units)
     if len(_PARAMS) >= 256:
         _PARAMS.clear()
     _PARAMS[id(hw)] = (hw, values)
@@ -67,43 +72,77 @@ def smooth_max(a: float, b: float, p: float) -> float:
     return hi * (1.0 + (lo / hi) ** p) ** (1.0 / p)
 
 
-def _timed(compute_s: float, memory_s: float, p: float, fixed_s: float) -> OpTime:
-    bound = "compute" if compute_s >= memory_s else "memory"
-    return OpTime(smooth_max(compute_s, memory_s, p) + fixed_s, bound)
-
-
-def _wave_factor(units: float, blocks: float) -> float:
-    """Cost of ``blocks`` equal blocks run in waves over ``units``, relative to perfect balance.
-
-    Only when there is at least one full wave: with fewer blocks than units, kernels split the
-    work further (split-K, split-KV), so a partial single wave is not a loss.
-    """
-    if units < 1.0 or blocks < units:
-        return 1.0
-    waves = math.ceil(blocks / units)
-    return waves * units / blocks
+# Output tile shapes (rows x columns per thread block) that GEMM libraries choose between for
+# 16-bit tensor-core kernels: cuBLAS kernel names on A100/H100 carry them (ampere_fp16_s16816gemm_
+# fp16_64x128, _128x128, _256x128; sm90_xmma_gemm_..._128x256), and they are CUTLASS's default
+# threadblock shapes. Which one a library picks for a shape is a heuristic that cannot be predicted
+# from outside (measured times jump from one M to the next), so the model averages the candidates'
+# quantisation (geometric mean) instead of betting on one.
+_GEMM_TILES = ((64, 128), (128, 128), (128, 256), (256, 128))
+_GEMM_ROOT = 1.0 / len(_GEMM_TILES)
 
 
 def _gemm_quantisation(e: dict[str, float], rows: float, n: int, groups: int = 1) -> float:
-    """Tile padding of M plus wave quantisation of the tiles, raised to ``gemm_wave`` (0 = off)."""
-    strength = e["gemm_wave"]
+    """Time of the tiled kernel over the ideal 2MNK/peak: whole tiles, run in waves over the units.
+
+    Per candidate tile shape, a grid that fills the compute units runs ceil(tiles/units) waves of
+    whole tiles (strength ``gemm_wave``); a grid smaller than one wave leaves units idle and takes
+    one tile's time however few tiles there are (strength ``gemm_fill_wave``, weaker: libraries
+    split K over idle units; capped at ``gemm_wave``). A strength w blends ideal^(1-w) * tiled^w,
+    so the time stays non-decreasing in M. ``gemm_wave`` 0 or an unknown unit count
+    (``compute_units`` 0) switch the tile model off.
+    """
     units = e["compute_units"]
-    if strength <= 0.0 or units < 1.0:
+    wave = e["gemm_wave"]
+    if wave <= 0.0 or units < 1.0:
         return 1.0
-    tile_m, tile_n = e["gemm_tile_m"], e["gemm_tile_n"]
-    # Small-M GEMMs use narrow tiles (or split-K GEMV kernels): pad M only once it fills a tile.
-    m_tiles = math.ceil(rows / tile_m) if rows >= tile_m else 1
-    padded = m_tiles * tile_m / rows if rows >= tile_m else 1.0
-    blocks = groups * m_tiles * math.ceil(n / tile_n)
-    return (padded * _wave_factor(units, blocks)) ** strength
+    columns = _N_TILES.get(n)
+    if columns is None:
+        columns = _n_tiles(n)
+    waved = filled = 1.0
+    for tile_m, n_tiles, n_padded in columns:
+        m_tiles = math.ceil(rows / tile_m)
+        tiles = groups * m_tiles * n_tiles
+        if tiles < units:
+            filled *= m_tiles * tile_m / rows * n_padded * units / tiles
+        else:
+            waved *= m_tiles * tile_m / rows * n_padded * math.ceil(tiles / units) * units / tiles
+    if filled == 1.0:
+        return waved ** (wave * _GEMM_ROOT)
+    # never stronger than the wave strength, which keeps the time non-decreasing in M
+    fill = min(e["gemm_fill_wave"], wave)
+    return waved ** (wave * _GEMM_ROOT) * filled ** (fill * _GEMM_ROOT)
 
 
-def _gemm_timed(e: dict[str, float], compute_s: float, memory_s: float) -> OpTime:
-    """Longer GEMMs overlap loads and math better (more K steps and tiles per unit to pipeline
-    over the prologue and epilogue): the smooth-max exponent grows with the kernel's duration."""
-    scale = e["gemm_overlap_s"]  # 0: perfect overlap, the plain roofline max
-    p = e["gemm_overlap"] + max(compute_s, memory_s) / scale if scale > 0 else math.inf
-    return _timed(compute_s, memory_s, p, e["gemm_launch_s"])
+# Per N: (tile rows, column tiles, padded N / N) of each candidate tile; few distinct N per model.
+_N_TILES: dict[int, tuple[tuple[int, int, float], ...]] = {}
+
+
+def _n_tiles(n: int) -> tuple[tuple[int, int, float], ...]:
+    out = tuple((tm, -(-n // tn), -(-n // tn) * tn / n) for tm, tn in _GEMM_TILES)
+    if len(_N_TILES) >= 4096:
+        _N_TILES.clear()
+    _N_TILES[n] = out
+    return out
+
+
+# Per (device, dtypes): the constants of gemm_time, so the hot path does arithmetic only.
+_GEMM_CONSTS: dict[tuple[int, int], tuple] = {}
+
+
+def _gemm_consts(hw: HardwareSpec, dtypes: DTypes) -> tuple:
+    e = params(hw)
+    consts = (
+        hw, dtypes, e,
+        _peak(hw, e, dtypes.compute) * e["gemm_compute"],  # FLOP/s
+        DTYPE_BYTES[dtypes.weights], DTYPE_BYTES[dtypes.activations],
+        hw.memory_bw * e["gemm_memory"],  # bytes/s
+        e["gemm_k_s"], e["gemm_overlap"], e["gemm_overlap_s"], e["gemm_launch_s"],
+    )  # fmt: skip
+    if len(_GEMM_CONSTS) >= 256:
+        _GEMM_CONSTS.clear()
+    _GEMM_CONSTS[(id(hw), id(dtypes))] = consts
+    return consts
 
 
 def gemm_time(hw: HardwareSpec, m: int, n: int, k: int, dtypes: DTypes) -> OpTime:
@@ -111,17 +150,33 @@ def gemm_time(hw: HardwareSpec, m: int, n: int, k: int, dtypes: DTypes) -> OpTim
 
     Weights (k*n in ``dtypes.weights``) are read once; activations (m*k in, m*n out, in
     ``dtypes.activations``) per row; m is the token count. FLOPs 2*m*n*k at the peak of the compute
-    dtype (the wider of weights and activations).
+    dtype (the wider of weights and activations). The memory side adds ``gemm_k_s`` per element of
+    K: the serial K loop of each thread block, which bandwidth does not hide when few blocks run.
     """
     if m <= 0 or n <= 0 or k <= 0:
         return _ZERO
-    e = params(hw)
-    flops = 2.0 * m * n * k
-    bytes_ = k * n * DTYPE_BYTES[dtypes.weights] + m * (k + n) * DTYPE_BYTES[dtypes.activations]
-    peak = _peak(hw, e, dtypes.compute)
-    compute_s = flops / (peak * e["gemm_compute"]) * _gemm_quantisation(e, m, n)
-    memory_s = bytes_ / (hw.memory_bw * e["gemm_memory"])
-    return _gemm_timed(e, compute_s, memory_s)
+    c = _GEMM_CONSTS.get((id(hw), id(dtypes)))
+    if c is None or c[0] is not hw or c[1] is not dtypes:
+        c = _gemm_consts(hw, dtypes)
+    _, _, e, flop_rate, w_bytes, a_bytes, byte_rate, k_s, overlap, overlap_s, launch = c
+    compute_s = 2.0 * m * n * k / flop_rate * _gemm_quantisation(e, m, n)
+    memory_s = (k * n * w_bytes + m * (k + n) * a_bytes) / byte_rate + k * k_s
+    return _gemm_timed(compute_s, memory_s, overlap, overlap_s, launch)
+
+
+def _gemm_timed(
+    compute_s: float, memory_s: float, overlap: float, overlap_s: float, launch: float
+) -> OpTime:
+    """Longer GEMMs overlap loads and math better (more K steps and tiles per unit to pipeline
+    over the prologue and epilogue): the smooth-max exponent grows with the kernel's duration."""
+    if compute_s >= memory_s:
+        hi, lo, bound = compute_s, memory_s, "compute"
+    else:
+        hi, lo, bound = memory_s, compute_s, "memory"
+    if overlap_s <= 0.0:  # perfect overlap: the plain roofline max
+        return OpTime(hi + launch, bound)
+    p = overlap + hi / overlap_s
+    return OpTime(hi * (1.0 + (lo / hi) ** p) ** (1.0 / p) + launch, bound)
 
 
 def grouped_gemm_time(
@@ -134,19 +189,69 @@ def grouped_gemm_time(
     """
     if tokens <= 0 or experts <= 0 or n <= 0 or k <= 0:
         return _ZERO
-    e = params(hw)
+    c = _GEMM_CONSTS.get((id(hw), id(dtypes)))
+    if c is None or c[0] is not hw or c[1] is not dtypes:
+        c = _gemm_consts(hw, dtypes)
+    _, _, e, flop_rate, w_bytes, a_bytes, byte_rate, k_s, overlap, overlap_s, launch = c
     experts = min(experts, tokens)  # a row goes to one matrix: no more matrices than rows
-    flops = 2.0 * tokens * n * k
-    bytes_ = (
-        experts * k * n * DTYPE_BYTES[dtypes.weights]
-        + tokens * (k + n) * DTYPE_BYTES[dtypes.activations]
-    )
-    peak = _peak(hw, e, dtypes.compute)
-    rows = tokens / experts
-    quant = _gemm_quantisation(e, rows, n, groups=experts)
-    compute_s = flops / (peak * e["gemm_compute"]) * quant
-    memory_s = bytes_ / (hw.memory_bw * e["gemm_memory"])
-    return _gemm_timed(e, compute_s, memory_s)
+    quant = _gemm_quantisation(e, tokens / experts, n, groups=experts)
+    compute_s = 2.0 * tokens * n * k / flop_rate * quant
+    memory_s = (experts * k * n * w_bytes + tokens * (k + n) * a_bytes) / byte_rate + k * k_s
+    return _gemm_timed(compute_s, memory_s, overlap, overlap_s, launch)
+
+
+# Split-KV decode (FlashAttention-2's flash_fwd_splitkv kernels, "FlashDecoding"): one block per
+# (sequence, KV head, split of the keys), keys in tiles of 256 / 128 / 64 for head sizes <= 64 /
+# <= 128 / larger, at most 128 splits (flash-attention csrc/flash_attn/flash_api.cpp,
+# set_params_splitkv and num_splits_heuristic).
+_SPLITS: dict[tuple[int, int, int], int] = {}
+
+
+def _num_splits(blocks: int, units: int, key_tiles: int) -> int:
+    """FlashAttention-2's split count: none when the blocks nearly fill the units; else the fewest
+    splits whose wave efficiency is within 85% of the best (memoised: few distinct inputs)."""
+    if blocks >= 0.8 * units:
+        return 1
+    key = (blocks, units, key_tiles)
+    hit = _SPLITS.get(key)
+    if hit is not None:
+        return hit
+    most = min(128, units, key_tiles)
+    effs = [0.0] * (most + 1)
+    for s in range(1, most + 1):
+        # a split count that gives the same keys per split as one fewer is never chosen
+        if s == 1 or -(-key_tiles // s) != -(-key_tiles // (s - 1)):
+            waves = blocks * s / units
+            effs[s] = waves / math.ceil(waves)
+    best = max(effs)
+    chosen = next(s for s in range(1, most + 1) if effs[s] >= 0.85 * best)
+    if len(_SPLITS) >= 4096:
+        _SPLITS.clear()
+    _SPLITS[key] = chosen
+    return chosen
+
+
+# (units, blocks, key tiles, tile) -> (waves * units / blocks, keys one block streams, splits)
+_DECODE: dict[tuple[int, int, int, int], tuple[float, int, int]] = {}
+
+
+def _decode_blocks(units: int, blocks: int, ctx: float, head_dim: int) -> tuple[float, int]:
+    """(critical path over the ideal, splits) of a split-KV decode kernel with ``blocks``
+    (sequence, KV head) pairs of ``ctx`` keys each, fewer than fill the units: the keys are split,
+    blocks run in waves, each streams its share of the keys in whole key tiles."""
+    tile = 256 if head_dim <= 64 else (128 if head_dim <= 128 else 64)
+    key_tiles = max(1, math.ceil(ctx / tile))
+    key = (units, blocks, key_tiles, tile)
+    hit = _DECODE.get(key)
+    if hit is None:
+        splits = _num_splits(blocks, units, key_tiles)
+        waves = math.ceil(blocks * splits / units)
+        hit = (waves * units / blocks, -(-key_tiles // splits) * tile, splits)
+        if len(_DECODE) >= 1 << 16:
+            _DECODE.clear()
+        _DECODE[key] = hit
+    spread, per_block, splits = hit
+    return max(1.0, spread * min(ctx, per_block) / ctx), splits
 
 
 def attention_time(
@@ -159,44 +264,88 @@ def attention_time(
     q_heads: int,
     kv_heads: int,
     head_dim: int,
-    tokens: int = 0,
+    tokens: float = 0,
+    pairs: float = 0.0,
+    causal_pairs: float | None = None,
     dtype: str = "bf16",
 ) -> OpTime:
     """One attention kernel (one layer, one device; heads already divided by TP).
 
-    ``phase`` "prefill": ``seqs`` chunks with ``tokens`` new tokens in total; the causal part of
-    the FLOPs (new x new tokens, about 4 * q_heads * head_dim * tokens^2 / (2 * seqs) for equal
-    chunks) runs at ``attn_causal``, the part over cached context at ``attn_compute`` (masked
-    diagonal tiles and short key loops make the causal part slower). Without ``tokens`` all
-    FLOPs count as context. ``phase`` "decode": ``seqs`` sequences, one query token each; bound
-    by streaming the KV cache, with one block per (sequence, KV head) run in waves.
+    ``pairs``: the (query, key) pairs the FLOPs cover, per query head (prefill: sum over chunks of
+    c*p + c*(c+1)/2; decode: the sum of the context lengths); 0 derives it from the FLOPs as
+    flops / (4 * q_heads * head_dim).
+    ``phase`` "prefill": ``seqs`` chunks, ``tokens`` new (query) tokens in total,
+    ``causal_pairs`` of the pairs among the new tokens (the causal new x new part; None estimates
+    it as tokens^2 / (2 * seqs), equal chunks). The causal part runs at ``attn_causal`` (masked
+    diagonal tiles and short key loops make it slower; never faster than the rest), the pairs over
+    cached context at ``attn_compute``, plus ``attn_row_keys`` key positions' worth of work per
+    query row. Without ``tokens`` all FLOPs count as context.
+    ``phase`` "decode": ``seqs`` sequences, one query token each; bound by streaming the KV cache,
+    with split-KV blocks run in waves over the compute units (strength ``attn_wave``) and a
+    second, combining kernel when the keys are split (``attn_split_s``).
     ``dtype``: the format the kernel computes in (for the peak FLOP/s).
     """
     if seqs <= 0 or (flops <= 0 and bytes_ <= 0):
         return _ZERO
-    e = params(hw)
-    peak = _peak(hw, e, dtype)
-    memory_s = bytes_ / (hw.memory_bw * e["attn_memory"])
-    if phase == "prefill":
-        causal = 0.0
-        if tokens > 0:
-            causal = min(flops, 4.0 * q_heads * head_dim * tokens * tokens / (2.0 * seqs))
-        # Per query row work that does not depend on the keys (load Q, normalise, write O), as
-        # a number of key positions' worth of FLOPs.
-        rows = 4.0 * q_heads * head_dim * tokens * e["attn_row_keys"]
-        compute_s = (flops - causal + rows) / (peak * e["attn_compute"]) + causal / (
-            peak * e["attn_causal"]
-        )
-    elif phase == "decode":
-        compute_s = flops / (peak * e["attn_compute"])
+    c = _ATTN_CONSTS.get((id(hw), dtype))
+    if c is None or c[0] is not hw:
+        c = _attn_consts(hw, dtype)
+    _, e, rate, byte_rate, overlap, seq_s = c
+    memory_s = bytes_ / byte_rate
+    if pairs <= 0.0 and flops > 0.0:
+        pairs = flops / (4.0 * q_heads * head_dim)
+    fixed_s = seqs * seq_s
+    if phase == "decode":
+        compute_s = flops / rate
         strength = e["attn_wave"]
-        if strength > 0.0:
-            memory_s *= _wave_factor(e["compute_units"], seqs * max(kv_heads, 1)) ** strength
+        if strength > 0.0 and e["compute_units"] >= 1.0 and pairs > 0.0:
+            units, blocks = e["compute_units"], seqs * max(kv_heads, 1)
+            if blocks >= 0.8 * units:  # no split: whole sequences in waves
+                factor = math.ceil(blocks / units) * units / blocks
+            else:
+                factor, splits = _decode_blocks(int(units), blocks, pairs / seqs, head_dim)
+                if splits > 1:
+                    fixed_s += e["attn_split_s"]
+            if factor > 1.0:
+                memory_s *= factor**strength
+        fixed_s += e["attn_launch_s"]
+    elif phase == "prefill":
+        causal = rows = 0.0
+        if tokens > 0 and pairs > 0.0:
+            per_pair = flops / pairs
+            if causal_pairs is None:
+                causal_pairs = tokens * tokens / (2.0 * seqs)
+            causal = per_pair * min(pairs, causal_pairs)
+            # Per query row work that does not depend on the keys (load Q, normalise, write O).
+            rows = per_pair * tokens * e["attn_row_keys"]
+        causal_rate = rate * min(e["attn_causal"] / e["attn_compute"], 1.0)
+        compute_s = (flops - causal + rows) / rate + causal / causal_rate
+        fixed_s += e["attn_prefill_launch_s"]
     else:
         raise ValueError(f"attention phase must be 'prefill' or 'decode', not {phase!r}")
-    launch = e["attn_prefill_launch_s" if phase == "prefill" else "attn_launch_s"]
-    fixed_s = launch + seqs * e["attn_seq_s"]
-    return _timed(compute_s, memory_s, e["attn_overlap"], fixed_s)
+    if compute_s >= memory_s:
+        hi, lo, bound = compute_s, memory_s, "compute"
+    else:
+        hi, lo, bound = memory_s, compute_s, "memory"
+    if hi <= 0.0:
+        return OpTime(fixed_s, bound)
+    return OpTime(hi * (1.0 + (lo / hi) ** overlap) ** (1.0 / overlap) + fixed_s, bound)
+
+
+# Per (device, compute dtype): (hw, efficiencies, FLOP/s over context, KV bytes/s, p, per seq).
+_ATTN_CONSTS: dict[tuple[int, str], tuple] = {}
+
+
+def _attn_consts(hw: HardwareSpec, dtype: str) -> tuple:
+    e = params(hw)
+    consts = (
+        hw, e, _peak(hw, e, dtype) * e["attn_compute"], hw.memory_bw * e["attn_memory"],
+        e["attn_overlap"], e["attn_seq_s"],
+    )  # fmt: skip
+    if len(_ATTN_CONSTS) >= 256:
+        _ATTN_CONSTS.clear()
+    _ATTN_CONSTS[(id(hw), dtype)] = consts
+    return consts
 
 
 def elementwise_time(hw: HardwareSpec, bytes_: float) -> OpTime:

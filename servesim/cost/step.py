@@ -265,7 +265,7 @@ class _Plan:
         byt = (ctxt + new) * op.kv_tok_bytes + new * op.qo_tok_bytes
         fl = 2.0 * pairs * op.q_heads * (op.qk_dim + op.v_dim)
         if _ATTN_TAKES_TOKENS:
-            kw = dict(kw, tokens=_causal_tokens(agg, pairs, seqs, dp))
+            kw = dict(kw, tokens=new, pairs=pairs, causal_pairs=_causal_pairs(agg, pairs, dp))
         t = roofline.attention_time(self.ctx.hardware, fl, byt, "prefill", seqs=seqs, **kw)
         return (fl, byt, t.seconds, t.bound, 0.0)
 
@@ -330,14 +330,12 @@ class _Plan:
         return [OpCost(op.name, op.count, *rows[op][:4]) for op in self.ops]
 
 
-def _causal_tokens(agg: Aggregates, pairs: float, seqs: int, dp: int) -> float:
-    """The ``tokens`` that makes the kernel model's causal part (tokens^2 / (2 seqs) pairs) equal to
-    an estimate of this batch's causal (new x new) pairs: min(all pairs, T(T+1)/2) for T new
+def _causal_pairs(agg: Aggregates, pairs: float, dp: int) -> float:
+    """An estimate of this batch's causal (new x new) pairs: min(all pairs, T(T+1)/2) for T new
     tokens. Exact for one chunk, or for chunks without cached context; otherwise an upper bound.
     Non-decreasing in every aggregate, so a bigger batch never looks cheaper."""
     t = agg.prefill_tokens / dp
-    causal = min(pairs, t * (t + 1) / 2.0)
-    return math.sqrt(2.0 * seqs * causal)
+    return min(pairs, t * (t + 1) / 2.0)
 
 
 def _attn_kwargs(op: Op) -> dict:

@@ -99,8 +99,9 @@ class Cluster:
             from servesim.cost.step import step_cost as step_fn
         self.pools = []
         first = 0
+        classes = pool_classes(cfg.deployment.pools)
         for spec in cfg.deployment.pools:
-            cls = POOLS.get(spec.role)
+            cls = classes.get(spec.role)
             if cls is None:
                 raise SpecError(
                     cfg.source,
@@ -116,7 +117,9 @@ class Cluster:
             pool = cls(self, spec, first, cost, blocks, cfg.deployment.router, rngs["router"])
             first += len(pool.instances)
             self.pools.append(pool)
-        self.entry = self.pools[0]
+        # requests enter the pool that prefills them (a decode-only AF study starts at attention)
+        by_role = {p.role: p for p in self.pools}
+        self.entry = next(by_role[r] for r in ENTRY_ROLES if r in by_role)
         self.instances = [x for p in self.pools for x in p.instances]
         if workload is None:
             from servesim.workload import build
@@ -156,7 +159,13 @@ class Cluster:
         if self.progress is not None:
             self.progress(self.done, self.total)
         info = [i for p in self.pools for i in p.info(self.cfg.dtypes)]
-        return RawRun(self.reqs.arrays(), self.steps.arrays(), info, env.now, {}, self.issued)
+        transfers: dict[str, np.ndarray] = {}
+        for pool in self.pools:
+            if hasattr(pool, "transfers"):
+                transfers = pool.transfers()
+        return RawRun(
+            self.reqs.arrays(), self.steps.arrays(), info, env.now, transfers, self.issued
+        )
 
     def _arrivals(self, stream):
         env = self.env
@@ -236,6 +245,22 @@ class Cluster:
         return h
 
 
+ENTRY_ROLES = ("colocated", "prefill", "attention", "decode")
+
+
+def pool_classes(pools: Any) -> dict[str, type]:
+    """Role -> pool class: the colocated pool here, the disaggregated ones (imported only when a
+    deployment asks for them) from sim/disagg.py."""
+    classes = dict(POOLS)
+    if any(p.role not in classes for p in pools):
+        try:
+            from servesim.sim.disagg import DISAGG_POOLS
+        except ImportError:
+            return classes
+        classes.update(DISAGG_POOLS)
+    return classes
+
+
 def _overhead(spec: Any) -> float:
     return spec.overhead_s if spec.overhead_s is not None else spec.hardware.overhead_s
 
@@ -247,6 +272,8 @@ def _kv_blocks(ctx: Any, spec: Any, where: str) -> int:
     s = spec.scheduler
     field_where = f"{where}: deployment pool {spec.role}" if where else spec.role
     check_fit(ctx, s.gpu_memory_utilization, spec.role, field_where, s.max_num_batched_tokens)
+    if spec.role == "ffn":  # FFN/expert instances hold no KV
+        return 0
     tokens = kv_capacity_tokens(ctx, s.gpu_memory_utilization, spec.role, s.max_num_batched_tokens)
     blocks = tokens // s.block_size
     if blocks < 1:

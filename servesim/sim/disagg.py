@@ -32,6 +32,7 @@ count it.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from heapq import heappop, heappush
 from typing import Any
@@ -103,6 +104,15 @@ class PrefillInstance(Instance):
         pass
 
     def enqueue(self, r: Any) -> None:
+        if r.prompt < 1 or r.output < 1:
+            self.sink.fail(
+                SpecError(
+                    "workload",
+                    "request",
+                    f"#{r.id}: {r.prompt} prompt, {r.output} output tokens",
+                    "every request needs >= 1 prompt and >= 1 output token",
+                )
+            )
         need = self.kv.blocks_for(r.prompt)
         if need > self.kv.total:
             self.sink.fail(
@@ -395,14 +405,18 @@ class AttentionPool(DecodePool):
         link = cfg.deployment.af_link
         hw = self.spec.hardware
         par, fpar = self.spec.parallelism, ffn.spec.parallelism
-        return af_step_cost(
+        m = self.spec.micro_batches
+        share = self.spec.instances / ffn.spec.instances
+        # the FFN rows' batch size: tokens of one FFN pass (``share`` instances' micro-batches)
+        rows = (0, math.ceil(share * -(-(agg[0] + agg[4]) // m) - 1e-9), 0, 0, 0, 0, 0)
+        return *af_step_cost(
             self.attention_cost,
             ffn.cost,
             agg,
             model=cfg.model,
             dtypes=cfg.dtypes,
-            micro_batches=self.spec.micro_batches,
-            share=self.spec.instances / ffn.spec.instances,
+            micro_batches=m,
+            share=share,
             attention_devices=par.tp * par.dp_attn,
             ffn_devices=fpar.tp * fpar.dp_attn,
             bandwidth_GBps=link.bandwidth_GBps if link is not None else hw.scaleout_bw_GBps,
@@ -410,20 +424,18 @@ class AttentionPool(DecodePool):
             attention_overhead_s=self.spec.overhead_s or 0.0,
             ffn_overhead_s=ffn.spec.overhead_s or 0.0,
             ffn_ep=fpar.ep,
-        )
+        ), rows
 
     def _log(self, inst, start, dur, cost, agg, emitted, steps) -> None:
         self.log_attention(inst, start, dur, cost, agg, emitted, steps)
         hit = self.memo.get(agg)
-        f_cost = (hit if hit is not None else self._af(agg))[1]
+        hit = hit if hit is not None else self._af(agg)
+        f_cost = hit[1]
         if f_cost.seconds > 0:
             finst = self.ffn.instances[self.turn]
             self.turn = (self.turn + 1) % len(self.ffn.instances)
             finst.steps += steps
-            self.log_attention(finst, start, f_cost.seconds, f_cost, _NO_ROWS, 0, steps)
-
-
-_NO_ROWS = (0, 0, 0, 0, 0, 0, 0)
+            self.log_attention(finst, start, f_cost.seconds, f_cost, hit[3], 0, steps)
 
 
 def _no_pipeline(cfg: Any, spec: Any) -> None:

@@ -107,6 +107,15 @@ class Instance:
 
     # -- arrivals ------------------------------------------------------------------------------
     def enqueue(self, r: Request) -> None:
+        if r.prompt < 1 or r.output < 1:
+            self.sink.fail(
+                SpecError(
+                    "workload",
+                    "request",
+                    f"#{r.id}: {r.prompt} prompt, {r.output} output tokens",
+                    "every request needs >= 1 prompt and >= 1 output token",
+                )
+            )
         need = self.kv.blocks_for(r.prompt + r.output - 1)
         if need > self.kv.total:
             self.sink.fail(
@@ -396,10 +405,10 @@ class Instance:
         heap = self.heap
         while heap and (heap[0][2].state != DECODE or heap[0][2].seq != heap[0][1]):
             heappop(heap)
-        # nothing finishes or leaves during the run, so the first finish clock is fixed
-        last = (
-            heap[0][0] if heap else 1 << 62
-        ) - 1  # the run may apply iterations up to this clock
+        # Nothing finishes or leaves during the run, so the first finish clock is fixed; the run
+        # may apply iterations up to the one before it.
+        first_finish = heap[0][0] if heap else 1 << 62
+        last = first_finish - 1
         buckets = self.buckets
         bs = self.bs
         n = self.n_dec

@@ -36,7 +36,7 @@ def make_cost(step_fn: Any, ctx: Any, role: str, aggregates: Any) -> Any:
     def cost(agg: tuple) -> Any:
         c = memo.get(agg)
         if c is None:
-            if len(memo) >= 200_000:
+            if len(memo) >= 65_536:
                 memo.clear()
             c = step_fn(ctx, role, aggregates(*agg))
             if not c.seconds > 0:

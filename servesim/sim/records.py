@@ -106,9 +106,10 @@ class StepLog:
         ):
             order = np.lexsort((inst, start))
         out = {}
-        for (k, col), code in zip(list(cols.items()), self._codes):
+        for k, code in zip(list(cols), self._codes):
+            col = cols.pop(k)  # free each array.array as soon as it is converted
             v = inst if k == "instance" else start if k == "start_s" else _np(col, code)
-            del cols[k], col
+            del col
             out[k] = v[order] if order is not None else v
         out["instance"] = out["instance"].astype(np.int64)
         return out

@@ -64,9 +64,11 @@ ENGINE_PROFILES: dict[str, dict[str, Any]] = {
     "vllm": {
         "description": "vLLM V1: chunked prefill always on, running requests first, then waiting, "
         "under one token budget; preemption by recompute",
-        # vllm/engine/arg_utils.py (_set_default_args, V1, OpenAI server on >= 70 GiB GPUs):
-        # max_num_batched_tokens 8192, max_num_seqs 1024; block_size 16 (CacheConfig);
-        # gpu_memory_utilization 0.9 (CacheConfig); prefix caching on by default in V1.
+        # vllm/engine/arg_utils.py (EngineArgs.get_batch_defaults, OpenAI server): on GPUs with
+        # >= 70 GiB that are not A100s, max_num_batched_tokens 8192 and max_num_seqs 1024;
+        # otherwise 2048 and 256 ("small_gpu" below). block_size 16, gpu_memory_utilization 0.9
+        # (CacheConfig); V1 always chunks prefills and enables prefix caching by default.
+        "small_gpu": {"max_num_seqs": 256, "max_num_batched_tokens": 2048},
         "scheduler": {
             "policy": "sarathi",
             "max_num_seqs": 1024,
@@ -80,16 +82,19 @@ ENGINE_PROFILES: dict[str, dict[str, Any]] = {
     "sglang": {
         "description": "SGLang: chunked prefill (chunked_prefill_size), radix prefix cache; "
         "running requests bounded by the KV pool, not by a fixed count",
-        # python/sglang/srt/server_args.py: chunked_prefill_size 8192 on 80 GB-class GPUs;
-        # page_size 1 (we keep 16-token blocks: the KV capacity is the same to within a block
-        # per request); max_running_requests derived from the KV pool -> None (unbounded here);
-        # mem_fraction_static is chosen per GPU size (about 0.88 on 80 GB), we keep 0.9.
+        # python/sglang/srt/server_args.py: chunked_prefill_size 2048 under 35 GiB of GPU
+        # memory, 8192 under 160 GiB (A100, H100, H200), 16384 above (B200, MI300X);
+        # mem_fraction_static 0.88 at TP1; page_size 1 (we keep 16-token blocks: the KV capacity
+        # is the same to within a block per request); max_running_requests derived from the KV
+        # pool -> None (unbounded here).
+        "small_gpu": {"max_num_batched_tokens": 2048},
+        "large_gpu": {"max_num_batched_tokens": 16384},
         "scheduler": {
             "policy": "sarathi",
             "max_num_seqs": None,
             "max_num_batched_tokens": 8192,
             "block_size": 16,
-            "gpu_memory_utilization": 0.9,
+            "gpu_memory_utilization": 0.88,
             "enable_prefix_caching": True,
         },
         "overhead_s": None,
@@ -357,7 +362,7 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
     hardware = load_hardware(_resolve_path(hw_ref, where), where)
     instances = get_number(data, "instances", where, field, default=1, minimum=1, integer=True)
     par = parse_parallelism(data.get("parallelism") or {}, model, where, f"{field}.parallelism")
-    sched = parse_scheduler(data.get("scheduler") or {}, where, f"{field}.scheduler")
+    sched = parse_scheduler(data.get("scheduler") or {}, where, f"{field}.scheduler", hardware)
     overhead = get_number(
         data, "overhead_s", where, field, default=None, minimum=0, allow_none=True
     )
@@ -396,7 +401,19 @@ def parse_parallelism(data: Any, model: Any, where: str, field: str) -> Parallel
     return Parallelism(tp, pp, ep, dp)
 
 
-def parse_scheduler(data: Any, where: str, field: str) -> SchedulerSpec:
+def _gpu_class(engine: str, hardware: Any) -> str:
+    """Which memory-dependent defaults an engine picks on this device: small_gpu | large_gpu | ''."""
+    if hardware is None:
+        return ""
+    gib = hardware.memory_GB * 1e9 / 2**30
+    if engine == "vllm":  # vLLM: < 70 GiB, or any A100, gets the smaller batch defaults
+        return "small_gpu" if gib < 70 or "a100" in hardware.name.lower() else ""
+    if engine == "sglang":
+        return "small_gpu" if gib < 35 else "large_gpu" if gib >= 160 else ""
+    return ""
+
+
+def parse_scheduler(data: Any, where: str, field: str, hardware: Any = None) -> SchedulerSpec:
     data = require_mapping(data, where, field)
     check_keys(data, _SCHED_KEYS, where, field)
     engine = (
@@ -406,7 +423,9 @@ def parse_scheduler(data: Any, where: str, field: str) -> SchedulerSpec:
     )
     base = {f.name: f.default for f in fields(SchedulerSpec)}
     if engine:
-        base.update(ENGINE_PROFILES[engine]["scheduler"])
+        profile = ENGINE_PROFILES[engine]
+        base.update(profile["scheduler"])
+        base.update(profile.get(_gpu_class(engine, hardware), {}))
     merged = {**base, **{k: v for k, v in data.items() if k != "engine"}}
     policy = get_choice(merged, "policy", POLICIES, where, field)
     seqs = get_number(

@@ -36,9 +36,11 @@ EFFICIENCY_DEFAULTS: dict[str, tuple[float, str]] = {
     "gemm_overlap": (1.5, "p of the smooth max (c^p + m^p)^(1/p) of compute, memory time"),
     "gemm_overlap_s": (1e-4, "GEMM duration over which that p grows by 1 (overlap improves)"),
     "gemm_launch_s": (5e-6, "fixed cost per GEMM kernel (launch, prologue, tail)"),
-    "gemm_tile_m": (64.0, "GEMM tile rows: M is padded to a multiple of it once M >= it"),
-    "gemm_tile_n": (128.0, "GEMM tile columns, for wave quantisation over the compute units"),
-    "gemm_wave": (0.25, "exponent (0..1) of the tile/wave quantisation penalty"),
+    # Tile model strengths: about the A100 fit (H100's: 0.82, 0.15); used once compute_units is set.
+    "gemm_wave": (0.35, "exponent (0..1) of waves of whole GEMM tiles; 0 = no tile model"),
+    "gemm_fill_wave": (0.18, "exponent (0..1) of idle units of a GEMM grid under one wave"),
+    # Fitted 2.6e-10 (A100), 4.1e-10 (H100); 0 by default: unfitted, gemm_memory alone holds better.
+    "gemm_k_s": (0.0, "seconds per element of K on the memory side (serial K loop of a block)"),
     "compute_units": (0.0, "SMs / compute units per device; 0 = unknown (no waves)"),
     # Attention kernels (FlashAttention-style).
     # FlashAttention-2 forward reaches 50-73% of A100 peak (Dao 2023, arXiv 2307.08691).
@@ -50,7 +52,8 @@ EFFICIENCY_DEFAULTS: dict[str, tuple[float, str]] = {
     "attn_prefill_launch_s": (5e-6, "fixed cost per prefill attention kernel"),
     "attn_row_keys": (64.0, "per query row prefill work independent of context, in key positions"),
     "attn_seq_s": (2e-7, "cost per sequence in an attention kernel (block tables, split-KV merge)"),
-    "attn_wave": (0.5, "exponent (0..1) of decode waves over seqs x KV heads"),
+    "attn_wave": (0.5, "exponent (0..1) of decode split-KV block waves; 0 = no block model"),
+    "attn_split_s": (5e-6, "fixed cost of the combining kernel when decode splits the keys"),
     # Element-wise kernels (norms, activations, residual adds, rotary, embedding gather).
     "elementwise_memory": (0.60, "fraction of memory bandwidth norms/activations reach"),
     "kernel_launch_s": (4e-6, "fixed cost per element-wise kernel (launch + tail)"),

@@ -14,13 +14,14 @@ from servesim.specs.config import load_config
 POLICIES = ("sarathi", "vllm", "orca", "static")
 
 
-def _cfg(policy, prefill, decode, bw, streaming, ff):
+def _cfg(policy, prefill, decode, bw, streaming, ff, reserve=False):
     def pool(role, n):
+        sched = {"policy": policy, "max_num_seqs": 8, "max_num_batched_tokens": 512}
         return {
             "role": role,
             "hardware": "h100-sxm",
             "instances": n,
-            "scheduler": {"policy": policy, "max_num_seqs": 8, "max_num_batched_tokens": 512},
+            "scheduler": dict(sched, reserve_output=reserve),
         }
 
     return load_config(
@@ -56,9 +57,12 @@ requests = st.lists(
     st.integers(1, 3),
     st.sampled_from([0.5, 5.0, 500.0]),
     st.booleans(),
+    st.booleans(),
 )
-def test_pd_random_workload_conserves_requests_tokens_and_blocks(specs, policy, p, d, bw, stream):
-    cfg = _cfg(policy, p, d, bw, stream, True)
+def test_pd_random_workload_conserves_requests_tokens_and_blocks(
+    specs, policy, p, d, bw, stream, reserve
+):
+    cfg = _cfg(policy, p, d, bw, stream, True, reserve)
     bad = []
 
     def hook(inst):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -125,6 +126,26 @@ def test_engine_conserves_requests_tokens_and_kv_blocks(reqs, setup):
     fresh = int((r["prompt_tokens"] - r["cached_tokens"]).sum())
     if r["preemptions"].sum() == 0:
         assert int(s["prefill_tokens"].sum()) <= fresh  # later prefix hits only lower it
+    # Little's law, and the step log's population equals what the request records imply
+    e2e = r["finish_s"] - r["arrival_s"]
+    t_end = raw.sim_end_s
+    grid = np.sort(np.r_[r["arrival_s"], r["finish_s"], t_end])
+    mid = (grid[:-1] + grid[1:]) / 2
+    in_sys = np.searchsorted(np.sort(r["arrival_s"]), mid) - np.searchsorted(
+        np.sort(r["finish_s"]), mid
+    )
+    assert np.sum(in_sys * np.diff(grid)) / t_end == pytest.approx(
+        len(e2e) / t_end * e2e.mean(), rel=1e-9
+    )
+    ends = s["start_s"] + s["duration_s"]
+    for i in range(len(cl.instances)):
+        mine = s["instance"] == i
+        arr = np.sort(r["arrival_s"][r["instance"] == i])
+        fin = np.sort(r["finish_s"][r["instance"] == i])
+        pop = np.searchsorted(arr, ends[mine], side="left") - np.searchsorted(
+            fin, ends[mine], side="right"
+        )
+        assert np.array_equal(pop, s["waiting"][mine] + s["running"][mine])
     for inst in cl.instances:
         assert inst.kv.used == 0 and inst.kv.check()
         assert not inst.waiting and not inst.prefilling and inst.n_dec == 0 and inst.load == 0

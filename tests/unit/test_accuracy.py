@@ -16,18 +16,25 @@ from servesim.cost.calibrate import FamilyError, calibrate
 
 FILES = ("vidur_linear_ops.csv", "vidur_attention.csv", "vidur_collectives.csv")
 
-# (hardware, family) -> MAPE bound on held-out rows. The aim, or the documented limit (comment).
+# (hardware, family) -> MAPE bound on held-out rows: the shipped error plus a small margin, never
+# above the aim; where the aim is missed, the documented limit (comment).
 BOUNDS = {
-    ("a100-sxm", "gemm"): 0.06,
-    ("a100-sxm", "attn_decode"): 0.10,
-    ("a100-sxm", "attn_prefill"): 0.15,  # efficiencies from the H100 fit, none of these rows fitted
-    ("a100-sxm", "allreduce>=1MiB"): 0.15,
-    ("h100-sxm", "attn_prefill"): 0.15,
-    ("h100-sxm", "allreduce>=1MiB"): 0.15,
-    ("h100-sxm", "gemm"): 0.09,  # limit: aim 6%; H100 cuBLAS kernel choice makes mid-M times jagged
-    ("h100-sxm", "attn_decode"): 0.13,  # limit: aim 10%; one model, transcribed rows
-    ("a100-sxm", "p2p"): 0.15,
-    ("h100-sxm", "p2p"): 0.15,
+    ("a100-sxm", "gemm"): 0.057,  # shipped 5.3%
+    ("a100-sxm", "attn_decode"): 0.08,  # 7.1%
+    (
+        "a100-sxm",
+        "attn_prefill",
+    ): 0.13,  # 12.0%; the H100 fit's efficiencies, none of these rows fitted
+    ("a100-sxm", "allreduce>=1MiB"): 0.085,  # 7.6%
+    ("h100-sxm", "attn_prefill"): 0.05,  # 4.1%
+    ("h100-sxm", "allreduce>=1MiB"): 0.09,  # 7.9%
+    (
+        "h100-sxm",
+        "gemm",
+    ): 0.065,  # 6.1%; limit: aim 6%, cuBLAS kernel choice makes mid-M times jagged
+    ("h100-sxm", "attn_decode"): 0.10,  # 9.5%; one model, transcribed rows
+    ("a100-sxm", "p2p"): 0.10,  # 8.8%
+    ("h100-sxm", "p2p"): 0.10,  # 9.2%
 }
 
 

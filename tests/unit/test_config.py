@@ -131,6 +131,13 @@ def test_config_engine_profile_fills_unset_keys_only():
     assert trt.policy == "orca" and trt.reserve_output is True
     sgl = load_config(_cfg(scheduler={"engine": "sglang"})).deployment.pools[0].scheduler
     assert sgl.max_num_seqs is None
+    # vLLM picks smaller batch defaults on A100s (and GPUs under 70 GiB)
+    a100 = (
+        load_config(_cfg(hardware="a100-sxm", scheduler={"engine": "vllm"}))
+        .deployment.pools[0]
+        .scheduler
+    )
+    assert (a100.max_num_seqs, a100.max_num_batched_tokens) == (256, 2048)
 
 
 def test_config_overhead_defaults_to_hardware_profile():

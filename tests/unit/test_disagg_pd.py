@@ -215,3 +215,33 @@ def test_pd_real_cost_summary_has_per_pool_and_transfer_keys():
     assert s["completed"] == 30
     assert s["pool.prefill.requests"] == 30 and s["pool.decode.requests"] == 30
     assert s["kv_transfer_ms_mean"] > 0
+
+
+def test_pd_heterogeneous_pools_run_each_on_its_own_hardware():
+    cfg = load_config(
+        {
+            "model": "llama-3.1-8b",
+            "deployment": {
+                "pools": [
+                    {"role": "prefill", "hardware": "h100-sxm", "instances": 2},
+                    {"role": "decode", "hardware": "h200-sxm", "instances": 1},
+                ],
+            },
+            "workload": {
+                "arrivals": {"process": "poisson", "rate": 1.0},
+                "lengths": {
+                    "input": {"dist": "fixed", "mean": 8},
+                    "output": {"dist": "fixed", "mean": 8},
+                },
+                "num_requests": 1,
+            },
+        }
+    )
+    raw = run(cfg, workload=ListWorkload(poisson(30, 10.0, output=(2, 20))))
+    hw = {i.instance_id: (i.role, i.hardware) for i in raw.instances}
+    assert hw == {0: ("prefill", "h100-sxm"), 1: ("prefill", "h100-sxm"), 2: ("decode", "h200-sxm")}
+    assert set(raw.requests["prefill_instance"].tolist()) == {0, 1}
+    assert set(raw.requests["instance"].tolist()) == {2}
+    # no kv_link given: the prefill hardware's scale-out NIC (50 GB/s per GPU on H100)
+    t = raw.transfers
+    assert np.allclose(t["busy_s"], t["bytes"] / 50e9)

@@ -24,11 +24,11 @@ def _pool(role, hw="h100-sxm", **par):
     return {"role": role, "hardware": hw, "parallelism": par or {"tp": 1}}
 
 
-def _exit(tmp_path, capsys, model, pools, **dep):
+def _exit(tmp_path, capsys, model, pools, dtype="fp8", **dep):
     path = tmp_path / "cfg.yaml"
     cfg = {
         "model": model,
-        "dtype": "fp8",
+        "dtype": dtype,
         "deployment": {"pools": pools, **dep},
         "workload": WORKLOAD,
     }
@@ -60,8 +60,9 @@ def test_disagg_ep_not_dividing_experts_exits_2(tmp_path, capsys):
 
 
 def test_disagg_kv_not_fitting_decode_pool_exits_2(tmp_path, capsys):
-    # Llama-3.1-70B in fp8 is ~70 GB of weights: nothing left for KV on one 80 GB H100
-    code, err = _exit(tmp_path, capsys, "llama-3.1-70b", [_pool("prefill", tp=2), _pool("decode")])
+    # Llama-3.1-70B in BF16 is ~141 GB of weights: it cannot sit on one 80 GB H100 decode instance
+    pools = [_pool("prefill", tp=4), _pool("decode")]
+    code, err = _exit(tmp_path, capsys, "llama-3.1-70b", pools, dtype="bf16")
     assert code == 2 and "does not fit" in err and "decode" in err
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -57,18 +58,34 @@ def test_gemm_time_fp8_weights_halve_memory_time():
 
 
 def test_gemm_time_non_decreasing_in_tokens():
-    hw = make_hw(compute_units=132.0, gemm_wave=0.5)
-    times = [roofline.gemm_time(hw, m, 5120, 4096, BF16).seconds for m in range(1, 9000, 37)]
-    assert all(b >= a for a, b in zip(times, times[1:]))
+    for wave, fill in ((0.5, 0.2), (0.9, 0.15), (0.1, 0.9)):
+        hw = make_hw(compute_units=132.0, gemm_wave=wave, gemm_fill_wave=fill)
+        for n, k in ((5120, 4096), (1280, 8192)):
+            times = [roofline.gemm_time(hw, m, n, k, BF16).seconds for m in range(1, 5000, 7)]
+            assert all(b >= a for a, b in zip(times, times[1:])), (wave, fill, n)
 
 
 def test_gemm_time_partial_wave_costs_more_per_flop():
-    hw = make_hw(compute_units=100.0, gemm_wave=1.0, gemm_tile_m=128.0, gemm_tile_n=128.0)
+    hw = make_hw(compute_units=100.0, gemm_wave=1.0, gemm_launch_s=1e-9)
     k = 8192
-    # 100 tiles fill one wave exactly; 101 tiles need two waves
-    full = roofline.gemm_time(hw, 128 * 10, 128 * 10, k, BF16).seconds
-    over = roofline.gemm_time(hw, 128 * 101, 128, k, BF16).seconds
-    assert over / (101 / 100) > 1.5 * full
+    # 128 x 256 tiles: 100 fill one wave exactly, 101 need a second, nearly empty one
+    full = roofline.gemm_time(hw, 128 * 10, 256 * 10, k, BF16).seconds
+    over = roofline.gemm_time(hw, 128 * 101, 256, k, BF16).seconds
+    assert over / (101 / 100) > 1.3 * full
+
+
+def test_gemm_time_small_grid_leaves_units_idle():
+    m, n, k = 256, 256, 65536  # compute-bound, a handful of tiles
+    ideal = roofline.gemm_time(make_hw(gemm_launch_s=1e-9), m, n, k, BF16).seconds
+    idle = make_hw(compute_units=132.0, gemm_wave=1.0, gemm_fill_wave=1.0, gemm_launch_s=1e-9)
+    assert roofline.gemm_time(idle, m, n, k, BF16).seconds > 10 * ideal
+
+
+def test_gemm_time_k_loop_cost_adds_per_element_of_k():
+    k = 8192
+    plain = roofline.gemm_time(make_hw(), 1, 4096, k, BF16).seconds
+    looped = roofline.gemm_time(make_hw(gemm_k_s=1e-9), 1, 4096, k, BF16).seconds
+    assert looped - plain == pytest.approx(k * 1e-9, rel=0.05)
 
 
 def test_gemm_time_zero_rows_is_free():
@@ -112,6 +129,71 @@ def test_attention_time_prefill_causal_part_at_its_own_efficiency():
     assert with_tokens.bound == "compute"
     assert with_tokens.seconds == pytest.approx(flops / (1000e12 * 0.3), rel=0.01)
     assert without.seconds == pytest.approx(flops / (1000e12 * 0.6), rel=0.01)
+
+
+def test_attention_time_prefill_row_cost_counts_query_tokens():
+    hw = make_hw(attn_compute=0.5, attn_causal=0.5, attn_row_keys=100.0, attn_prefill_launch_s=1e-9)
+    q, hd = 32, 128
+    kw = dict(q_heads=q, kv_heads=8, head_dim=hd)
+    # two chunks of 512 new tokens, each after 4096 cached tokens
+    chunks = [(512, 4096), (512, 4096)]
+    pairs = sum(c * p + c * (c + 1) / 2 for c, p in chunks)
+    causal = sum(c * (c + 1) / 2 for c, _ in chunks)
+    flops = 4.0 * q * hd * pairs
+    t = roofline.attention_time(
+        hw, flops, 1.0, "prefill", seqs=2, tokens=1024, pairs=pairs, causal_pairs=causal, **kw
+    )
+    expect = 4.0 * q * hd * (pairs + 1024 * 100.0) / (1000e12 * 0.5)
+    assert t.seconds == pytest.approx(expect, rel=0.01)
+
+
+def test_attention_time_prefill_causal_never_faster_than_context():
+    kw = dict(seqs=1, q_heads=32, kv_heads=8, head_dim=128, tokens=4096)
+    flops = 4.0 * 32 * 128 * 4096 * 4097 / 2
+    fast_causal = make_hw(attn_compute=0.4, attn_causal=0.9, attn_row_keys=1.0)
+    same = make_hw(attn_compute=0.4, attn_causal=0.4, attn_row_keys=1.0)
+    t_fast = roofline.attention_time(fast_causal, flops, 1.0, "prefill", **kw).seconds
+    assert t_fast == pytest.approx(
+        roofline.attention_time(same, flops, 1.0, "prefill", **kw).seconds
+    )
+
+
+def test_num_splits_follows_flash_attention_heuristic():
+    # 13 and 14 sequences x 4 KV heads on 132 SMs, 14 key tiles (hand-computed with
+    # flash_api.cpp's num_splits_heuristic): 5 splits (2 waves of 3 tiles), then 2 (1 wave of 7)
+    assert roofline._num_splits(52, 132, 14) == 5
+    assert roofline._num_splits(56, 132, 14) == 2
+    assert roofline._num_splits(132, 132, 14) == 1  # nearly fills the SMs: no split
+
+
+def test_attention_time_decode_split_adds_combining_kernel():
+    hw = make_hw(compute_units=132.0, attn_wave=0.5, attn_split_s=1e-3, attn_memory=0.7)
+    kw = dict(q_heads=32, kv_heads=8, head_dim=128)
+
+    def t(seqs, ctx):
+        flops, bytes_ = 4.0 * seqs * ctx * 32 * 128, seqs * ctx * 8 * 128 * 4.0
+        return roofline.attention_time(hw, flops, bytes_, "decode", seqs=seqs, **kw).seconds
+
+    assert t(2, 4096) > 1e-3  # 16 blocks on 132 SMs: keys split, a combining kernel follows
+    assert t(64, 4096) < 1e-3  # 512 blocks fill the SMs: no split
+
+
+def test_attention_time_decode_partial_wave_costs_more_per_byte():
+    hw = make_hw(compute_units=100.0, attn_wave=1.0, attn_launch_s=1e-9, attn_seq_s=0.0)
+    kw = dict(q_heads=8, kv_heads=1, head_dim=128)
+
+    def per_seq(seqs):
+        ctx = 8192
+        flops, bytes_ = 4.0 * seqs * ctx * 8 * 128, seqs * ctx * 128 * 4.0
+        return roofline.attention_time(hw, flops, bytes_, "decode", seqs=seqs, **kw).seconds / seqs
+
+    assert per_seq(101) > 1.5 * per_seq(100)
+
+
+def test_params_first_of_repeated_keys_wins_like_hw_eff():
+    hw = make_hw(gemm_wave=0.3)
+    hw = dataclasses.replace(hw, efficiency=(("gemm_wave", 0.0), *hw.efficiency))
+    assert roofline.params(hw)["gemm_wave"] == hw.eff("gemm_wave") == 0.0
 
 
 def test_attention_time_rejects_unknown_phase():

@@ -273,7 +273,10 @@ def test_engine_same_seed_identical_arrays():
         assert a.steps[k].tobytes() == b.steps[k].tobytes()
 
 
-def test_engine_unsupported_role_is_a_spec_error():
+def test_engine_unsupported_role_is_a_spec_error(monkeypatch):
+    import servesim.sim.cluster as cluster_mod
+
+    monkeypatch.setattr(cluster_mod, "pool_classes", lambda pools: dict(cluster_mod.POOLS))
     cfg = load_config(
         {
             "model": "llama-3.1-8b",
@@ -327,3 +330,28 @@ def _base():
             "num_requests": 1,
         },
     }
+
+
+def test_engine_empty_prompt_is_a_spec_error():
+    with pytest.raises(SpecError, match=">= 1 prompt"):
+        run(make_cfg(), step_fn=COST, workload=ListWorkload([(0.0, 0, 10)]), kv_blocks=10)
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_engine_profiles_run_and_trtllm_never_preempts(engine):
+    specs = poisson_specs(60, 60.0, output=(20, 80))
+    cfg = load_config(
+        {
+            **_base(),
+            "deployment": {
+                "pools": [
+                    {"role": "colocated", "hardware": "h100-sxm", "scheduler": {"engine": engine}}
+                ]
+            },
+        }
+    )
+    raw = run(cfg, step_fn=COST, workload=ListWorkload(specs), kv_blocks=60)
+    assert len(raw.requests["request_id"]) == 60
+    if engine == "trtllm":
+        assert raw.requests["preemptions"].sum() == 0
+        assert raw.steps["kv_used_blocks"].max() <= 60

@@ -61,3 +61,12 @@ def test_router_session_sticks_to_first_choice():
 def test_router_snapshots_are_plain_values():
     snap = snapshots([FakeInstance(4)])
     assert snap[0].load_tokens == 4 and snap[0].kv_free_blocks == 8
+
+
+def test_router_and_scheduler_registries_match_config_choices():
+    from servesim.sim.batching import SCHEDULERS
+    from servesim.specs.config import POLICIES
+    from servesim.specs.config import ROUTERS as CONFIG_ROUTERS
+
+    assert set(SCHEDULERS) == set(POLICIES)
+    assert set(ROUTERS) == set(CONFIG_ROUTERS)
