@@ -1,7 +1,8 @@
 """The `servesim` command: a click group whose commands live one module each beside this file.
 
 Commands parse flags, call one function of the public API and render the result. Library errors
-(SpecError) become one line on stderr and exit code 2; nothing else is caught.
+(SpecError), click usage errors and refused paths (OSError) become one line on stderr and exit
+code 2; nothing else is caught.
 """
 
 from __future__ import annotations
@@ -46,16 +47,34 @@ for _name in _COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: SpecError -> one line, exit 2; click usage errors keep click's exit 2."""
+    """Entry point: every bad input (SpecError, a click usage error, a path the OS refuses) is
+    one ``error: ...`` line on stderr and exit code 2; Ctrl-C is exit 130."""
     try:
         cli.main(args=argv, standalone_mode=False)
     except SpecError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        _fail(_click_message(exc))
+    except OSError as exc:  # a path the user gave that cannot be read or written
+        _fail(_os_message(exc))
     sys.exit(0)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    sys.exit(2)
+
+
+def _click_message(exc: click.ClickException) -> str:
+    """click's usage error as one line: the command path, then click's own message."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "servesim"
+    return f"{where}: {exc.format_message()}"
+
+
+def _os_message(exc: OSError) -> str:
+    path = exc.filename if exc.filename is not None else "<file>"
+    return f"{path}: {exc.strerror or exc.__class__.__name__}"
