@@ -22,14 +22,12 @@ import copy
 import itertools
 import json
 import math
-import os
-import sys
-import tempfile
-import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from servesim._callable import make_callable
+from servesim._files import check_out_path, write_atomic
 from servesim.specs.common import SpecError, check_keys, load_yaml, require_mapping
 
 PERCENTILE_METRICS = ("ttft", "tpot", "itl", "e2el")
@@ -280,6 +278,8 @@ def bench(**kwargs: Any) -> dict[str, Any]:
     cfg = bench_config(**kwargs)
     metrics = _parse_list(a["percentile_metrics"], "percentile_metrics", PERCENTILE_METRICS)
     percentiles = parse_percentiles(a["metric_percentiles"])
+    if a["save_result"]:
+        check_out_path(result_path(a), "bench", is_dir=False)
     result = simulate(cfg)
     raw = getattr(result, "raw", None)
     if raw is None:
@@ -367,17 +367,7 @@ def result_path(a: Mapping[str, Any]) -> Path:
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, json.dumps(data))
 
 
 def format_summary(
@@ -512,9 +502,11 @@ def bench_matrix(
     """
     common, points = matrix_points(matrix)
     runner = runner or bench
+    paths = [Path(result_dir) / pt["file"].name if result_dir else pt["file"] for pt in points]
+    for folder in sorted({p.parent for p in paths}):
+        check_out_path(folder, "bench matrix", is_dir=True)
     statuses = []
-    for pt in points:
-        path = Path(result_dir) / pt["file"].name if result_dir else pt["file"]
+    for pt, path in zip(points, paths):
         status: dict[str, Any] = {k: pt[k] for k in ("tp", "isl", "osl", "conc")}
         status["file"] = str(path)
         if path.is_file():
@@ -542,12 +534,4 @@ def bench_matrix(
     return statuses
 
 
-class _CallableModule(types.ModuleType):
-    """`servesim.bench(...)` must work even after `import servesim.bench` has bound the package
-    attribute to this module (the public function and the module share the name)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return bench(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, bench)

@@ -14,11 +14,8 @@ value against the measured one per metric, and the mean absolute percentage erro
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import sys
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from servesim._callable import make_callable
+from servesim._files import read_json, read_table
 from servesim.specs.common import SpecError
 
 FILE_KEYS = re.compile(r"_tp(?P<tp>\d+)_isl(?P<isl>\d+)_osl(?P<osl>\d+)_conc(?P<conc>\d+)$")
@@ -88,6 +87,12 @@ def canonical_metric(name: str) -> str:
     return f"{stat}_{metric}_ms"
 
 
+def is_metric(name: str) -> bool:
+    """True for a throughput or latency metric under any of its spellings (see canonical_metric)."""
+    canon = canonical_metric(str(name))
+    return canon in DEFAULT_METRICS or canon.endswith("_ms") or "throughput" in canon
+
+
 def _canonical_columns(df: pd.DataFrame, keys: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
     rename, out_keys = {}, []
     for c in df.columns:
@@ -107,14 +112,12 @@ def _canonical_columns(df: pd.DataFrame, keys: Sequence[str]) -> tuple[pd.DataFr
 
 
 def _bench_row(path: Path) -> tuple[dict, bool]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    data = read_json(path)
+    if not isinstance(data, dict) or not any(is_metric(k) for k in data):
         raise SpecError(
-            str(path), "", path.name, f"not a readable JSON file ({exc.__class__.__name__})"
-        ) from None
-    if not isinstance(data, dict):
-        raise SpecError(str(path), "", path.name, "not a benchmark result (a JSON object)")
+            str(path), "", path.name,
+            "not a benchmark result (a JSON object with output_throughput, mean_ttft_ms, ...)",
+        )  # fmt: skip
     row = {k: v for k, v in data.items() if _is_number(v)}
     m = FILE_KEYS.search(path.stem)
     if m:
@@ -134,7 +137,9 @@ def _run_row(d: Path) -> dict:
     for name in ("summary.json", "benchmark.json"):
         f = d / name
         if f.is_file():
-            data = json.loads(f.read_text(encoding="utf-8"))
+            data = read_json(f)
+            if not isinstance(data, dict):
+                raise SpecError(str(f), "", f.name, "must be a JSON object")
             row.update({canonical_metric(k): v for k, v in data.items() if _is_number(v)})
     return row
 
@@ -161,7 +166,7 @@ def load_results(path: str | Path, measured: bool | None = None) -> ResultSet:
         table = pd.DataFrame([row])
         keys = [k for k in ("tp", "isl", "osl", "conc", "config") if k in row]
     elif p.suffix in (".csv", ".parquet"):
-        table = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+        table = read_table(p)
         sweep_meta = p.parent / "sweep.json"
         if sweep_meta.is_file():
             from servesim.sweep import load_table
@@ -324,7 +329,11 @@ def _metrics(ra: ResultSet, rb: ResultSet, metrics: Sequence[str] | None) -> lis
     names = [m for m in DEFAULT_METRICS if m in common]
     if names:
         return names
-    return [c for c in common if pd.api.types.is_numeric_dtype(ra.table[c]) and c != "seed"]
+    names = [c for c in common if pd.api.types.is_numeric_dtype(ra.table[c]) and c != "seed"]
+    if not names:
+        raise SpecError("compare", "metrics", f"{ra.name} vs {rb.name}",
+                        "the two result sets share no numeric metric")  # fmt: skip
+    return names
 
 
 # --------------------------------------------------------------------------- rendering
@@ -380,12 +389,4 @@ def _pct(v: Any, col: str) -> str:
     return f"{f:+.1f}%" if col == "error_pct" else f"{f:.3f}"
 
 
-class _CallableModule(types.ModuleType):
-    """`servesim.compare(...)` must work even after `import servesim.compare` has bound the package
-    attribute to this module (the public function and the module share the name)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return compare(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, compare)

@@ -24,10 +24,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import sys
-import tempfile
-import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +31,8 @@ from typing import Any
 
 import pandas as pd
 
+from servesim._callable import make_callable
+from servesim._files import check_out_path, write_atomic
 from servesim.specs.common import SpecError
 
 PATTERNS: dict[str, dict[str, Any]] = {
@@ -94,14 +92,16 @@ class PlanResult:
 
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
-        _atomic(
+        write_atomic(
             out / "plan.json", json.dumps(self.to_dict(), indent=2, default=_json_default) + "\n"
         )
-        _atomic(out / "candidates.csv", self.candidates.to_csv(index=False))
+        write_atomic(out / "candidates.csv", self.candidates.to_csv(index=False))
         for name, front in self.fronts.items():
-            _atomic(out / f"pareto_{name}.csv", front.to_csv(index=False))
+            write_atomic(out / f"pareto_{name}.csv", front.to_csv(index=False))
         if self.best_config is not None:
-            _atomic(out / "best_config.yaml", yaml.safe_dump(self.best_config, sort_keys=False))
+            write_atomic(
+                out / "best_config.yaml", yaml.safe_dump(self.best_config, sort_keys=False)
+            )
         write_front_figures(self, out)
         return out
 
@@ -114,18 +114,6 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "item"):
         return o.item()
     return str(o)
-
-
-def _atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------- workload and SLO
@@ -184,6 +172,10 @@ def _num_requests(a: Mapping[str, Any], rate: float) -> int:
 
 def _traffic(a: Mapping[str, Any]) -> dict[str, Any]:
     """Design rate (req/s, what is simulated), mean rate, lengths and the workload block."""
+    for key in ("rate", "tokens_per_day", "speedup"):
+        v = a.get(key)
+        if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise SpecError("plan", key, v, "must be a positive number")
     if a.get("trace"):
         from servesim.workload.traces import trace_stats
 
@@ -200,6 +192,8 @@ def _traffic(a: Mapping[str, Any]) -> dict[str, Any]:
             "workload": wl,
         }
     isl, osl = int(a["isl"]), int(a["osl"])
+    if isl < 1 or osl < 1:
+        raise SpecError("plan", "isl/osl", f"{isl}/{osl}", "must be whole numbers >= 1")
     pat = PATTERNS.get(a["pattern"])
     if pat is None:
         raise SpecError("plan", "pattern", a["pattern"], "one of " + ", ".join(PATTERNS))
@@ -401,10 +395,17 @@ def plan(
             raise SpecError("plan", "modes", m, "one of " + ", ".join(MODES))
     a["hardware"], a["modes"] = list(a["hardware"]), list(a["modes"])
     targets = slo_targets(a["slo"])
+    if out is not None:
+        check_out_path(out, "plan", is_dir=True)
     traffic = _traffic(a)
     notes: list[str] = []
     fams = []
-    for f in _families(a, traffic, notes):
+    families = _families(a, traffic, notes)
+    if not families:  # nothing fits or nothing is priced: a bad input, not an empty plan
+        why = notes[0] if notes else "no hardware given"
+        raise SpecError("plan", "hardware", ",".join(a["hardware"]), f"no deployment of {model} "
+                        f"can run ({len(notes)} tried); first: {why}")  # fmt: skip
+    for f in families:
         why = _prune(f, targets)
         if why:
             notes.append(f"pruned {f.mode} {f.hardware} tp{f.tp} cap{f.cap}: {why}")
@@ -611,12 +612,4 @@ def format_plan(result: PlanResult) -> str:
     return "\n".join(lines)
 
 
-class _CallableModule(types.ModuleType):
-    """`servesim.plan(...)` must work even after `import servesim.plan` has bound the package
-    attribute to this module (the public function and the module share the name)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return plan(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, plan)

@@ -17,12 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
-import os
-import sys
-import tempfile
-import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from servesim._callable import make_callable
+from servesim._files import check_writable_parent, read_json, read_table, write_atomic
 from servesim.specs.common import SpecError
 
 LOAD_HINTS = ("rate", "speedup", "concurrency", "conc", "num_prompts")
@@ -111,16 +108,18 @@ def build_sections(results: Sequence[str | Path]) -> list[Section]:
 
 
 def run_section(d: Path) -> Section:
-    summary = json.loads((d / "summary.json").read_text(encoding="utf-8"))
+    summary = read_json(d / "summary.json")
+    if not isinstance(summary, dict):
+        raise SpecError(str(d / "summary.json"), "", "summary.json", "must be a JSON object")
     sec = Section(f"Run: {d.name}", "run")
     if (d / "requests.parquet").is_file():
-        sec.figures.append(latency_cdfs(pd.read_parquet(d / "requests.parquet")))
+        sec.figures.append(latency_cdfs(read_table(d / "requests.parquet")))
     else:
         sec.notes.append("no requests.parquet: no latency CDFs")
     if (d / "steps.parquet").is_file():
-        sec.figures.append(batch_kv_over_time(pd.read_parquet(d / "steps.parquet")))
+        sec.figures.append(batch_kv_over_time(read_table(d / "steps.parquet")))
     elif (d / "timeseries.csv").is_file():
-        sec.figures.append(batch_kv_from_timeseries(pd.read_csv(d / "timeseries.csv")))
+        sec.figures.append(batch_kv_from_timeseries(read_table(d / "timeseries.csv")))
     else:
         sec.notes.append("no steps.parquet: no batch/KV figure")
     fig = cost_energy_breakdown(summary)
@@ -290,9 +289,12 @@ def throughput_latency(df: pd.DataFrame, load: str | None, groups: list[str], ti
 
 
 def sweep_section(p: Path) -> Section:
+    from servesim.compare import is_metric
     from servesim.sweep import load_table
 
     table, inputs = load_table(p)
+    if not any(is_metric(c) for c in table.columns):
+        raise SpecError(str(p), "", p.name, "not a sweep table: no throughput or latency column")
     sec = Section(f"Sweep: {p.name if p.is_dir() else p.stem}", "sweep")
     if "error" in table:
         bad = int(table["error"].notna().sum())
@@ -373,8 +375,11 @@ def pareto_figures(cand: pd.DataFrame, latency_key: str) -> dict[str, Figure]:
 
 
 def plan_section(d: Path) -> Section:
-    plan = json.loads((d / "plan.json").read_text(encoding="utf-8"))
-    cand = pd.read_csv(d / "candidates.csv") if (d / "candidates.csv").is_file() else pd.DataFrame()
+    plan = read_json(d / "plan.json")
+    if not isinstance(plan, dict):
+        raise SpecError(str(d / "plan.json"), "", "plan.json", "must be a JSON object")
+    has_cand = (d / "candidates.csv").is_file()
+    cand = read_table(d / "candidates.csv", allow_empty=True) if has_cand else pd.DataFrame()
     sec = Section(f"Plan: {plan.get('inputs', {}).get('model', d.name)}", "plan")
     sec.figures.extend(pareto_figures(cand, plan.get("inputs", {}).get("latency_key")).values())
     top = pd.DataFrame(plan.get("top", []))
@@ -445,19 +450,6 @@ def render_markdown(
     return "\n".join(parts), images
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def report(
     results: Sequence[str | Path] | str | Path, out: str | Path, *, title: str | None = None
 ) -> Path:
@@ -471,24 +463,17 @@ def report(
     out = Path(out)
     if out.suffix not in (".html", ".htm", ".md"):
         raise SpecError("report", "out", str(out), "must end in .html or .md")
+    check_writable_parent(out, "report")
     sections = build_sections(results)
     title = title or "servesim report"
     if out.suffix == ".md":
         text, images = render_markdown(sections, title, out)
         for p, data in images.items():
-            _write(p, data)
-        _write(out, text.encode("utf-8"))
+            write_atomic(p, data)
+        write_atomic(out, text.encode("utf-8"))
     else:
-        _write(out, render_html(sections, title).encode("utf-8"))
+        write_atomic(out, render_html(sections, title).encode("utf-8"))
     return out
 
 
-class _CallableModule(types.ModuleType):
-    """`servesim.report(...)` must work even after `import servesim.report` has bound the package
-    attribute to this module (the public function and the module share the name)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return report(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, report)

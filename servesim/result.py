@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from servesim import metrics
+from servesim._files import check_writable_parent
 from servesim.specs.common import SpecError
 
 # Files of a result folder; a folder holding summary.json may be replaced by a new result.
@@ -248,6 +249,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def _check_target(target: Path) -> None:
+    check_writable_parent(target, "--out")
     if target.exists() and not target.is_dir():
         raise SpecError("--out", "out", str(target), "exists and is not a directory")
     if target.is_dir() and any(target.iterdir()) and not (target / "summary.json").is_file():

@@ -29,7 +29,6 @@ import math
 import os
 import sys
 import tempfile
-import types
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -38,6 +37,8 @@ from typing import Any
 
 import pandas as pd
 
+from servesim._callable import make_callable
+from servesim._files import check_out_path, read_table, write_atomic
 from servesim.specs.common import SpecError, check_keys, load_yaml, require_mapping
 
 # The metrics a sweep table holds unless the spec names others (summary keys of servesim.simulate).
@@ -120,7 +121,10 @@ def load_sweep_spec(spec: str | Path | Mapping[str, Any]) -> SweepSpec:
         stem = str(spec.get("name") or "sweep")
     else:
         path = Path(spec)
-        data = require_mapping(load_yaml(path), str(path), "")
+        data = load_yaml(path)
+        if data is None:
+            raise SpecError(str(path), "", "<empty>", "the sweep file is empty")
+        data = require_mapping(data, str(path), "")
         where, root = str(path), path.resolve().parent
         stem = str(data.get("name") or path.stem) if isinstance(data, Mapping) else path.stem
     check_keys(data, SPEC_KEYS, where, "")
@@ -263,19 +267,6 @@ def _scalars(summary: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class _Progress:
     """A one-line progress bar on stderr (no dependency)."""
 
@@ -318,6 +309,8 @@ def sweep(
     """
     spec = load_sweep_spec(spec_path_or_dict)
     out_dir = Path(out) if out is not None else spec.out
+    if out_dir is not None:
+        check_out_path(out_dir, "sweep", is_dir=True)
     runner = runner or simulate_point
     records: dict[str, dict] = {}
     if out_dir is not None:
@@ -328,7 +321,7 @@ def sweep(
     def done(point: Point, result: dict) -> None:
         rec = {"point": point.key, "inputs": point.inputs(), "seed": point.seed, **result}
         if out_dir is not None:
-            _write_atomic(out_dir / POINTS_DIR / f"{point.key}.json", _canonical(rec))
+            write_atomic(out_dir / POINTS_DIR / f"{point.key}.json", _canonical(rec))
         records[point.key] = rec
         bar.step()
 
@@ -449,7 +442,7 @@ def write_table(out_dir: Path, spec: SweepSpec, table: pd.DataFrame) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    _write_atomic(out_dir / TABLE_CSV, table.to_csv(index=False))
+    write_atomic(out_dir / TABLE_CSV, table.to_csv(index=False))
     meta = {
         "name": spec.name,
         "inputs": spec.input_keys,
@@ -459,7 +452,7 @@ def write_table(out_dir: Path, spec: SweepSpec, table: pd.DataFrame) -> None:
         "points": len(spec.points),
         "finished": len(table),
     }
-    _write_atomic(out_dir / META_FILE, json.dumps(meta, indent=2) + "\n")
+    write_atomic(out_dir / META_FILE, json.dumps(meta, indent=2) + "\n")
 
 
 def load_table(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
@@ -472,7 +465,7 @@ def load_table(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
         raise SpecError(
             str(path), "", str(p), "no sweep table (results.parquet or results.csv) here"
         )
-    table = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    table = read_table(p)
     inputs: list[str] = []
     meta = d / META_FILE
     if meta.is_file():
@@ -483,12 +476,4 @@ def load_table(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     return table, inputs
 
 
-class _CallableModule(types.ModuleType):
-    """`servesim.sweep(...)` must work even after `import servesim.sweep` has bound the package
-    attribute to this module (the public function and the module share the name)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return sweep(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+make_callable(__name__, sweep)

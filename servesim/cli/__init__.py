@@ -46,6 +46,10 @@ for _name in _COMMAND_MODULES:
     _module.register(cli)
 
 
+# click >= 8.2 raises this for a group called without a command; older click prints help itself.
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every bad input (SpecError, a click usage error, a path the OS refuses) is
     one ``error: ...`` line on stderr and exit code 2; Ctrl-C is exit 130."""
@@ -56,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except _NO_ARGS as exc:  # a bare `servesim` or `servesim trace`: click's help text
+        exc.show()
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         _fail(_click_message(exc))
     except OSError as exc:  # a path the user gave that cannot be read or written

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 import servesim
+from servesim._files import check_out_path
 from servesim.cli._render import fmt_num, fmt_pct, table, to_json
 
 _GROUPS = ("gemm", "elementwise", "attn_prefill", "attn_decode", "comm", "p2p")
@@ -58,6 +59,8 @@ def calibrate(measured, hw, out, holdout, fit, max_rows, fmt) -> None:  # fmt: s
     ops, attention, collectives) and print the error before (defaults) and after, per operator
     family, on rows held out of the fit: MAPE, median and p90 absolute percentage error."""
     groups = [g.strip() for g in fit.split(",") if g.strip()] if fit else None
+    if out:
+        check_out_path(out, "calibrate", is_dir=False)
     result = servesim.calibrate(
         list(measured), hw, out=out, holdout=holdout, fit=groups, max_rows=max_rows
     )

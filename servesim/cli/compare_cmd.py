@@ -36,13 +36,14 @@ def compare_command(
 ) -> None:
     """Compare result sets A and B (bench JSON dirs, sweeps, run dirs, measured CSVs)."""
     import servesim
+    from servesim._files import check_out_path, write_atomic
     from servesim.compare import format_comparison
 
+    if output:
+        check_out_path(output, "compare", is_dir=False)
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     frame = servesim.compare(a, b, names, measured=measured)
     text = format_comparison(frame, fmt)
     click.echo(text)
     if output:
-        from pathlib import Path
-
-        Path(output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        write_atomic(output, text if text.endswith("\n") else text + "\n")

@@ -71,6 +71,10 @@ def roofline(model, hw, tp, pp, ep, dp_attn, dtype, prefill, decode, overhead_s,
         model, hw, tp=tp, pp=pp, ep=ep, dp_attn=dp_attn, dtype=dtype,
         prefill=pre or None, decode=dec or None, overhead_s=overhead_s,
     )  # fmt: skip
+    fit = servesim.model_info(model, hw, tp=tp, pp=pp, ep=ep, dp_attn=dp_attn, dtype=dtype)
+    if not fit.get("fits", True):  # a step of a deployment that cannot load is no answer
+        raise SpecError("roofline", "parallelism", f"tp={tp} pp={pp} ep={ep}",
+                        fit.get("reason") or "the model does not fit")  # fmt: skip
     s = dict(df.attrs)
     if fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)

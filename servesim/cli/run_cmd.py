@@ -14,7 +14,7 @@ import yaml
 
 import servesim
 from servesim.cli import _render
-from servesim.specs.common import SpecError
+from servesim.specs.common import SpecError, parse_yaml
 
 # flag (click parameter name) -> dotted config key. Pool flags act on the first pool; use
 # --set deployment.pools.N.KEY=VALUE for the others.
@@ -44,7 +44,7 @@ def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key.strip():
             raise SpecError("--set", "", item, "must be KEY=VALUE with a dotted config key")
         try:
-            out[key.strip()] = yaml.safe_load(text) if text.strip() else ""
+            out[key.strip()] = parse_yaml(text) if text.strip() else ""
         except yaml.YAMLError:
             raise SpecError("--set", key.strip(), text, "value is not valid YAML") from None
     return out

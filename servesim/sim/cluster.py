@@ -97,6 +97,8 @@ class Cluster:
         rngs = rng_streams(cfg.seed)
         if step_fn is None:
             from servesim.cost.step import step_cost as step_fn
+        from servesim.sim.disagg import moe_imbalance_of
+
         self.pools = []
         first = 0
         classes = pool_classes(cfg.deployment.pools)
@@ -110,7 +112,12 @@ class Cluster:
                     "role not supported yet by the engine; use colocated",
                 )
             ctx = CostContext(
-                cfg.model, spec.hardware, spec.parallelism, cfg.dtypes, _overhead(spec)
+                cfg.model,
+                spec.hardware,
+                spec.parallelism,
+                cfg.dtypes,
+                _overhead(spec),
+                moe_imbalance_of(cfg, spec),
             )
             blocks = kv_blocks if kv_blocks is not None else _kv_blocks(ctx, spec, cfg.source)
             cost = make_cost(step_fn, ctx, spec.role, Aggregates)

@@ -26,6 +26,7 @@ from servesim.specs.common import (
     get_number,
     get_str,
     load_yaml,
+    parse_yaml,
     require_mapping,
 )
 from servesim.specs.dtypes import DTypes, parse_dtypes
@@ -155,11 +156,21 @@ class LinkSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class MoELoadSpec:
+    """How routed tokens spread over experts (sets the slowest EP rank's load)."""
+
+    distribution: str = "uniform"  # uniform | zipf | fixed
+    zipf_s: float = 1.0  # zipf: the expert of popularity rank r gets a share ~ r^-s
+    factor: float | None = None  # fixed: slowest EP rank's load / mean (>= 1)
+
+
+@dataclass(frozen=True, slots=True)
 class DeploymentSpec:
     pools: tuple[PoolSpec, ...]
     router: str = "least_loaded"
     kv_link: LinkSpec | None = None
     af_link: LinkSpec | None = None
+    moe_load: MoELoadSpec = MoELoadSpec()
 
     def pool(self, role: str) -> PoolSpec | None:
         for p in self.pools:
@@ -274,7 +285,7 @@ def apply_override(data: dict[str, Any], key: str, value: Any, where: str) -> di
     data = copy.deepcopy(data)
     if isinstance(value, str):
         with contextlib.suppress(yaml.YAMLError):
-            value = yaml.safe_load(value)
+            value = parse_yaml(value)
     parts = key.split(".")
     node: Any = data
     for i, part in enumerate(parts):
@@ -302,7 +313,7 @@ def apply_override(data: dict[str, Any], key: str, value: Any, where: str) -> di
 
 
 def parse_config(data: Mapping[str, Any], where: str) -> RunConfig:
-    from servesim.specs.cost import parse_cost
+    from servesim.specs.cost import check_prices, parse_cost
     from servesim.specs.model import load_model
     from servesim.specs.workload import parse_workload
 
@@ -316,6 +327,8 @@ def parse_config(data: Mapping[str, Any], where: str) -> RunConfig:
     workload = parse_workload(data["workload"], where)
     slo = parse_slo(data.get("slo") or {}, where)
     cost = parse_cost(data.get("cost"), where)
+    # a provider that does not price a pool's device fails here, not after the simulation
+    check_prices(cost, [p.hardware.name for p in deployment.pools], where)
     seed = get_number(data, "seed", where, "", default=0, minimum=0, integer=True)
     sim = parse_sim(data.get("sim") or {}, where)
     return RunConfig(model, dtypes, deployment, workload, slo, cost, seed, where, sim, model_ref)
@@ -336,7 +349,7 @@ def parse_deployment(data: Any, model: Any, where: str) -> DeploymentSpec:
     from servesim.specs.hardware import load_hardware
 
     data = require_mapping(data, where, "deployment")
-    check_keys(data, ("pools", "router", "kv_link", "af_link"), where, "deployment")
+    check_keys(data, ("pools", "router", "kv_link", "af_link", "moe_load"), where, "deployment")
     raw_pools = data.get("pools")
     if not isinstance(raw_pools, list) or not raw_pools:
         raise SpecError(where, "deployment.pools", raw_pools, "a non-empty list of pools")
@@ -350,7 +363,21 @@ def parse_deployment(data: Any, model: Any, where: str) -> DeploymentSpec:
     router = get_choice(data, "router", ROUTERS, where, "deployment", default="least_loaded")
     kv_link = _parse_link(data.get("kv_link"), where, "deployment.kv_link")
     af_link = _parse_link(data.get("af_link"), where, "deployment.af_link")
-    return DeploymentSpec(pools, router, kv_link, af_link)
+    moe_load = _parse_moe_load(data.get("moe_load") or {}, where, "deployment.moe_load")
+    return DeploymentSpec(pools, router, kv_link, af_link, moe_load)
+
+
+def _parse_moe_load(data: Any, where: str, field: str) -> MoELoadSpec:
+    data = require_mapping(data, where, field)
+    check_keys(data, ("distribution", "zipf_s", "factor"), where, field)
+    dist = get_choice(
+        data, "distribution", ("uniform", "zipf", "fixed"), where, field, default="uniform"
+    )
+    s = get_number(data, "zipf_s", where, field, default=1.0, minimum=0)
+    factor = get_number(data, "factor", where, field, default=None, minimum=1, allow_none=True)
+    if dist == "fixed" and factor is None:
+        raise SpecError(where, f"{field}.factor", None, "required with distribution: fixed (>= 1)")
+    return MoELoadSpec(dist, s, factor)
 
 
 def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -> PoolSpec:
@@ -523,6 +550,8 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
         link = getattr(cfg.deployment, key)
         if link is not None:
             dep[key] = _plain(link)
+    if cfg.deployment.moe_load != MoELoadSpec():
+        dep["moe_load"] = _plain(cfg.deployment.moe_load)
     out = {
         "model": cfg.model_ref or cfg.model.name,
         "dtype": {"weights": d.weights, "activations": d.activations, "kv_cache": d.kv_cache},

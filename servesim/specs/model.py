@@ -202,7 +202,10 @@ def _load_cached(path: str, mtime_ns: int) -> ModelSpec:
     p = Path(path)
     if p.suffix == ".json":
         return parse_hf_config(_load_json(p), path, name=_name_from_path(p), source=path)
-    data = require_mapping(load_yaml(p), path, "")
+    data = load_yaml(p)
+    if data is None:
+        raise SpecError(path, "", "<empty>", "the model file is empty")
+    data = require_mapping(data, path, "")
     if "hf_config" not in data and "architectures" in data:  # an HF config written as YAML
         return parse_hf_config(data, path, name=p.stem, source=path)
     check_keys(data, _TEMPLATE_KEYS, path, "")

@@ -199,7 +199,10 @@ def _ints(df: pd.DataFrame, col: str, p: Path, line0: int = 2) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise SpecError(
-            str(p), f"line {i + line0}, column {col}", raw.iloc[i], "must be a whole number >= 0"
+            str(p),
+            f"line {i + line0}, column {col}",
+            str(raw.iloc[i]),
+            "must be a whole number >= 0",
         )
     return vals.to_numpy(dtype=np.int64)
 

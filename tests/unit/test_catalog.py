@@ -41,7 +41,7 @@ def test_list_hardware_one_row_per_profile_with_dense_peaks():
     frame = catalog.list_hardware()
     assert list(frame["id"]) == catalog.hardware_ids()
     row = frame.set_index("id").loc["h100-sxm"]
-    assert row["bf16_tflops"] == pytest.approx(989.4) and row["memory_GB"] == 80
+    assert row["bf16_tflops"] == pytest.approx(989.4) and row["memory_GB"] == pytest.approx(85.52)
 
 
 def test_list_models_types_and_params():
@@ -75,7 +75,7 @@ def test_cli_list_hardware_json_has_every_profile():
 def test_cli_show_hardware_json_fields():
     info = json.loads(_run("show", "hardware", "H200", "--format", "json").output)
     assert (
-        info["id"] == "h200-sxm" and info["memory_GB"] == 141 and info["bf16_tflops_dense"] == 989.4
+        info["id"] == "h200-sxm" and info["memory_GB"] == 150.75 and info["bf16_tflops_dense"] == 989.4
     )
 
 

@@ -80,21 +80,21 @@ def test_plan_tpot_floor_above_slo_prunes_everything(tmp_path):
     assert any("TPOT floor" in n for n in res.notes)
 
 
-def test_plan_model_too_big_for_one_device_notes_does_not_fit(tmp_path):
+def test_plan_model_too_big_for_every_candidate_raises_does_not_fit(tmp_path):
     res = run_plan(tmp_path, tp=[1], caps=[64])
     assert res.candidates["tp"].eq(1).all()
-    res70 = plan(
-        "llama-3.1-70b",
-        rate=1.0,
-        isl=512,
-        osl=128,
-        slo=SLO,
-        hardware=["h100-sxm"],
-        tp=[1],
-        runner=fake_runner,
-        max_sims=2,
-    )
-    assert any("does not fit" in n for n in res70.notes)
+    with pytest.raises(SpecError, match="does not fit"):
+        plan(
+            "llama-3.1-70b",
+            rate=1.0,
+            isl=512,
+            osl=128,
+            slo=SLO,
+            hardware=["h100-sxm"],
+            tp=[1],
+            runner=fake_runner,
+            max_sims=2,
+        )
 
 
 def test_plan_bad_slo_raises_specerror():

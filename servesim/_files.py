@@ -1,0 +1,85 @@
+"""Small file helpers shared by the study modules: atomic writes, and reading result tables and
+JSON files whose failures become one SpecError naming the file, not a pandas traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from servesim.specs.common import SpecError
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place, so a reader never
+    sees a half-written file; creates the parent folders."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_writable_parent(target: str | Path, where: str) -> None:
+    """SpecError unless ``target``'s nearest existing ancestor is a writable folder, so a bad
+    output path fails before any work, not with an OSError after it."""
+    parent = Path(target).absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SpecError(
+            where, "out", str(target), f"cannot be created: {parent} is not a directory"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise SpecError(where, "out", str(target), f"cannot be created: {parent} is not writable")
+
+
+def check_out_path(path: str | Path, where: str, *, is_dir: bool) -> None:
+    """SpecError unless ``path`` can be written as a folder (``is_dir``) or a file: checked before
+    any work, so a bad output path costs nothing and leaves nothing behind."""
+    p = Path(path)
+    if p.exists() and p.is_dir() != is_dir:
+        kind = "a file" if p.is_dir() is False else "a directory"
+        raise SpecError(
+            where, "out", str(p), f"is {kind}; expected a {'folder' if is_dir else 'file'}"
+        )
+    check_writable_parent(p, where)
+
+
+def read_table(path: str | Path, *, allow_empty: bool = False) -> pd.DataFrame:
+    """A .parquet or .csv table; an empty (unless ``allow_empty``: a header and no rows), corrupt
+    or unreadable file is a SpecError."""
+    p = Path(path)
+    kind = "Parquet" if p.suffix == ".parquet" else "CSV"
+    try:
+        table = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p)
+    except pd.errors.EmptyDataError:
+        raise SpecError(str(p), "", "<empty file>", f"an empty {kind} file") from None
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        # pyarrow's ArrowInvalid is a ValueError; a missing or unreadable file an OSError
+        reason = " ".join(str(exc).split())[:120] or exc.__class__.__name__
+        raise SpecError(str(p), "", f"<malformed {kind}>", reason) from None
+    if table.empty and not allow_empty:
+        raise SpecError(str(p), "", "<no rows>", f"the {kind} table has no rows")
+    return table
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content; an unreadable or malformed file is a SpecError."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SpecError(
+            str(p), "", p.name, f"not a readable JSON file ({exc.__class__.__name__})"
+        ) from None
