@@ -279,7 +279,7 @@ def bench(**kwargs: Any) -> dict[str, Any]:
     metrics = _parse_list(a["percentile_metrics"], "percentile_metrics", PERCENTILE_METRICS)
     percentiles = parse_percentiles(a["metric_percentiles"])
     if a["save_result"]:
-        check_out_path(result_path(a), "bench", is_dir=False)
+        check_out_path(result_path(a, cfg.get("model")), "bench", is_dir=False)
     result = simulate(cfg)
     raw = getattr(result, "raw", None)
     if raw is None:
@@ -293,7 +293,7 @@ def bench(**kwargs: Any) -> dict[str, Any]:
     )
     data = _finish(data, a, cfg, metrics, percentiles)
     if a["save_result"]:
-        path = result_path(a)
+        path = result_path(a, cfg.get("model"))
         write_json_atomic(path, data)
     return data
 
@@ -353,14 +353,15 @@ def _provenance(cfg: Mapping, a: Mapping) -> dict[str, Any]:
     }
 
 
-def result_path(a: Mapping[str, Any]) -> Path:
-    """--result-dir/--result-filename, else vLLM's pattern without its timestamp."""
+def result_path(a: Mapping[str, Any], model: Any = None) -> Path:
+    """--result-dir/--result-filename, else vLLM's pattern without its timestamp; ``model`` names
+    the config's model when --model was not given."""
     name = a.get("result_filename")
     if not name:
         label = a.get("label") or BACKEND
         rate = float(a.get("request_rate", math.inf))
         conc = a.get("max_concurrency")
-        model = str(a.get("model") or "model").split("/")[-1]
+        model = str(a.get("model") or model or "model").split("/")[-1]
         conc_s = f"-concurrency{conc}" if conc is not None else ""
         name = f"{label}-{rate}qps{conc_s}-{model}.json"
     return Path(a.get("result_dir") or ".") / name

@@ -34,6 +34,7 @@ import pandas as pd
 from servesim._callable import make_callable
 from servesim._files import check_out_path, write_atomic
 from servesim.specs.common import SpecError
+from servesim.specs.cost import PRICING_MODELS
 
 PATTERNS: dict[str, dict[str, Any]] = {
     "steady": {"peak_to_avg": 1.0, "process": "poisson"},
@@ -393,6 +394,8 @@ def plan(
     for m in a["modes"]:
         if m not in MODES:
             raise SpecError("plan", "modes", m, "one of " + ", ".join(MODES))
+    if a["pricing"] not in PRICING_MODELS:
+        raise SpecError("plan", "pricing", a["pricing"], "one of " + ", ".join(PRICING_MODELS))
     a["hardware"], a["modes"] = list(a["hardware"]), list(a["modes"])
     targets = slo_targets(a["slo"])
     if out is not None:

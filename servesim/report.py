@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from servesim._callable import make_callable
-from servesim._files import check_writable_parent, read_json, read_table, write_atomic
+from servesim._files import check_out_path, read_json, read_table, write_atomic
 from servesim.specs.common import SpecError
 
 LOAD_HINTS = ("rate", "speedup", "concurrency", "conc", "num_prompts")
@@ -463,7 +463,7 @@ def report(
     out = Path(out)
     if out.suffix not in (".html", ".htm", ".md"):
         raise SpecError("report", "out", str(out), "must end in .html or .md")
-    check_writable_parent(out, "report")
+    check_out_path(out, "report", is_dir=False)
     sections = build_sections(results)
     title = title or "servesim report"
     if out.suffix == ".md":

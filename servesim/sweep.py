@@ -244,6 +244,26 @@ def simulate_point(base: Any, overrides: dict, seed: int | None) -> dict[str, An
     return dict(simulate(base, overrides=ov).summary)
 
 
+def _check_some_point_valid(base: Any, todo: list[Point]) -> None:
+    """A sweep none of whose points is a valid config (a typo in a grid key, a base that does
+    not load) is a bad input: its first error, before anything is run or written. Single bad
+    points (e.g. a TP that cannot hold the model) stay rows with their error."""
+    from servesim.result import resolve_config
+
+    first: SpecError | None = None
+    for point in todo:
+        ov = dict(point.inputs())
+        if point.seed is not None:
+            ov["seed"] = point.seed
+        try:
+            resolve_config(base, ov)
+            return
+        except SpecError as exc:
+            first = first or exc
+    if first is not None:
+        raise first
+
+
 def _run_one(runner: Runner, base: Any, point: Point) -> dict[str, Any]:
     """Worker side: a bad point (SpecError, e.g. does not fit) is a finished row with its error."""
     try:
@@ -316,6 +336,8 @@ def sweep(
     if out_dir is not None:
         records.update(_load_records(out_dir, spec.points))
     todo = [p for p in spec.points if p.key not in records]
+    if runner is simulate_point:
+        _check_some_point_valid(spec.base, todo)
     bar = _Progress(len(spec.points), len(spec.points) - len(todo), progress)
 
     def done(point: Point, result: dict) -> None:

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: every bad input (SpecError, a click usage error, a path the OS refuses) is
     one ``error: ...`` line on stderr and exit code 2; Ctrl-C is exit 130."""
     try:
-        cli.main(args=argv, standalone_mode=False)
+        cli.main(args=argv, prog_name="servesim", standalone_mode=False)
     except SpecError as exc:
         _fail(str(exc))
     except click.exceptions.Abort:

@@ -11,7 +11,15 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import click
+
 DASH = "-"
+
+
+def format_option(*choices: str, help: str | None = None):
+    """The `--format` option every command shares: the first choice is the default."""
+    return click.option("--format", "fmt", type=click.Choice(list(choices)), default=choices[0],
+                        show_default=True, help=help)  # fmt: skip
 
 
 def fmt_num(x: Any, digits: int = 3) -> str:

@@ -6,7 +6,7 @@ import click
 
 import servesim
 from servesim._files import check_out_path
-from servesim.cli._render import fmt_num, fmt_pct, table, to_json
+from servesim.cli._render import fmt_num, fmt_pct, format_option, table, to_json
 
 _GROUPS = ("gemm", "elementwise", "attn_prefill", "attn_decode", "comm", "p2p")
 
@@ -51,9 +51,7 @@ def register(group: click.Group) -> None:
     default=None,
     help="At most this many rows per operator family (evenly spaced), for quick runs.",
 )
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@format_option("table", "json")
 def calibrate(measured, hw, out, holdout, fit, max_rows, fmt) -> None:  # fmt: skip
     """Fit HW's efficiency parameters to measured per-operator timings (vidur's formats: linear
     ops, attention, collectives) and print the error before (defaults) and after, per operator

@@ -12,15 +12,13 @@ from pandas.api.types import is_numeric_dtype
 
 import servesim
 from servesim import catalog
+from servesim.cli._render import format_option
 from servesim.specs import SpecError
 from servesim.specs.dtypes import parse_dtypes
 from servesim.specs.hardware import load_hardware
 from servesim.specs.model import load_model
 
-_FORMAT = click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-    help="Output format.",
-)  # fmt: skip
+_FORMAT = format_option("table", "json", help="Output format.")
 _LISTS = {
     "hardware": catalog.list_hardware,
     "models": catalog.list_models,

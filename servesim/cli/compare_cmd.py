@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from servesim.cli._render import format_option
+
 
 def register(group: click.Group) -> None:
     group.add_command(compare_command)
@@ -12,13 +14,7 @@ def register(group: click.Group) -> None:
 @click.command("compare")
 @click.argument("a", type=click.Path(exists=True))
 @click.argument("b", type=click.Path(exists=True))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "markdown", "csv"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "markdown", "csv")
 @click.option(
     "--metrics", default=None, help="Comma-separated metrics (default: the standard ones present)."
 )

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 import servesim
-from servesim.cli._render import fmt_num, table
+from servesim.cli._render import fmt_num, format_option, table
 from servesim.specs import SpecError
 
 
@@ -47,13 +47,7 @@ _COLUMNS = (
 @click.option(
     "--providers", default=None, help="Comma-separated providers to include (default: all)."
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json", "csv")
 def cost_command(target: str | None, hardware: str | None, devices: int, tokens_per_day: float | None,
                  providers: str | None, fmt: str) -> None:  # fmt: skip
     """Compare pricing models for a run directory, a config YAML (simulated first), or --hw."""
@@ -72,6 +66,8 @@ def cost_command(target: str | None, hardware: str | None, devices: int, tokens_
         )
     elif Path(target).is_dir():
         frame = servesim.compare_pricing(target, providers=wanted)
+    elif Path(target).suffix.lower() not in (".yaml", ".yml", ".json"):
+        raise SpecError(target, "", Path(target).name, "not a run directory or a config YAML/JSON")
     else:
         frame = servesim.compare_pricing(servesim.simulate(target, progress=True), providers=wanted)
     _render(frame, fmt)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from servesim.cli._render import format_option
 from servesim.specs.common import SpecError
 
 _SLO_FLAGS = (("ttft", "p90"), ("ttft", "p99"), ("tpot", "p90"), ("tpot", "p99"), ("e2el", "p99"))
@@ -32,6 +33,13 @@ def _slo(flags: dict, general: tuple[str, ...]) -> dict:
 
 def _csv(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def _ints(text: str | None, flag: str) -> list[int] | None:
+    items = _csv(text)
+    if items and not all(t.isdigit() and int(t) >= 1 for t in items):
+        raise SpecError("plan", flag, text, "comma-separated whole numbers >= 1, e.g. 1,2,4")
+    return [int(t) for t in items] if items else None
 
 
 def register(group: click.Group) -> None:
@@ -91,9 +99,7 @@ def register(group: click.Group) -> None:
     default=None,
     help="Write plan.json, candidates.csv, Pareto CSVs and PNGs, best_config.yaml here.",
 )
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@format_option("table", "json")
 def plan_command(
     model,
     tokens_per_day,
@@ -130,8 +136,8 @@ def plan_command(
         tokens_per_day=tokens_per_day, pattern=pattern, trace=trace, speedup=speedup, rate=rate,
         isl=isl, osl=osl, lengths={"preset": lengths} if lengths else None,
         slo=_slo(slo_flags, slo_general), hardware=_csv(hw), dtype=dtype, pricing=pricing,
-        modes=_csv(modes), tp=[int(t) for t in _csv(tp_list)] if tp_list else None,
-        caps=[int(c) for c in _csv(caps)] if caps else None, top=top, num_requests=num_requests,
+        modes=_csv(modes), tp=_ints(tp_list, "--tp"),
+        caps=_ints(caps, "--caps"), top=top, num_requests=num_requests,
         max_sims=max_sims, seed=seed, out=out,
     )  # fmt: skip
     if fmt == "json":

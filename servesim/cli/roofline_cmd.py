@@ -7,7 +7,7 @@ import re
 import click
 
 import servesim
-from servesim.cli._render import fmt_num, fmt_pct, key_values, table, to_json
+from servesim.cli._render import fmt_num, fmt_pct, format_option, key_values, table, to_json
 from servesim.specs import SpecError
 
 _PREFILL_RE = re.compile(r"^(\d+)(?:@(\d+))?$")
@@ -52,13 +52,7 @@ def _parse(
               help="BATCH sequences decoding at CONTEXT tokens each (repeatable).")  # fmt: skip
 @click.option("--overhead-s", "overhead_s", type=float, default=None,
               help="Per-step CPU/framework overhead (default: the hardware profile's).")  # fmt: skip
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-)
+@format_option("table", "json", "csv")
 def roofline(model, hw, tp, pp, ep, dp_attn, dtype, prefill, decode, overhead_s, fmt) -> None:
     """Per-operator cost of one step: FLOPs, bytes, seconds, bound, share; MFU, MBU, bottleneck.
 

@@ -53,6 +53,8 @@ def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
 def flag_overrides(params: dict[str, Any]) -> dict[str, Any]:
     """Dotted-key overrides from the flags that were given (None = not given), then --set."""
     out = {FLAG_KEYS[name]: v for name, v in params.items() if name in FLAG_KEYS and v is not None}
+    if params.get("trace") is not None:  # a new trace file: detect its format, not the default's
+        out["workload.trace.format"] = None
     if params.get("rate") is not None and params.get("concurrency") is not None:
         raise SpecError("flags", "--rate/--concurrency", "both given",
                         "pick one: open-loop arrivals at --rate, or --concurrency closed-loop clients")  # fmt: skip
@@ -126,8 +128,7 @@ class _Progress:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="write summary.json, requests/steps parquet, config.yaml, benchmark.json, timeseries.csv")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="no progress line and no summary table")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True, help="summary on stdout as a table or as JSON")  # fmt: skip
+@_render.format_option("table", "json", help="summary on stdout as a table or as JSON")
 def run_command(
     config: str | None, out_dir: str | None, quiet: bool, fmt: str, **params: Any
 ) -> None:

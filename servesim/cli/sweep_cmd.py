@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 
@@ -41,7 +43,8 @@ def sweep_command(
 
     parsed = load_sweep_spec(spec)
     out_dir = out or parsed.out
-    table = servesim.sweep(spec, jobs=jobs, dask=dask_address, out=out_dir, progress=not quiet)
+    progress = not quiet and sys.stderr.isatty()  # a '\r' bar only where a terminal shows it
+    table = servesim.sweep(spec, jobs=jobs, dask=dask_address, out=out_dir, progress=progress)
     errors = int(table["error"].notna().sum()) if "error" in table else 0
     click.echo(
         f"{len(table)} points -> {out_dir}/results.parquet, results.csv"

@@ -5,7 +5,10 @@ the scale-up link (NVLink/NVSwitch, Infinity Fabric, ICI, ...) while it fits in 
 domain; once it spans domains, ring traffic crosses the scale-out NICs (one per device), which
 then set the bandwidth. Efficiencies ``comm_scaleup`` / ``comm_scaleout`` scale the datasheet
 bandwidths (``p2p_scaleup`` / ``p2p_scaleout`` for point-to-point sends, which keep links busier
-than a ring's reduce steps); ``comm_launch_s`` is the fixed cost of one collective call.
+than a ring's reduce steps); ``comm_launch_s`` is the fixed cost of one collective call as
+profilers measure it (an eager call from the host). Inside an engine step the collectives are
+captured in a CUDA graph (vLLM, SGLang and TensorRT-LLM all do so for decode) and that host cost
+is not paid: the step cost passes ``graph=True``, which charges ``comm_graph_launch_s`` instead.
 
 All-reduce is NCCL's ring (bandwidth term 2(n-1)/n * bytes); its latency term is the smaller of
 the ring's 2(n-1) hops and a tree's 2*ceil(log2 n) hops, as NCCL switches to trees for small
@@ -36,13 +39,18 @@ def _link(hw: HardwareSpec, n: int, per_domain: int | None = None) -> tuple[floa
     return min(up_bw, out_bw), hw.scaleout_latency_us * 1e-6
 
 
+def _launch(hw: HardwareSpec, graph: bool) -> float:
+    """Fixed cost of one collective: eager (as profiled) or inside a captured graph."""
+    return params(hw)["comm_graph_launch_s" if graph else "comm_launch_s"]
+
+
 def _hops(n: int) -> int:
     """Latency hops of one reduce-scatter or all-gather pass: ring n-1, tree ceil(log2 n)."""
     return min(n - 1, math.ceil(math.log2(n)))
 
 
 def allreduce_time(
-    hw: HardwareSpec, bytes_: float, n: int, *, per_domain: int | None = None
+    hw: HardwareSpec, bytes_: float, n: int, *, per_domain: int | None = None, graph: bool = False
 ) -> float:
     """All-reduce of a ``bytes_`` buffer over n devices: 2(n-1)/n * bytes / bw + latency.
 
@@ -51,21 +59,21 @@ def allreduce_time(
     if n <= 1 or bytes_ <= 0:
         return 0.0
     bw, lat = _link(hw, n, per_domain)
-    return 2.0 * (n - 1) / n * bytes_ / bw + 2 * _hops(n) * lat + params(hw)["comm_launch_s"]
+    return 2.0 * (n - 1) / n * bytes_ / bw + 2 * _hops(n) * lat + _launch(hw, graph)
 
 
 def allgather_time(
-    hw: HardwareSpec, bytes_: float, n: int, *, per_domain: int | None = None
+    hw: HardwareSpec, bytes_: float, n: int, *, per_domain: int | None = None, graph: bool = False
 ) -> float:
     """Ring all-gather; ``bytes_`` is the gathered total (each device ends with all of it)."""
     if n <= 1 or bytes_ <= 0:
         return 0.0
     bw, lat = _link(hw, n, per_domain)
-    return (n - 1) / n * bytes_ / bw + (n - 1) * lat + params(hw)["comm_launch_s"]
+    return (n - 1) / n * bytes_ / bw + (n - 1) * lat + _launch(hw, graph)
 
 
 def alltoall_time(
-    hw: HardwareSpec, bytes_: float, n: int, *, per_domain: int | None = None
+    hw: HardwareSpec, bytes_: float, n: int, *, per_domain: int | None = None, graph: bool = False
 ) -> float:
     """All-to-all; ``bytes_`` is what one device sends in total (1/n of it stays local).
 
@@ -83,10 +91,12 @@ def alltoall_time(
         out_bw = hw.scaleout_bw_GBps * 1e9 * params(hw)["comm_scaleout"]
         seconds = max(seconds, bytes_ * (n - per) / n / out_bw)
         lat = hw.scaleout_latency_us * 1e-6
-    return seconds + lat + params(hw)["comm_launch_s"]
+    return seconds + lat + _launch(hw, graph)
 
 
-def p2p_time(hw: HardwareSpec, bytes_: float, *, scaleout: bool = False) -> float:
+def p2p_time(
+    hw: HardwareSpec, bytes_: float, *, scaleout: bool = False, graph: bool = False
+) -> float:
     """One point-to-point send (pipeline stages): scale-up link, or the NIC when ``scaleout``."""
     if bytes_ <= 0:
         return 0.0
@@ -96,7 +106,7 @@ def p2p_time(hw: HardwareSpec, bytes_: float, *, scaleout: bool = False) -> floa
     else:
         bw = hw.scaleup_bw_GBps * 1e9 * params(hw)["p2p_scaleup"]
         lat = hw.scaleup_latency_us * 1e-6
-    return bytes_ / bw + lat + params(hw)["p2p_launch_s"]
+    return bytes_ / bw + lat + (0.0 if graph else params(hw)["p2p_launch_s"])
 
 
 def link_transfer_time(bytes_: float, bandwidth_GBps: float, latency_us: float) -> float:

@@ -12,6 +12,7 @@ import math
 from typing import NamedTuple
 
 from servesim.cost.ops import (
+    hidden_bytes,
     kv_elems_per_token_layer_device,
     kv_heads_per_device,
     layer_counts,
@@ -171,7 +172,8 @@ def activation_reserve_bytes(
     (they live in the 1 - gpu_memory_utilization margin)."""
     tp, dp = parallel.tp, parallel.dp_attn
     tokens = math.ceil(max_num_batched_tokens / dp)
-    h, act = model.hidden_size, DTYPE_BYTES[dtypes.activations]
+    # GEMM outputs and the residual stream stay 16-bit when activations are quantised
+    h, act = model.hidden_size, hidden_bytes(dtypes)
     if model.attention == "mla":
         qkv = (
             model.num_heads

@@ -159,6 +159,13 @@ def _low_precision_kept(dtypes: DTypes) -> DTypes:
     return DTypes("bf16", act, dtypes.kv_cache)
 
 
+def hidden_bytes(dtypes: DTypes) -> float:
+    """Bytes per element of the residual stream and the GEMM outputs: 16-bit when activations are
+    quantised (fp8 activations are GEMM inputs only; norms, all-reduce, pipeline sends and the
+    expert combine run on bf16 hidden states in vLLM, SGLang and TensorRT-LLM)."""
+    return max(_b(dtypes.activations), 2.0)
+
+
 def _attn_dtype(dtypes: DTypes) -> str:
     """Attention runs in fp8 only when both the activations and the KV cache are 1-byte formats."""
     return (
@@ -251,7 +258,7 @@ def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int) -> list[Op]:
 def _ffn_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> list[Op]:
     """Dense MLP layers and MoE layers (router, experts, shared experts, EP all-to-all)."""
     tp, ep, dp = parallel.tp, parallel.ep, parallel.dp_attn
-    h, act = model.hidden_size, _b(dtypes.activations)
+    h, act, hid = model.hidden_size, _b(dtypes.activations), hidden_bytes(dtypes)
     dense, moe = layer_counts(model)
     up = 2 if model.gated_mlp else 1
     ops: list[Op] = []
@@ -259,12 +266,13 @@ def _ffn_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> list[Op
         i = model.intermediate_size // tp
         ops.append(Op("mlp_gate_up", "gemm", FFN, dense, TOKENS, dims=((up * i, h),)))
         ops.append(
-            Op("mlp_act", "elementwise", FFN, dense, TOKENS, bytes_per_row=(up + 1) * i * act)
+            # reads the 16-bit gate/up output, writes the next GEMM's input
+            Op("mlp_act", "elementwise", FFN, dense, TOKENS, bytes_per_row=up * i * hid + i * act)
         )
         ops.append(Op("mlp_down", "gemm", FFN, dense, TOKENS, dims=((h, i),)))
         if tp > 1:
             ops.append(
-                Op("tp_allreduce", "allreduce", FFN, dense, TOKENS, bytes_per_row=h * act, group=tp)
+                Op("tp_allreduce", "allreduce", FFN, dense, TOKENS, bytes_per_row=h * hid, group=tp)
             )
     if not moe:
         return ops
@@ -288,18 +296,19 @@ def _ffn_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> list[Op
         )
     xp = dict(local=False, num_experts=E, topk=k, ep=ep)
     ops.append(Op("moe_experts_gate_up", "experts", FFN, moe, TOKENS, dims=((up * im, h),), **xp))
-    ops.append(Op("moe_act", "experts", FFN, moe, TOKENS, bytes_per_row=(up + 1) * im * act, **xp))
+    moe_act_row = up * im * hid + im * act
+    ops.append(Op("moe_act", "experts", FFN, moe, TOKENS, bytes_per_row=moe_act_row, **xp))
     ops.append(Op("moe_experts_down", "experts", FFN, moe, TOKENS, dims=((h, im),), **xp))
     if ep > 1:
         ops.append(
             Op(
-                "ep_combine",
+                "ep_combine",  # expert outputs come back 16-bit (DeepEP: fp8 dispatch, bf16 combine)
                 "alltoall",
                 FFN,
                 moe,
                 TOKENS,
                 local=False,
-                bytes_per_row=k * h * act / ep,
+                bytes_per_row=k * h * hid / ep,
                 group=ep,
             )
         )
@@ -308,7 +317,7 @@ def _ffn_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> list[Op
         ops.append(Op("shared_experts", "gemm", FFN, moe, TOKENS, dims=((up * sw, h), (h, sw))))
     if tp > 1:
         ops.append(
-            Op("tp_allreduce", "allreduce", FFN, moe, TOKENS, bytes_per_row=h * act, group=tp)
+            Op("tp_allreduce", "allreduce", FFN, moe, TOKENS, bytes_per_row=h * hid, group=tp)
         )
     return ops
 
@@ -327,7 +336,7 @@ def model_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> ModelO
     """Every operator of one step, in execution order, for this model, formats and parallelism."""
     validate_parallelism(model, parallel, model.name)
     tp, pp, dp = parallel.tp, parallel.pp, parallel.dp_attn
-    L, h, act = model.num_layers, model.hidden_size, _b(dtypes.activations)
+    L, h, hid = model.num_layers, model.hidden_size, hidden_bytes(dtypes)
     edge = _low_precision_kept(dtypes)
     ops = [
         Op(
@@ -336,22 +345,22 @@ def model_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> ModelO
             ATTENTION,
             1,
             TOKENS,
-            bytes_per_row=h * (_b(edge.weights) + act),
+            bytes_per_row=h * (_b(edge.weights) + hid),
         )
     ]
     # fused residual add + RMSNorm: read x and residual, write both
-    ops.append(Op("input_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * act))
+    ops.append(Op("input_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * hid))
     ops += _attention_ops(model, dtypes, tp)
     if tp > 1:
         ops.append(
-            Op("tp_allreduce", "allreduce", ATTENTION, L, TOKENS, bytes_per_row=h * act, group=tp)
+            Op("tp_allreduce", "allreduce", ATTENTION, L, TOKENS, bytes_per_row=h * hid, group=tp)
         )
-    ops.append(Op("post_attn_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * act))
+    ops.append(Op("post_attn_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * hid))
     ops += _ffn_ops(model, dtypes, parallel)
     if pp > 1:
         # vLLM sends hidden states and the residual between stages
-        ops.append(Op("pp_send", "p2p", ATTENTION, pp - 1, TOKENS, bytes_per_row=2 * h * act))
-    ops.append(Op("final_norm", "elementwise", ATTENTION, 1, TOKENS, bytes_per_row=2 * h * act))
+        ops.append(Op("pp_send", "p2p", ATTENTION, pp - 1, TOKENS, bytes_per_row=2 * h * hid))
+    ops.append(Op("final_norm", "elementwise", ATTENTION, 1, TOKENS, bytes_per_row=2 * h * hid))
     ops.append(
         Op(
             "lm_head",

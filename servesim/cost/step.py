@@ -3,12 +3,14 @@
 ``step_cost(ctx, role, agg)`` is pure and memoised. Per (ctx, role) a plan is built once: the
 operator list of ops.py filtered to the role. Every operator except the attention kernels depends
 on one row count only (tokens, sampled rows, ...), so those are evaluated once per distinct count
-and cached; a call then costs a few dictionary look-ups plus the attention kernels.
+and cached, and their summed totals once per tuple of counts; the attention kernels are closures
+with their constants bound (roofline.decode_attention_kernel / prefill_attention_kernel). A call
+then costs two dictionary look-ups plus one or two kernel evaluations; ``breakdown`` takes the
+general path (same arithmetic, tested to the bit).
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 from functools import lru_cache
 from typing import NamedTuple
@@ -91,6 +93,8 @@ class OpCost(NamedTuple):
 ROLES = ("colocated", "prefill", "decode", "attention", "ffn")
 _PARTS = {"attention": (ATTENTION,), "ffn": (FFN,)}
 _STEP_CACHE_MAX = 2**16
+# Position of each row source's count in a plan's base key.
+_KEY_INDEX = {TOKENS: 0, SAMPLED: 1, PREFILL_KV: 2, DECODE: 3}
 
 # One evaluated operator: (flops, bytes, seconds, bound, link bytes), per device per instance.
 Row = tuple[float, float, float, str, float]
@@ -99,11 +103,6 @@ _ZERO: Row = (0.0, 0.0, 0.0, "overhead", 0.0)
 
 def _bytes(dtype: str) -> float:
     return DTYPE_BYTES[dtype]
-
-
-# Optional arguments of the kernel model, passed when it takes them.
-_ATTN_PARAMS = inspect.signature(roofline.attention_time).parameters
-_ATTN_TAKES_DTYPE, _ATTN_TAKES_TOKENS = "dtype" in _ATTN_PARAMS, "tokens" in _ATTN_PARAMS
 
 
 class _Group(NamedTuple):
@@ -128,6 +127,10 @@ class _Plan:
         "stage",
         "scaleout",
         "cache",
+        "base",
+        "key_srcs",
+        "attn_fast",
+        "consts",
     )
 
     def __init__(self, ctx: CostContext, role: str):
@@ -144,7 +147,7 @@ class _Plan:
         self.ctx, self.mo = ctx, mo
         self.ops = tuple(merged.values())
         self.stage = mo.stage_devices
-        self.scaleout = mo.devices > ctx.hardware.scaleup_devices
+        self.scaleout = _stage_sends_crossing(mo.stage_devices, mo.pp, ctx.hardware.scaleup_devices)
         self.by_src = {
             src: tuple(o for o in self.ops if o.m_src == src)
             for src in (TOKENS, SAMPLED, PREFILL_KV, DECODE)
@@ -155,6 +158,19 @@ class _Plan:
         self.attn_kw = tuple(_attn_kwargs(o) for o in self.attn)
         self.windowed: dict[tuple[str, int], Row] = {}
         self.cache: dict[Aggregates, StepCost] = {}
+        # totals of every operator but the attention kernels, per tuple of row counts
+        self.base: dict[tuple[int, int, int, int], tuple] = {}
+        self.key_srcs = tuple(src in self.by_src for src in (SAMPLED, PREFILL_KV, DECODE))
+        hw = ctx.hardware
+        # per attention kernel, the constants of the hot path, bound once
+        self.attn_fast = tuple(
+            (op, op.kind == "attn_prefill", kw, op.count, op.window,
+             roofline.prefill_attention_kernel(hw, dtype=op.attn_dtype)
+             if op.kind == "attn_prefill" else roofline.decode_attention_kernel(hw, **kw),
+             op.kv_tok_bytes, op.qo_tok_bytes, op.q_heads, op.qk_dim + op.v_dim)
+            for op, kw in zip(self.attn, self.attn_kw)
+        )  # fmt: skip
+        self.consts = (mo.dp_attn, self.stage, ctx.overhead_s, mo.devices)
 
     # -- rows that depend on one row count -------------------------------------------------
     def group(self, src: str, m: int) -> _Group:
@@ -202,11 +218,22 @@ class _Plan:
             return (0.0, msg, t.seconds, t.bound, 0.0)
         g = op.group
         if op.kind == "allreduce":
-            return (0.0, msg, comm.allreduce_time(hw, msg, g), "comm", 2.0 * (g - 1) / g * msg)
+            return (
+                0.0,
+                msg,
+                comm.allreduce_time(hw, msg, g, graph=True),
+                "comm",
+                2.0 * (g - 1) / g * msg,
+            )
         if op.kind == "alltoall":
-            return (0.0, msg, comm.alltoall_time(hw, msg, g), "comm", (g - 1) / g * msg)
+            return (0.0, msg, comm.alltoall_time(hw, msg, g, graph=True), "comm", (g - 1) / g * msg)
         if op.kind == "p2p":
-            return (0.0, msg, comm.p2p_time(hw, msg, scaleout=self.scaleout), "comm", msg)
+            # the mean send: those between stages in different scale-up domains use the NIC
+            n, out = op.count, self.scaleout
+            t = comm.p2p_time(hw, msg, scaleout=out > 0, graph=True)
+            if 0 < out < n:
+                t = (out * t + (n - out) * comm.p2p_time(hw, msg, graph=True)) / n
+            return (0.0, msg, t, "comm", msg)
         raise AssertionError(op.kind)
 
     def _experts(self, op: Op, tokens: int) -> Row:
@@ -264,15 +291,17 @@ class _Plan:
             ctxt = min(ctxt, seqs * op.window)
         byt = (ctxt + new) * op.kv_tok_bytes + new * op.qo_tok_bytes
         fl = 2.0 * pairs * op.q_heads * (op.qk_dim + op.v_dim)
-        if _ATTN_TAKES_TOKENS:
-            kw = dict(kw, tokens=new, pairs=pairs, causal_pairs=_causal_pairs(agg, pairs, dp))
+        kw = dict(kw, tokens=new, pairs=pairs, causal_pairs=_causal_pairs(agg, pairs, dp))
         t = roofline.attention_time(self.ctx.hardware, fl, byt, "prefill", seqs=seqs, **kw)
         return (fl, byt, t.seconds, t.bound, 0.0)
 
     def _decode_row(self, op: Op, kw: dict, seqs: int, pairs: float) -> Row:
         byt = pairs * op.kv_tok_bytes + seqs * op.qo_tok_bytes
         fl = 2.0 * pairs * op.q_heads * (op.qk_dim + op.v_dim)
-        t = roofline.attention_time(self.ctx.hardware, fl, byt, "decode", seqs=seqs, **kw)
+        # the true keys per sequence (MLA's FLOPs per pair are not 4 x head_dim)
+        t = roofline.attention_time(
+            self.ctx.hardware, fl, byt, "decode", seqs=seqs, pairs=pairs, **kw
+        )
         return (fl, byt, t.seconds, t.bound, 0.0)
 
     # -- the step ---------------------------------------------------------------------------
@@ -290,13 +319,12 @@ class _Plan:
             out.append((src, self.group(src, m)))
         return out
 
-    def cost(self, agg: Aggregates) -> StepCost:
-        hit = self.cache.get(agg)
-        if hit is not None:
-            return hit
+    def _base(self, key: tuple[int, int, int, int]) -> tuple:
+        """Totals over the row-count operators, summed group by group in plan order."""
         c = mem = k = o = f = b = cb = 0.0
-        for _, g in self.groups(agg):
-            gc, gm, gk, go, gf, gb, gcb = g.totals
+        for src in self.by_src:
+            m = key[_KEY_INDEX[src]]
+            gc, gm, gk, go, gf, gb, gcb = self.group(src, m).totals
             c += gc
             mem += gm
             k += gk
@@ -304,19 +332,67 @@ class _Plan:
             f += gf
             b += gb
             cb += gcb
-        stage = self.stage
-        for op, (fl, by, s, bound, _) in zip(self.attn, self.attention_rows(agg)):
-            t = op.count * s
+        if len(self.base) >= _STEP_CACHE_MAX:
+            self.base.clear()
+        res = self.base[key] = (c, mem, k, o, f, b, cb)
+        return res
+
+    def cost(self, agg: Aggregates) -> StepCost:
+        hit = self.cache.get(agg)
+        if hit is not None:
+            return hit
+        pt, ps, _, pc, ds, dc, sampled = agg
+        use_s, use_pkv, use_dec = self.key_srcs
+        key = (pt + ds, sampled if use_s else 0, pt + pc if use_pkv else 0, ds if use_dec else 0)
+        base = self.base.get(key)
+        if base is None:
+            base = self._base(key)
+        c, mem, k, o, f, b, cb = base
+        dp, stage, overhead_s, devices = self.consts
+        for op, is_prefill, kw, count, window, kernel, kv_tok, qo_tok, qh, qkv in self.attn_fast:
+            # a kernel with no sequences contributes exact zeros: skipped
+            if is_prefill:
+                if ps <= 0:
+                    continue
+                new, pairs, ctxt = pt / dp, agg.prefill_attn / dp, pc / dp
+                seqs = ps if dp == 1 else math.ceil(ps / dp)
+                if window:
+                    pairs = min(pairs, new * window)
+                    ctxt = min(ctxt, seqs * window)
+                by = (ctxt + new) * kv_tok + new * qo_tok
+                fl = 2.0 * pairs * qh * qkv
+                if pairs > 0.0:
+                    causal = min(pairs, new * (new + 1) / 2.0)  # as _causal_pairs
+                    s, bound = kernel(fl, by, seqs, new, pairs, causal)
+                else:  # the general kernel model derives pairs from the FLOPs
+                    fl, by, s, bound, _ = self._prefill_row(op, kw, agg)
+            else:
+                if ds <= 0:
+                    continue
+                seqs = ds if dp == 1 else math.ceil(ds / dp)
+                pairs = dc / dp
+                if window and pairs >= seqs * window:
+                    # every sequence is past its window: the row depends on the batch size only
+                    row = self.windowed.get((op.name, seqs))
+                    if row is None:
+                        row = self._decode_row(op, kw, seqs, seqs * window)
+                        self.windowed[(op.name, seqs)] = row
+                    fl, by, s, bound, _ = row
+                else:
+                    by = pairs * kv_tok + seqs * qo_tok
+                    fl = 2.0 * pairs * qh * qkv
+                    s, bound = kernel(fl, by, seqs, pairs)
+            t = count * s
             if bound == "compute":
                 c += t
             elif bound == "memory":
                 mem += t
             else:
                 o += t
-            f += op.count * fl * stage
-            b += op.count * by * stage
-        ovh = o + self.ctx.overhead_s
-        res = StepCost(c + mem + k + ovh, f, b, cb, c, mem, k, ovh, self.mo.devices)
+            f += count * fl * stage
+            b += count * by * stage
+        ovh = o + overhead_s
+        res = StepCost(c + mem + k + ovh, f, b, cb, c, mem, k, ovh, devices)
         if len(self.cache) >= _STEP_CACHE_MAX:
             self.cache.clear()
         self.cache[agg] = res
@@ -330,6 +406,12 @@ class _Plan:
         return [OpCost(op.name, op.count, *rows[op][:4]) for op in self.ops]
 
 
+def _stage_sends_crossing(stage: int, pp: int, domain: int) -> int:
+    """Pipeline sends (of pp - 1) between stages that do not share a scale-up domain, with the
+    stages' ``stage`` devices each laid out in order over domains of ``domain`` devices."""
+    return sum((i * stage) // domain != ((i + 2) * stage - 1) // domain for i in range(pp - 1))
+
+
 def _causal_pairs(agg: Aggregates, pairs: float, dp: int) -> float:
     """An estimate of this batch's causal (new x new) pairs: min(all pairs, T(T+1)/2) for T new
     tokens. Exact for one chunk, or for chunks without cached context; otherwise an upper bound.
@@ -339,10 +421,7 @@ def _causal_pairs(agg: Aggregates, pairs: float, dp: int) -> float:
 
 
 def _attn_kwargs(op: Op) -> dict:
-    kw = dict(q_heads=op.q_heads, kv_heads=op.kv_heads, head_dim=op.head_dim)
-    if _ATTN_TAKES_DTYPE:
-        kw["dtype"] = op.attn_dtype
-    return kw
+    return dict(q_heads=op.q_heads, kv_heads=op.kv_heads, head_dim=op.head_dim, dtype=op.attn_dtype)
 
 
 def _gemms(hw: HardwareSpec, m: int, dims, dt: DTypes, time_of) -> Row:

@@ -24,7 +24,7 @@ def _seats(inst) -> bool:
 
 
 class SarathiScheduler:
-    """Chunked prefill under a token budget, decodes first (Sarathi-Serve; vLLM V1 and SGLang default).
+    """Chunked prefill under a token budget, decodes first (Sarathi-Serve; vLLM V1 default).
 
     Running decodes take one token each, then running (partial) prefills continue, then waiting
     requests are admitted, all under ``max_num_batched_tokens``. A step that preempted admits
@@ -92,9 +92,56 @@ class VllmScheduler:
         return Batch([], True, preempted)
 
 
+class PrefillFirstScheduler:
+    """Chunked prefill with prefill priority, no mixing (SGLang's default scheduler).
+
+    A step is either prefill chunks under ``max_num_batched_tokens`` (SGLang's
+    chunked_prefill_size: the running partial prefill first, then newly admitted requests) while
+    decodes pause, or, when no prefill can be formed, one decode token for every running request.
+    SGLang mixes decodes into prefill batches only with ``--enable-mixed-chunk``, off by default.
+    """
+
+    name = "prefill_first"
+    ff_safe = True
+
+    def next_batch(self, inst):
+        chunks = []
+        preempted = 0
+        budget = inst.max_tokens
+        for r in list(inst.prefilling):
+            if budget <= 0:
+                break
+            if r.state != PREFILL:  # preempted while this batch was formed
+                continue
+            c = min(r.target - r.computed, budget)
+            ok, p = inst.grow_prefill(r, c)
+            preempted += p
+            if not ok:
+                break
+            chunks.append((r, c))
+            budget -= c
+        if not preempted:
+            while inst.waiting and budget > 0 and _seats(inst):
+                c = inst.try_admit(budget, whole=False, lone=False)
+                if not c:
+                    break
+                chunks.append((inst.prefilling[-1], c))
+                budget -= c
+        if chunks:
+            return Batch(chunks, False, preempted)
+        if not inst.n_dec:
+            return None
+        preempted += inst.grow_decodes()
+        return Batch([], True, preempted) if inst.n_dec else None
+
+
 class OrcaScheduler:
-    """Iteration-level batching (Orca): decodes plus whole prefills of newly admitted requests,
-    the prompts under ``max_num_batched_tokens`` (a prompt larger than the budget runs alone)."""
+    """Iteration-level batching (Orca): decodes plus whole prefills of newly admitted requests.
+
+    One token budget covers both: every running decode takes one token of
+    ``max_num_batched_tokens`` and whole prompts fill the rest (TensorRT-LLM's
+    MicroBatchScheduler counts generation tokens against max_num_tokens the same way); the first
+    prefill of a batch may exceed what is left (it could never run otherwise)."""
 
     name = "orca"
     ff_safe = True
@@ -112,7 +159,7 @@ class OrcaScheduler:
                 break
             chunks.append((r, r.target - r.computed))
         if not preempted:
-            budget = inst.max_tokens - sum(c for _, c in chunks)
+            budget = inst.max_tokens - inst.n_dec - sum(c for _, c in chunks)
             while inst.waiting and _seats(inst):
                 c = inst.try_admit(max(budget, 0), whole=True, lone=not chunks)
                 if not c:
@@ -153,6 +200,7 @@ class StaticScheduler:
 SCHEDULERS: dict[str, type] = {
     "vllm": VllmScheduler,
     "sarathi": SarathiScheduler,
+    "prefill_first": PrefillFirstScheduler,
     "orca": OrcaScheduler,
     "static": StaticScheduler,
 }

@@ -2,8 +2,8 @@
 
 Prefill/decode (DistServe, Splitwise, Dynamo, llm-d):
 - a prefill instance runs its own scheduler over prompts only (chunked under the token budget as
-  the policy says); when a prompt is done it samples the first token, frees its KV blocks (the KV
-  is copied out to the link's send queue) and hands the request to its link;
+  the policy says); when a prompt is done it samples the first token and hands the request to its
+  link; the request's KV blocks stay held on the prefill instance until the transfer ends;
 - each prefill instance has one KV link to the decode pool: every device of the instance sends its
   TP/PP shard in parallel over its own link of ``kv_link.bandwidth_GBps`` (a NIC per GPU), so the
   instance sends at ``bandwidth x tp x pp``. Transfers that overlap queue FIFO on the link (one at a
@@ -26,8 +26,8 @@ Attention/FFN (MegaScale-Infer, Step-3): attention instances are decode instance
 comes from ``cost.step.af_step_cost`` (three stage times and m micro-batches, with fill and drain).
 The FFN pool runs no scheduler: its F instances serve the A attention instances in lock-step, each
 taking A/F attention instances' tokens per micro-batch; its step-log rows hold its busy time for
-every attention step (round-robin over its instances), so per-pool utilisation, MFU and energy
-count it.
+every attention step (on the FFN instances paired with that attention instance), so per-pool
+utilisation, MFU and energy count it.
 """
 
 from __future__ import annotations
@@ -150,9 +150,10 @@ class PrefillInstance(Instance):
             r.first_token_s = now
             self._finish(r, now)
             return
-        self._release(r)
+        # the KV stays in this instance's blocks until the transfer ends (the decode side reads
+        # it from here, as vLLM's NIXL connector, Mooncake and DistServe do); see PrefillPool._land
+        self.held += 1
         r.state = WAITING
-        r.keys = None  # prefix keys belong to this instance's block size
         self.sink.handoff(self, r, self.step_start, now)
 
 
@@ -185,10 +186,23 @@ class DecodeInstance(Instance):
             self.idle = False
             self.wake.succeed()
 
+    def _landing_blocks(self, r: Any) -> tuple[int, int]:
+        """(blocks to hold now, blocks admission requires): its KV, plus the next token's growth,
+        or with ``reserve`` the KV of the whole output."""
+        kv = self.kv
+        if self.reserve:
+            need = kv.blocks_for(r.target + r.output - r.generated - 1)
+            return need, need
+        return kv.blocks_for(r.target), kv.blocks_for(r.target + 1)
+
     def room_for(self, r: Any) -> bool:
-        """Whether ``r`` would be admitted now (its blocks and next token's growth fit)."""
-        need = self.kv.blocks_for(r.target + 1) + self.decode_blocks_needed()
-        return not self.waiting and need <= self.kv.available
+        """Whether ``r`` would be admitted now: nothing queued ahead of it, a free seat, and its
+        blocks (as ``next_batch`` counts them) fit."""
+        if self.waiting or self.landing:
+            return False
+        if self.max_seqs is not None and self.n_running >= self.max_seqs:
+            return False
+        return self._landing_blocks(r)[1] + self.decode_blocks_needed() <= self.kv.available
 
     def next_batch(self, inst: Any) -> Any:
         kv = self.kv
@@ -196,10 +210,8 @@ class DecodeInstance(Instance):
             if self.max_seqs is not None and self.n_running >= self.max_seqs:
                 break
             r = self.landing[0]
-            tokens = r.target + r.output - r.generated - 1 if self.reserve else r.target
-            need = kv.blocks_for(tokens)
-            grow = 0 if self.reserve else kv.blocks_for(r.target + 1) - need
-            if need + grow + self.decode_blocks_needed() > kv.available:
+            need, admit = self._landing_blocks(r)
+            if admit + self.decode_blocks_needed() > kv.available:
                 break
             self.landing.popleft()
             kv.allocate(need)
@@ -307,6 +319,14 @@ class PrefillPool(ColocatedPool):
 
     def _land(self, r: Any) -> None:
         heappop(self.pending)
+        inst = self.instances[r.prefill_instance - self.instances[0].id]
+        inst._release(r)  # the transfer is done: the prefill side's blocks are free again
+        inst.held -= 1
+        r.keys = None  # prefix keys belong to the prefill instance's block size
+        if inst.idle and inst.waiting:  # it may have stalled on KV that was held for transfers
+            inst.idle = False
+            inst.busy_until = self.cluster.env.now
+            inst.wake.succeed()
         self.next.submit(r)
 
     def horizon_for(self, inst: Any) -> float:
@@ -356,7 +376,7 @@ class DecodePool(ColocatedPool):
             return
         i = 0 if len(insts) == 1 else self.router.route(r, insts)
         if not insts[i].room_for(r):
-            fits = [j for j, x in enumerate(insts) if not x.landing and x.room_for(r)]
+            fits = [j for j, x in enumerate(insts) if x.room_for(r)]
             if fits:
                 i = min(fits, key=lambda j: (insts[j].load, j))
         insts[i].land(r)
@@ -372,7 +392,7 @@ class AttentionPool(DecodePool):
         self.attention_cost = cost
         self.ffn: Any = None
         self.memo: dict = {}
-        self.turn = 0
+        self.ffn_of: list[list[int]] = []  # attention instance -> the FFN instances serving it
         cfg = cluster.cfg
         model = cfg.model
         if not (model.intermediate_size or model.num_experts):
@@ -386,6 +406,11 @@ class AttentionPool(DecodePool):
 
     def start(self) -> None:
         self.ffn = next(p for p in self.cluster.pools if p.role == "ffn")
+        a, f = len(self.instances), len(self.ffn.instances)
+        # A >= F: FFN instance j serves attention instances j, j + F, ...; A < F: attention
+        # instance i is served by FFN instances i, i + A, ... (a fixed pairing, so the FFN rows do
+        # not depend on the order in which instances log their steps)
+        self.ffn_of = [[i % f] if a >= f else list(range(i, f, a)) for i in range(a)]
         super().start()
 
     def _cost(self, agg: tuple) -> Any:
@@ -432,10 +457,26 @@ class AttentionPool(DecodePool):
         hit = hit if hit is not None else self._af(agg)
         f_cost = hit[1]
         if f_cost.seconds > 0:
-            finst = self.ffn.instances[self.turn]
-            self.turn = (self.turn + 1) % len(self.ffn.instances)
-            finst.steps += steps
-            self.log_attention(finst, start, f_cost.seconds, f_cost, hit[3], 0, steps)
+            targets = self.ffn_of[inst.id - self.instances[0].id]
+            if len(targets) > 1:  # this step's FFN work is spread over its FFN instances
+                k = 1.0 / len(targets)
+                f_cost = f_cost._replace(**{f: getattr(f_cost, f) * k for f in _SCALED})
+            for j in targets:
+                finst = self.ffn.instances[j]
+                finst.steps += steps
+                self.log_attention(finst, start, f_cost.seconds, f_cost, hit[3], 0, steps)
+
+
+_SCALED = (
+    "seconds",
+    "flops",
+    "bytes",
+    "comm_bytes",
+    "compute_s",
+    "memory_s",
+    "comm_s",
+    "overhead_s",
+)
 
 
 def _no_pipeline(cfg: Any, spec: Any) -> None:

@@ -11,8 +11,9 @@ of decoding requests (plus O(1) per prefill chunk):
   so a step's KV growth is one lookup;
 - completions come off a heap keyed by the clock at which the last token is emitted.
 
-Pipeline parallelism: one batch in flight through all stages (the simplest correct model of
-PP=N with one batch); the step time is the sum of the stage times, which the cost model returns.
+Pipeline parallelism: one batch in flight through all stages; the step time is the sum of the
+stage times, which the cost model returns (right per-token latency; vLLM keeps PP batches in
+flight, so PP throughput is underestimated: docs/engine.md, "Pipeline parallelism").
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class Instance:
         self.wake: Event | None = None
         self.steps = 0
         self.ff_steps = 0  # iterations applied inside fast-forward runs
+        self.held = 0  # requests whose KV stays here until a transfer ends (PD prefill)
 
     # -- snapshots (routers) -------------------------------------------------------------------
     @property
@@ -255,6 +257,11 @@ class Instance:
             r.blocks = self.kv.blocks_for(r.ctx0 + self.alloc_clock - r.join) - len(r.cached_hashes)
         r.generated += steps
         r.epoch += 1
+        if not self.n_dec:
+            # the next iteration's blocks went with the last decoding request; a request that
+            # joins later must have its own growth allocated (a prefill preempting the whole
+            # decode set after grow_decodes, e.g. a recompute older than a landed PD request)
+            self.alloc_clock = self.dclock
 
     def _join_decode(self, r: Request) -> None:
         r.state = DECODE
@@ -327,7 +334,7 @@ class Instance:
         while True:
             batch = next_batch(self)
             if batch is None:
-                if self.waiting and not self.n_running:
+                if self.waiting and not self.n_running and not self.held:
                     raise RuntimeError("scheduler idles with requests waiting on an empty instance")
                 self.busy_until = INF
                 self.idle = True

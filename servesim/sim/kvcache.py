@@ -7,8 +7,8 @@ Every block is in exactly one of three states:
 - used: referenced by at least one request, either privately (counted in ``private``) or as a
   shared prefix block (a key in ``refs`` with its reference count);
 - evictable: a cached prefix block no request references (``lru``, oldest first). It still
-  serves prefix hits, and allocation reuses it (least recently used first) once no free block
-  is left, as vLLM's and SGLang's caches do.
+  serves prefix hits, and allocation reuses it (least recently used first, a freed prefix's
+  tail before its head) once no free block is left, as vLLM's and SGLang's caches do.
 
 So ``free + len(lru) + private + len(refs) == total`` always (tests check it at every step).
 ``allocate`` checks before acting: when it cannot give every block asked for it returns False and
@@ -129,9 +129,15 @@ class KVCache:
         return out
 
     def unref(self, keys) -> None:
-        """Drop one reference to each key; blocks nobody references become evictable (MRU end)."""
+        """Drop one reference to each key; blocks nobody references become evictable (MRU end).
+
+        ``keys`` are a prompt's blocks in prompt order; they are freed tail first, as vLLM's KV
+        cache manager does, so eviction takes a prefix's tail before its head (a head block
+        evicted first would leave the rest of the prefix cached but unreachable: hits stop at the
+        first miss).
+        """
         refs, lru = self.refs, self.lru
-        for k in keys:
+        for k in reversed(keys):
             c = refs[k] - 1
             if c:
                 refs[k] = c

@@ -45,7 +45,7 @@ class Parallelism:
         return self.tp * self.pp * self.dp_attn
 
 
-POLICIES = ("vllm", "sarathi", "orca", "static")
+POLICIES = ("vllm", "sarathi", "prefill_first", "orca", "static")
 ROLES = ("colocated", "prefill", "decode", "attention", "ffn")
 # Role sets a deployment may have (each role at most once).
 LAYOUTS = (
@@ -81,9 +81,12 @@ ENGINE_PROFILES: dict[str, dict[str, Any]] = {
         "overhead_s": None,
     },
     "sglang": {
-        "description": "SGLang: chunked prefill (chunked_prefill_size), radix prefix cache; "
-        "running requests bounded by the KV pool, not by a fixed count",
-        # python/sglang/srt/server_args.py: chunked_prefill_size 2048 under 35 GiB of GPU
+        "description": "SGLang: prefill batches first, chunked (chunked_prefill_size), decodes "
+        "paused meanwhile (no mixed chunks); radix prefix cache; running requests bounded by "
+        "the KV pool, not by a fixed count",
+        # python/sglang/srt/server_args.py: enable_mixed_chunk False (store_true flag), so the
+        # scheduler runs a prefill batch whenever one can be formed, else a decode batch
+        # (policy prefill_first); chunked_prefill_size 2048 under 35 GiB of GPU
         # memory, 8192 under 160 GiB (A100, H100, H200), 16384 above (B200, MI300X);
         # mem_fraction_static 0.88 at TP1; page_size 1 (we keep 16-token blocks: the KV capacity
         # is the same to within a block per request); max_running_requests derived from the KV
@@ -91,7 +94,7 @@ ENGINE_PROFILES: dict[str, dict[str, Any]] = {
         "small_gpu": {"max_num_batched_tokens": 2048},
         "large_gpu": {"max_num_batched_tokens": 16384},
         "scheduler": {
-            "policy": "sarathi",
+            "policy": "prefill_first",
             "max_num_seqs": None,
             "max_num_batched_tokens": 8192,
             "block_size": 16,
@@ -123,7 +126,9 @@ ENGINE_PROFILES: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True, slots=True)
 class SchedulerSpec:
-    policy: str = "sarathi"  # vllm | sarathi | orca | static (servesim.sim.batching.SCHEDULERS)
+    policy: str = (
+        "sarathi"  # vllm | sarathi | prefill_first | orca | static (sim.batching.SCHEDULERS)
+    )
     max_num_seqs: int | None = 256  # None = bounded only by KV memory
     max_num_batched_tokens: int = 8192  # token budget per iteration (chunk size for sarathi)
     block_size: int = 16  # tokens per KV block
@@ -363,8 +368,33 @@ def parse_deployment(data: Any, model: Any, where: str) -> DeploymentSpec:
     router = get_choice(data, "router", ROUTERS, where, "deployment", default="least_loaded")
     kv_link = _parse_link(data.get("kv_link"), where, "deployment.kv_link")
     af_link = _parse_link(data.get("af_link"), where, "deployment.af_link")
+    _check_role_keys(pools, kv_link, af_link, where)
     moe_load = _parse_moe_load(data.get("moe_load") or {}, where, "deployment.moe_load")
     return DeploymentSpec(pools, router, kv_link, af_link, moe_load)
+
+
+def _check_role_keys(pools: tuple, kv_link: Any, af_link: Any, where: str) -> None:
+    """Keys that only one layout uses are errors elsewhere, not silently ignored."""
+    roles = {p.role for p in pools}
+    for i, p in enumerate(pools):
+        if p.micro_batches > 1 and p.role != "attention":
+            raise SpecError(
+                where,
+                f"deployment.pools.{i}.micro_batches",
+                p.micro_batches,
+                "only an attention pool (attention/FFN disaggregation) takes micro_batches",
+            )
+    if kv_link is not None and "prefill" not in roles:
+        raise SpecError(
+            where,
+            "deployment.kv_link",
+            "set",
+            "needs a prefill pool (prefill/decode disaggregation)",
+        )
+    if af_link is not None and "attention" not in roles:
+        raise SpecError(
+            where, "deployment.af_link", "set", "needs attention + ffn pools (attention/FFN split)"
+        )
 
 
 def _parse_moe_load(data: Any, where: str, field: str) -> MoELoadSpec:

@@ -8,8 +8,9 @@ from typing import Any
 
 from servesim.specs.common import SpecError, check_keys
 
-# Bytes per element. fp4/int4 pack two values per byte (scales are ignored: < 1% of weight bytes
-# at group size 128).
+# Bytes per element. fp4/int4 pack two values per byte. Block scales are not counted: they add
+# 3% (int4, one 16-bit scale per 128 values), 6% (MXFP4, one 8-bit scale per 32) or 12.5% (NVFP4,
+# one 8-bit scale per 16) to the 4-bit weight bytes.
 DTYPE_BYTES: dict[str, float] = {
     "fp32": 4.0,
     "tf32": 4.0,
@@ -43,11 +44,17 @@ class DTypes:
 
 
 def parse_dtypes(data: Any, where: str, field: str = "dtype") -> DTypes:
-    """`dtype: bf16` (all three) or `dtype: {weights, activations, kv_cache}` (missing ones: weights')."""
+    """`dtype: bf16` (all three) or `dtype: {weights, activations, kv_cache}` (missing ones: weights').
+
+    A 4-bit name (`dtype: fp4`, `int4`) means weight-only quantisation, as in the mapping form:
+    bf16 activations and KV cache (4-bit activations, e.g. NVFP4 W4A4, are set explicitly).
+    """
     allowed = ", ".join(DTYPE_BYTES)
     if isinstance(data, str):
         if data not in DTYPE_BYTES:
             raise SpecError(where, field, data, f"must be one of {allowed}")
+        if DTYPE_BYTES[data] < 1:  # weight-only 4-bit
+            return DTypes(data, "bf16", "bf16")
         act = data if data in ACTIVATION_DTYPES else "bf16"
         kv = data if data in KV_DTYPES else "bf16"
         return DTypes(data, act, kv)
@@ -60,7 +67,9 @@ def parse_dtypes(data: Any, where: str, field: str = "dtype") -> DTypes:
     default_act = weights if weights in ACTIVATION_DTYPES and weights != "fp4" else "bf16"
     act = data.get("activations", default_act)
     if act not in ACTIVATION_DTYPES:
-        raise SpecError(where, f"{field}.activations", act, "must be one of " + ", ".join(ACTIVATION_DTYPES))
+        raise SpecError(
+            where, f"{field}.activations", act, "must be one of " + ", ".join(ACTIVATION_DTYPES)
+        )
     kv = data.get("kv_cache", act if act in KV_DTYPES else "bf16")
     if kv not in KV_DTYPES:
         raise SpecError(where, f"{field}.kv_cache", kv, "must be one of " + ", ".join(KV_DTYPES))

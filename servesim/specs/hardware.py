@@ -61,6 +61,10 @@ EFFICIENCY_DEFAULTS: dict[str, tuple[float, str]] = {
     "comm_scaleup": (0.75, "fraction of scale-up link bandwidth collectives reach"),
     "comm_scaleout": (0.70, "fraction of scale-out NIC bandwidth collectives reach"),
     "comm_launch_s": (1e-5, "fixed cost per collective or send (launch, synchronisation)"),
+    # Inside a CUDA graph the host launch is not paid: vidur's H100 NCCL profile (commit 7d47513)
+    # measures 7-11 us for a 2-26 KB all-reduce on 2 GPUs in all (wire latency included), while
+    # eager 4- and 8-GPU calls of the same sizes take 30-40 us, mostly host-side launch.
+    "comm_graph_launch_s": (2e-6, "fixed cost per collective inside an engine step (CUDA graph)"),
     "p2p_scaleup": (0.75, "fraction of scale-up link bandwidth a point-to-point send reaches"),
     "p2p_scaleout": (0.70, "fraction of scale-out NIC bandwidth a point-to-point send reaches"),
     "p2p_launch_s": (5e-6, "fixed cost per point-to-point send (launch, handshake)"),

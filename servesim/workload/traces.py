@@ -131,15 +131,23 @@ def load_trace(
 
 
 def resolve_path(path: str | Path) -> Path:
-    """The path as given; failing that a bundled `traces/...` file (repository or installed package)."""
+    """The path as given; failing that a bundled `traces/...` file (repository or installed
+    package), a bundled trace by name (`azure_conv_sample`), or a public trace by name
+    (`azure-conv-2023`) once `servesim trace fetch` has put it in the cache."""
     p = Path(path).expanduser()
     if p.is_file() or p.is_absolute():
         return p
     here = Path(__file__).resolve().parent.parent  # servesim/
+    names = [p] if p.suffix else [p, Path("traces") / f"{p}.csv", Path("traces") / f"{p}.jsonl"]
     for root in (here / "_data", here.parent):
-        candidate = root / p
-        if candidate.is_file():
-            return candidate
+        for name in names:
+            if (root / name).is_file():
+                return root / name
+    if str(p) in PUBLIC_TRACES:
+        cached = cache_dir_default() / PUBLIC_TRACES[str(p)]["url"].rsplit("/", 1)[-1]
+        if cached.is_file():
+            return cached
+        raise SpecError(str(p), "", str(p), f"not downloaded yet: run `servesim trace fetch {p}`")
     return p
 
 
@@ -174,17 +182,18 @@ def _read_csv(p: Path, required: tuple[str, ...]) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise SpecError(str(p), "", "<malformed CSV>", _short(exc)) from None
     df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise SpecError(
-            str(p),
-            "header",
-            ",".join(df.columns),
-            f"missing column {missing[0]}; expected {', '.join(required)}",
-        )
+    _require_header(df, required, p, f"expected {', '.join(required)}")
     if len(df) == 0:
         raise SpecError(str(p), "", "<no rows>", "trace has a header but no requests")
     return df
+
+
+def _require_header(df: pd.DataFrame, cols: tuple[str, ...], p: Path, hint: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise SpecError(
+            str(p), "header", ",".join(df.columns), f"missing column {missing[0]}; {hint}"
+        )
 
 
 def _short(exc: Exception) -> str:
@@ -224,7 +233,7 @@ def _seconds(df: pd.DataFrame, col: str, p: Path, unit: str, line0: int = 2) -> 
         values = None if bad.any() else (num.to_numpy() - num.min()).astype(np.float64) * scale
     if values is None:
         i = int(np.flatnonzero(bad)[0])
-        raise SpecError(str(p), f"line {i + line0}, column {col}", raw.iloc[i], what)
+        raise SpecError(str(p), f"line {i + line0}, column {col}", str(raw.iloc[i]), what)
     return values
 
 
@@ -344,14 +353,7 @@ def _read_generic(p: Path, fmt: str, mapping: dict[str, str], unit: str) -> pd.D
     if fmt == "jsonl":
         _require(df, need, p)
     else:
-        missing = [c for c in need if c not in df.columns]
-        if missing:
-            raise SpecError(
-                str(p),
-                "header",
-                ",".join(df.columns),
-                f"missing column {missing[0]}; map columns with trace.columns",
-            )
+        _require_header(df, need, p, "map columns with trace.columns")
     session = None
     if mapping["session_id"] in df.columns:
         session = _ints(df, mapping["session_id"], p, line0)

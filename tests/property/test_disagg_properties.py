@@ -11,12 +11,12 @@ from servesim.sim.cluster import run
 from servesim.sim.testing import ListWorkload, linear_step_cost
 from servesim.specs.config import load_config
 
-POLICIES = ("sarathi", "vllm", "orca", "static")
+POLICIES = ("sarathi", "vllm", "prefill_first", "orca", "static")
 
 
-def _cfg(policy, prefill, decode, bw, streaming, ff, reserve=False):
+def _cfg(policy, prefill, decode, bw, streaming, ff, reserve=False, tokens=512):
     def pool(role, n):
-        sched = {"policy": policy, "max_num_seqs": 8, "max_num_batched_tokens": 512}
+        sched = {"policy": policy, "max_num_seqs": 8, "max_num_batched_tokens": tokens}
         return {
             "role": role,
             "hardware": "h100-sxm",
@@ -58,11 +58,12 @@ requests = st.lists(
     st.sampled_from([0.5, 5.0, 500.0]),
     st.booleans(),
     st.booleans(),
+    st.sampled_from([16, 512]),  # a small budget chunks recompute prefills on decode instances
 )
 def test_pd_random_workload_conserves_requests_tokens_and_blocks(
-    specs, policy, p, d, bw, stream, reserve
+    specs, policy, p, d, bw, stream, reserve, tokens
 ):
-    cfg = _cfg(policy, p, d, bw, stream, True, reserve)
+    cfg = _cfg(policy, p, d, bw, stream, True, reserve, tokens)
     bad = []
 
     def hook(inst):

@@ -67,7 +67,7 @@ requests = st.lists(
     max_size=25,
 )
 setups = st.tuples(
-    st.sampled_from(["sarathi", "vllm", "orca", "static"]),
+    st.sampled_from(["sarathi", "vllm", "prefill_first", "orca", "static"]),
     st.sampled_from([2, 8, 64]),
     st.sampled_from([64, 128, 512]),
     st.integers(1, 3),
@@ -108,6 +108,22 @@ def simulate(reqs, setup, ff=True, hook=None, clients=None):
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+def held_blocks(inst):
+    """(private blocks, prefix refs) that the instance's requests hold, counted request by request
+    (a decoding request holds the blocks for its context up to the allocated iteration)."""
+    private, refs = 0, {}
+    running = [*inst.prefilling, *inst.decoding.values()]
+    for r in running:
+        for k in r.cached_hashes:
+            refs[k] = refs.get(k, 0) + 1
+        if r in inst.prefilling or r.reserved:
+            private += r.blocks
+        else:
+            ctx = r.ctx0 + inst.alloc_clock - r.join
+            private += inst.kv.blocks_for(ctx) - len(r.cached_hashes)
+    return private, refs
+
+
 @SETTINGS
 @given(requests, setups)
 def test_engine_conserves_requests_tokens_and_kv_blocks(reqs, setup):
@@ -115,6 +131,8 @@ def test_engine_conserves_requests_tokens_and_kv_blocks(reqs, setup):
 
     def hook(inst):
         if not inst.kv.check() or inst.kv.used > inst.kv.total:
+            bad.append(inst.id)
+        if held_blocks(inst) != (inst.kv.private, inst.kv.refs):
             bad.append(inst.id)
 
     cl, raw = simulate(reqs, setup, hook=hook)

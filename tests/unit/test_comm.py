@@ -76,3 +76,17 @@ def test_p2p_time_closed_form():
 def test_link_transfer_time_closed_form():
     assert comm.link_transfer_time(50e9, 50.0, 20.0) == pytest.approx(1.0 + 20e-6)
     assert comm.link_transfer_time(0, 50.0, 20.0) == 0.0
+
+
+def test_collectives_in_graph_charge_graph_launch_not_eager_launch():
+    from servesim.cost.roofline import params
+    from servesim.specs.hardware import load_hardware
+
+    hw = load_hardware("h100-sxm")
+    e = params(hw)
+    for fn in (comm.allreduce_time, comm.allgather_time, comm.alltoall_time):
+        eager, graph = fn(hw, 16384, 2), fn(hw, 16384, 2, graph=True)
+        assert eager - graph == pytest.approx(e["comm_launch_s"] - e["comm_graph_launch_s"])
+    assert comm.p2p_time(hw, 16384) - comm.p2p_time(hw, 16384, graph=True) == pytest.approx(
+        e["p2p_launch_s"]
+    )

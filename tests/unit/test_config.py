@@ -99,12 +99,21 @@ def test_config_apply_override_leaves_input_untouched():
         ({"scheduler": {"gpu_memory_utilization": 1.5}}, "<= 1"),
         ({"role": "ffn"}, "pool roles"),
         ({"colour": "red"}, "unknown key"),
+        ({"micro_batches": 2}, "only an attention pool"),
     ],
 )
 def test_config_bad_pool_is_one_line_spec_error(pool, match):
     with pytest.raises(SpecError, match=match) as info:
         load_config(_cfg(**pool))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("link", ["kv_link", "af_link"])
+def test_config_link_without_its_pools_is_spec_error_not_ignored(link):
+    data = _cfg()
+    data["deployment"][link] = {"bandwidth_GBps": 50}
+    with pytest.raises(SpecError, match=f"deployment.{link}"):
+        load_config(data)
 
 
 def test_config_unknown_model_and_hardware_are_spec_errors():
@@ -130,7 +139,7 @@ def test_config_engine_profile_fills_unset_keys_only():
     trt = load_config(_cfg(scheduler={"engine": "trtllm"})).deployment.pools[0].scheduler
     assert trt.policy == "orca" and trt.reserve_output is True
     sgl = load_config(_cfg(scheduler={"engine": "sglang"})).deployment.pools[0].scheduler
-    assert sgl.max_num_seqs is None
+    assert sgl.max_num_seqs is None and sgl.policy == "prefill_first"  # no mixed chunks
     # vLLM picks smaller batch defaults on A100s (and GPUs under 70 GiB)
     a100 = (
         load_config(_cfg(hardware="a100-sxm", scheduler={"engine": "vllm"}))

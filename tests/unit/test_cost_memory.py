@@ -139,3 +139,11 @@ def test_activation_reserve_grows_with_batched_tokens():
     small = memory.activation_reserve_bytes(m, BF16, Parallelism(), 2048)
     big = memory.activation_reserve_bytes(m, BF16, Parallelism(), 16384)
     assert 0 < small < big < 10e9
+
+
+def test_activation_reserve_fp8_activations_keep_16bit_hidden_states():
+    # fp8 activations quantise GEMM inputs only; the residual stream and GEMM outputs that vLLM's
+    # profiling run holds stay bf16, so the reserve is that of bf16 activations
+    m, par = load_model("llama-3.1-70b"), Parallelism(tp=4)
+    fp8 = memory.activation_reserve_bytes(m, DTypes("fp8", "fp8", "fp8"), par, 8192)
+    assert fp8 == memory.activation_reserve_bytes(m, DTypes(), par, 8192)

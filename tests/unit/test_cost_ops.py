@@ -224,3 +224,16 @@ def test_chunked_local_attention_layers_capped_at_chunk():
     assert ops["attn_decode_chunked"].flops == pytest.approx(
         ops["attn_decode"].flops * m.attention_chunk_size / 100_000
     )
+
+
+def test_fp8_activations_keep_residual_stream_16bit():
+    # fp8 activations are GEMM inputs only: the all-reduce, norms and the EP combine move the
+    # bf16 hidden states (vLLM, SGLang, TensorRT-LLM); the EP dispatch may be fp8 (DeepEP)
+    fp8 = DTypes("fp8", "fp8", "fp8")
+    ctx = CostContext(load_model("deepseek-v3"), H100, Parallelism(tp=8, ep=8), fp8, 0.0)
+    h = ctx.model.hidden_size
+    ops = _ops(ctx, Aggregates(decode_seqs=16, decode_ctx=16 * 1000, sampled=16))
+    assert ops["tp_allreduce"].bytes == 16 * h * 2
+    assert ops["input_norm"].bytes == 16 * 4 * h * 2
+    assert ops["ep_dispatch"].bytes == 16 * 8 * h * 1 / 8
+    assert ops["ep_combine"].bytes == 16 * 8 * h * 2 / 8

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from servesim.cost import roofline
+from servesim.cost import comm, roofline
 from servesim.cost.step import Aggregates, CostContext, StepCost, breakdown, step_cost
 from servesim.specs.common import SpecError
 from servesim.specs.config import Parallelism
@@ -182,3 +182,108 @@ def test_step_cost_ep_alltoall_crosses_scaleout_beyond_scaleup_domain():
 def test_step_cost_unknown_role_raises_spec_error():
     with pytest.raises(SpecError, match="role"):
         step_cost(_ctx(), "mystery", Aggregates())
+
+
+def _reference_totals(ctx: CostContext, role: str, agg: Aggregates) -> tuple:
+    """The step's totals summed from breakdown() one operator at a time (the slow path)."""
+    stage = ctx.parallel.tp * ctx.parallel.dp_attn
+    parts = {"compute": 0.0, "memory": 0.0, "comm": 0.0, "overhead": ctx.overhead_s}
+    flops = hbm = 0.0
+    for o in breakdown(ctx, role, agg):
+        parts[o.bound] += o.count * o.seconds
+        flops += o.count * o.flops * stage
+        if o.bound != "comm":
+            hbm += o.count * o.bytes * stage
+    return sum(parts.values()), flops, hbm, parts["compute"], parts["memory"], parts["comm"]
+
+
+@pytest.mark.parametrize("model, par", CASES)
+def test_step_cost_fast_path_matches_breakdown_on_random_batches(model, par):
+    import numpy as np
+
+    rng = np.random.default_rng(20261122)
+    ctx = _ctx(model, hw=load_hardware("h100-sxm"), overhead_s=0.002, imbalance=1.2, **par)
+    for _ in range(60):
+        chunks = [
+            (int(rng.integers(1, 3000)), int(rng.integers(0, 9000)))
+            for _ in range(rng.integers(0, 3))
+        ]
+        ctxs = rng.integers(1, 20000, size=int(rng.integers(0, 200)))
+        agg = Aggregates(
+            sum(c for c, _ in chunks), len(chunks), sum(c * p + c * (c + 1) // 2 for c, p in chunks),
+            sum(p for _, p in chunks), len(ctxs), int(ctxs.sum()), len(chunks) + len(ctxs),
+        )  # fmt: skip
+        for role in ("colocated", "attention", "ffn"):
+            got = step_cost(ctx, role, agg)
+            want = _reference_totals(ctx, role, agg)
+            fields = (got.seconds, got.flops, got.bytes, got.compute_s, got.memory_s, got.comm_s)
+            assert fields == pytest.approx(want, rel=1e-12, abs=1e-300)
+
+
+def test_decode_attention_kernel_equals_attention_time_bit_for_bit():
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    for hw_name in ("a100-sxm", "h100-sxm", "mi300x"):
+        hw = load_hardware(hw_name)
+        for qh, kvh, hd in ((32, 8, 128), (16, 1, 576), (8, 1, 64)):
+            kernel = roofline.decode_attention_kernel(hw, q_heads=qh, kv_heads=kvh, head_dim=hd)
+            for _ in range(200):
+                seqs = int(rng.integers(1, 300))
+                pairs = float(seqs * rng.integers(1, 30000))
+                fl, by = 4.0 * pairs * qh * hd, pairs * 2 * kvh * hd * 2 + seqs * 4 * qh * hd
+                want = roofline.attention_time(
+                    hw, fl, by, "decode", seqs=seqs, q_heads=qh, kv_heads=kvh, head_dim=hd,
+                    pairs=pairs,
+                )  # fmt: skip
+                assert kernel(fl, by, seqs, pairs) == tuple(want)
+
+
+def test_prefill_attention_kernel_equals_attention_time_bit_for_bit():
+    import numpy as np
+
+    rng = np.random.default_rng(8)
+    for hw_name in ("a100-sxm", "h100-sxm", "b200"):
+        hw = load_hardware(hw_name)
+        kernel = roofline.prefill_attention_kernel(hw, dtype="bf16")
+        for _ in range(200):
+            seqs, tokens = int(rng.integers(1, 8)), float(rng.integers(1, 8192))
+            pairs = tokens * float(rng.integers(1, 8000))
+            causal = min(pairs, tokens * (tokens + 1) / 2.0)
+            fl, by = 4.0 * pairs * 32 * 128, (pairs / tokens + tokens) * 4096.0
+            want = roofline.attention_time(
+                hw, fl, by, "prefill", seqs=seqs, q_heads=32, kv_heads=8, head_dim=128,
+                tokens=tokens, pairs=pairs, causal_pairs=causal,
+            )  # fmt: skip
+            assert kernel(fl, by, seqs, tokens, pairs, causal) == tuple(want)
+
+
+def test_mla_decode_kernel_sees_true_context_per_sequence():
+    # MLA's FLOPs per (query, key) pair are 2 x (2 x kv_lora_rank + rope), not 4 x head_dim:
+    # the split-KV model must get the real keys per sequence, not ones derived from the FLOPs
+    hw = load_hardware("h100-sxm")
+    ctx = _ctx("deepseek-v3", hw=hw, tp=8)
+    agg = Aggregates(decode_seqs=4, decode_ctx=4 * 1000, sampled=4)
+    op = _op(ctx, agg, "attn_decode")
+    want = roofline.attention_time(
+        hw, op.flops, op.bytes, "decode", seqs=4, q_heads=16, kv_heads=1, head_dim=576,
+        pairs=4000.0,
+    )  # fmt: skip
+    assert op.seconds == want.seconds
+
+
+def test_pp_sends_use_nic_only_between_scaleup_domains():
+    # tp=4 x pp=4 on 8-GPU NVLink domains: stages 0,1 share one domain, 2,3 the next; only the
+    # send from stage 1 to 2 crosses the NIC (before: all three were priced on the NIC)
+    hw = load_hardware("h100-sxm")
+    agg = Aggregates(prefill_tokens=4096, prefill_seqs=1, prefill_attn=4096 * 4097 // 2, sampled=1)
+    op = _op(_ctx("llama-3.1-70b", hw=hw, tp=4, pp=4), agg, "pp_send")
+    msg = 4096 * 2 * 8192 * 2
+    # inside an engine step sends are graph-captured: no host launch cost
+    nic = comm.p2p_time(hw, msg, scaleout=True, graph=True)
+    nvlink = comm.p2p_time(hw, msg, graph=True)
+    assert op.count == 3
+    assert op.seconds * 3 == pytest.approx(nic + 2 * nvlink, rel=1e-12)
+    # every send crosses when each stage fills a domain; none when the instance fits in one
+    assert _op(_ctx("llama-3.1-70b", hw=hw, tp=8, pp=2), agg, "pp_send").seconds == nic
+    assert _op(_ctx("llama-3.1-70b", hw=hw, tp=2, pp=4), agg, "pp_send").seconds == nvlink

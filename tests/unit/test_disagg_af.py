@@ -162,6 +162,30 @@ def test_af_run_fast_forward_same_requests_as_plain_loop():
         np.testing.assert_array_equal(a.requests[k], b.requests[k], err_msg=k)
 
 
+def test_af_run_fast_forward_identical_step_log_with_several_ffn_instances():
+    # FFN rows go to the FFN instances paired with the attention instance, not round-robin in
+    # the order steps are logged (which fast-forwarding changes)
+    specs = _specs(30, 6.0)
+    link = {"bandwidth_GBps": 50.0, "latency_us": 10.0}
+    a = run(_af_cfg(a=2, f=2, m=2, link=link, ff=True), workload=ListWorkload(specs))
+    b = run(_af_cfg(a=2, f=2, m=2, link=link, ff=False), workload=ListWorkload(specs))
+    for k in a.steps:
+        np.testing.assert_array_equal(a.steps[k], b.steps[k], err_msg=k)
+
+
+def test_af_run_more_ffn_than_attention_instances_keeps_every_ffn_instance_busy():
+    specs = _specs(20, 6.0)
+    raw = run(_af_cfg(a=1, f=2, m=1, link={"bandwidth_GBps": 50.0}), workload=ListWorkload(specs))
+    s = raw.steps
+    ffn = [i.instance_id for i in raw.instances if i.role == "ffn"]
+    att = [i.instance_id for i in raw.instances if i.role == "attention"]
+    busy = [float(s["duration_s"][s["instance"] == j].sum()) for j in ffn]
+    assert busy[0] > 0 and busy[0] == pytest.approx(busy[1])
+    # both FFN instances work on every attention step, each on half of its tokens
+    rows = [int((s["instance"] == j).sum()) for j in ffn]
+    assert rows == [int((s["instance"] == att[0]).sum())] * 2
+
+
 def test_af_prefill_attention_ffn_layout_hands_off_to_attention_pool():
     dep = {
         "pools": [

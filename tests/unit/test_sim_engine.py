@@ -94,7 +94,7 @@ def test_engine_chunked_prefill_splits_prompt_under_budget():
     )
 
 
-@pytest.mark.parametrize("policy", ["sarathi", "vllm", "orca", "static"])
+@pytest.mark.parametrize("policy", ["sarathi", "vllm", "prefill_first", "orca", "static"])
 def test_engine_every_policy_conserves_requests_and_tokens(policy):
     specs = poisson_specs(80, 40.0)
     raw = run(
@@ -123,6 +123,29 @@ def test_engine_vllm_prefill_first_never_mixes_prefill_and_decode():
     assert not np.any((s["prefill_tokens"] > 0) & (s["decode_seqs"] > 0))
 
 
+def test_engine_prefill_first_chunks_prompts_and_pauses_decodes():
+    # SGLang's default: a long prompt is chunked under the budget, and while its chunks run the
+    # decode of the earlier request pauses (no mixed batches)
+    specs = [(0.0, 10, 30), (0.01, 200, 5)]
+    raw = run(make_cfg("prefill_first", seqs=8, tokens=64), step_fn=COST,
+              workload=ListWorkload(specs), kv_blocks=100)  # fmt: skip
+    s = raw.steps
+    assert not np.any((s["prefill_tokens"] > 0) & (s["decode_seqs"] > 0))
+    assert sorted(s["prefill_tokens"][s["prefill_tokens"] > 0].tolist()) == [8, 10, 64, 64, 64]
+    assert int(s["new_tokens"].sum()) == 35
+
+
+def test_engine_orca_decodes_count_against_the_token_budget():
+    # one request decoding, then two 32-token prompts under a 64-token budget: the decode takes
+    # one token, so only one prompt fits beside it (TensorRT-LLM counts generation tokens too)
+    specs = [(0.0, 10, 50), (0.05, 32, 5), (0.05, 32, 5)]
+    raw = run(make_cfg("orca", seqs=8, tokens=64), step_fn=COST, workload=ListWorkload(specs),
+              kv_blocks=100)  # fmt: skip
+    s = raw.steps
+    assert np.all(s["prefill_tokens"] + s["decode_seqs"] <= 64)
+    assert 32 in set(s["prefill_tokens"][s["decode_seqs"] == 1].tolist())
+
+
 def test_engine_static_admits_only_into_an_empty_instance():
     specs = [(0.0, 20, 10), (0.0, 20, 3), (0.001, 20, 2)]
     raw = run(make_cfg("static", seqs=4), step_fn=COST, workload=ListWorkload(specs), kv_blocks=100)
@@ -145,17 +168,31 @@ def test_engine_preempts_exactly_when_kv_runs_out():
     assert short.requests["preemptions"][3] >= 1
 
 
-def test_engine_preemption_step_admits_nothing_new():
-    specs = [(0.0, 16, 40), (0.0, 16, 40), (0.05, 16, 5)]
+@pytest.mark.parametrize("policy", ["sarathi", "prefill_first", "orca", "vllm"])
+def test_engine_preemption_step_admits_nothing_new(policy):
+    # record, for every batch, whether forming it preempted and whether it admitted a request
+    specs = [(0.0, 16, 40), (0.0, 16, 40), (0.05, 16, 5), (0.06, 16, 5)]
+    cl = Cluster(make_cfg(policy, seqs=8, tokens=64), step_fn=COST, workload=ListWorkload(specs),
+                 kv_blocks=5)  # fmt: skip
     seen = []
+    for inst in cl.instances:
+        sched = inst.sched
 
-    def hook(inst):
-        seen.append((inst.kv.check(), len(inst.waiting)))
+        class Spy:
+            def next_batch(self, i, sched=sched):
+                before = i.next_seq
+                batch = sched.next_batch(i)
+                if batch is not None:
+                    seen.append((batch.preempted, i.next_seq - before, i.kv.check()))
+                return batch
 
-    raw = run(make_cfg(), step_fn=COST, workload=ListWorkload(specs), kv_blocks=5, step_hook=hook)
-    assert all(ok for ok, _ in seen)
+        inst.sched = Spy()
+    raw = cl.run()
     assert raw.requests["preemptions"].sum() >= 1
-    assert len(raw.requests["request_id"]) == 3
+    assert len(raw.requests["request_id"]) == 4
+    assert all(ok for _, _, ok in seen)
+    assert any(p for p, _, _ in seen)
+    assert all(admitted == 0 for p, admitted, _ in seen if p)
 
 
 def test_engine_kv_blocks_all_free_at_end():

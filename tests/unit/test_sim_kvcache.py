@@ -42,10 +42,22 @@ def test_kvcache_unreferenced_blocks_are_evictable_lru_first():
     kv.allocate(2)
     kv.publish(["a", "b"])
     kv.unref(["a", "b"])
-    assert kv.used == 0 and list(kv.lru) == ["a", "b"] and kv.available == 4
+    assert kv.used == 0 and list(kv.lru) == ["b", "a"] and kv.available == 4
     assert kv.match(["a", "b"]) == 2  # still serves hits
-    assert kv.allocate(3)  # takes the 2 free blocks, then evicts "a" (least recently used)
-    assert list(kv.lru) == ["b"] and kv.match(["a"]) == 0
+    assert kv.allocate(3)  # takes the 2 free blocks, then evicts the least recently used
+    assert list(kv.lru) == ["a"]
+    assert kv.check()
+
+
+def test_kvcache_eviction_takes_prefix_tail_first_head_still_hits():
+    # vLLM frees a request's blocks in reverse order so the tail is evicted first: after one
+    # eviction the prefix's first blocks must still serve hits
+    kv = KVCache(3)
+    kv.allocate(3)
+    kv.publish(["a", "b", "c"])
+    kv.unref(["a", "b", "c"])
+    assert kv.allocate(1)
+    assert kv.match(["a", "b", "c"]) == 2 and "c" not in kv.lru
     assert kv.check()
 
 

@@ -322,3 +322,21 @@ def test_trace_cli_bad_file_exit_2(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["trace", "stats", str(p)])
     assert exc.value.code == 2
+
+
+def test_resolve_path_bundled_name_finds_the_sample():
+    assert traces.resolve_path("azure_conv_sample").name == "azure_conv_sample.csv"
+
+
+def test_resolve_path_public_name_not_fetched_says_fetch(tmp_path, monkeypatch):
+    monkeypatch.setenv("SERVESIM_CACHE", str(tmp_path))
+    with pytest.raises(SpecError, match="servesim trace fetch azure-conv-2023"):
+        traces.resolve_path("azure-conv-2023")
+
+
+def test_resolve_path_public_name_fetched_is_the_cached_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SERVESIM_CACHE", str(tmp_path))
+    cached = tmp_path / "traces" / "AzureLLMInferenceTrace_conv.csv"
+    cached.parent.mkdir()
+    cached.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n")
+    assert traces.resolve_path("azure-conv-2023") == cached
