@@ -105,7 +105,10 @@ def activation_bytes(tokens: int, hidden_size: int, act_bytes: float, copies: fl
 
 
 def af_activation_bytes(tokens: int, model, dtypes, ffn_ep: int = 1) -> float:
-    """One way, one layer: each token to every FFN rank holding one of its experts."""
+    """One way, one layer, the mean of the two directions: each token goes to every FFN rank
+    holding one of its experts in the activation dtype (fp8 dispatch, as DeepEP does) and comes
+    back in the 16-bit hidden-state format (the combine), hence the mean element size."""
+    from servesim.cost.ops import hidden_bytes
     from servesim.specs.dtypes import DTYPE_BYTES
 
     copies = (
@@ -113,7 +116,8 @@ def af_activation_bytes(tokens: int, model, dtypes, ffn_ep: int = 1) -> float:
         if model.num_experts
         else 1.0
     )
-    return activation_bytes(tokens, model.hidden_size, DTYPE_BYTES[dtypes.activations], copies)
+    elem = (DTYPE_BYTES[dtypes.activations] + hidden_bytes(dtypes)) / 2.0
+    return activation_bytes(tokens, model.hidden_size, elem, copies)
 
 
 # ------------------------------------------------------------------------------ engine step

@@ -271,6 +271,7 @@ class PrefillPool(ColocatedPool):
 
     role = "prefill"
     instance_class = PrefillInstance
+    pipelined = False  # its KV links are per instance: pp keeps one batch through all stages
 
     def __init__(self, cluster: Any, spec: Any, *args: Any):
         super().__init__(cluster, spec, *args)
@@ -360,6 +361,7 @@ class DecodePool(ColocatedPool):
 
     role = "decode"
     instance_class = DecodeInstance
+    pipelined = False  # pp keeps one batch in flight through all stages
 
     def __init__(self, *args: Any):
         super().__init__(*args)

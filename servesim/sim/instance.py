@@ -11,9 +11,9 @@ of decoding requests (plus O(1) per prefill chunk):
   so a step's KV growth is one lookup;
 - completions come off a heap keyed by the clock at which the last token is emitted.
 
-Pipeline parallelism: one batch in flight through all stages; the step time is the sum of the
-stage times, which the cost model returns (right per-token latency; vLLM keeps PP batches in
-flight, so PP throughput is underestimated: docs/engine.md, "Pipeline parallelism").
+Pipeline parallelism: a replica with pp stages runs pp instances ("virtual engines", as vLLM V0
+does), each with its own scheduler and one batch in flight; their batches share the replica's
+stages through a ``Pipeline`` (docs/engine.md, "Pipeline parallelism").
 """
 
 from __future__ import annotations
@@ -45,6 +45,47 @@ def at(env: Any, t: float, priority: int = URGENT) -> Event:
     return ev
 
 
+class Pipeline:
+    """The stages of one replica, shared by its virtual engines: each stage works on one batch at
+    a time and batches pass the stages in the order they enter (a flow shop).
+
+    The cost model returns a batch's pipeline latency S (the sum of its stage times); stage s takes
+    the share of S of its layers (layers split as evenly as possible, the first stages taking the
+    remainder), so S is the latency of a batch that meets no other and the slowest stage bounds
+    the throughput. Stage k of a batch starts when its stage k - 1 ends and stage k is free.
+    """
+
+    __slots__ = ("cum", "free")
+
+    def __init__(self, layers: int, pp: int):
+        base, extra = divmod(layers, pp)
+        cum, n = [], 0
+        for k in range(pp):
+            n += base + (k < extra)
+            cum.append(n / layers)
+        cum[-1] = 1.0  # an unobstructed batch ends exactly S after it enters
+        self.cum = cum
+        self.free = [0.0] * pp  # when each stage is done with the batches already in
+
+    def enter(self, now: float, seconds: float) -> tuple[float, float]:
+        """(start, end) of a batch of pipeline latency ``seconds`` ready at ``now``; reserves
+        the stages. Times are taken from the last wait (base, cb) so that a batch that never
+        waits ends at exactly start + seconds."""
+        free = self.free
+        base, cb = now, 0.0
+        t = now
+        prev = 0.0
+        for k, c in enumerate(self.cum):
+            if free[k] > t:
+                base, cb = free[k], prev
+            t = base + seconds * (c - cb)
+            free[k] = t
+            prev = c
+            if k == 0:
+                start = base
+        return start, t
+
+
 class Batch:
     """What a scheduler picked for one iteration: prefill chunks and whether decodes run."""
 
@@ -72,6 +113,7 @@ class Instance:
         max_num_batched_tokens: int,
         reserve_output: bool = False,
         fast_forward: bool = True,
+        pipeline: Pipeline | None = None,
     ):
         self.id = iid
         self.env = env
@@ -82,7 +124,9 @@ class Instance:
         self.max_seqs = max_num_seqs
         self.max_tokens = max_num_batched_tokens
         self.reserve = reserve_output
-        self.ff = fast_forward and getattr(scheduler, "ff_safe", False)
+        # virtual engines of a pipeline couple through its stages at every step: no fast-forward
+        self.ff = fast_forward and getattr(scheduler, "ff_safe", False) and pipeline is None
+        self.pipe = pipeline
         self.bs = kv.block_size
         self.waiting: deque[Request] = deque()
         self.prefilling: list[Request] = []
@@ -331,6 +375,7 @@ class Instance:
         queue = env._queue
         eid = env._eid
         kv = self.kv
+        pipe = self.pipe
         while True:
             batch = next_batch(self)
             if batch is None:
@@ -345,6 +390,8 @@ class Instance:
             cost = costf(agg)
             start = env._now
             end = start + cost[0]
+            if pipe is not None:  # the step starts when the first stage takes it
+                start, end = pipe.enter(start, cost[0])
             # With a prefix cache a blocked waiting request can become admissible as decode
             # growth evicts its cached blocks (its hits then cost fewer blocks), so admission is
             # not monotone there: no fast-forward while such a request waits.
@@ -448,4 +495,4 @@ class Instance:
         return start, end, cost, agg
 
 
-__all__ = ["Batch", "Instance", "at", "NORMAL", "URGENT"]
+__all__ = ["Batch", "Instance", "Pipeline", "at", "NORMAL", "URGENT"]

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from servesim.sim.batching import SCHEDULERS
-from servesim.sim.instance import Instance
+from servesim.sim.instance import Instance, Pipeline
 from servesim.sim.kvcache import KVCache
 from servesim.sim.router import ROUTERS
+from servesim.specs.common import SpecError
 
 
 class InstanceInfo(NamedTuple):
@@ -27,6 +28,10 @@ class InstanceInfo(NamedTuple):
     mem_bw: float  # per device, bytes/s
     tdp_W: float  # per device
     idle_W: float  # per device
+    # the model replica this instance belongs to: the id of its first instance; with pp > 1 the
+    # pp virtual engines of one replica share it (each holds devices = tp x dp_attn of the
+    # replica's tp x pp x dp_attn); == instance_id when pp = 1
+    replica: int = -1
 
 
 def make_cost(step_fn: Any, ctx: Any, role: str, aggregates: Any) -> Any:
@@ -48,10 +53,16 @@ def make_cost(step_fn: Any, ctx: Any, role: str, aggregates: Any) -> Any:
 
 
 class ColocatedPool:
-    """Replicas that each prefill and decode their own requests."""
+    """Replicas that each prefill and decode their own requests.
+
+    A replica with pp > 1 pipeline stages is ``pp`` virtual engines (instances with their own
+    scheduler, 1/pp of the replica's KV blocks and of max_num_seqs) whose batches share the
+    replica's stages (instance.Pipeline), as vLLM V0's virtual engines do.
+    """
 
     role = "colocated"
     instance_class = Instance
+    pipelined = True  # pp > 1 runs virtual engines; False: one batch through all stages
 
     def __init__(
         self,
@@ -67,23 +78,34 @@ class ColocatedPool:
         self.spec = spec
         self.name = spec.role
         s = spec.scheduler
+        ve = spec.parallelism.pp if self.pipelined else 1
+        self.ve = ve
+        blocks, seqs = _engine_share(cluster.cfg.source, spec, kv_blocks, ve)
+        layers = cluster.cfg.model.num_layers
         self.instances = []
         for i in range(spec.instances):
-            kv = KVCache(kv_blocks, s.block_size, s.enable_prefix_caching)
-            inst = self.instance_class(
-                first_id + i,
-                cluster.env,
-                kv,
-                SCHEDULERS[s.policy](),
-                cost,
-                self,
-                max_num_seqs=s.max_num_seqs,
-                max_num_batched_tokens=s.max_num_batched_tokens,
-                reserve_output=s.reserve_output or s.policy == "static",  # static never preempts
-                fast_forward=cluster.fast_forward,
-            )
-            self.instances.append(inst)
-        self.router = ROUTERS[router](len(self.instances), rng)
+            pipe = Pipeline(layers, ve) if ve > 1 else None
+            for v in range(ve):
+                kv = KVCache(blocks, s.block_size, s.enable_prefix_caching)
+                inst = self.instance_class(
+                    first_id + i * ve + v,
+                    cluster.env,
+                    kv,
+                    SCHEDULERS[s.policy](),
+                    cost,
+                    self,
+                    max_num_seqs=seqs,
+                    max_num_batched_tokens=s.max_num_batched_tokens,
+                    reserve_output=s.reserve_output or s.policy == "static",  # never preempts
+                    fast_forward=cluster.fast_forward,
+                    pipeline=pipe,
+                )
+                self.instances.append(inst)
+        # routing order: the first virtual engine of every replica, then the second, ... so that
+        # round robin and the routers' lowest-index tie rule spread load over replicas first
+        n = spec.instances
+        self.targets = [self.instances[i * ve + v] for v in range(ve) for i in range(n)]
+        self.router = ROUTERS[router](len(self.targets), rng)
         self.log = cluster.steps.log
         self.step_hook = cluster.step_hook
 
@@ -94,7 +116,7 @@ class ColocatedPool:
             env.process(inst.process())
 
     def submit(self, r: Any) -> None:
-        insts = self.instances
+        insts = self.targets
         i = 0 if len(insts) == 1 else self.router.route(r, insts)
         insts[i].enqueue(r)
 
@@ -110,14 +132,43 @@ class ColocatedPool:
 
     def info(self, dtypes: Any) -> list[InstanceInfo]:
         hw = self.spec.hardware
-        dev = self.spec.parallelism.devices
+        ve = getattr(self, "ve", 1)
+        dev = self.spec.parallelism.devices // ve  # a virtual engine's share of its replica's
         peak = hw.peak_flops(dtypes.compute)
+        first = self.instances[0].id if self.instances else 0
         return [
             InstanceInfo(
-                x.id, self.name, self.role, hw.name, dev, peak, hw.memory_bw, hw.tdp_W, hw.idle_W
+                x.id,
+                self.name,
+                self.role,
+                hw.name,
+                dev,
+                peak,
+                hw.memory_bw,
+                hw.tdp_W,
+                hw.idle_W,
+                first + (k // ve) * ve,
             )
-            for x in self.instances
+            for k, x in enumerate(self.instances)
         ]
+
+
+def _engine_share(where: str, spec: Any, kv_blocks: int, ve: int) -> tuple[int, int | None]:
+    """KV blocks and max_num_seqs of one of a replica's ``ve`` virtual engines: 1/ve of each,
+    rounded down (vLLM V0 divides the KV blocks so; max_num_seqs is split so that the replica's
+    running requests stay within it), max_num_seqs at least 1."""
+    seqs = spec.scheduler.max_num_seqs
+    if ve == 1:
+        return kv_blocks, seqs
+    blocks = kv_blocks // ve
+    if blocks < 1:
+        raise SpecError(
+            where,
+            "deployment.pools",
+            spec.role,
+            f"{kv_blocks} KV blocks cannot be shared by {ve} pipeline virtual engines",
+        )
+    return blocks, None if seqs is None else max(1, seqs // ve)
 
 
 # role -> pool class. Roles missing here are rejected by the cluster ("not supported yet").
