@@ -41,6 +41,8 @@ class SpecError(ValueError):
     """
 
     def __init__(self, where: str, field: str, value: Any, allowed: str):
+        if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+            value = value.item()  # numpy scalar: show 5, not np.int64(5)
         self.where = str(where)
         self.field = field
         self.value = value
@@ -49,7 +51,9 @@ class SpecError(ValueError):
         if len(shown) > 80:
             shown = shown[:77] + "..."
         loc = f"{self.where}: " if self.where else ""
-        if field:
+        if field and shown == field.rsplit(".", 1)[-1]:
+            fld = f"{field}: "  # an unknown key is its own value
+        elif field:
             fld = f"{field} = {shown}: "
         else:
             fld = f"{shown}: " if shown and shown != self.where else ""

@@ -436,7 +436,7 @@ def resolve_catalog(kind: str, name_or_path: str | Path, where: str | None = Non
     if kind not in _KINDS:
         raise ValueError(f"unknown catalog kind {kind!r}")
     listing = _KINDS[kind][2]
-    where = where or kind
+    where = where or ""
     if isinstance(name_or_path, Path) or looks_like_path(str(name_or_path)):
         path = Path(name_or_path).expanduser()
         if kind == "model" and path.is_dir() and (path / "config.json").is_file():

@@ -18,8 +18,8 @@ COST = linear_step_cost(base_s=2e-3, prefill_token_s=2e-5, decode_seq_s=1e-4, ct
 _CFGS: dict = {}
 
 
-def config(policy, seqs, tokens, instances, router, block, prefix, ff):
-    key = (policy, seqs, tokens, instances, router, block, prefix)
+def config(policy, seqs, tokens, instances, router, block, prefix, ff, pp=1):
+    key = (policy, seqs, tokens, instances, router, block, prefix, pp)
     if key not in _CFGS:
         _CFGS[key] = load_config(
             {
@@ -30,6 +30,7 @@ def config(policy, seqs, tokens, instances, router, block, prefix, ff):
                             "role": "colocated",
                             "hardware": "h100-sxm",
                             "instances": instances,
+                            "parallelism": {"tp": 1, "pp": pp},
                             "scheduler": {
                                 "policy": policy,
                                 "max_num_seqs": seqs,
@@ -75,6 +76,7 @@ setups = st.tuples(
     st.sampled_from([8, 16]),
     st.booleans(),
     st.integers(0, 40),  # spare KV blocks beyond the largest request
+    st.sampled_from([1, 1, 2, 3]),  # pipeline stages (virtual engines per replica)
 )
 
 
@@ -90,18 +92,18 @@ def specs_of(reqs):
 
 
 def simulate(reqs, setup, ff=True, hook=None, clients=None):
-    policy, seqs, tokens, instances, router, block, prefix, spare = setup
+    policy, seqs, tokens, instances, router, block, prefix, spare, pp = setup
     if policy != "static" and tokens < seqs:
         tokens = seqs
     specs = specs_of(reqs)
     need = max(-(-(p + o - 1) // block) for _, p, o, _, _ in specs)
     if policy == "static":
         need = need * seqs
-    cfg = config(policy, seqs, tokens, instances, router, block, prefix, ff)
+    cfg = config(policy, seqs, tokens, instances, router, block, prefix, ff, pp)
     wl = ListWorkload(
         specs, clients=clients, num_requests=len(specs) if clients is None else 2 * len(specs)
     )
-    cl = Cluster(cfg, step_fn=COST, workload=wl, kv_blocks=need + spare, step_hook=hook)
+    cl = Cluster(cfg, step_fn=COST, workload=wl, kv_blocks=(need + spare) * pp, step_hook=hook)
     return cl, cl.run()
 
 
