@@ -334,7 +334,8 @@ def _shapes(f: Family, rate: float, extra: int) -> list[dict[str, int]]:
 
 
 def _devices(f: Family, shape: Mapping[str, int]) -> int:
-    return f.tp * sum(shape.values())
+    # an af replica is one attention and one FFN instance, each of tp devices
+    return f.tp * sum(shape.values()) * (2 if f.mode == "af" else 1)
 
 
 def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -> dict[str, Any]:
@@ -483,6 +484,8 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
     shape_txt = " + ".join(
         f"{v} {k}" if k != "instances" or v != 1 else "1 instance" for k, v in shape.items()
     )
+    if f.mode == "af":
+        shape_txt = f"{shape['instances']} attention + {shape['instances']} FFN instances"
     if met:
         reason = (
             f"meets SLO with {_pct(headroom)} headroom at {_pct(util)} of estimated capacity; "
