@@ -328,10 +328,11 @@ def _instance_table(raw: Any) -> pd.DataFrame:
             "devices": int(i.devices),
             "peak_flops": float(i.peak_flops),
             "mem_bw": float(i.mem_bw),
+            "replica": int(getattr(i, "replica", -1)),
         }
         for i in raw.instances
     ]
-    cols = ["instance", "pool", "devices", "peak_flops", "mem_bw"]
+    cols = ["instance", "pool", "devices", "peak_flops", "mem_bw", "replica"]
     return pd.DataFrame(rows, columns=cols).sort_values("instance", kind="stable")
 
 
@@ -385,7 +386,9 @@ def _pool_stats(raw: Any, inst: pd.DataFrame, duration: float) -> dict:
         ids = members["instance"].to_numpy()
         st = _step_stats(_subset(raw.steps, np.isin(s_inst, ids)), members, duration)
         p = f"pool.{pool}"
-        out[f"{p}.instances"] = len(members)
+        # replicas, not the virtual engines of a pipelined replica
+        replicas = np.where(members["replica"] < 0, members["instance"], members["replica"])
+        out[f"{p}.instances"] = len(set(replicas.tolist()))
         out[f"{p}.utilisation"] = st["busy_fraction"]
         for key in ("steps", "mfu", "mbu", "batch_size_mean", "kv_usage_mean", "kv_usage_max",
                     "queue_len_mean", "queue_len_max"):  # fmt: skip

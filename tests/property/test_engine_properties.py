@@ -175,7 +175,10 @@ def test_engine_conserves_requests_tokens_and_kv_blocks(reqs, setup):
 @given(requests, setups)
 def test_engine_causality_arrival_scheduled_first_token_finish(reqs, setup):
     _, raw = simulate(reqs, setup)
-    r = raw.requests
+    r, s = raw.requests, raw.steps
+    for i in np.unique(s["instance"]):  # one batch in flight per instance (virtual engine)
+        mine = s["instance"] == i
+        assert np.all(s["start_s"][mine][1:] >= (s["start_s"] + s["duration_s"])[mine][:-1])
     assert np.all(r["arrival_s"] <= r["scheduled_s"])
     assert np.all(r["scheduled_s"] < r["first_token_s"])
     assert np.all(r["first_token_s"] <= r["finish_s"])

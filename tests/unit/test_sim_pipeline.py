@@ -181,3 +181,17 @@ def test_sim_pp2_real_cost_model_throughput_gain_and_latency(monkeypatch):
     old_low = run(cfg, workload=ListWorkload([(0.0, 64, 9)]))
     assert 1.5 < output_rate(new) / output_rate(old) <= 2.0
     assert low.requests["finish_s"][0] == pytest.approx(old_low.requests["finish_s"][0], rel=1e-12)
+
+
+def test_sim_pp2_step_log_runs_mode_keeps_requests_identical():
+    import dataclasses
+
+    cfg = make_cfg(pp=2, instances=2)
+    runs = dataclasses.replace(cfg, sim=dataclasses.replace(cfg.sim, step_log="runs"))
+    wl = [(0.002 * k, 30 + k, 40) for k in range(24)]
+    a = run(cfg, step_fn=COST, workload=ListWorkload(wl), kv_blocks=400)
+    b = run(runs, step_fn=COST, workload=ListWorkload(wl), kv_blocks=400)
+    for k in a.requests:
+        assert np.array_equal(a.requests[k], b.requests[k]), k
+    assert len(b.steps["instance"]) < len(a.steps["instance"])
+    assert int(b.steps["steps"].sum()) == len(a.steps["instance"])
