@@ -75,7 +75,9 @@ def test_cli_list_hardware_json_has_every_profile():
 def test_cli_show_hardware_json_fields():
     info = json.loads(_run("show", "hardware", "H200", "--format", "json").output)
     assert (
-        info["id"] == "h200-sxm" and info["memory_GB"] == 150.75 and info["bf16_tflops_dense"] == 989.4
+        info["id"] == "h200-sxm"
+        and info["memory_GB"] == 150.75
+        and info["bf16_tflops_dense"] == 989.4
     )
 
 
