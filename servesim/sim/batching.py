@@ -23,6 +23,25 @@ def _seats(inst) -> bool:
     return inst.max_seqs is None or inst.n_running < inst.max_seqs
 
 
+def _continue_prefills(inst, budget: int) -> tuple[list, int, int]:
+    """Next chunks of the running (partial) prefills, oldest first, under ``budget`` tokens:
+    (chunks, budget left, requests preempted to make room)."""
+    chunks, preempted = [], 0
+    for r in list(inst.prefilling):
+        if budget <= 0:
+            break
+        if r.state != PREFILL:  # preempted while this batch was formed
+            continue
+        c = min(r.target - r.computed, budget)
+        ok, p = inst.grow_prefill(r, c)
+        preempted += p
+        if not ok:
+            break
+        chunks.append((r, c))
+        budget -= c
+    return chunks, budget, preempted
+
+
 class SarathiScheduler:
     """Chunked prefill under a token budget, decodes first (Sarathi-Serve; vLLM V1 default).
 
@@ -38,20 +57,8 @@ class SarathiScheduler:
         preempted = inst.grow_decodes() if inst.n_dec else 0
         if not inst.prefilling and not inst.waiting:  # decodes only (the common case)
             return Batch([], True, preempted) if inst.n_dec else None
-        budget = inst.max_tokens - inst.n_dec
-        chunks = []
-        for r in list(inst.prefilling):
-            if budget <= 0:
-                break
-            if r.state != PREFILL:  # preempted while this batch was formed
-                continue
-            c = min(r.target - r.computed, budget)
-            ok, p = inst.grow_prefill(r, c)
-            preempted += p
-            if not ok:
-                break
-            chunks.append((r, c))
-            budget -= c
+        chunks, budget, p = _continue_prefills(inst, inst.max_tokens - inst.n_dec)
+        preempted += p
         if p_budget := (budget if not preempted else 0):
             while inst.waiting and p_budget > 0 and _seats(inst):
                 c = inst.try_admit(p_budget, whole=False, lone=False)
@@ -105,21 +112,7 @@ class PrefillFirstScheduler:
     ff_safe = True
 
     def next_batch(self, inst):
-        chunks = []
-        preempted = 0
-        budget = inst.max_tokens
-        for r in list(inst.prefilling):
-            if budget <= 0:
-                break
-            if r.state != PREFILL:  # preempted while this batch was formed
-                continue
-            c = min(r.target - r.computed, budget)
-            ok, p = inst.grow_prefill(r, c)
-            preempted += p
-            if not ok:
-                break
-            chunks.append((r, c))
-            budget -= c
+        chunks, budget, preempted = _continue_prefills(inst, inst.max_tokens)
         if not preempted:
             while inst.waiting and budget > 0 and _seats(inst):
                 c = inst.try_admit(budget, whole=False, lone=False)

@@ -104,34 +104,13 @@ class PrefillInstance(Instance):
         pass
 
     def enqueue(self, r: Any) -> None:
-        if r.prompt < 1 or r.output < 1:
-            self.sink.fail(
-                SpecError(
-                    "workload",
-                    "request",
-                    f"#{r.id}: {r.prompt} prompt, {r.output} output tokens",
-                    "every request needs >= 1 prompt and >= 1 output token",
-                )
-            )
-        need = self.kv.blocks_for(r.prompt)
-        if need > self.kv.total:
-            self.sink.fail(
-                SpecError(
-                    "workload",
-                    "request",
-                    f"#{r.id}: {r.prompt} prompt tokens",
-                    f"needs {need} KV blocks, more than prefill instance {self.id} has "
-                    f"({self.kv.total}); clip lengths (trace max_input) or add memory",
-                )
-            )
+        self.check_request(r, r.prompt, "prefill instance", "max_input")
         r.instance = self.id
         r.prefill_instance = self.id
-        self.waiting.append(r)
-        self.load += r.prompt + 1
-        if self.idle:
-            self.idle = False
+        was_idle = self.idle
+        self.queue(r, r.prompt + 1)
+        if was_idle:
             self.busy_until = self.env.now  # about to start: bounds decode fast-forwarding
-            self.wake.succeed()
 
     def _apply(self, batch, start, end, cost, agg) -> None:
         self.step_start = start

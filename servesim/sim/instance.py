@@ -153,6 +153,12 @@ class Instance:
 
     # -- arrivals ------------------------------------------------------------------------------
     def enqueue(self, r: Request) -> None:
+        self.check_request(r, r.prompt + r.output - 1, "instance", "max_input/max_output")
+        r.instance = self.id
+        self.queue(r, r.prompt + r.output)
+
+    def check_request(self, r: Request, kv_tokens: int, kind: str, clip: str) -> None:
+        """Fail the run (one SpecError) for a request this instance can never serve."""
         if r.prompt < 1 or r.output < 1:
             self.sink.fail(
                 SpecError(
@@ -162,19 +168,22 @@ class Instance:
                     "every request needs >= 1 prompt and >= 1 output token",
                 )
             )
-        need = self.kv.blocks_for(r.prompt + r.output - 1)
+        need = self.kv.blocks_for(kv_tokens)
         if need > self.kv.total:
             self.sink.fail(
                 SpecError(
                     "workload",
                     "request",
                     f"#{r.id}: {r.prompt} prompt + {r.output} output tokens",
-                    f"needs {need} KV blocks, more than instance {self.id} has ({self.kv.total}); clip lengths (trace max_input/max_output) or add memory",
+                    f"needs {need} KV blocks, more than {kind} {self.id} has ({self.kv.total}); "
+                    f"clip lengths (trace {clip}) or add memory",
                 )
             )
-        r.instance = self.id
+
+    def queue(self, r: Request, load: int) -> None:
+        """Add an admissible request to the waiting queue and wake the process if idle."""
         self.waiting.append(r)
-        self.load += r.prompt + r.output
+        self.load += load
         if self.idle:
             self.idle = False
             self.wake.succeed()
