@@ -9,7 +9,9 @@ the client's result JSON: same keys, meanings and units (durations in s, through
 latency statistics in ms). What differs from the real client:
 - `date` is null (results hold no wall clock) and the default file name has no timestamp;
 - the output length is always reached (the simulator has no EOS): as with --ignore-eos;
-- --request-rate together with --max-concurrency is refused (a workload is open or closed loop);
+- --request-rate R with --max-concurrency N is an open-loop workload capped at N outstanding
+  (`workload.max_concurrency`): a request waits for a slot and its latencies count from when it
+  is sent, as in the client, whose clock starts inside the semaphore;
 - a `servesim` key holds the deployment that produced the numbers (and marks the file simulated).
 
 A matrix (YAML) runs ISL/OSL x concurrency x TP points, one result file per point named
@@ -250,13 +252,6 @@ def _workload(a: Mapping[str, Any]) -> dict[str, Any]:
     if math.isinf(rate):
         # rate inf: every request is sent at once; the semaphore (if any) caps those in flight
         wl["clients"] = {"concurrency": int(conc) if conc else int(a["num_prompts"])}
-    elif conc is not None:
-        raise SpecError(
-            "bench",
-            "request_rate",
-            rate,
-            "with --max-concurrency only inf is simulated (open or closed loop, not both)",
-        )
     else:
         b = float(a["burstiness"])
         # vLLM draws gamma inter-arrivals with shape = burstiness: CV = 1/sqrt(burstiness)
@@ -266,6 +261,8 @@ def _workload(a: Mapping[str, Any]) -> dict[str, Any]:
             wl["arrivals"] = {"process": "constant", "rate": rate}
         else:
             wl["arrivals"] = {"process": "gamma", "rate": rate, "cv": 1.0 / math.sqrt(b)}
+        if conc is not None:  # arrivals at the rate, at most `conc` outstanding (the semaphore)
+            wl["max_concurrency"] = int(conc)
     return wl
 
 

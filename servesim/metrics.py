@@ -632,7 +632,8 @@ def _bench_meta(cfg: Any, num_prompts: int) -> dict[str, Any]:
         "num_prompts": num_prompts,
         "request_rate": rate,
         "burstiness": burstiness,
-        "max_concurrency": getattr(clients, "concurrency", None),
+        "max_concurrency": getattr(clients, "concurrency", None)
+        or getattr(wl, "max_concurrency", None),
     }
 
 

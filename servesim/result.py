@@ -158,6 +158,8 @@ def _switch_source(data: dict, source: str, overrides: Mapping[str, Any]) -> dic
     trace = wl.get("trace")
     for s in _SOURCES:
         wl.pop(s, None)
+    if source == "clients":  # a concurrency cap belongs to open-loop sources only
+        wl.pop("max_concurrency", None)
     if source == "arrivals" and "workload.arrivals.process" not in overrides:
         wl["arrivals"] = {"process": "poisson"}
     else:

@@ -22,7 +22,12 @@ def register(group: click.Group) -> None:
     help="Lengths uniform in [len*(1-r), len*(1+r)], 0 <= r < 1.",
 )
 @click.option("--num-prompts", type=click.IntRange(min=1), default=1000, show_default=True)
-@click.option("--max-concurrency", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most requests outstanding; with --request-rate, arrivals wait for a free slot.",
+)
 @click.option(
     "--request-rate",
     type=float,

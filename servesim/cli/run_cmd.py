@@ -79,6 +79,8 @@ def _title(cfg: Any) -> str:
             src = f"{wl.clients.concurrency} closed-loop clients"
         else:
             src = "workload"
+        if getattr(wl, "max_concurrency", None):
+            src += f", at most {wl.max_concurrency} outstanding"
         return f"{cfg.model.name} on {pools}; {src}"
     except AttributeError:  # a config shape this line does not know: no title rather than a crash
         return ""

@@ -9,6 +9,11 @@ Cross-instance coupling goes through ``horizon(inst)``: the earliest time at whi
 outside could reach an instance (the next arrival; in closed loop also another instance's next
 completion plus think time; disaggregated pools add their hand-offs via ``horizon_sources``).
 Fast-forwarding never runs past it, which keeps results identical to the plain loop.
+
+An open-loop workload with ``max_concurrency`` N is benchmark_serving's --request-rate with
+--max-concurrency: the one arrival process holds a request whose arrival time has come while N
+are outstanding and sends it (in arrival order) when one finishes. Its ``arrival_s`` is the time
+it is sent, as the client starts its clock after acquiring the semaphore.
 """
 
 from __future__ import annotations
@@ -141,6 +146,10 @@ class Cluster:
         self.every = max(1, (self.total or 10_000) // 100)
         self.clients = workload.closed_loop
         self.pending: list[float] = []  # closed loop: times of requests scheduled to arrive
+        # open loop with a cap: the arrival process waits on ``slot`` (replaced after firing)
+        # while ``cap`` requests are outstanding (issued - done)
+        self.cap = getattr(workload, "max_concurrency", None) if self.clients is None else None
+        self.slot: Any = None
 
     # -- driving -------------------------------------------------------------------------------
     def run(self) -> RawRun:
@@ -178,6 +187,7 @@ class Cluster:
         env = self.env
         submit = self.entry.submit
         duration = self.duration
+        cap = self.cap
         for spec in stream:
             t = spec.arrival_s
             if duration is not None and t >= duration:
@@ -185,6 +195,16 @@ class Cluster:
             if t > env.now:
                 self.next_arrival = t
                 yield at(env, t, NORMAL)
+            if cap is not None:
+                if self.issued - self.done >= cap:
+                    # held: only a completion can send it, which horizon() accounts for
+                    self.next_arrival = INF
+                    while self.issued - self.done >= cap:
+                        self.slot = env.event()
+                        yield self.slot
+                # the client's clock starts when the request is sent (a request that waited
+                # behind a held one is sent later than its arrival time, too)
+                t = env.now
             r = Request(
                 self.issued,
                 t,
@@ -229,6 +249,10 @@ class Cluster:
         self.done += 1
         if self.progress is not None and self.done % self.every == 0:
             self.progress(self.done, self.total)
+        if self.slot is not None:  # a held request goes now (the process resumes at now)
+            self.slot.succeed()
+            self.slot = None
+            self.next_arrival = self.env.now
         if self.clients is not None and r.client >= 0:
             promised = self.issued + len(self.pending)
             t = self.env.now + self.clients.think_time_s
@@ -240,6 +264,10 @@ class Cluster:
     def horizon(self, inst: Any) -> float:
         """Earliest time anything outside ``inst`` could change or observe it."""
         h = self.next_arrival
+        if self.slot is not None:  # a held request goes at the next completion anywhere
+            for other in self.instances:
+                if other is not inst and other.busy_until < h:
+                    h = other.busy_until
         if self.clients is not None:
             if self.pending:
                 h = min(h, self.pending[0])

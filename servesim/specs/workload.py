@@ -11,6 +11,7 @@ The `workload:` block of a run config:
     prefix:   {shared_tokens, groups}          # a system prompt shared inside each of `groups` groups
     sessions: {concurrent, turns}              # multi-turn conversations that grow their context
     num_requests, duration_s
+    max_concurrency                            # open loop only: at most this many outstanding
 
 Exactly one of trace / arrivals / clients. docs/workloads.md describes every key.
 """
@@ -121,6 +122,9 @@ class WorkloadSpec:
     duration_s: float | None = None
     prefix: PrefixSpec | None = None
     sessions: SessionSpec | None = None
+    # open loop only: requests whose arrival time has come wait (in arrival order) while this
+    # many are outstanding, like benchmark_serving's --request-rate with --max-concurrency
+    max_concurrency: int | None = None
 
     @property
     def kind(self) -> str:
@@ -136,6 +140,7 @@ _WORKLOAD_KEYS = (
     "duration_s",
     "prefix",
     "sessions",
+    "max_concurrency",
 )
 
 
@@ -196,7 +201,24 @@ def parse_workload(data: Any, where: str, field: str = "workload") -> WorkloadSp
             "<set>",
             "not allowed with a trace (prefix sharing comes from the trace's hash ids)",
         )
-    return WorkloadSpec(trace, arrivals, clients, lengths, num, dur, prefix, sessions)
+    cap = get_number(
+        data,
+        "max_concurrency",
+        where,
+        field,
+        default=None,
+        minimum=1,
+        integer=True,
+        allow_none=True,
+    )
+    if cap is not None and clients is not None:
+        raise SpecError(
+            where,
+            f"{field}.max_concurrency",
+            cap,
+            "only with trace or arrivals (closed loop: clients.concurrency caps requests in flight)",
+        )
+    return WorkloadSpec(trace, arrivals, clients, lengths, num, dur, prefix, sessions, cap)
 
 
 def _parse_prefix(data: Any, where: str, field: str) -> PrefixSpec | None:
@@ -424,7 +446,7 @@ def workload_to_dict(spec: WorkloadSpec) -> dict[str, Any]:
                 lengths[side] = _fields(lengths[side], skip_default=True)
                 lengths[side]["dist"] = getattr(spec.lengths, side).dist
         out["lengths"] = lengths
-    for key in ("num_requests", "duration_s"):
+    for key in ("num_requests", "duration_s", "max_concurrency"):
         if getattr(spec, key) is not None:
             out[key] = getattr(spec, key)
     if spec.prefix is not None:

@@ -3,7 +3,8 @@
 Open loop (a trace or an arrival process): `Workload.open_loop()` yields RequestSpec sorted by
 arrival, lazily, in chunks, so a million requests stream in little memory. Closed loop
 (`clients`): the engine keeps `closed_loop.concurrency` requests in flight and asks
-`next_lengths()` for each new one. Randomness: one Generator per stream ("arrivals", "lengths",
+`next_lengths()` for each new one; an open-loop workload may cap the requests outstanding
+(`max_concurrency`), which the engine enforces. Randomness: one Generator per stream ("arrivals", "lengths",
 "prefix") from SeedSequence(seed); same seed, same stream.
 """
 
@@ -89,6 +90,11 @@ class Workload:
     @property
     def duration_s(self) -> float | None:
         return self.spec.duration_s
+
+    @property
+    def max_concurrency(self) -> int | None:
+        """Open loop: most requests outstanding at once (None: no cap)."""
+        return self.spec.max_concurrency
 
     def open_loop(self) -> Iterator[RequestSpec] | None:
         """A fresh lazy iterator over the requests, sorted by arrival; None for closed loop."""

@@ -67,9 +67,28 @@ def test_bench_config_burstiness_maps_to_gamma_cv():
     assert bench_config(request_rate=4.0)["workload"]["arrivals"]["process"] == "poisson"
 
 
-def test_bench_config_rate_with_concurrency_raises_specerror():
-    with pytest.raises(SpecError, match="open or closed"):
-        bench_config(request_rate=4.0, max_concurrency=8)
+def test_bench_config_rate_with_concurrency_caps_open_loop():
+    wl = bench_config(request_rate=4.0, max_concurrency=8, burstiness=0.25)["workload"]
+    assert wl["arrivals"]["process"] == "gamma" and wl["arrivals"]["rate"] == 4.0
+    assert wl["max_concurrency"] == 8 and "clients" not in wl
+    assert "max_concurrency" not in bench_config(request_rate=4.0)["workload"]
+
+
+def test_bench_cli_rate_with_concurrency_writes_both_keys(tmp_path):
+    from click.testing import CliRunner
+
+    from servesim.cli import cli
+
+    args = ["bench", "--model", "llama-3.1-8b", "--num-prompts", "12"]
+    args += ["--random-input-len", "128", "--random-output-len", "8"]
+    args += ["--request-rate", "50", "--max-concurrency", "3", "--save-result"]
+    args += ["--result-dir", str(tmp_path), "--result-filename", "r.json"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "Request rate configured (RPS):           50.00" in res.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["request_rate"] == 50.0 and data["max_concurrency"] == 3
+    assert data["completed"] == 12 and data["max_concurrent_requests"] <= 3
 
 
 def test_bench_config_goodput_sets_slo():

@@ -39,6 +39,13 @@ VALID = [
     },
     {"arrivals": {"process": "poisson", "rate": 5.0}, "lengths": LENGTHS, "num_requests": 100},
     {
+        "arrivals": {"process": "poisson", "rate": 5.0},
+        "lengths": LENGTHS,
+        "num_requests": 100,
+        "max_concurrency": 8,
+    },
+    {"trace": "traces/azure_conv_sample.csv", "max_concurrency": 1, "num_requests": 50},
+    {
         "arrivals": {"process": "gamma", "rate": 5.0, "cv": 2.0},
         "lengths": LENGTHS,
         "duration_s": 60,
@@ -103,8 +110,16 @@ def test_parse_workload_int_length_means_fixed():
     assert spec.lengths.output == LengthDist("fixed", mean=64.0)
 
 
+def test_parse_workload_max_concurrency_defaults_to_none_and_is_emitted_only_when_set():
+    capped = parse_workload(VALID[4], "cfg.yaml")
+    plain = parse_workload(VALID[3], "cfg.yaml")
+    assert capped.max_concurrency == 8 and plain.max_concurrency is None
+    assert workload_to_dict(capped)["max_concurrency"] == 8
+    assert "max_concurrency" not in workload_to_dict(plain)
+
+
 def test_parse_workload_bursty_mean_rate():
-    spec = parse_workload(VALID[7], "cfg.yaml")
+    spec = parse_workload(VALID[9], "cfg.yaml")
     assert spec.arrivals == ArrivalSpec("bursty", 20.0, on_s=5.0, off_s=15.0)
     assert spec.arrivals.mean_rate == pytest.approx(5.0)
 
@@ -210,6 +225,18 @@ BAD = [
         "not allowed with a trace",
     ),
     ({"trace": "a.csv", "typo": 1}, "workload.typo", "unknown key"),
+    ({"trace": "a.csv", "max_concurrency": 0}, "workload.max_concurrency", ">= 1"),
+    ({"trace": "a.csv", "max_concurrency": 2.5}, "workload.max_concurrency", "whole number"),
+    (
+        {
+            "clients": {"concurrency": 2},
+            "lengths": LENGTHS,
+            "num_requests": 1,
+            "max_concurrency": 2,
+        },
+        "workload.max_concurrency",
+        "only with trace or arrivals",
+    ),
 ]
 
 
