@@ -75,3 +75,16 @@ def linear_step_cost(
         return StepCost(s, flops, 0.0, 0.0, s - base_s, 0.0, 0.0, base_s, 1)
 
     return step_fn
+
+
+def placeholder_workload() -> dict:
+    """A valid `workload:` block for configs whose requests a test injects (``run(workload=...)``):
+    the config must name a workload, the run never draws from it."""
+    return {
+        "arrivals": {"process": "poisson", "rate": 1.0},
+        "lengths": {
+            "input": {"dist": "fixed", "mean": 8},
+            "output": {"dist": "fixed", "mean": 8},
+        },
+        "num_requests": 1,
+    }

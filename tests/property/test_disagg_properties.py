@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from servesim.cost.memory import kv_bytes_per_token
 from servesim.sim.cluster import run
-from servesim.sim.testing import ListWorkload, linear_step_cost
+from servesim.sim.testing import ListWorkload, linear_step_cost, placeholder_workload
 from servesim.specs.config import load_config
 
 POLICIES = ("sarathi", "vllm", "prefill_first", "orca", "static")
@@ -31,14 +31,7 @@ def _cfg(policy, prefill, decode, bw, streaming, ff, reserve=False, tokens=512):
                 "pools": [pool("prefill", prefill), pool("decode", decode)],
                 "kv_link": {"bandwidth_GBps": bw, "latency_us": 5.0, "streaming": streaming},
             },
-            "workload": {
-                "arrivals": {"process": "poisson", "rate": 1.0},
-                "lengths": {
-                    "input": {"dist": "fixed", "mean": 8},
-                    "output": {"dist": "fixed", "mean": 8},
-                },
-                "num_requests": 1,
-            },
+            "workload": placeholder_workload(),
             "sim": {"fast_forward": ff},
         }
     )

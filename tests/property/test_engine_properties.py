@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from servesim.sim.cluster import Cluster
-from servesim.sim.testing import ClientSpec, ListWorkload, linear_step_cost
+from servesim.sim.testing import ClientSpec, ListWorkload, linear_step_cost, placeholder_workload
 from servesim.specs.config import load_config
 
 COST = linear_step_cost(base_s=2e-3, prefill_token_s=2e-5, decode_seq_s=1e-4, ctx_token_s=1e-7)
@@ -42,14 +42,7 @@ def config(policy, seqs, tokens, instances, router, block, prefix, ff, pp=1):
                     ],
                     "router": router,
                 },
-                "workload": {
-                    "arrivals": {"process": "poisson", "rate": 1.0},
-                    "lengths": {
-                        "input": {"dist": "fixed", "mean": 8},
-                        "output": {"dist": "fixed", "mean": 8},
-                    },
-                    "num_requests": 1,
-                },
+                "workload": placeholder_workload(),
             }
         )
     cfg = _CFGS[key]

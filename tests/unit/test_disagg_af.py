@@ -8,7 +8,7 @@ import pytest
 from servesim.cost.afstep import af_step_cost
 from servesim.cost.step import Aggregates, CostContext, step_cost
 from servesim.sim.cluster import run
-from servesim.sim.testing import ListWorkload
+from servesim.sim.testing import ListWorkload, placeholder_workload
 from servesim.specs.config import Parallelism, load_config
 from servesim.specs.dtypes import parse_dtypes
 from servesim.specs.hardware import load_hardware
@@ -97,14 +97,7 @@ def _cfg(dep, ff=True):
             "model": "deepseek-v3",
             "dtype": "fp8",
             "deployment": dep,
-            "workload": {
-                "arrivals": {"process": "poisson", "rate": 1.0},
-                "lengths": {
-                    "input": {"dist": "fixed", "mean": 8},
-                    "output": {"dist": "fixed", "mean": 8},
-                },
-                "num_requests": 1,
-            },
+            "workload": placeholder_workload(),
             "sim": {"fast_forward": ff},
         }
     )

@@ -9,7 +9,7 @@ import pytest
 
 from servesim.cost.memory import kv_bytes_per_token
 from servesim.sim.cluster import run
-from servesim.sim.testing import ListWorkload, linear_step_cost
+from servesim.sim.testing import ListWorkload, linear_step_cost, placeholder_workload
 from servesim.specs.config import load_config
 
 
@@ -43,14 +43,7 @@ def pd_cfg(
         {
             "model": model,
             "deployment": dep,
-            "workload": {
-                "arrivals": {"process": "poisson", "rate": 1.0},
-                "lengths": {
-                    "input": {"dist": "fixed", "mean": 8},
-                    "output": {"dist": "fixed", "mean": 8},
-                },
-                "num_requests": 1,
-            },
+            "workload": placeholder_workload(),
             "sim": {"fast_forward": ff},
         }
     )
@@ -63,14 +56,7 @@ def colo_cfg(model="llama-3.1-8b", tp=1):
             "deployment": {
                 "pools": [{"role": "colocated", "hardware": "h100-sxm", "parallelism": {"tp": tp}}]
             },
-            "workload": {
-                "arrivals": {"process": "poisson", "rate": 1.0},
-                "lengths": {
-                    "input": {"dist": "fixed", "mean": 8},
-                    "output": {"dist": "fixed", "mean": 8},
-                },
-                "num_requests": 1,
-            },
+            "workload": placeholder_workload(),
         }
     )
 
@@ -229,14 +215,7 @@ def test_pd_heterogeneous_pools_run_each_on_its_own_hardware():
                     {"role": "decode", "hardware": "h200-sxm", "instances": 1},
                 ],
             },
-            "workload": {
-                "arrivals": {"process": "poisson", "rate": 1.0},
-                "lengths": {
-                    "input": {"dist": "fixed", "mean": 8},
-                    "output": {"dist": "fixed", "mean": 8},
-                },
-                "num_requests": 1,
-            },
+            "workload": placeholder_workload(),
         }
     )
     raw = run(cfg, workload=ListWorkload(poisson(30, 10.0, output=(2, 20))))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from servesim.sim.cluster import Cluster, run
-from servesim.sim.testing import ClientSpec, ListWorkload, linear_step_cost
+from servesim.sim.testing import ClientSpec, ListWorkload, linear_step_cost, placeholder_workload
 from servesim.specs.common import SpecError
 from servesim.specs.config import load_config
 
@@ -44,14 +44,7 @@ def make_cfg(
                 ],
                 "router": router,
             },
-            "workload": {
-                "arrivals": {"process": "poisson", "rate": 1.0},
-                "lengths": {
-                    "input": {"dist": "fixed", "mean": 8},
-                    "output": {"dist": "fixed", "mean": 8},
-                },
-                "num_requests": 1,
-            },
+            "workload": placeholder_workload(),
             "sim": {"fast_forward": ff},
         }
     )
@@ -324,14 +317,7 @@ def test_engine_unsupported_role_is_a_spec_error(monkeypatch):
                 ],
                 "kv_link": {"bandwidth_GBps": 50},
             },
-            "workload": {
-                "arrivals": {"process": "poisson", "rate": 1.0},
-                "lengths": {
-                    "input": {"dist": "fixed", "mean": 8},
-                    "output": {"dist": "fixed", "mean": 8},
-                },
-                "num_requests": 1,
-            },
+            "workload": placeholder_workload(),
         }
     )
     with pytest.raises(SpecError, match="not supported yet"):
@@ -358,14 +344,7 @@ def _base():
     return {
         "model": "llama-3.1-8b",
         "deployment": {"pools": [{"role": "colocated", "hardware": "h100-sxm"}]},
-        "workload": {
-            "arrivals": {"process": "poisson", "rate": 1.0},
-            "lengths": {
-                "input": {"dist": "fixed", "mean": 8},
-                "output": {"dist": "fixed", "mean": 8},
-            },
-            "num_requests": 1,
-        },
+        "workload": placeholder_workload(),
     }
 
 

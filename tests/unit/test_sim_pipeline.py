@@ -8,7 +8,7 @@ import pytest
 from servesim.sim.cluster import run
 from servesim.sim.instance import Pipeline
 from servesim.sim.pools import ColocatedPool
-from servesim.sim.testing import ClientSpec, ListWorkload, linear_step_cost
+from servesim.sim.testing import ClientSpec, ListWorkload, linear_step_cost, placeholder_workload
 from servesim.specs.common import SpecError
 from servesim.specs.config import load_config
 
@@ -34,14 +34,7 @@ def make_cfg(pp=2, tp=1, instances=1, seqs=256, router="least_loaded", policy="s
                 ],
                 "router": router,
             },
-            "workload": {
-                "arrivals": {"process": "poisson", "rate": 1.0},
-                "lengths": {
-                    "input": {"dist": "fixed", "mean": 8},
-                    "output": {"dist": "fixed", "mean": 8},
-                },
-                "num_requests": 1,
-            },
+            "workload": placeholder_workload(),
         }
     )
 
