@@ -5,12 +5,13 @@ ISL 5000 / OSL 500, fixed concurrency 1..250 (genai-perf): output tokens/s, mean
 Source: NVIDIA NIM LLM Benchmarking guide 1.0.0, Performance page; the rows are in
 ../shared/data/measured/e2e_nim_h100_tp2.csv (not part of this repository).
 
-    python experiments/nim_validation/run_validation.py [--requests-per-client 4] [--write-readme]
+    python experiments/nim_validation/run_validation.py [--requests-per-client 8] [--write-readme]
 
 Each point runs `concurrency` closed-loop clients with fixed 5000/500 lengths through one
 colocated TP2 instance with the `trtllm` engine profile. The first `concurrency` requests (all sent
-at t = 0, a cold start genai-perf does not have in steady state) are dropped; the rest give the
-steady-state figures. genai-perf's ITL is per request (latency - TTFT) / (output tokens - 1),
+at t = 0, a cold start genai-perf does not have in steady state) and those still running after
+the last arrival (the drain) are dropped; the rest give the steady-state figures, output tok/s by
+Little's law (see `steady_metrics`). genai-perf's ITL is per request (latency - TTFT) / (output tokens - 1),
 averaged, which is servesim's TPOT.
 """
 
@@ -59,30 +60,43 @@ def point_config(concurrency: int, num_requests: int, seed: int = 0) -> dict[str
 
 
 def steady_metrics(result: Any, concurrency: int) -> dict[str, float]:
-    """Steady state while every client is busy: from the arrival of request `concurrency` (the
-    first one sent after a response; the initial burst is dropped) to the last arrival (after it
-    clients stop sending and the system drains). Output tok/s counts the tokens emitted by steps
-    ending in that window; TTFT and ITL are means over the requests that arrived in it."""
-    req = result.requests.sort_values(["arrival_s", "request_id"], kind="stable")
-    req = req[req["finish_s"].notna()]
+    """Steady-state figures of a closed-loop run, comparable with genai-perf's.
+
+    Every client is busy from t = 0 to the last arrival (after it clients stop sending and the
+    batch drains). The kept requests are those that arrive after the initial burst (the first
+    `concurrency` requests, sent together at t = 0) and finish before the last arrival, so each
+    one ran at full load from its first to its last token. Requests still running after the last
+    arrival are dropped: fewer prefills interrupt their decodes, which would bias ITL low.
+
+    genai-perf's output token throughput is the total output tokens of the measured requests
+    over (last response - first request); over a long steady stretch that is the closed loop's
+    `concurrency x tokens per request / request latency` (Little's law, no think time here),
+    which is what is computed. Counting the tokens emitted between two instants instead depends
+    on where the instants fall: with fixed lengths the simulated clients run in lockstep, the
+    prefills come in bursts, and a window from one arrival to another over-weights the bursts.
+    """
+    req = result.requests[result.requests["finish_s"].notna()]
+    req = req.sort_values(["arrival_s", "request_id"], kind="stable")
     t_a = float(req["arrival_s"].iloc[min(concurrency, len(req) - 1)])
     t_b = float(req["arrival_s"].iloc[-1])
-    if t_b <= t_a:  # too few requests for a window: fall back to the whole run
-        t_a, t_b = float(req["arrival_s"].min()), float(req["finish_s"].max())
-    keep = req[(req["arrival_s"] >= t_a) & (req["arrival_s"] <= t_b)]
-    steps = result.steps
-    end = steps["start_s"] + steps["duration_s"]
-    tokens = float(steps.loc[(end > t_a) & (end <= t_b), "new_tokens"].sum())
+    keep = req[(req["arrival_s"] >= t_a) & (req["finish_s"] <= t_b)]
+    window = "steady"
+    if keep.empty:  # too few requests per client: use all requests sent after the burst
+        keep, window = req[req["arrival_s"] >= t_a], "after-burst"
+    if keep.empty:
+        keep, window = req, "all"
+    tokens = float(keep["output_tokens"].sum())
     return {
-        "output_tok_s": tokens / (t_b - t_a),
+        "output_tok_s": concurrency * tokens / float(keep["e2el_s"].sum()),
         "ttft_ms": float(keep["ttft_s"].mean() * 1e3),
         "itl_ms": float(keep["tpot_s"].mean() * 1e3),
         "requests": int(len(keep)),
+        "window": window,
     }
 
 
 def simulate_point(
-    concurrency: int, requests_per_client: float = 4.0, min_requests: int = 24
+    concurrency: int, requests_per_client: float = 8.0, min_requests: int = 24
 ) -> dict:
     import servesim
 
@@ -109,7 +123,7 @@ def load_measured(data_dir: Path) -> list[dict[str, float]]:
 
 
 def compare(
-    measured: list[dict], requests_per_client: float = 4.0, points: list[int] | None = None
+    measured: list[dict], requests_per_client: float = 8.0, points: list[int] | None = None
 ) -> list[dict]:
     rows = []
     for m in measured:
@@ -167,7 +181,7 @@ def write_readme(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--requests-per-client", type=float, default=4.0)
+    ap.add_argument("--requests-per-client", type=float, default=8.0)
     ap.add_argument("--points", type=int, nargs="*", help="concurrency values (default: all)")
     ap.add_argument("--write-readme", action="store_true", help="put the table into README.md")
     args = ap.parse_args(argv)
