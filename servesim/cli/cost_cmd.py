@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,9 @@ def cost_command(target: str | None, hardware: str | None, devices: int, tokens_
     elif Path(target).suffix.lower() not in (".yaml", ".yml", ".json"):
         raise SpecError(target, "", Path(target).name, "not a run directory or a config YAML/JSON")
     else:
-        frame = servesim.compare_pricing(servesim.simulate(target, progress=True), providers=wanted)
+        # a progress line only on a terminal, as `servesim run` does
+        result = servesim.simulate(target, progress=sys.stderr.isatty())
+        frame = servesim.compare_pricing(result, providers=wanted)
     _render(frame, fmt)
 
 

@@ -31,7 +31,7 @@ def register(group: click.Group) -> None:
     "--out",
     type=click.Path(file_okay=False),
     default=None,
-    help="Result directory (default: the spec's `out`, else SPEC_results/ beside it).",
+    help="Result directory (default: the spec's `out`, else NAME_results/ beside the spec, NAME being its `name` or its file name).",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sweep_command(
