@@ -323,13 +323,21 @@ def attention_time(
         fixed_s += e["attn_prefill_launch_s"]
     else:
         raise ValueError(f"attention phase must be 'prefill' or 'decode', not {phase!r}")
+    return OpTime(*_attn_total(compute_s, memory_s, fixed_s, overlap, 1.0 / overlap))
+
+
+def _attn_total(
+    compute_s: float, memory_s: float, fixed_s: float, overlap: float, inv_p: float
+) -> tuple[float, str]:
+    """An attention kernel's time: the smooth max (exponent ``overlap``, ``inv_p`` = 1/overlap)
+    of its compute and memory times plus its fixed costs, and which of the two bounds it."""
     if compute_s >= memory_s:
         hi, lo, bound = compute_s, memory_s, "compute"
     else:
         hi, lo, bound = memory_s, compute_s, "memory"
     if hi <= 0.0:
-        return OpTime(fixed_s, bound)
-    return OpTime(hi * (1.0 + (lo / hi) ** overlap) ** (1.0 / overlap) + fixed_s, bound)
+        return fixed_s, bound
+    return hi * (1.0 + (lo / hi) ** overlap) ** inv_p + fixed_s, bound
 
 
 def decode_attention_kernel(
@@ -364,13 +372,7 @@ def decode_attention_kernel(
             if factor > 1.0:
                 memory_s *= factor**strength
         fixed_s += launch_s
-        if compute_s >= memory_s:
-            hi, lo, bound = compute_s, memory_s, "compute"
-        else:
-            hi, lo, bound = memory_s, compute_s, "memory"
-        if hi <= 0.0:
-            return fixed_s, bound
-        return hi * (1.0 + (lo / hi) ** overlap) ** inv_p + fixed_s, bound
+        return _attn_total(compute_s, memory_s, fixed_s, overlap, inv_p)
 
     return kernel
 
@@ -398,13 +400,7 @@ def prefill_attention_kernel(hw: HardwareSpec, *, dtype: str = "bf16"):
             rows = per_pair * tokens * row_keys
         compute_s = (flops - causal + rows) / rate + causal / causal_rate
         fixed_s += launch_s
-        if compute_s >= memory_s:
-            hi, lo, bound = compute_s, memory_s, "compute"
-        else:
-            hi, lo, bound = memory_s, compute_s, "memory"
-        if hi <= 0.0:
-            return fixed_s, bound
-        return hi * (1.0 + (lo / hi) ** overlap) ** inv_p + fixed_s, bound
+        return _attn_total(compute_s, memory_s, fixed_s, overlap, inv_p)
 
     return kernel
 

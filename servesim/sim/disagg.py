@@ -118,13 +118,7 @@ class PrefillInstance(Instance):
 
     def _prefill_done(self, r: Any, now: float) -> None:
         r.generated += 1
-        if r.keys and len(r.cached_hashes) < len(r.keys):
-            kv = self.kv
-            full = min(len(r.keys), r.target // self.bs)
-            mine = kv.publish(r.keys[len(r.cached_hashes) : full])
-            if mine:
-                r.blocks -= len(mine)
-                r.cached_hashes = r.cached_hashes + tuple(mine)
+        self._publish_prefix(r)
         if r.generated >= r.output:
             r.first_token_s = now
             self._finish(r, now)

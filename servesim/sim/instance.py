@@ -341,17 +341,20 @@ class Instance:
         self._release(r)
         self.sink.finish(r)
 
+    def _publish_prefix(self, r: Request) -> None:
+        """Hand the prompt's full blocks to the prefix cache once its prefill is computed."""
+        if r.keys and len(r.cached_hashes) < len(r.keys):
+            full = min(len(r.keys), r.target // self.bs)
+            mine = self.kv.publish(r.keys[len(r.cached_hashes) : full])
+            if mine:
+                r.blocks -= len(mine)
+                r.cached_hashes = r.cached_hashes + tuple(mine)
+
     def _prefill_done(self, r: Request, now: float) -> None:
         r.generated += 1
         if r.first_token_s < 0:
             r.first_token_s = now
-        if r.keys and len(r.cached_hashes) < len(r.keys):
-            kv = self.kv
-            full = min(len(r.keys), r.target // self.bs)
-            mine = kv.publish(r.keys[len(r.cached_hashes) : full])
-            if mine:
-                r.blocks -= len(mine)
-                r.cached_hashes = r.cached_hashes + tuple(mine)
+        self._publish_prefix(r)
         if r.generated >= r.output:
             self._finish(r, now)
         else:
