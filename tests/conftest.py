@@ -29,3 +29,12 @@ def shared_data() -> Path:
     if SHARED_DATA is None:
         pytest.skip("measured data not present (../shared/data or $SERVESIM_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def colocated_config():
+    """Builder of a one-pool colocated RunConfig (servesim.sim.testing.colocated_config); test
+    modules that build configs at import time call that function directly."""
+    from servesim.sim.testing import colocated_config as build
+
+    return build

@@ -37,13 +37,7 @@ def cli() -> None:
 
 
 for _name in _COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"servesim.cli.{_name}")
-    except ModuleNotFoundError as exc:  # command not built yet
-        if exc.name != f"servesim.cli.{_name}":
-            raise
-        continue
-    _module.register(cli)
+    importlib.import_module(f"servesim.cli.{_name}").register(cli)
 
 
 # click >= 8.2 raises this for a group called without a command; older click prints help itself.

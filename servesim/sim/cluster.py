@@ -288,10 +288,8 @@ def pool_classes(pools: Any) -> dict[str, type]:
     deployment asks for them) from sim/disagg.py."""
     classes = dict(POOLS)
     if any(p.role not in classes for p in pools):
-        try:
-            from servesim.sim.disagg import DISAGG_POOLS
-        except ImportError:
-            return classes
+        from servesim.sim.disagg import DISAGG_POOLS
+
         classes.update(DISAGG_POOLS)
     return classes
 

@@ -309,7 +309,6 @@ class Instance:
             self.buckets[(r.join - r.ctx0) % self.bs] -= 1
             r.blocks = self.kv.blocks_for(r.ctx0 + self.alloc_clock - r.join) - len(r.cached_hashes)
         r.generated += steps
-        r.epoch += 1
         if not self.n_dec:
             # the next iteration's blocks went with the last decoding request; a request that
             # joins later must have its own growth allocated (a prefill preempting the whole

@@ -35,7 +35,6 @@ class Request:
         "seq",
         "join",
         "ctx0",
-        "epoch",
         "scheduled_s",
         "first_token_s",
         "finish_s",
@@ -73,7 +72,6 @@ class Request:
         self.seq = -1  # admission order on its instance (preemption picks the newest)
         self.join = 0  # instance decode clock when the request joined the decode set
         self.ctx0 = 0  # tokens in KV when it joined the decode set
-        self.epoch = 0  # bumped when it leaves the decode set (invalidates heap entries)
         self.scheduled_s = -1.0
         self.first_token_s = -1.0
         self.finish_s = -1.0
@@ -82,10 +80,6 @@ class Request:
         self.prefill_instance = -1
         self.kv_transfer_s = 0.0
         self.client = -1  # closed-loop client that sent it
-
-    def remaining_tokens(self) -> int:
-        """Prefill tokens still to compute plus output tokens still to emit (not for decoding ones)."""
-        return self.target - self.computed + self.output - self.generated
 
     def __repr__(self) -> str:
         return f"Request(id={self.id}, state={self.state}, prompt={self.prompt}, output={self.output}, generated={self.generated})"

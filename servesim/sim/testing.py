@@ -88,3 +88,45 @@ def placeholder_workload() -> dict:
         },
         "num_requests": 1,
     }
+
+
+def colocated_config(
+    *,
+    model: str = "llama-3.1-8b",
+    hardware: str = "h100-sxm",
+    instances: int = 1,
+    router: str | None = "least_loaded",
+    tp: int | None = None,
+    pp: int | None = None,
+    workload: dict | None = None,
+    ff: bool | None = None,
+    seed: int | None = None,
+    **scheduler: Any,
+) -> Any:
+    """A RunConfig of one colocated pool: the builder the engine tests share.
+
+    ``scheduler`` keys (policy, max_num_seqs, max_num_batched_tokens, block_size, ...) and tp/pp
+    are written only when given, so the config's defaults stay the loader's; ``workload`` defaults
+    to ``placeholder_workload()`` (for requests injected with ``run(workload=...)``).
+    """
+    from servesim.specs.config import load_config
+
+    pool: dict[str, Any] = {"role": "colocated", "hardware": hardware, "instances": instances}
+    par = {k: v for k, v in (("tp", tp), ("pp", pp)) if v is not None}
+    if par:
+        pool["parallelism"] = par
+    if scheduler:
+        pool["scheduler"] = scheduler
+    deployment: dict[str, Any] = {"pools": [pool]}
+    if router is not None:
+        deployment["router"] = router
+    data: dict[str, Any] = {
+        "model": model,
+        "deployment": deployment,
+        "workload": placeholder_workload() if workload is None else workload,
+    }
+    if ff is not None:
+        data["sim"] = {"fast_forward": ff}
+    if seed is not None:
+        data["seed"] = seed
+    return load_config(data)

@@ -6,7 +6,9 @@ diff of tests/golden/expected/*.json before committing:
     python -m tests.golden.regenerate          # from the repository root
 
 test_golden_runs.py reruns each config, compares every summary key to the checked-in value (1e-9
-relative) and checks invariants on the fresh run, so a golden file cannot freeze a bug.
+relative) and checks invariants on the fresh run, so a golden file cannot freeze a bug. It also
+compares the bytes of summary.json and requests.parquet, as ``Result.to_dir`` writes them, with
+the copies under tests/golden/bytes/ (restructuring the engine must not move a single bit).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "configs"
 EXPECTED = HERE / "expected"
+BYTES = HERE / "bytes"  # <name>.summary.json, <name>.requests.parquet as Result.to_dir writes them
+BYTE_FILES = ("summary.json", "requests.parquet")
 REGENERATE = "python -m tests.golden.regenerate"
 
 
@@ -42,13 +46,27 @@ def _finite(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
+def write_bytes(res: Any, name: str, folder: Path) -> None:
+    """summary.json and requests.parquet of ``res`` as ``folder/<name>.<file>``."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = res.to_dir(Path(tmp) / "run")
+        for f in BYTE_FILES:
+            shutil.copyfile(out / f, folder / f"{name}.{f}")
+
+
 def main() -> int:
     EXPECTED.mkdir(exist_ok=True)
+    BYTES.mkdir(exist_ok=True)
     for name in names():
-        summary = {k: _finite(v) for k, v in run(name).summary.items()}
+        res = run(name)
+        summary = {k: _finite(v) for k, v in res.summary.items()}
         text = json.dumps(summary, indent=1, allow_nan=False) + "\n"
         (EXPECTED / f"{name}.json").write_text(text, encoding="utf-8")
-        print(f"wrote {EXPECTED / name}.json ({len(summary)} keys)", file=sys.stderr)
+        write_bytes(res, name, BYTES)
+        print(f"wrote {EXPECTED / name}.json ({len(summary)} keys) and bytes/", file=sys.stderr)
     return 0
 
 

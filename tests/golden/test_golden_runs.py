@@ -1,4 +1,5 @@
-"""Golden runs: each checked-in summary is reproduced to 1e-9, and invariants hold on each run.
+"""Golden runs: each checked-in summary is reproduced to 1e-9, summary.json and requests.parquet
+byte for byte, and invariants hold on each run.
 
 Regenerate the expected files with `python -m tests.golden.regenerate` (see regenerate.py).
 """
@@ -37,6 +38,33 @@ def _same(a, b) -> bool:
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
     return a == b
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_golden_output_files_are_byte_identical(name, tmp_path):
+    """summary.json and requests.parquet as ``to_dir`` writes them equal the checked-in bytes.
+
+    Parquet files carry the writer's versions (pyarrow ``created_by``, pandas metadata); where
+    they differ from the checked-in file's, the decoded columns must still be equal bit for bit.
+    """
+    import pyarrow.parquet as pq
+
+    hint = f"output bytes changed; if intended, run `{golden.REGENERATE}` and review the diff"
+    out = result(name).to_dir(tmp_path / "run", detailed=False)
+    want = golden.BYTES / f"{name}.summary.json"
+    assert (out / "summary.json").read_bytes() == want.read_bytes(), hint
+    got_pq, want_pq = out / "requests.parquet", golden.BYTES / f"{name}.requests.parquet"
+    got_meta, want_meta = pq.read_metadata(got_pq), pq.read_metadata(want_pq)
+    same_writer = got_meta.created_by == want_meta.created_by and (
+        got_meta.metadata == want_meta.metadata
+    )
+    if same_writer:
+        assert got_pq.read_bytes() == want_pq.read_bytes(), hint
+    got, exp = pq.read_table(got_pq), pq.read_table(want_pq)
+    assert got.column_names == exp.column_names, hint
+    for col in got.column_names:  # bit equality, NaN included
+        a, b = got[col].to_numpy(), exp[col].to_numpy()
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), f"{hint}: column {col}"
 
 
 def test_golden_configs_exist():

@@ -10,8 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from servesim.sim.cluster import Cluster
-from servesim.sim.testing import ClientSpec, ListWorkload, linear_step_cost, placeholder_workload
-from servesim.specs.config import load_config
+from servesim.sim.testing import (
+    ClientSpec,
+    ListWorkload,
+    colocated_config,
+    linear_step_cost,
+)
 
 COST = linear_step_cost(base_s=2e-3, prefill_token_s=2e-5, decode_seq_s=1e-4, ctx_token_s=1e-7)
 
@@ -21,29 +25,16 @@ _CFGS: dict = {}
 def config(policy, seqs, tokens, instances, router, block, prefix, ff, pp=1):
     key = (policy, seqs, tokens, instances, router, block, prefix, pp)
     if key not in _CFGS:
-        _CFGS[key] = load_config(
-            {
-                "model": "llama-3.1-8b",
-                "deployment": {
-                    "pools": [
-                        {
-                            "role": "colocated",
-                            "hardware": "h100-sxm",
-                            "instances": instances,
-                            "parallelism": {"tp": 1, "pp": pp},
-                            "scheduler": {
-                                "policy": policy,
-                                "max_num_seqs": seqs,
-                                "max_num_batched_tokens": tokens,
-                                "block_size": block,
-                                "enable_prefix_caching": prefix,
-                            },
-                        }
-                    ],
-                    "router": router,
-                },
-                "workload": placeholder_workload(),
-            }
+        _CFGS[key] = colocated_config(
+            instances=instances,
+            router=router,
+            tp=1,
+            pp=pp,
+            policy=policy,
+            max_num_seqs=seqs,
+            max_num_batched_tokens=tokens,
+            block_size=block,
+            enable_prefix_caching=prefix,
         )
     cfg = _CFGS[key]
     return dataclasses.replace(cfg, sim=dataclasses.replace(cfg.sim, fast_forward=ff))

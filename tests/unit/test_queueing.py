@@ -6,39 +6,27 @@ import numpy as np
 import pytest
 
 from servesim.sim.cluster import run
-from servesim.sim.testing import linear_step_cost
-from servesim.specs.config import load_config
+from servesim.sim.testing import colocated_config, linear_step_cost
 
 SERVICE_S = 0.01  # one prefill step per request (output 1): deterministic service time
 
 
 def md1_config(rho: float, n: int, seed: int = 0):
-    return load_config(
-        {
-            "model": "llama-3.1-8b",
-            "deployment": {
-                "pools": [
-                    {
-                        "role": "colocated",
-                        "hardware": "h100-sxm",
-                        "scheduler": {
-                            "policy": "sarathi",
-                            "max_num_seqs": 1,
-                            "max_num_batched_tokens": 512,
-                        },
-                    }
-                ]
-            },
-            "workload": {
-                "arrivals": {"process": "poisson", "rate": rho / SERVICE_S},
-                "lengths": {
-                    "input": {"dist": "fixed", "mean": 100},
-                    "output": {"dist": "fixed", "mean": 1},
-                },
-                "num_requests": n,
-            },
-            "seed": seed,
-        }
+    workload = {
+        "arrivals": {"process": "poisson", "rate": rho / SERVICE_S},
+        "lengths": {
+            "input": {"dist": "fixed", "mean": 100},
+            "output": {"dist": "fixed", "mean": 1},
+        },
+        "num_requests": n,
+    }
+    return colocated_config(
+        router=None,
+        workload=workload,
+        seed=seed,
+        policy="sarathi",
+        max_num_seqs=1,
+        max_num_batched_tokens=512,
     )
 
 

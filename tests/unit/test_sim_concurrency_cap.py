@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from servesim.metrics import summarize
 from servesim.sim.cluster import Cluster, run
-from servesim.sim.testing import ClientSpec, ListWorkload, linear_step_cost
+from servesim.sim.testing import ClientSpec, ListWorkload, colocated_config, linear_step_cost
 from servesim.specs.config import config_to_dict, load_config
 
 COST = linear_step_cost(base_s=2e-3, prefill_token_s=2e-5, decode_seq_s=1e-4, ctx_token_s=1e-7)
@@ -29,27 +29,13 @@ def make_cfg(instances=1, ff=True, seqs=64, tokens=512, cap=None):
     }
     if cap is not None:
         workload["max_concurrency"] = cap
-    return load_config(
-        {
-            "model": "llama-3.1-8b",
-            "deployment": {
-                "pools": [
-                    {
-                        "role": "colocated",
-                        "hardware": "h100-sxm",
-                        "instances": instances,
-                        "scheduler": {
-                            "policy": "sarathi",
-                            "max_num_seqs": seqs,
-                            "max_num_batched_tokens": tokens,
-                        },
-                    }
-                ],
-                "router": "least_loaded",
-            },
-            "workload": workload,
-            "sim": {"fast_forward": ff},
-        }
+    return colocated_config(
+        instances=instances,
+        workload=workload,
+        ff=ff,
+        policy="sarathi",
+        max_num_seqs=seqs,
+        max_num_batched_tokens=tokens,
     )
 
 

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from servesim.sim.cluster import Cluster, run
-from servesim.sim.testing import ClientSpec, ListWorkload, linear_step_cost, placeholder_workload
+from servesim.sim.testing import (
+    ClientSpec,
+    ListWorkload,
+    colocated_config,
+    linear_step_cost,
+    placeholder_workload,
+)
 from servesim.specs.common import SpecError
 from servesim.specs.config import load_config
 
@@ -22,31 +28,16 @@ def make_cfg(
     prefix=False,
     **sched,
 ):
-    scheduler = {
-        "policy": policy,
-        "max_num_seqs": seqs,
-        "max_num_batched_tokens": tokens,
-        "block_size": block,
-        "enable_prefix_caching": prefix,
+    return colocated_config(
+        instances=instances,
+        router=router,
+        ff=ff,
+        policy=policy,
+        max_num_seqs=seqs,
+        max_num_batched_tokens=tokens,
+        block_size=block,
+        enable_prefix_caching=prefix,
         **sched,
-    }
-    return load_config(
-        {
-            "model": "llama-3.1-8b",
-            "deployment": {
-                "pools": [
-                    {
-                        "role": "colocated",
-                        "hardware": "h100-sxm",
-                        "instances": instances,
-                        "scheduler": scheduler,
-                    }
-                ],
-                "router": router,
-            },
-            "workload": placeholder_workload(),
-            "sim": {"fast_forward": ff},
-        }
     )
 
 

@@ -8,9 +8,13 @@ import pytest
 from servesim.sim.cluster import run
 from servesim.sim.instance import Pipeline
 from servesim.sim.pools import ColocatedPool
-from servesim.sim.testing import ClientSpec, ListWorkload, linear_step_cost, placeholder_workload
+from servesim.sim.testing import (
+    ClientSpec,
+    ListWorkload,
+    colocated_config,
+    linear_step_cost,
+)
 from servesim.specs.common import SpecError
-from servesim.specs.config import load_config
 
 # a fixed cost per step (weight reads) dominates small batches, as in memory-bound decoding
 COST = linear_step_cost(base_s=1e-2, prefill_token_s=1e-6, decode_seq_s=1e-6)
@@ -19,23 +23,8 @@ COMPUTE = linear_step_cost(base_s=1e-5, prefill_token_s=1e-5, decode_seq_s=1e-3)
 
 
 def make_cfg(pp=2, tp=1, instances=1, seqs=256, router="least_loaded", policy="sarathi"):
-    return load_config(
-        {
-            "model": "llama-3.1-8b",
-            "deployment": {
-                "pools": [
-                    {
-                        "role": "colocated",
-                        "hardware": "h100-sxm",
-                        "instances": instances,
-                        "parallelism": {"tp": tp, "pp": pp},
-                        "scheduler": {"policy": policy, "max_num_seqs": seqs},
-                    }
-                ],
-                "router": router,
-            },
-            "workload": placeholder_workload(),
-        }
+    return colocated_config(
+        instances=instances, router=router, tp=tp, pp=pp, policy=policy, max_num_seqs=seqs
     )
 
 
