@@ -14,7 +14,7 @@ import pandas as pd
 from servesim.cost import memory
 from servesim.cost.step import Aggregates, CostContext, breakdown, step_cost
 from servesim.specs.common import SpecError
-from servesim.specs.config import Parallelism
+from servesim.specs.config import DEFAULT_MAX_NUM_BATCHED_TOKENS, Parallelism
 from servesim.specs.dtypes import DTypes, parse_dtypes
 from servesim.specs.hardware import HardwareSpec
 from servesim.specs.model import ModelSpec
@@ -183,7 +183,7 @@ def model_info(
     dp_attn: int = 1,
     dtype: DTypes | str | Mapping | None = None,
     gpu_memory_utilization: float = 0.9,
-    max_num_batched_tokens: int = 8192,
+    max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS,
 ) -> dict[str, Any]:
     """Parameters, weight bytes, KV bytes per token; with hardware: per-device memory, fit, KV capacity."""
     m = _model(model)

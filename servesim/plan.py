@@ -34,6 +34,7 @@ import pandas as pd
 from servesim._callable import make_callable
 from servesim._files import check_out_path, write_atomic
 from servesim.specs.common import SpecError
+from servesim.specs.config import DEFAULT_MAX_NUM_BATCHED_TOKENS as BUDGET
 from servesim.specs.cost import PRICING_MODELS
 
 PATTERNS: dict[str, dict[str, Any]] = {
@@ -282,7 +283,7 @@ def _bounds(ctx: Any, isl: int, osl: int, batch: int) -> tuple[float, ...] | Non
         )
         return step_cost(ctx, "colocated", agg).seconds
 
-    k = max(1, min(8192 // isl, batch))
+    k = max(1, min(BUDGET // isl, batch))
     pre_one, pre_per_req = prefill(1), prefill(k) / k
     one = step_cost(
         ctx, "colocated", Aggregates(decode_seqs=1, decode_ctx=isl + osl, sampled=1)
@@ -339,7 +340,7 @@ def _devices(f: Family, shape: Mapping[str, int]) -> int:
 
 
 def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -> dict[str, Any]:
-    sched = {"policy": "sarathi", "max_num_seqs": f.cap, "max_num_batched_tokens": 8192}
+    sched = {"policy": "sarathi", "max_num_seqs": f.cap, "max_num_batched_tokens": BUDGET}
     par = {"tp": f.tp, "pp": 1, "ep": f.ep}
 
     def pool(role: str, n: int) -> dict[str, Any]:

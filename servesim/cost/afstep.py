@@ -30,6 +30,7 @@ import math
 from typing import NamedTuple
 
 from servesim.specs.common import SpecError
+from servesim.specs.config import MOE_DISTRIBUTIONS as MOE_LOAD_DISTRIBUTIONS
 
 
 class AFStep(NamedTuple):
@@ -265,8 +266,6 @@ def af_step_cost(
 
 
 # ------------------------------------------------------------------------------ MoE load
-
-MOE_LOAD_DISTRIBUTIONS = ("uniform", "zipf", "fixed")
 
 
 def expert_popularity(num_experts: int, distribution: str = "uniform", zipf_s: float = 1.0):

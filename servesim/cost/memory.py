@@ -20,7 +20,7 @@ from servesim.cost.ops import (
     validate_parallelism,
 )
 from servesim.specs.common import SpecError
-from servesim.specs.config import Parallelism
+from servesim.specs.config import DEFAULT_MAX_NUM_BATCHED_TOKENS, Parallelism
 from servesim.specs.dtypes import DTYPE_BYTES, DTypes
 from servesim.specs.model import ModelSpec
 
@@ -162,7 +162,7 @@ def activation_reserve_bytes(
     model: ModelSpec,
     dtypes: DTypes,
     parallel: Parallelism,
-    max_num_batched_tokens: int = 8192,
+    max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS,
     max_num_seqs: int = _DEFAULT_MAX_NUM_SEQS,
 ) -> float:
     """Peak activation memory of one forward pass of ``max_num_batched_tokens`` (an estimate of what
@@ -211,7 +211,10 @@ def _free_bytes(
 
 
 def kv_capacity_tokens(
-    ctx, gpu_memory_utilization: float, role: str, max_num_batched_tokens: int = 8192
+    ctx,
+    gpu_memory_utilization: float,
+    role: str,
+    max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS,
 ) -> int:
     """KV tokens one instance can hold (all its dp_attn groups); 0 for the ffn role or when nothing is left."""
     if role == "ffn":
@@ -228,7 +231,7 @@ def check_fit(
     gpu_memory_utilization: float,
     role: str,
     where: str = "",
-    max_num_batched_tokens: int = 8192,
+    max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS,
 ) -> None:
     """SpecError when the weights and activation reserve leave no room for KV on a device."""
     validate_parallelism(ctx.model, ctx.parallel, where)

@@ -11,10 +11,10 @@ import math
 from functools import lru_cache
 from typing import NamedTuple
 
-from servesim.specs.common import SpecError
 from servesim.specs.config import Parallelism
 from servesim.specs.dtypes import DTYPE_BYTES, DTypes
 from servesim.specs.model import ModelSpec
+from servesim.specs.rules import validate_parallelism  # re-exported: one rule set
 
 # Which batch aggregate sets an operator's row count M.
 TOKENS = "tokens"  # prefill_tokens + decode_seqs: every token computed this step
@@ -70,51 +70,6 @@ class ModelOps(NamedTuple):
 
 def _b(dtype: str) -> float:
     return DTYPE_BYTES[dtype]
-
-
-def validate_parallelism(model: ModelSpec, parallel: Parallelism, where: str = "") -> None:
-    """vLLM's rules: tp divides the attention heads; kv heads split evenly or are replicated
-    (tp a multiple of kv_heads); ep divides the experts and the tp x dp_attn devices; pp <= layers."""
-    tp, pp, ep, dp = parallel.tp, parallel.pp, parallel.ep, parallel.dp_attn
-    for field, v in (("tp", tp), ("pp", pp), ("ep", ep), ("dp_attn", dp)):
-        if not isinstance(v, int) or v < 1:
-            raise SpecError(where, f"parallelism.{field}", v, "must be a whole number >= 1")
-    if model.num_heads % tp:
-        raise SpecError(
-            where,
-            "parallelism.tp",
-            tp,
-            f"must divide the {model.num_heads} attention heads of {model.name}",
-        )
-    kvh = model.num_kv_heads
-    if model.attention != "mla" and kvh and (kvh % tp if tp <= kvh else tp % kvh):
-        raise SpecError(
-            where,
-            "parallelism.tp",
-            tp,
-            f"must divide the {kvh} KV heads of {model.name} or be a multiple of them",
-        )
-    if pp > model.num_layers:
-        raise SpecError(
-            where, "parallelism.pp", pp, f"must be <= the {model.num_layers} layers of {model.name}"
-        )
-    if ep > 1:
-        if not model.num_experts:
-            raise SpecError(where, "parallelism.ep", ep, f"must be 1: {model.name} has no experts")
-        if model.num_experts % ep:
-            raise SpecError(
-                where,
-                "parallelism.ep",
-                ep,
-                f"must divide the {model.num_experts} experts of {model.name}",
-            )
-        if (tp * dp) % ep:
-            raise SpecError(
-                where,
-                "parallelism.ep",
-                ep,
-                f"must divide tp x dp_attn = {tp * dp} (the devices of one stage)",
-            )
 
 
 def layer_counts(model: ModelSpec) -> tuple[int, int]:

@@ -32,7 +32,7 @@ from servesim.cost.ops import (
     model_ops,
 )
 from servesim.specs.common import SpecError
-from servesim.specs.config import Parallelism
+from servesim.specs.config import ROLES, Parallelism  # ROLES: the one role registry
 from servesim.specs.dtypes import DTYPE_BYTES, DTypes
 from servesim.specs.hardware import HardwareSpec
 from servesim.specs.model import ModelSpec
@@ -90,7 +90,6 @@ class OpCost(NamedTuple):
     bound: str
 
 
-ROLES = ("colocated", "prefill", "decode", "attention", "ffn")
 _PARTS = {"attention": (ATTENTION,), "ffn": (FFN,)}
 _STEP_CACHE_MAX = 2**16
 # Position of each row source's count in a plan's base key.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from servesim.sim.instance import Batch
 from servesim.sim.request import PREFILL
-from servesim.specs.config import ENGINE_PROFILES
+from servesim.specs.config import ENGINE_PROFILES, POLICIES
 
 
 def _seats(inst) -> bool:
@@ -190,12 +190,17 @@ class StaticScheduler:
         return Batch([], True, inst.grow_decodes())
 
 
+# The policy names are specs.config.POLICIES (the one registry the loader checks against).
 SCHEDULERS: dict[str, type] = {
-    "vllm": VllmScheduler,
-    "sarathi": SarathiScheduler,
-    "prefill_first": PrefillFirstScheduler,
-    "orca": OrcaScheduler,
-    "static": StaticScheduler,
+    c.name: c
+    for c in (
+        VllmScheduler,
+        SarathiScheduler,
+        PrefillFirstScheduler,
+        OrcaScheduler,
+        StaticScheduler,
+    )
 }
+assert tuple(SCHEDULERS) == POLICIES, "every policy name has exactly one scheduler class"
 
 __all__ = ["ENGINE_PROFILES", "SCHEDULERS", "Batch"]

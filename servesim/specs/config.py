@@ -55,8 +55,15 @@ LAYOUTS = (
     frozenset({"attention", "ffn"}),
 )
 ROUTERS = ("round_robin", "least_loaded", "power_of_two", "random", "session")
+# how expert load spreads over the experts of a MoE layer (deployment.moe_load.distribution)
+MOE_DISTRIBUTIONS = ("uniform", "zipf", "fixed")
 PCT_NAMES = ("mean", "p50", "p90", "p95", "p99", "p99.9")
 STEP_LOG_MODES = ("full", "runs")
+
+# The per-iteration token budget when none is given (vLLM's default on GPUs of >= 70 GiB; see
+# ENGINE_PROFILES["vllm"]): every default budget in servesim (scheduler, memory model, roofline,
+# planner) is this one number.
+DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
 
 # Engine profiles: scheduler defaults of a serving engine, applied under explicit keys.
 # overhead_s None = the hardware profile's per-iteration overhead applies (no engine-specific
@@ -130,7 +137,8 @@ class SchedulerSpec:
         "sarathi"  # vllm | sarathi | prefill_first | orca | static (sim.batching.SCHEDULERS)
     )
     max_num_seqs: int | None = 256  # None = bounded only by KV memory
-    max_num_batched_tokens: int = 8192  # token budget per iteration (chunk size for sarathi)
+    # token budget per iteration (chunk size for sarathi)
+    max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS
     block_size: int = 16  # tokens per KV block
     gpu_memory_utilization: float = 0.9  # fraction of device memory for weights + KV + activations
     enable_prefix_caching: bool = False
@@ -226,7 +234,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
                 "scheduler": {
                     "policy": "sarathi",
                     "max_num_seqs": 256,
-                    "max_num_batched_tokens": 8192,
+                    "max_num_batched_tokens": DEFAULT_MAX_NUM_BATCHED_TOKENS,
                 },
             }
         ],
@@ -400,9 +408,7 @@ def _check_role_keys(pools: tuple, kv_link: Any, af_link: Any, where: str) -> No
 def _parse_moe_load(data: Any, where: str, field: str) -> MoELoadSpec:
     data = require_mapping(data, where, field)
     check_keys(data, ("distribution", "zipf_s", "factor"), where, field)
-    dist = get_choice(
-        data, "distribution", ("uniform", "zipf", "fixed"), where, field, default="uniform"
-    )
+    dist = get_choice(data, "distribution", MOE_DISTRIBUTIONS, where, field, default="uniform")
     s = get_number(data, "zipf_s", where, field, default=1.0, minimum=0)
     factor = get_number(data, "factor", where, field, default=None, minimum=1, allow_none=True)
     if dist == "fixed" and factor is None:
@@ -432,30 +438,17 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
 
 
 def parse_parallelism(data: Any, model: Any, where: str, field: str) -> Parallelism:
+    from servesim.specs.rules import validate_parallelism
+
     data = require_mapping(data, where, field)
     check_keys(data, ("tp", "pp", "ep", "dp_attn"), where, field)
     tp, pp, ep, dp = (
         get_number(data, k, where, field, default=1, minimum=1, integer=True)
         for k in ("tp", "pp", "ep", "dp_attn")
     )
-    if model.num_heads % tp:
-        raise SpecError(
-            where, f"{field}.tp", tp, f"must divide the model's {model.num_heads} attention heads"
-        )
-    kv = model.num_kv_heads
-    if kv % tp and tp % kv:
-        raise SpecError(
-            where, f"{field}.tp", tp, f"must divide, or be a multiple of, the model's {kv} KV heads"
-        )
-    if pp > model.num_layers:
-        raise SpecError(where, f"{field}.pp", pp, f"at most the model's {model.num_layers} layers")
-    if ep > 1 and not model.num_experts:
-        raise SpecError(where, f"{field}.ep", ep, "expert parallelism needs a MoE model; use 1")
-    if ep > 1 and model.num_experts % ep:
-        raise SpecError(
-            where, f"{field}.ep", ep, f"must divide the model's {model.num_experts} experts"
-        )
-    return Parallelism(tp, pp, ep, dp)
+    par = Parallelism(tp, pp, ep, dp)
+    validate_parallelism(model, par, where, field)
+    return par
 
 
 def _gpu_class(engine: str, hardware: Any) -> str:
