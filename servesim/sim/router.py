@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from servesim.specs.config import ROUTERS as ROUTER_NAMES
+
 
 class Snapshot(NamedTuple):
     index: int
@@ -110,3 +112,4 @@ ROUTERS: dict[str, type] = {
     "random": RandomRouter,
     "session": SessionAffinity,
 }
+assert tuple(ROUTERS) == ROUTER_NAMES, "specs.config.ROUTERS is the one list of router names"
