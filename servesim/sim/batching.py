@@ -1,10 +1,12 @@
 """Iteration schedulers: policy only.
 
-A scheduler has one method, ``next_batch(inst) -> Batch | None``. It reads its instance's queues,
-budgets and KV cache and may call the instance's primitives (``grow_decodes``, ``grow_prefill``,
-``try_admit``, ``preempt_newest``), which check before acting. It never touches SimPy, records no
-metrics and computes no cost. Ties: the waiting queue is FIFO by arrival (then id); preempted
-requests go back to its front; preemption takes the most recently admitted request.
+A scheduler has one method, ``next_batch(ctx: BatchContext) -> Batch | None``. It sees the batch
+context below (queues, counts, budgets and the primitives ``grow_decodes``, ``grow_prefill``,
+``try_admit``, ``preempt_newest``, which check before acting) and returns what it scheduled and
+how many requests it preempted (``instance.Batch``). It never touches SimPy, records no metrics
+and computes no cost. Ties: the waiting queue's order (FIFO by arrival, or priority; see
+queues.py); preempted requests go back to its front (FIFO) or their place (priority); preemption
+takes the most recently admitted request.
 
 ``ff_safe`` declares the property fast-forwarding relies on: if a batch is decode-only and
 preempted nothing, then while only decodes progress (free KV shrinks, nothing else changes) the
@@ -14,16 +16,47 @@ only get harder as free KV shrinks.
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from servesim.sim.instance import Batch
 from servesim.sim.request import PREFILL
 from servesim.specs.config import ENGINE_PROFILES, POLICIES
 
 
-def _seats(inst) -> bool:
+class BatchContext(Protocol):
+    """All a scheduler may read or call (sim.instance.Instance provides it)."""
+
+    waiting: Any  # the waiting queue (queues.py); [0] is the head
+    prefilling: list  # admitted requests whose prefill is not done, oldest first
+    max_seqs: int | None
+    max_tokens: int
+
+    @property
+    def n_dec(self) -> int: ...  # requests in the decode set
+
+    @property
+    def n_running(self) -> int: ...  # prefilling + decoding
+
+    def grow_decodes(self) -> int: ...  # the decode set's next KV growth; returns preempted
+
+    def grow_prefill(self, r: Any, c: int) -> tuple[bool, int]: ...  # (scheduled, preempted)
+
+    def try_admit(self, budget: int, whole: bool, lone: bool) -> int: ...  # chunk or 0
+
+    def preempt_newest(self) -> Any: ...
+
+
+CONTEXT_NAMES = frozenset(
+    ("waiting", "prefilling", "max_seqs", "max_tokens", "n_dec", "n_running", "grow_decodes",
+     "grow_prefill", "try_admit", "preempt_newest")
+)  # fmt: skip
+
+
+def _seats(inst: BatchContext) -> bool:
     return inst.max_seqs is None or inst.n_running < inst.max_seqs
 
 
-def _continue_prefills(inst, budget: int) -> tuple[list, int, int]:
+def _continue_prefills(inst: BatchContext, budget: int) -> tuple[list, int, int]:
     """Next chunks of the running (partial) prefills, oldest first, under ``budget`` tokens:
     (chunks, budget left, requests preempted to make room)."""
     chunks, preempted = [], 0
@@ -53,7 +86,7 @@ class SarathiScheduler:
     name = "sarathi"
     ff_safe = True
 
-    def next_batch(self, inst):
+    def next_batch(self, inst: BatchContext) -> Batch | None:
         preempted = inst.grow_decodes() if inst.n_dec else 0
         if not inst.prefilling and not inst.waiting:  # decodes only (the common case)
             return Batch([], True, preempted) if inst.n_dec else None
@@ -78,7 +111,7 @@ class VllmScheduler:
     name = "vllm"
     ff_safe = True
 
-    def next_batch(self, inst):
+    def next_batch(self, inst: BatchContext) -> Batch | None:
         chunks = []
         budget = inst.max_tokens
         while inst.waiting and _seats(inst):
@@ -111,7 +144,7 @@ class PrefillFirstScheduler:
     name = "prefill_first"
     ff_safe = True
 
-    def next_batch(self, inst):
+    def next_batch(self, inst: BatchContext) -> Batch | None:
         chunks, budget, preempted = _continue_prefills(inst, inst.max_tokens)
         if not preempted:
             while inst.waiting and budget > 0 and _seats(inst):
@@ -139,7 +172,7 @@ class OrcaScheduler:
     name = "orca"
     ff_safe = True
 
-    def next_batch(self, inst):
+    def next_batch(self, inst: BatchContext) -> Batch | None:
         preempted = inst.grow_decodes() if inst.n_dec else 0
         chunks = []
         # partial prefills exist only when a prompt was preempted mid-way; orca restarts whole
@@ -172,7 +205,7 @@ class StaticScheduler:
     name = "static"
     ff_safe = True
 
-    def next_batch(self, inst):
+    def next_batch(self, inst: BatchContext) -> Batch | None:
         if inst.n_running == 0 and inst.waiting:
             chunks = []
             while inst.waiting and _seats(inst):
@@ -203,4 +236,4 @@ SCHEDULERS: dict[str, type] = {
 }
 assert tuple(SCHEDULERS) == POLICIES, "every policy name has exactly one scheduler class"
 
-__all__ = ["ENGINE_PROFILES", "SCHEDULERS", "Batch"]
+__all__ = ["ENGINE_PROFILES", "SCHEDULERS", "Batch", "BatchContext"]

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from servesim.sim.instance import INF, NORMAL, at
+from servesim.sim.events import INF, NORMAL, at
 from servesim.sim.pools import POOLS, InstanceInfo, make_cost
 from servesim.sim.records import RequestLog, StepLog
 from servesim.sim.request import Request
@@ -212,6 +212,7 @@ class Cluster:
                 spec.output_tokens,
                 spec.session_id,
                 spec.prefix_hashes,
+                spec.priority,
             )
             self.issued += 1
             submit(r)
@@ -232,6 +233,7 @@ class Cluster:
             spec.output_tokens,
             spec.session_id,
             spec.prefix_hashes,
+            spec.priority,
         )
         r.client = client
         self.issued += 1

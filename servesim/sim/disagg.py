@@ -37,7 +37,8 @@ from collections import deque
 from heapq import heappop, heappush
 from typing import Any
 
-from servesim.sim.instance import INF, NORMAL, Instance, at
+from servesim.sim.events import INF, NORMAL, at
+from servesim.sim.instance import Instance
 from servesim.sim.kvcache import KVCache
 from servesim.sim.pools import ColocatedPool, InstanceInfo
 from servesim.sim.request import WAITING
@@ -94,15 +95,6 @@ class PrefillInstance(Instance):
 
     step_start = 0.0
 
-    @property
-    def reserve(self) -> bool:
-        """Never reserve KV for the output here: it is generated on the decode side."""
-        return False
-
-    @reserve.setter
-    def reserve(self, value: bool) -> None:
-        pass
-
     def enqueue(self, r: Any) -> None:
         self.check_request(r, r.prompt, "prefill instance", "max_input")
         r.instance = self.id
@@ -112,16 +104,16 @@ class PrefillInstance(Instance):
         if was_idle:
             self.busy_until = self.env.now  # about to start: bounds decode fast-forwarding
 
-    def _apply(self, batch, start, end, cost, agg) -> None:
+    def apply(self, batch, start, end, cost, agg) -> None:
         self.step_start = start
-        super()._apply(batch, start, end, cost, agg)
+        super().apply(batch, start, end, cost, agg)
 
-    def _prefill_done(self, r: Any, now: float) -> None:
+    def prefill_done(self, r: Any, now: float) -> None:
         r.generated += 1
-        self._publish_prefix(r)
+        self.kvm.publish_prefix(r)
         if r.generated >= r.output:
             r.first_token_s = now
-            self._finish(r, now)
+            self.finish(r, now)
             return
         # the KV stays in this instance's blocks until the transfer ends (the decode side reads
         # it from here, as vLLM's NIXL connector, Mooncake and DistServe do); see PrefillPool._land
@@ -131,13 +123,14 @@ class PrefillInstance(Instance):
 
 
 class DecodeInstance(Instance):
-    """Takes requests whose KV arrived over the link; otherwise a colocated instance."""
+    """Takes requests whose KV arrived over the link; otherwise a colocated instance. Landed
+    requests are admitted by its ``intake`` before each scheduling decision; then its policy
+    decides as on a colocated instance."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.landing: deque = deque()
-        self.base_sched = self.sched
-        self.sched = self  # next_batch below admits arrivals, then the policy decides
+        self.intake = self.admit_landed
 
     def land(self, r: Any) -> None:
         need = self.kv.blocks_for(r.prompt + r.output - 1)
@@ -155,9 +148,7 @@ class DecodeInstance(Instance):
         self.landing.append(r)
         self.sink.landed[r.id] = self.env.now
         self.load += r.output - r.generated
-        if self.idle:
-            self.idle = False
-            self.wake.succeed()
+        self.wake_up()
 
     def _landing_blocks(self, r: Any) -> tuple[int, int]:
         """(blocks to hold now, blocks admission requires): its KV, plus the next token's growth,
@@ -177,7 +168,9 @@ class DecodeInstance(Instance):
             return False
         return self._landing_blocks(r)[1] + self.decode_blocks_needed() <= self.kv.available
 
-    def next_batch(self, inst: Any) -> Any:
+    def admit_landed(self) -> None:
+        """Landed requests join the decode set in landing order while a seat and their blocks
+        (plus the decode set's next growth) are free and no preempted request waits."""
         kv = self.kv
         while self.landing and not self.waiting:
             if self.max_seqs is not None and self.n_running >= self.max_seqs:
@@ -193,9 +186,8 @@ class DecodeInstance(Instance):
             r.computed = r.target
             r.seq = self.next_seq
             self.next_seq += 1
-            self._join_decode(r)
+            self.dec.join(r)
             self.sink.admitted(r, self.env.now)
-        return self.base_sched.next_batch(self)
 
 
 class FFNInstance:
@@ -244,6 +236,10 @@ class PrefillPool(ColocatedPool):
 
     role = "prefill"
     instance_class = PrefillInstance
+
+    def reserves_output(self, s: Any) -> bool:
+        return False  # the output is generated on the decode side
+
     pipelined = False  # its KV links are per instance: pp keeps one batch through all stages
 
     def __init__(self, cluster: Any, spec: Any, *args: Any):
@@ -294,7 +290,7 @@ class PrefillPool(ColocatedPool):
     def _land(self, r: Any) -> None:
         heappop(self.pending)
         inst = self.instances[r.prefill_instance - self.instances[0].id]
-        inst._release(r)  # the transfer is done: the prefill side's blocks are free again
+        inst.kvm.release(r)  # the transfer is done: the prefill side's blocks are free again
         inst.held -= 1
         r.keys = None  # prefix keys belong to the prefill instance's block size
         if inst.idle and inst.waiting:  # it may have stalled on KV that was held for transfers
@@ -374,10 +370,6 @@ class AttentionPool(DecodePool):
             raise SpecError(cfg.source, "deployment.pools", "ffn",
                             f"{model.name} has no MLP or experts to put on an FFN pool")  # fmt: skip
         _no_pipeline(cfg, spec)
-        self.log_attention = self.log
-        self.log = self._log
-        for inst in self.instances:
-            inst.cost = self._cost
 
     def start(self) -> None:
         self.ffn = next(p for p in self.cluster.pools if p.role == "ffn")
@@ -387,6 +379,13 @@ class AttentionPool(DecodePool):
         # not depend on the order in which instances log their steps)
         self.ffn_of = [[i % f] if a >= f else list(range(i, f, a)) for i in range(a)]
         super().start()
+
+    def instance_cost(self, cost: Any) -> Any:
+        return self._cost  # the AF step time (below), from the attention cost and the FFN pool
+
+    def step_log(self) -> Any:
+        self.log_attention = self.cluster.steps.log
+        return self._log  # attention rows, plus the FFN instances' rows of the same step
 
     def _cost(self, agg: tuple) -> Any:
         hit = self.memo.get(agg)

@@ -92,13 +92,14 @@ class ColocatedPool:
                     cluster.env,
                     kv,
                     SCHEDULERS[s.policy](),
-                    cost,
+                    self.instance_cost(cost),
                     self,
                     max_num_seqs=seqs,
                     max_num_batched_tokens=s.max_num_batched_tokens,
-                    reserve_output=s.reserve_output or s.policy == "static",  # never preempts
+                    reserve_output=self.reserves_output(s),
                     fast_forward=cluster.fast_forward,
                     pipeline=pipe,
+                    queue=s.queue,
                 )
                 self.instances.append(inst)
         # routing order: the first virtual engine of every replica, then the second, ... so that
@@ -106,8 +107,21 @@ class ColocatedPool:
         n = spec.instances
         self.targets = [self.instances[i * ve + v] for v in range(ve) for i in range(n)]
         self.router = ROUTERS[router](len(self.targets), rng)
-        self.log = cluster.steps.log
+        self.log = self.step_log()
         self.step_hook = cluster.step_hook
+
+    # -- what a role composes differently ----------------------------------------------------
+    def instance_cost(self, cost: Any) -> Any:
+        """The step-cost function its instances call (agg tuple -> StepCost)."""
+        return cost
+
+    def step_log(self) -> Any:
+        """Where its instances' steps are logged (records.StepLog.log's signature)."""
+        return self.cluster.steps.log
+
+    def reserves_output(self, s: Any) -> bool:
+        """Whether admission reserves KV for the whole output (static batching never preempts)."""
+        return s.reserve_output or s.policy == "static"
 
     def start(self) -> None:
         env = self.cluster.env

@@ -43,6 +43,7 @@ class Request:
         "prefill_instance",
         "kv_transfer_s",
         "client",
+        "priority",
     )
 
     def __init__(
@@ -53,6 +54,7 @@ class Request:
         output: int,
         session_id: int = -1,
         prefix_hashes: tuple[int, ...] = (),
+        priority: int = 0,
     ):
         self.id = rid
         self.arrival_s = arrival_s
@@ -80,6 +82,7 @@ class Request:
         self.prefill_instance = -1
         self.kv_transfer_s = 0.0
         self.client = -1  # closed-loop client that sent it
+        self.priority = priority  # queue order "priority": lower values are served first
 
     def __repr__(self) -> str:
         return f"Request(id={self.id}, state={self.state}, prompt={self.prompt}, output={self.output}, generated={self.generated})"

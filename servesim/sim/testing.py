@@ -18,6 +18,7 @@ class Spec(NamedTuple):
     output_tokens: int
     session_id: int = -1
     prefix_hashes: tuple = ()
+    priority: int = 0
 
 
 class ClientSpec(NamedTuple):

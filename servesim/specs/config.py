@@ -55,6 +55,8 @@ LAYOUTS = (
     frozenset({"attention", "ffn"}),
 )
 ROUTERS = ("round_robin", "least_loaded", "power_of_two", "random", "session")
+# waiting-queue order (sim/queues.py): arrival order, or a per-request priority from the workload
+QUEUE_ORDERS = ("fifo", "priority")
 # how expert load spreads over the experts of a MoE layer (deployment.moe_load.distribution)
 MOE_DISTRIBUTIONS = ("uniform", "zipf", "fixed")
 PCT_NAMES = ("mean", "p50", "p90", "p95", "p99", "p99.9")
@@ -144,6 +146,7 @@ class SchedulerSpec:
     enable_prefix_caching: bool = False
     engine: str | None = None  # engine profile whose defaults filled the unset keys
     reserve_output: bool = False  # reserve KV for prompt + output at admission (no preemption)
+    queue: str = "fifo"  # waiting-queue order: fifo | priority (lowest priority value first)
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,6 +505,7 @@ def parse_scheduler(data: Any, where: str, field: str, hardware: Any = None) -> 
         enable_prefix_caching=get_bool(merged, "enable_prefix_caching", where, field),
         engine=engine,
         reserve_output=get_bool(merged, "reserve_output", where, field),
+        queue=get_choice(merged, "queue", QUEUE_ORDERS, where, field),
     )
 
 

@@ -37,7 +37,9 @@ LENGTH_DISTS = ("fixed", "uniform", "lognormal", "empirical")
 # Named length distributions fitted to public traces; parameters live in workload/synthetic.py.
 LENGTH_PRESETS = ("azure-conv", "azure-code")
 # Generic CSV/JSONL: servesim field -> column name in the file (these are the defaults).
-TRACE_COLUMNS = ("arrival", "prompt_tokens", "output_tokens", "session_id", "prefix_hashes")
+TRACE_COLUMNS = (
+    "arrival", "prompt_tokens", "output_tokens", "session_id", "prefix_hashes", "priority"
+)  # fmt: skip
 TIME_UNITS = ("s", "ms", "us", "ns", "datetime")
 
 

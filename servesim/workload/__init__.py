@@ -33,6 +33,7 @@ class RequestSpec(NamedTuple):
     # hash i identifies the prompt's first 16*(i+1) tokens; ids cover the reusable leading part
     # of the prompt (full 16-token blocks); blocks past the last id are private to the request
     prefix_hashes: tuple[int, ...] = ()
+    priority: int = 0  # scheduler queue "priority": lower values are admitted first
 
 
 # Children of SeedSequence(seed) by spawn key, as SeedSequence(seed).spawn(n) numbers them:
@@ -190,6 +191,7 @@ class Workload:
                 part["output_tokens"].tolist(),
                 part["session_id"].tolist(),
                 hashes,
+                part["priority"].tolist() if "priority" in part else [0] * len(part),
             )
 
 

@@ -27,7 +27,9 @@ from servesim.specs.workload import TRACE_COLUMNS, TRACE_FORMATS
 
 log = logging.getLogger("servesim.workload")
 
-COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens", "session_id", "prefix_hashes")
+COLUMNS = (
+    "arrival_s", "prompt_tokens", "output_tokens", "session_id", "prefix_hashes", "priority"
+)  # fmt: skip
 # Mooncake's hash_ids each cover one 512-token block (Mooncake FAST'25 trace README and the
 # trace tooling of ai-dynamo/aiperf, "hash_ids ... block of 512 tokens").
 MOONCAKE_BLOCK_TOKENS = 512
@@ -237,7 +239,7 @@ def _seconds(df: pd.DataFrame, col: str, p: Path, unit: str, line0: int = 2) -> 
     return values
 
 
-def _frame(arrival, prompt, output, session=None, hashes=None) -> pd.DataFrame:
+def _frame(arrival, prompt, output, session=None, hashes=None, priority=None) -> pd.DataFrame:
     n = len(arrival)
     return pd.DataFrame(
         {
@@ -246,6 +248,8 @@ def _frame(arrival, prompt, output, session=None, hashes=None) -> pd.DataFrame:
             "output_tokens": output,
             "session_id": session if session is not None else np.full(n, -1, dtype=np.int64),
             "prefix_hashes": hashes if hashes is not None else [()] * n,
+            # scheduler queue "priority" (lower first); 0 when the file has no such column
+            "priority": priority if priority is not None else np.zeros(n, dtype=np.int64),
         }
     )
 
@@ -367,12 +371,16 @@ def _read_generic(p: Path, fmt: str, mapping: dict[str, str], unit: str) -> pd.D
                 .map(lambda s: [int(x) for x in s.replace(";", " ").split()])
             )
         hashes = _hash_tuples(col, p)
+    priority = None
+    if mapping["priority"] in df.columns:
+        priority = _ints(df, mapping["priority"], p, line0)
     return _frame(
         _seconds(df, mapping["arrival"], p, unit, line0),
         _ints(df, mapping["prompt_tokens"], p, line0),
         _ints(df, mapping["output_tokens"], p, line0),
         session,
         hashes,
+        priority,
     )
 
 

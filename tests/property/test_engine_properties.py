@@ -98,14 +98,14 @@ def held_blocks(inst):
     """(private blocks, prefix refs) that the instance's requests hold, counted request by request
     (a decoding request holds the blocks for its context up to the allocated iteration)."""
     private, refs = 0, {}
-    running = [*inst.prefilling, *inst.decoding.values()]
+    running = [*inst.prefilling, *inst.dec.members.values()]
     for r in running:
         for k in r.cached_hashes:
             refs[k] = refs.get(k, 0) + 1
         if r in inst.prefilling or r.reserved:
             private += r.blocks
         else:
-            ctx = r.ctx0 + inst.alloc_clock - r.join
+            ctx = r.ctx0 + inst.dec.alloc_clock - r.join
             private += inst.kv.blocks_for(ctx) - len(r.cached_hashes)
     return private, refs
 
