@@ -89,7 +89,7 @@ class Cluster:
         kv_blocks=None,
         step_hook=None,
     ):
-        from servesim.cost.step import Aggregates, CostContext
+        from servesim.cost import Aggregates, CostContext
 
         self.cfg = cfg
         self.env = simpy.Environment()
@@ -101,7 +101,7 @@ class Cluster:
         self.horizon_sources: list[Callable[[Any], float]] = []
         rngs = rng_streams(cfg.seed)
         if step_fn is None:
-            from servesim.cost.step import step_cost as step_fn
+            from servesim.cost import step_cost as step_fn
         from servesim.sim.disagg import moe_imbalance_of
 
         self.pools = []
@@ -302,7 +302,7 @@ def _overhead(spec: Any) -> float:
 
 def _kv_blocks(ctx: Any, spec: Any, where: str) -> int:
     """KV blocks of one instance from the memory model; the fit check raises a SpecError."""
-    from servesim.cost.memory import check_fit, kv_capacity_tokens
+    from servesim.cost import check_fit, kv_capacity_tokens
 
     s = spec.scheduler
     field_where = f"{where}: deployment pool {spec.role}" if where else spec.role

@@ -218,7 +218,7 @@ def moe_imbalance_of(cfg: Any, spec: Any) -> float:
     load = getattr(cfg.deployment, "moe_load", None)
     if load is None or not cfg.model.num_experts:
         return 1.0
-    from servesim.cost.step import moe_imbalance
+    from servesim.cost import moe_imbalance
 
     return moe_imbalance(
         cfg.model.num_experts, spec.parallelism.ep, load.distribution, load.zipf_s, load.factor
@@ -226,7 +226,7 @@ def moe_imbalance_of(cfg: Any, spec: Any) -> float:
 
 
 def _kv_bytes_per_token(cfg: Any) -> float:
-    from servesim.cost.memory import kv_bytes_per_token
+    from servesim.cost import kv_bytes_per_token
 
     return kv_bytes_per_token(cfg.model, cfg.dtypes)
 
@@ -397,7 +397,7 @@ class AttentionPool(DecodePool):
         return hit[0]
 
     def _af(self, agg: tuple) -> tuple:
-        from servesim.cost.step import af_step_cost
+        from servesim.cost import af_stage_cost
 
         cfg = self.cluster.cfg
         ffn = self.ffn
@@ -408,7 +408,7 @@ class AttentionPool(DecodePool):
         share = self.spec.instances / ffn.spec.instances
         # the FFN rows' batch size: tokens of one FFN pass (``share`` instances' micro-batches)
         rows = (0, math.ceil(share * -(-(agg[0] + agg[4]) // m) - 1e-9), 0, 0, 0, 0, 0)
-        return *af_step_cost(
+        return *af_stage_cost(
             self.attention_cost,
             ffn.cost,
             agg,

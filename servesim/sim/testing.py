@@ -62,7 +62,7 @@ def linear_step_cost(
     attn_pair_s: float = 0.0,
 ):
     """A step_fn whose time is linear in the aggregates (seconds > 0 always)."""
-    from servesim.cost.step import StepCost
+    from servesim.cost import StepCost
 
     def step_fn(ctx: Any, role: str, agg: Any) -> StepCost:
         s = (
