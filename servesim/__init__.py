@@ -1,12 +1,17 @@
 """servesim: a discrete-event simulator for LLM serving.
 
 This module only re-exports the public Python API; each name is imported on first use so that
-`import servesim` stays cheap (the CLI starts fast).
+`import servesim` stays cheap (the CLI starts fast). It also keeps the documented module paths of
+modules that moved (``servesim.bench`` -> ``servesim.studies.bench``, ...) importable: an import
+hook maps each old name to the moved module object, lazily (nothing is imported before use).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 from typing import Any
 
 from servesim.specs.common import SpecError
@@ -31,14 +36,14 @@ _EXPORTS: dict[str, str] = {
     "fetch_trace": "servesim.workload.traces",
     "load_trace": "servesim.workload.traces",
     # energy and cost
-    "tco_breakdown": "servesim.costing",
-    "compare_pricing": "servesim.costing",
+    "tco_breakdown": "servesim.accounting.costing",
+    "compare_pricing": "servesim.accounting.costing",
     # studies
-    "bench": "servesim.bench",
-    "compare": "servesim.compare",
-    "sweep": "servesim.sweep",
-    "plan": "servesim.plan",
-    "report": "servesim.report",
+    "bench": "servesim.studies.bench",
+    "compare": "servesim.studies.compare",
+    "sweep": "servesim.studies.sweep",
+    "plan": "servesim.studies.plan",
+    "report": "servesim.studies.report",
     # catalogs
     "list_hardware": "servesim.catalog",
     "list_models": "servesim.catalog",
@@ -54,3 +59,32 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+# old module path -> where the module lives now (docs/internals.md, "Package layout")
+MOVED: dict[str, str] = {
+    **{f"servesim.{m}": f"servesim.studies.{m}" for m in ("bench", "sweep", "plan", "compare", "report")},
+    **{f"servesim.{m}": f"servesim.accounting.{m}" for m in ("metrics", "energy", "costing")},
+}  # fmt: skip
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``import servesim.bench`` gives the module object of ``servesim.studies.bench``: one module
+    under two names (so monkeypatching either patches both)."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in MOVED:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> Any:
+        module = importlib.import_module(MOVED[spec.name])
+        spec.loader_state = module.__spec__  # the import system stamps the alias spec on it
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        module.__spec__ = module.__spec__.loader_state  # give the module back its own spec
+
+
+if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
+    sys.meta_path.append(_MovedModules())

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from servesim import metrics
 from servesim._files import check_writable_parent
+from servesim.accounting import metrics
 from servesim.specs.common import SpecError
 
 # Files of a result folder; a folder holding summary.json may be replaced by a new result.
@@ -201,7 +201,7 @@ def requests_frame(raw: Any) -> pd.DataFrame:
 
 def _energy_and_cost(raw: Any, cfg: Any) -> dict[str, Any]:
     """energy.account and costing.account (docs/energy-and-cost.md), merged into the summary."""
-    from servesim import costing, energy
+    from servesim.accounting import costing, energy
 
     energy_summary = energy.account(raw, cfg)
     out = dict(energy_summary)

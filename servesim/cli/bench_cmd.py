@@ -81,7 +81,7 @@ def register(group: click.Group) -> None:
 def bench_command(matrix: str | None, backend: str | None, **kwargs) -> None:
     """Simulate a vLLM benchmark_serving run and print/save its result."""
     import servesim
-    from servesim.bench import bench_matrix, format_summary
+    from servesim.studies.bench import bench_matrix, format_summary
 
     if matrix:
 

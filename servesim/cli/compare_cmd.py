@@ -33,7 +33,7 @@ def compare_command(
     """Compare result sets A and B (bench JSON dirs, sweeps, run dirs, measured CSVs)."""
     import servesim
     from servesim._files import check_out_path, write_atomic
-    from servesim.compare import format_comparison
+    from servesim.studies.compare import format_comparison
 
     if output:
         check_out_path(output, "compare", is_dir=False)

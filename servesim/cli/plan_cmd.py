@@ -129,7 +129,7 @@ def plan_command(
     import json
 
     import servesim
-    from servesim.plan import format_plan
+    from servesim.studies.plan import format_plan
 
     result = servesim.plan(
         model,

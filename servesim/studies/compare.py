@@ -154,7 +154,7 @@ def load_results(path: str | Path, measured: bool | None = None) -> ResultSet:
     if p.is_dir() and (p / "summary.json").is_file():
         table = pd.DataFrame([_run_row(p)])
     elif p.is_dir() and ((p / "results.parquet").is_file() or (p / "results.csv").is_file()):
-        from servesim.sweep import load_table
+        from servesim.studies.sweep import load_table
 
         table, keys = load_table(p)
         keys = [*keys, "seed"] if "seed" in table else keys
@@ -169,7 +169,7 @@ def load_results(path: str | Path, measured: bool | None = None) -> ResultSet:
         table = read_table(p)
         sweep_meta = p.parent / "sweep.json"
         if sweep_meta.is_file():
-            from servesim.sweep import load_table
+            from servesim.studies.sweep import load_table
 
             table, keys = load_table(p)
             table = table.drop(columns=[c for c in ("point", "error") if c in table])

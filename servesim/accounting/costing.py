@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from servesim import energy
+from servesim.accounting import energy
 from servesim.specs.common import SpecError
 from servesim.specs.cost import (
     DAYS_PER_MONTH,

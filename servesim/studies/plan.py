@@ -576,7 +576,7 @@ def _finish(a, traffic, rows, configs, notes, out) -> PlanResult:
 
 def write_front_figures(result: PlanResult, out: Path) -> list[Path]:
     """pareto_cost_latency.png and pareto_throughput_interactivity.png (drawn by servesim.report)."""
-    from servesim.report import pareto_figures
+    from servesim.studies.report import pareto_figures
 
     paths = []
     for name, fig in pareto_figures(result.candidates, result.inputs["latency_key"]).items():

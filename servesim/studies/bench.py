@@ -268,7 +268,7 @@ def _workload(a: Mapping[str, Any]) -> dict[str, Any]:
 
 def bench(**kwargs: Any) -> dict[str, Any]:
     """One virtual benchmark_serving run -> its result JSON (a dict); saved when save_result."""
-    from servesim.metrics import benchmark_json
+    from servesim.accounting.metrics import benchmark_json
     from servesim.result import simulate
 
     a = _args(kwargs)

@@ -289,8 +289,8 @@ def throughput_latency(df: pd.DataFrame, load: str | None, groups: list[str], ti
 
 
 def sweep_section(p: Path) -> Section:
-    from servesim.compare import is_metric
-    from servesim.sweep import load_table
+    from servesim.studies.compare import is_metric
+    from servesim.studies.sweep import load_table
 
     table, inputs = load_table(p)
     if not any(is_metric(c) for c in table.columns):
@@ -315,7 +315,7 @@ def sweep_section(p: Path) -> Section:
 
 
 def bench_section(p: Path) -> Section:
-    from servesim.compare import load_results
+    from servesim.studies.compare import load_results
 
     rs = load_results(p)
     df = rs.table
@@ -353,7 +353,7 @@ FRONTS = (
 
 def pareto_figures(cand: pd.DataFrame, latency_key: str) -> dict[str, Figure]:
     """The planner's two Pareto fronts over its simulated candidates (misses in grey)."""
-    from servesim.plan import pareto
+    from servesim.studies.plan import pareto
 
     plt = _plt()
     out: dict[str, Figure] = {}
