@@ -36,6 +36,7 @@ from servesim._files import check_out_path, write_atomic
 from servesim.specs.common import SpecError
 from servesim.specs.config import DEFAULT_MAX_NUM_BATCHED_TOKENS as BUDGET
 from servesim.specs.cost import PRICING_MODELS
+from servesim.studies.pareto import pareto  # also servesim.plan.pareto
 
 PATTERNS: dict[str, dict[str, Any]] = {
     "steady": {"peak_to_avg": 1.0, "process": "poisson"},
@@ -513,24 +514,6 @@ def _pct(x: float) -> str:
 
 
 # --------------------------------------------------------------------------- results
-
-
-def pareto(
-    df: pd.DataFrame, x: str, y: str, *, max_x: bool = False, max_y: bool = False
-) -> pd.DataFrame:
-    """Rows not dominated in (x, y); minimise both unless max_x/max_y."""
-    d = df.dropna(subset=[x, y])
-    if d.empty:
-        return d
-    sx = -d[x] if max_x else d[x]
-    sy = -d[y] if max_y else d[y]
-    order = sorted(range(len(d)), key=lambda i: (sx.iloc[i], sy.iloc[i]))
-    keep, best = [], math.inf
-    for i in order:
-        if sy.iloc[i] < best:
-            keep.append(i)
-            best = sy.iloc[i]
-    return d.iloc[keep].reset_index(drop=True)
 
 
 def _finish(a, traffic, rows, configs, notes, out) -> PlanResult:

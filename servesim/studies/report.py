@@ -353,7 +353,7 @@ FRONTS = (
 
 def pareto_figures(cand: pd.DataFrame, latency_key: str) -> dict[str, Figure]:
     """The planner's two Pareto fronts over its simulated candidates (misses in grey)."""
-    from servesim.studies.plan import pareto
+    from servesim.studies.pareto import pareto
 
     plt = _plt()
     out: dict[str, Figure] = {}
