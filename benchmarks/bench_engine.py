@@ -5,9 +5,16 @@ Scenarios (docs in benchmarks/README.md):
       from the Azure conv trace; 2,000 and 20,000 requests
   S2  16 replicas of Llama-3.1-70B TP4 on H100 replaying the Azure conv trace at 8x speed
   S3  S1 with 1,000,000 requests (step log in "runs" mode)
+  conv, conv-out
+      whole process `servesim run` replaying the Azure conv trace (19,366 requests) on one
+      A100 with Llama-3.1-8B, sarathi chunk 512, without / with --out; import included
+  run-2k, run-20k, run-200k, run-1M
+      whole process `servesim run --out` of S1 with that many requests (the scaling curve)
 
-Usage: python benchmarks/bench_engine.py [S1-2k S1-20k S2 S3 ...] [--json OUT]
-Each scenario runs in a fresh subprocess so its peak RSS is its own.
+Usage: python benchmarks/bench_engine.py [S1-2k ... conv-out run-2k ...] [--json OUT]
+Each scenario runs in a fresh subprocess so its peak RSS is its own. Every invocation also times
+the reference loop `python3 -c "sum(i*i for i in range(10**7))"` the same way, and reports each
+whole-process time as a multiple of it (``x_ref``), so runs on different or loaded machines compare.
 """
 
 from __future__ import annotations
@@ -17,8 +24,11 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "data" / "traces" / "AzureLLMInferenceTrace_conv.csv"
@@ -85,6 +95,73 @@ def s2() -> dict:
     }
 
 
+def conv_replay() -> dict:
+    """The Azure conv trace replayed as recorded on one A100, Llama-3.1-8B, sarathi chunk 512."""
+    return {
+        "model": "llama-3.1-8b",
+        "dtype": "bf16",
+        "deployment": {
+            "pools": [
+                {
+                    "role": "colocated",
+                    "hardware": "a100-sxm",
+                    "scheduler": {"policy": "sarathi", "max_num_batched_tokens": 512},
+                }
+            ]
+        },
+        "workload": {"trace": {"path": conv_trace(), "format": "azure"}},
+        "seed": 0,
+    }
+
+
+REFERENCE = [sys.executable, "-c", "sum(i*i for i in range(10**7))"]
+
+# whole-process scenarios: (config, with --out); "runs" step log only where memory requires
+PROCESS = {
+    "conv": lambda: (conv_replay(), False),
+    "conv-out": lambda: (conv_replay(), True),
+    "run-2k": lambda: (s1(2_000), True),
+    "run-20k": lambda: (s1(20_000), True),
+    "run-200k": lambda: (s1(200_000), True),
+    "run-1M": lambda: (s1(1_000_000), True),
+}
+
+
+def timed(cmd: list[str], cwd: Path) -> dict:
+    """Wall, CPU (user + sys) and peak RSS of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err[-2000:]}")
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
+        "peak_rss_mb": round(ru.ru_maxrss / 1024, 1),
+    }
+
+
+def measure_process(name: str, ref_s: float, ref_cpu_s: float) -> dict:
+    cfg, out = PROCESS[name]()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        cmd = [sys.executable, "-m", "servesim", "run", str(path)]
+        if out:
+            cmd += ["--out", str(Path(tmp) / "out")]
+        row = {"scenario": name, **timed(cmd, REPO)}
+        if out:
+            sizes = {p.name: p.stat().st_size for p in (Path(tmp) / "out").iterdir()}
+            row["out_mb"] = round(sum(sizes.values()) / 1e6, 1)
+    row["ref_s"] = round(ref_s, 2)
+    row["x_ref"] = round(row["wall_s"] / ref_s, 2)
+    row["x_ref_cpu"] = round(row["cpu_s"] / ref_cpu_s, 2)
+    return row
+
+
 SCENARIOS = {
     "S1-2k": lambda: s1(2_000),
     "S1-20k": lambda: s1(20_000),
@@ -136,7 +213,15 @@ def main(argv: list[str]) -> int:
         argv = argv[:i] + argv[i + 2 :]
     names = argv or list(SCENARIOS)
     rows = []
-    for name in names:
+    ref = None
+    for name in [n for n in names if n in PROCESS]:
+        if ref is None:
+            ref = timed(REFERENCE, REPO)
+            print(f"reference loop: wall_s={ref['wall_s']} cpu_s={ref['cpu_s']}", flush=True)
+        row = measure_process(name, ref["wall_s"], ref["cpu_s"])
+        rows.append(row)
+        print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    for name in [n for n in names if n not in PROCESS]:
         proc = subprocess.run(
             [sys.executable, __file__, "--one", name], capture_output=True, text=True, check=False
         )

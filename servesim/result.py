@@ -57,9 +57,13 @@ class Result:
         """vLLM benchmark_serving's result JSON for this run (metrics.benchmark_json)."""
         return metrics.benchmark_json(self.summary, self.raw, self.config, extra, detailed=detailed)
 
-    def to_dir(self, path: str | Path, *, detailed: bool = True) -> Path:
+    def to_dir(self, path: str | Path, *, detailed: bool = False) -> Path:
         """Write summary.json, requests.parquet, steps.parquet, config.yaml (resolved: loading it
         reproduces this run), benchmark.json and timeseries.csv into ``path``, atomically.
+
+        benchmark.json holds the aggregates only unless ``detailed`` (vLLM's --save-detailed:
+        the per-request lists, every inter-token latency included: ~100 MB for 20k requests);
+        requests.parquet and steps.parquet hold everything those lists are derived from.
 
         An existing ``path`` is replaced only when it is empty or a previous result (holds
         summary.json); anything else is a SpecError, so a typo cannot wipe a folder.

@@ -129,10 +129,17 @@ class _Progress:
               help="override any config key (dotted; list items by index); repeatable")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="write summary.json, requests/steps parquet, config.yaml, benchmark.json, timeseries.csv")  # fmt: skip
+@click.option("--save-detailed", is_flag=True,
+              help="benchmark.json also gets the per-request lists (lens, ttfts, itls, ...)")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="no progress line and no summary table")
 @_render.format_option("table", "json", help="summary on stdout as a table or as JSON")
 def run_command(
-    config: str | None, out_dir: str | None, quiet: bool, fmt: str, **params: Any
+    config: str | None,
+    out_dir: str | None,
+    quiet: bool,
+    fmt: str,
+    save_detailed: bool = False,
+    **params: Any,
 ) -> None:
     """Simulate one deployment on one workload and print its summary.
 
@@ -151,7 +158,7 @@ def run_command(
         if progress is not None:
             progress.close()
     if out_dir:
-        result.to_dir(out_dir)
+        result.to_dir(out_dir, detailed=save_detailed)
     if fmt == "json":
         click.echo(_render.to_json(result.summary))
     elif not quiet:

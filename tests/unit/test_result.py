@@ -79,6 +79,10 @@ def test_to_dir_writes_every_output_and_they_read_back(fake_engine, tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(out / "steps.parquet"), res.steps)
     bench = json.loads((out / "benchmark.json").read_text())
     assert bench["completed"] == 2 and bench["model_id"] == "llama-3.1-8b"
+    assert "itls" not in bench and "ttfts" not in bench  # aggregates only by default
+    detailed = res.to_dir(tmp_path / "detailed", detailed=True)
+    bench = json.loads((detailed / "benchmark.json").read_text())
+    assert len(bench["ttfts"]) == 2 and len(bench["itls"]) == 2
     ts = pd.read_csv(out / "timeseries.csv")
     assert {"time_s", "instance", "batch_size", "kv_usage", "waiting"} <= set(ts.columns)
     cfg = yaml.safe_load((out / "config.yaml").read_text())
