@@ -120,6 +120,15 @@ def test_golden_causality_holds(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_golden_time_series_busy_time_is_conserved_and_at_most_one(name):
+    res = result(name)
+    ts = res.time_series()
+    interval = float(ts["time_s"].iloc[1] - ts["time_s"].iloc[0])
+    assert ts["busy_fraction"].max() <= 1 + 1e-9
+    assert ts["busy_fraction"].sum() * interval == pytest.approx(res.steps["duration_s"].sum())
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_golden_littles_law_holds(name):
     """L (time-average requests in the system, from the step log) = lambda W (from the records)."""
     res = result(name)

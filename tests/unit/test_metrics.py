@@ -182,6 +182,15 @@ def test_time_series_hand_run_bins_batch_and_kv():
     assert ts["steps"].sum() == 5
 
 
+def test_time_series_busy_fraction_splits_steps_at_bin_edges():
+    ts = metrics.time_series(hand_run(), 0.25)
+    # bin 0: steps 0 and 1 (0.10 + 0.05) and the first 0.10 of step 2 [0.15, 0.35)
+    # bin 1: the other 0.10 of step 2, then steps 3 and 4 (0.05 + 0.04)
+    assert list(ts["busy_fraction"]) == approx([0.25 / 0.25, 0.19 / 0.25])
+    steps = hand_run().steps
+    assert ts["busy_fraction"].sum() * 0.25 == approx(float(np.sum(steps["duration_s"])))
+
+
 def test_time_series_idle_bin_keeps_last_kv_and_zero_batch():
     steps = [(0, 0.0, 0.1, 0, 1, 3, 0, 0, 0, 0, 0, 0, 40, 100, 2, 3, 3)]
     raw = make_raw([], steps, [INST0], 3.0)
