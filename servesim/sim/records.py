@@ -53,6 +53,19 @@ def _np(col: array, code: str) -> np.ndarray:
     return np.array(col, dtype=dtype) if len(col) else np.zeros(0, dtype=dtype)
 
 
+# The step log keeps two interleaved typed arrays: one row = FLOAT_COLS doubles + INT_COLS int32s,
+# written with one extend() each (a step row costs two C calls, not one append per column).
+# prefill_tokens travels as a double (exact below 2**53) and leaves as int64.
+FLOAT_COLS = ("start_s", "duration_s", "prefill_tokens", "flops", "bytes", "comm_bytes",
+              "compute_s", "memory_s", "comm_s", "overhead_s")  # fmt: skip
+INT_COLS = ("instance", "decode_seqs", "batch_size", "kv_used_blocks", "kv_total_blocks", "waiting",
+            "running", "new_tokens", "steps")  # fmt: skip
+assert set(FLOAT_COLS) | set(INT_COLS) == set(STEP_COLUMNS)
+_NF, _NI = len(FLOAT_COLS), len(INT_COLS)
+_F = {k: i for i, k in enumerate(FLOAT_COLS)}
+_I = {k: i for i, k in enumerate(INT_COLS)}
+
+
 class StepLog:
     """Step rows. mode "full": one row per iteration; "runs": consecutive decode-only iterations of
     one instance with the same batch merge into one row (sums for time, FLOPs, bytes and tokens;
@@ -60,11 +73,14 @@ class StepLog:
 
     def __init__(self, mode: str = "full"):
         self.mode = mode
-        self.cols = {k: array(t) for k, t in STEP_COLUMNS.items()}
-        self._codes = tuple(STEP_COLUMNS.values())
+        self.f = array("d")
+        self.i = array("i")
         self._last: dict[int, tuple[int, float, int]] = {}  # instance -> (row, end, decode_seqs)
-        self._full = _row_writer(self.cols)
+        self._full = _row_writer(self.f, self.i)
         self.log = self._full if mode == "full" else self._log_runs
+
+    def __len__(self) -> int:
+        return len(self.i) // _NI
 
     def _log_runs(
         self, inst: Any, start: float, dur: float, cost: Any, agg: tuple, emitted: int, steps: int
@@ -72,33 +88,30 @@ class StepLog:
         last = self._last.get(inst.id)
         n = agg[4]
         if last is not None and agg[0] == 0 and last[2] == n and last[1] == start:
-            row = last[0]
-            c = self.cols
-            _, fl, by, cb, cs, ms, ks, os_, _ = cost
-            c["duration_s"][row] += dur
-            c["flops"][row] += fl
-            c["bytes"][row] += by
-            c["comm_bytes"][row] += cb
-            c["compute_s"][row] += cs
-            c["memory_s"][row] += ms
-            c["comm_s"][row] += ks
-            c["overhead_s"][row] += os_
-            c["kv_used_blocks"][row] = inst.kv.used
-            c["waiting"][row] = len(inst.waiting)
-            c["running"][row] = inst.n_running
-            c["new_tokens"][row] += emitted
-            c["steps"][row] += steps
-            self._last[inst.id] = (row, start + dur, n)
+            f, i = self.f, self.i
+            fr, ir = last[0] * _NF, last[0] * _NI
+            f[fr + 1] += dur  # duration_s, then flops .. overhead_s (cost fields 1..7)
+            for k, v in enumerate(cost[1:8], start=3):
+                f[fr + k] += v
+            i[ir + 3] = inst.kv.used  # kv_used_blocks
+            i[ir + 5] = len(inst.waiting)
+            i[ir + 6] = inst.n_running
+            i[ir + 7] += emitted
+            i[ir + 8] += steps
+            self._last[inst.id] = (last[0], start + dur, n)
             return
-        row = len(self.cols["instance"])
+        row = len(self)
         self._full(inst, start, dur, cost, agg, emitted, steps)
         self._last[inst.id] = (row, start + dur, n if agg[0] == 0 else -1)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Columns as numpy arrays, rows ordered by (start_s, instance). Consumes the log."""
-        cols, self.cols = self.cols, {}
-        inst = _np(cols["instance"], "i")
-        start = _np(cols["start_s"], "d")
+        f = np.frombuffer(self.f, dtype=np.float64).reshape(-1, _NF) if len(self.f) else (
+            np.zeros((0, _NF)))  # fmt: skip
+        ints = np.frombuffer(self.i, dtype=np.int32).reshape(-1, _NI) if len(self.i) else (
+            np.zeros((0, _NI), dtype=np.int32))  # fmt: skip
+        inst = ints[:, _I["instance"]].copy()
+        start = f[:, _F["start_s"]].copy()
         order = None
         if len(inst) and not (
             np.all(np.diff(start) >= 0)
@@ -106,12 +119,15 @@ class StepLog:
         ):
             order = np.lexsort((inst, start))
         out = {}
-        for k, code in zip(list(cols), self._codes):
-            col = cols.pop(k)  # free each array.array as soon as it is converted
-            v = inst if k == "instance" else start if k == "start_s" else _np(col, code)
-            del col
+        for k, code in STEP_COLUMNS.items():
+            if k in _F:
+                v = f[:, _F[k]].astype(np.dtype(code))
+            else:
+                v = ints[:, _I[k]].astype(np.dtype(code))
             out[k] = v[order] if order is not None else v
         out["instance"] = out["instance"].astype(np.int64)
+        del f, ints
+        self.f, self.i = array("d"), array("i")
         return out
 
 
@@ -120,40 +136,15 @@ def _ties_ordered(start: np.ndarray, inst: np.ndarray) -> bool:
     return bool(np.all(np.diff(inst)[same] > 0))
 
 
-def _row_writer(c: dict[str, array]) -> Any:
-    """A function appending one step row; the column appends are bound as defaults (fast locals)."""
+def _row_writer(f: array, i: array) -> Any:
+    """A function appending one step row (two extend calls, bound as defaults: fast locals)."""
 
-    def log(
-        inst, start, dur, cost, agg, emitted, steps,
-        a0=c["instance"].append, a1=c["start_s"].append, a2=c["duration_s"].append,
-        a3=c["prefill_tokens"].append, a4=c["decode_seqs"].append, a5=c["batch_size"].append,
-        a6=c["flops"].append, a7=c["bytes"].append, a8=c["comm_bytes"].append,
-        a9=c["compute_s"].append, a10=c["memory_s"].append, a11=c["comm_s"].append,
-        a12=c["overhead_s"].append, a13=c["kv_used_blocks"].append, a14=c["kv_total_blocks"].append,
-        a15=c["waiting"].append, a16=c["running"].append, a17=c["new_tokens"].append,
-        a18=c["steps"].append,
-    ):  # fmt: skip
+    def log(inst, start, dur, cost, agg, emitted, steps, fx=f.extend, ix=i.extend):
         kv = inst.kv
-        _, fl, by, cb, cs, ms, ks, os_, _ = cost
-        a0(inst.id)
-        a1(start)
-        a2(dur)
-        a3(agg[0])
-        a4(agg[4])
-        a5(agg[1] + agg[4])
-        a6(fl)
-        a7(by)
-        a8(cb)
-        a9(cs)
-        a10(ms)
-        a11(ks)
-        a12(os_)
-        a13(kv.private + len(kv.refs))
-        a14(kv.total)
-        a15(len(inst.waiting))
-        a16(len(inst.prefilling) + inst.n_dec)
-        a17(emitted)
-        a18(steps)
+        n = agg[4]
+        fx((start, dur, agg[0]) + cost[1:8])
+        ix((inst.id, n, agg[1] + n, kv.private + len(kv.refs), kv.total, len(inst.waiting),
+            len(inst.prefilling) + inst.n_dec, emitted, steps))  # fmt: skip
 
     return log
 
