@@ -28,7 +28,8 @@ import numpy as np
 import simpy
 
 from servesim.sim.events import INF, NORMAL, at
-from servesim.sim.pools import POOLS, InstanceInfo, make_cost
+from servesim.sim.instance import Instance
+from servesim.sim.pools import POOLS, ColocatedPool, InstanceInfo, make_cost
 from servesim.sim.records import RequestLog, StepLog
 from servesim.sim.request import Request
 from servesim.specs.common import SpecError
@@ -154,6 +155,13 @@ class Cluster:
     # -- driving -------------------------------------------------------------------------------
     def run(self) -> RawRun:
         env = self.env
+        # an instance that meets the rest of the run only at arrivals may apply its steps inline
+        # (steploop.py); closed-loop clients and a concurrency cap react to its completions
+        inline = self.fast_forward and self.clients is None and self.cap is None
+        for pool in self.pools:
+            if inline and type(pool) is ColocatedPool:
+                for inst in pool.instances:
+                    inst.inline = type(inst) is Instance and inst.pipe is None
         for pool in self.pools:
             pool.start()
         if self.clients is None:

@@ -121,6 +121,8 @@ class Instance:
         self.prefilling: list[Request] = []
         self.dec = DecodeSet(self.bs, kv.blocks_for)
         self.intake: Callable[[], None] | None = None  # run before each scheduling decision
+        self.inline = False  # steps applied without SimPy events up to the horizon (steploop)
+        self.now = 0.0  # the time the next batch is formed at (the step loop keeps it)
         self.next_seq = 0
         self.load = 0  # outstanding tokens: prefill still to compute + output still to emit
         self.busy_until = INF
@@ -228,7 +230,7 @@ class Instance:
         r.seq = self.next_seq
         self.next_seq += 1
         if r.scheduled_s < 0:
-            r.scheduled_s = self.env.now
+            r.scheduled_s = self.now
         self.prefilling.append(r)
         return adm.chunk
 

@@ -2,7 +2,11 @@
 
 One SimPy process per instance (never per request). Between events nothing outside an instance
 can change it, so runs of decode-only iterations are applied back to back without SimPy events
-(``fast_forward``), giving the same step rows and request times as the plain loop.
+(``fast_forward``), giving the same step rows and request times as the plain loop. An ``inline``
+instance (one that interacts with the rest of the run only through arrivals: colocated, no
+pipeline, open loop without a concurrency cap) goes further: every step that ends by the next
+arrival is applied at once, without a SimPy event, and the instance keeps its own clock
+``inst.now``, handing it back to SimPy before it waits for anything.
 """
 
 from __future__ import annotations
@@ -24,21 +28,29 @@ def run(inst: Any):
     kv = inst.kv
     pipe = inst.pipe
     intake = inst.intake
+    inline = inst.inline
+    horizon = inst.sink.horizon
+    now = env.now
     while True:
         if intake is not None:
             intake()
+        inst.now = now
         batch = next_batch(inst)
         if batch is None:
             if inst.waiting and not inst.n_running and not inst.held:
                 raise RuntimeError("scheduler idles with requests waiting on an empty instance")
+            if now > env.now:  # steps were applied inline: bring SimPy's clock to their end
+                inst.busy_until = now
+                yield fire(now)
             inst.busy_until = INF
             inst.idle = True
             inst.wake = env.event()
             yield inst.wake
+            now = env.now
             continue
         agg = aggregates(batch)
         cost = costf(agg)
-        start = env.now
+        start = now
         end = start + cost[0]
         if pipe is not None:  # the step starts when the first stage takes it
             start, end = pipe.enter(start, cost[0])
@@ -54,7 +66,9 @@ def run(inst: Any):
         ):
             start, end, cost, agg = fast_forward(inst, start, end, cost, agg)
         inst.busy_until = end
-        yield fire(end)
+        if not inline or end > horizon(inst):
+            yield fire(end)
+        now = end
         apply(batch, start, end, cost, agg)
         if hook is not None:
             hook(inst)
