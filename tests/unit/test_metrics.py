@@ -280,3 +280,15 @@ def test_summarize_prefill_first_gap_spans_the_prefill_only_step():
     assert s["itl_ms_p99"] == approx(np.percentile([100, 400, 100], 99))
     itls = metrics.request_itls(raw)
     assert itls[0] == approx([0.1, 0.4]) and itls[1] == approx([0.1])
+
+
+def test_summary_new_metric_is_one_section(monkeypatch):
+    """A metric is one function in metrics.SECTIONS; its keys follow the sections before it."""
+
+    def per_request(view, so_far):
+        return {"output_tokens_per_request": so_far["total_output_tokens"] / view.completed}
+
+    monkeypatch.setattr(metrics, "SECTIONS", (*metrics.SECTIONS, per_request))
+    s = metrics.summarize(hand_run(), FakeCfg())
+    assert list(s)[-1] == "output_tokens_per_request"
+    assert s["output_tokens_per_request"] == approx((4 + 3) / 2)

@@ -1,0 +1,60 @@
+"""Summary statistics: mean, median, p90, p95, p99, p99.9 and population std of a sample, plain or
+weighted (a compact (value, count) form of a large sample), as ``{prefix}_{stat}`` keys."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# name used in summary keys -> percentile (None: mean / std, handled apart)
+STAT_NAMES = ("mean", "median", "p90", "p95", "p99", "p99_9", "std")
+_PCTS = {"median": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9}
+
+
+def stats(values: np.ndarray, prefix: str) -> dict[str, float | None]:
+    """mean, median, p90, p95, p99, p99.9, std of ``values`` as ``{prefix}_{stat}``; None if empty."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return _pack(prefix, None, None, [None] * len(_PCTS))
+    return _pack(prefix, np.mean(v), np.std(v), np.percentile(v, list(_PCTS.values())))
+
+
+def _pack(prefix: str, mean: Any, std: Any, qs: Any) -> dict[str, float | None]:
+    out = {"mean": mean, "std": std, **dict(zip(_PCTS, qs))}
+    return {f"{prefix}_{s}": None if out[s] is None else float(out[s]) for s in STAT_NAMES}
+
+
+def weighted_percentiles(
+    values: np.ndarray, weights: np.ndarray, qs: Sequence[float]
+) -> np.ndarray:
+    """``np.percentile(np.repeat(values, weights), qs)`` (linear method) without expanding."""
+    v = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=np.int64)
+    keep = w > 0
+    v, w = v[keep], w[keep]
+    if v.size == 0:
+        return np.full(len(qs), np.nan)
+    order = np.argsort(v, kind="stable")
+    v, cw = v[order], np.cumsum(w[order])
+    n = int(cw[-1])
+    h = (n - 1) * np.asarray(qs, dtype=float) / 100.0
+    lo = np.floor(h).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    x_lo = v[np.searchsorted(cw, lo, side="right")]
+    x_hi = v[np.searchsorted(cw, hi, side="right")]
+    return x_lo + (h - lo) * (x_hi - x_lo)
+
+
+def weighted_stats(values: np.ndarray, weights: np.ndarray, prefix: str) -> dict[str, float | None]:
+    """:func:`stats` of the samples ``np.repeat(values, weights)``, computed on the compact form."""
+    v = np.asarray(values, dtype=float)
+    w = np.asarray(weights, dtype=np.int64)
+    n = int(w.sum()) if w.size else 0
+    if n == 0:
+        return _pack(prefix, None, None, [None] * len(_PCTS))
+    mean = float(np.dot(v, w) / n)
+    std = math.sqrt(max(float(np.dot(w, (v - mean) ** 2)) / n, 0.0))
+    return _pack(prefix, mean, std, weighted_percentiles(v, w, list(_PCTS.values())))
