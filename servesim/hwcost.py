@@ -274,3 +274,15 @@ def bottom_up(hw: Any, spec: CostSpec | None = None, devices: int = 1) -> dict[s
 def purchase_usd(hw: Any) -> float:
     """What costing uses for a device with no market price: the bottom-up device price."""
     return device_price(hw)
+
+
+def purchase_or_none(hw: Any) -> float | None:
+    """The bottom-up device price, or None when the profile lacks the inputs (costing's fallback
+    for a device with no market price)."""
+    try:
+        return device_price(hw)
+    except SpecError:
+        return None
+
+
+SOURCE = "bottom-up: device price from die, memory, packaging and margin (servesim show hardware NAME --bottom-up)"

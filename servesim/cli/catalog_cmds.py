@@ -78,15 +78,49 @@ def show() -> None:
 @click.option("--tco", is_flag=True, help="Add the TCO breakdown per hour and per device.")
 @click.option("--devices", type=click.IntRange(min=1), default=8, show_default=True,
               help="Devices for --tco.")  # fmt: skip
+@click.option("--bottom-up", "bottom_up", is_flag=True,
+              help="Where the dollars and watts come from: die, memory, packaging, system, power, "
+                   "amortisation, each input with its source (with --tco or alone).")  # fmt: skip
 @_FORMAT
-def show_hardware(name: str, tco: bool, devices: int, fmt: str) -> None:
-    """One hardware profile (id, alias or YAML path): every number, with --tco its cost of ownership."""
+def show_hardware(name: str, tco: bool, devices: int, bottom_up: bool, fmt: str) -> None:
+    """One hardware profile (id, alias or YAML path, which may derive from a base): every number;
+    with --tco its cost of ownership; with --bottom-up that cost built from the silicon."""
     hw = load_hardware(name, where="show hardware")
     info: dict[str, Any] = catalog.describe_hardware(hw)
-    if tco:
+    derivation = _derivation(hw)
+    if derivation:
+        info["derivation"] = derivation
+    if bottom_up:
+        from servesim import hwcost
+
+        info["bottom_up"] = hwcost.bottom_up(hw, devices=devices)
+    elif tco:
         breakdown = _optional_api("tco_breakdown", "--tco")
         info["tco"] = breakdown(hw, devices=devices)
+    if bottom_up and fmt != "json":
+        _render_bottom_up(info)
+        return
     _render(info, fmt)
+
+
+def _derivation(hw: Any) -> dict[str, str]:
+    from servesim.specs.derive import derivation
+
+    return derivation(hw)
+
+
+def _render_bottom_up(info: dict[str, Any]) -> None:
+    """The profile, then one line per bottom-up quantity with its value and its source."""
+    bu = info.pop("bottom_up")
+    _render(info, "table")
+    values, sources = bu["values"], bu["sources"]
+    width = max(len(k) for k in values) + len("bottom_up.")
+    click.echo("")
+    for key, value in values.items():
+        shown = _show(key, value)
+        if isinstance(value, float) and ("usd" in key or key.endswith("_W")):
+            shown = f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+        click.echo(f"{'bottom_up.' + key:<{width}}  {shown:>14}  {sources.get(key, '')}")
 
 
 @show.command("model")
