@@ -38,8 +38,9 @@ from servesim.specs.silicon import (
     power_parts,
 )
 
-# Sections whose change makes a physically different device (the market price no longer applies).
-_PHYSICAL = ("compute", "memory", "die", "clock", "packaging", "power", "interconnect")
+# Sections whose change alters the silicon bill (the market price no longer applies); a fused-down
+# link or a power cap keeps the base's price.
+_PHYSICAL = ("compute", "memory", "die", "clock", "packaging")
 # What a device with no base must give; everything else has a stated default.
 _REQUIRED = (
     "name", "compute.tflops", "memory.capacity_GB", "memory.bandwidth_GBps", "power.tdp_W",
@@ -100,6 +101,8 @@ def derivation(hw: Any) -> dict[str, str]:
         return {}
     out = {"base": hw.base}
     for key, value in _flatten(json.loads(hw.overrides or "{}")).items():
+        if key in ("name", "display_name", "aliases", "source"):
+            continue  # identity, shown in the profile itself
         out[f"set {key}"] = json.dumps(value) if not isinstance(value, str) else value
     for field, how in hw.derived:
         out[f"derived {field}"] = how
