@@ -60,6 +60,8 @@ def derive(mapping: Mapping[str, Any], *, base: Any = None, where: str = "<hardw
         raise SpecError(where, "base", ref, "must be a hardware id, alias or profile path")
     base_raw, base_id = raw_profile(ref, where)
     if not data:  # nothing changes: the base itself, through the same parse
+        if _is_derived_file(ref, where):
+            return load_hardware(ref, where)  # a derived base already went through derive()
         spec = parse_hardware(base_raw, where)
         parent = load_hardware(ref, where)
         return dataclasses.replace(
@@ -93,6 +95,13 @@ def raw_profile(ref: Any, where: str, seen: tuple[str, ...] = ()) -> tuple[dict[
     parent_raw, _ = raw_profile(parent, str(path), (*seen, str(path)))
     # a chained file keeps only its own identity; physics is re-derived when it is loaded
     return _merge(parent_raw, data), str(data.get("name") or path.stem)
+
+
+def _is_derived_file(ref: Any, where: str) -> bool:
+    from servesim.specs.hardware import resolve_catalog
+
+    data = load_yaml(resolve_catalog("hardware", ref, where))
+    return isinstance(data, Mapping) and "base" in data
 
 
 def derivation(hw: Any) -> dict[str, str]:
@@ -351,5 +360,6 @@ def _from_numbers(data: dict[str, Any], where: str, parse_hardware: Any) -> Any:
     default("interconnect.devices_per_node", dpn, "the scale-up domain, at most 8")
     default("power.host_W_per_node", 287.5 * dpn, "estimate: H100 host draw 2300 W per 8 devices")
     default("overhead_s", 0.002, "estimate: vLLM-class per-step CPU time")
+    merged.setdefault("price", {"hour_usd": None, "purchase_usd": None})  # bottom-up applies
     spec = parse_hardware(merged, where)
     return dataclasses.replace(spec, base="(none)", overrides=json.dumps(data, sort_keys=True), derived=tuple(derived))  # fmt: skip
