@@ -48,7 +48,7 @@ def test_h100_chip_cost_breakdown_hand_computed():
 @pytest.mark.parametrize(
     ("name", "reported"),
     # reported selling prices: docs/energy-and-cost.md "Anchors" cites each
-    [("h100-sxm", 27500.0), ("h200-sxm", 32500.0), ("b200", 35000.0), ("mi300x", 15000.0)],
+    [("h100-sxm", 27500.0), ("h200-sxm", 30000.0), ("b200", 40000.0), ("mi300x", 15000.0)],
 )
 def test_bottom_up_price_within_30_percent_of_reported(name: str, reported: float):
     price = hwcost.device_price(load_hardware(name))
