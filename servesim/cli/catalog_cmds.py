@@ -87,6 +87,8 @@ def show_hardware(name: str, tco: bool, devices: int, bottom_up: bool, fmt: str)
     with --tco its cost of ownership; with --bottom-up that cost built from the silicon."""
     hw = load_hardware(name, where="show hardware")
     info: dict[str, Any] = catalog.describe_hardware(hw)
+    if hw.bottom_up:  # the die/clock/packaging inputs of the bottom-up cost, as in the profile
+        info["silicon"] = dict(hw.bottom_up)
     derivation = _derivation(hw)
     if derivation:
         info["derivation"] = derivation
