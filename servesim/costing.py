@@ -295,7 +295,8 @@ def _bottom_up_hour(hw: Any, spec: CostSpec) -> float | None:
     """$/device-hour of owning a device priced bottom-up (None without the inputs)."""
     if hwcost.purchase_or_none(hw) is None:
         return None
-    return tco_breakdown(hw, 1, dataclasses.replace(spec, pricing="tco"))["total_usd_per_device_hour"]
+    owned = tco_breakdown(hw, 1, dataclasses.replace(spec, pricing="tco"))
+    return owned["total_usd_per_device_hour"]
 
 
 def _deployment_per_hour(spec, pools, quotes, total, T) -> float | None:
