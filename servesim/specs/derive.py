@@ -60,8 +60,6 @@ def derive(mapping: Mapping[str, Any], *, base: Any = None, where: str = "<hardw
         raise SpecError(where, "base", ref, "must be a hardware id, alias or profile path")
     base_raw, base_id = raw_profile(ref, where)
     if not data:  # nothing changes: the base itself, through the same parse
-        if _is_derived_file(ref, where):
-            return load_hardware(ref, where)  # a derived base already went through derive()
         spec = parse_hardware(base_raw, where)
         parent = load_hardware(ref, where)
         return dataclasses.replace(
@@ -92,16 +90,12 @@ def raw_profile(ref: Any, where: str, seen: tuple[str, ...] = ()) -> tuple[dict[
     if "base" not in data:
         return data, str(data.get("name") or path.stem)
     parent = data.pop("base")
-    parent_raw, _ = raw_profile(parent, str(path), (*seen, str(path)))
-    # a chained file keeps only its own identity; physics is re-derived when it is loaded
-    return _merge(parent_raw, data), str(data.get("name") or path.stem)
-
-
-def _is_derived_file(ref: Any, where: str) -> bool:
-    from servesim.specs.hardware import resolve_catalog
-
-    data = load_yaml(resolve_catalog("hardware", ref, where))
-    return isinstance(data, Mapping) and "base" in data
+    parent_raw, parent_id = raw_profile(parent, str(path), (*seen, str(path)))
+    merged = _merge(parent_raw, data)  # the derived file as a full profile, its physics applied
+    if "aliases" not in data:
+        merged.pop("aliases", None)
+    _physics(merged, parent_raw, parent_id, _flatten(data), [], str(path))
+    return merged, str(data.get("name") or path.stem)
 
 
 def derivation(hw: Any) -> dict[str, str]:

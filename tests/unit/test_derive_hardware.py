@@ -129,3 +129,9 @@ def test_costing_and_planner_use_the_bottom_up_price_when_there_is_no_market_pri
     assert _device_hour_usd(groq, "cloud") == pytest.approx(device_price(groq) / (3 * 8760.0))
     # a device with a market price keeps it
     assert quote(load_hardware("h100-sxm"), CostSpec()).provider == "profile"
+
+
+def test_a_derived_profile_can_be_a_base():
+    hw = derive_hardware({"base": "h20", "clock": {"frequency_GHz": 2.0}})
+    assert dict(hw.tflops)["bf16"] == pytest.approx(148 * 2.0 / 1.83)
+    assert hw.aliases == () and hw.memory_GB == load_hardware("h20").memory_GB
