@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -357,3 +358,30 @@ def _from_numbers(data: dict[str, Any], where: str, parse_hardware: Any) -> Any:
     merged.setdefault("price", {"hour_usd": None, "purchase_usd": None})  # bottom-up applies
     spec = parse_hardware(merged, where)
     return dataclasses.replace(spec, base="(none)", overrides=json.dumps(data, sort_keys=True), derived=tuple(derived))  # fmt: skip
+
+
+_KEY_LINE = re.compile(r"^(\s*)([A-Za-z0-9_]+):(.*)$")
+
+
+def profile_comments(ref: Any, where: str = "") -> dict[str, str]:
+    """The source comment of every ``key: value  # comment`` line of a profile file, by dotted key
+    (a derived file's own comments over its base's), for printing each input with its source."""
+    from servesim.specs.hardware import resolve_catalog
+
+    path = resolve_catalog("hardware", ref, where)
+    out: dict[str, str] = {}
+    stack: list[tuple[int, str]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = _KEY_LINE.match(line)
+        if not m:
+            continue
+        indent, key, rest = len(m.group(1)), m.group(2), m.group(3)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if "#" in rest and not rest.strip().startswith(("'", '"')):
+            out[".".join([k for _, k in stack] + [key])] = rest.split("#", 1)[1].strip()
+        stack.append((indent, key))
+    data = load_yaml(path)
+    if isinstance(data, Mapping) and data.get("base"):
+        return {**profile_comments(data["base"], str(path)), **out}
+    return out
