@@ -135,3 +135,9 @@ def test_a_derived_profile_can_be_a_base():
     hw = derive_hardware({"base": "h20", "clock": {"frequency_GHz": 2.0}})
     assert dict(hw.tflops)["bf16"] == pytest.approx(148 * 2.0 / 1.83)
     assert hw.aliases == () and hw.memory_GB == load_hardware("h20").memory_GB
+
+
+def test_profile_inputs_cite_the_profile_comment_through_a_derivation(capsys):
+    code, out, _ = _cli(["show", "hardware", "h800", "--bottom-up", "--format", "json"], capsys)
+    sources = json.loads(out)["bottom_up"]["sources"]
+    assert code == 0 and sources["die.area_mm2"].startswith("profile: NVIDIA H100")
