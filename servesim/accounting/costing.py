@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from servesim.accounting import energy
+from servesim.accounting import energy, hwcost
 from servesim.specs.common import SpecError
 from servesim.specs.cost import (
     DAYS_PER_MONTH,
@@ -57,6 +57,10 @@ def quote(hw: Any, spec: CostSpec, where: str = "cost") -> Quote:
         )
     if spec.provider is None:
         price = getattr(hw, "price_hour_usd", None) if column == "on_demand" else None
+        if price is None and column == "on_demand" and getattr(hw, "purchase_usd", 0) is None:
+            bottom_up = _bottom_up_hour(hw, spec)  # no market price at all: owned, bottom-up
+            if bottom_up is not None:
+                return Quote(bottom_up, "bottom-up", "on_demand", "", hwcost.SOURCE)
         return Quote(
             price, "profile", "on_demand", "", f"hw_profiles/{hw.name}.yaml price.hour_usd"
         )
@@ -282,7 +286,17 @@ def evaluate(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
         idle_cost_usd=float(sum(idles)),
         **_price_keys(spec, quotes),
     )
+    if spec.pricing == "tco" and any(p.hardware.purchase_usd is None for p in pools):
+        out["price_source"] = hwcost.SOURCE + " + cost.* TCO parameters"
     return out
+
+
+def _bottom_up_hour(hw: Any, spec: CostSpec) -> float | None:
+    """$/device-hour of owning a device priced bottom-up (None without the inputs)."""
+    if hwcost.purchase_or_none(hw) is None:
+        return None
+    owned = tco_breakdown(hw, 1, dataclasses.replace(spec, pricing="tco"))
+    return owned["total_usd_per_device_hour"]
 
 
 def _deployment_per_hour(spec, pools, quotes, total, T) -> float | None:
@@ -372,6 +386,9 @@ def tco_breakdown(hardware: Any, devices: int = 1, spec: CostSpec | None = None)
     if devices < 1:
         raise SpecError(hardware.name, "devices", devices, "must be >= 1")
     purchase = getattr(hardware, "purchase_usd", None)
+    source = "purchase_usd"
+    if purchase is None and hasattr(hardware, "bu"):  # no market price: the bottom-up one
+        purchase, source = hwcost.purchase_or_none(hardware), "bottom-up"
     if purchase is None:
         raise SpecError(
             hardware.name,
@@ -396,6 +413,7 @@ def tco_breakdown(hardware: Any, devices: int = 1, spec: CostSpec | None = None)
         "hardware": hardware.name,
         "devices": devices,
         "purchase_usd": purchase,
+        "price_source": source,
         "lifetime_years": spec.lifetime_years,
         "utilisation": spec.utilisation,
         "power_W_per_device": power_W,
@@ -554,10 +572,11 @@ def _compare_hardware(hw: Any, devices: int, tokens_per_day: float | None,
                 q.source,
             )
         )
-    if hw.purchase_usd is not None:
+    if hw.purchase_usd is not None or hwcost.purchase_or_none(hw) is not None:
         b = tco_breakdown(hw, devices, base)
+        src = "bottom-up " if b["price_source"] == "bottom-up" else ""
         rows.append(_hw_row("tco", "owned", "", b["total_usd_per_device_hour"], b["total_usd_per_hour"], mtok_day,
-                            "", f"purchase ${hw.purchase_usd:,.0f}, {base.lifetime_years:g} y, utilisation {base.utilisation:g}"))  # fmt: skip
+                            "", f"{src}purchase ${b['purchase_usd']:,.0f}, {base.lifetime_years:g} y, utilisation {base.utilisation:g}"))  # fmt: skip
     return pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
 
 

@@ -14,6 +14,7 @@ import servesim
 from servesim import catalog
 from servesim.cli._render import format_option
 from servesim.specs import SpecError
+from servesim.specs.cost import CostSpec
 from servesim.specs.dtypes import parse_dtypes
 from servesim.specs.hardware import load_hardware
 from servesim.specs.model import load_model
@@ -78,15 +79,72 @@ def show() -> None:
 @click.option("--tco", is_flag=True, help="Add the TCO breakdown per hour and per device.")
 @click.option("--devices", type=click.IntRange(min=1), default=8, show_default=True,
               help="Devices for --tco.")  # fmt: skip
+@click.option("--bottom-up", "bottom_up", is_flag=True,
+              help="Where the dollars and watts come from: die, memory, packaging, system, power, "
+                   "amortisation, each input with its source (with --tco or alone).")  # fmt: skip
+@click.option("--utilisation", type=click.FloatRange(0, 1), default=None,
+              help="Device utilisation the energy line assumes (default: cost.utilisation, 0.5).")  # fmt: skip
 @_FORMAT
-def show_hardware(name: str, tco: bool, devices: int, fmt: str) -> None:
-    """One hardware profile (id, alias or YAML path): every number, with --tco its cost of ownership."""
+def show_hardware(
+    name: str, tco: bool, devices: int, bottom_up: bool, utilisation: float | None, fmt: str
+) -> None:
+    """One hardware profile (id, alias or YAML path, which may derive from a base): every number;
+    with --tco its cost of ownership; with --bottom-up that cost built from the silicon."""
     hw = load_hardware(name, where="show hardware")
     info: dict[str, Any] = catalog.describe_hardware(hw)
+    if hw.bottom_up:  # the die/clock/packaging inputs of the bottom-up cost, as in the profile
+        info["silicon"] = dict(hw.bottom_up)
+    derivation = _derivation(hw)
+    if derivation:
+        info["derivation"] = derivation
+    spec = CostSpec() if utilisation is None else CostSpec(utilisation=utilisation)
     if tco:
         breakdown = _optional_api("tco_breakdown", "--tco")
-        info["tco"] = breakdown(hw, devices=devices)
+        info["tco"] = breakdown(hw, devices=devices, spec=spec)
+    if bottom_up:
+        from servesim.accounting import hwcost
+
+        info["bottom_up"] = hwcost.bottom_up(hw, spec, devices=devices)
+    if bottom_up:
+        _cite_profile(info["bottom_up"], name)
+    if bottom_up and fmt != "json":
+        _render_bottom_up(info)
+        return
     _render(info, fmt)
+
+
+def _derivation(hw: Any) -> dict[str, str]:
+    from servesim.specs.derive import derivation
+
+    return derivation(hw)
+
+
+def _cite_profile(bottom_up: dict[str, Any], name: str) -> None:
+    """Inputs taken from the profile carry that line's source comment."""
+    from servesim.specs.hardware import profile_comments
+
+    try:
+        comments = profile_comments(name)
+    except SpecError:  # not a file (an inline mapping has no comments)
+        return
+    for key, source in bottom_up["sources"].items():
+        cited = comments.get(key.replace("io_die.", "die.io_"))
+        if source == "profile" and cited:
+            bottom_up["sources"][key] = f"profile: {cited}"
+
+
+def _render_bottom_up(info: dict[str, Any]) -> None:
+    """The profile, then one line per bottom-up quantity with its value and its source."""
+    bu = info.pop("bottom_up")
+    _render(info, "table")
+    values, sources = bu["values"], bu["sources"]
+    width = max(len(k) for k in values) + len("bottom_up.")
+    click.echo("")
+    for key, value in values.items():
+        shown = _show(key, value)
+        if isinstance(value, float) and ("usd" in key or key.endswith("_W")):
+            shown = f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+        click.echo(f"{'bottom_up.' + key:<{width}}  {shown:>14}  {sources.get(key, '')}")
 
 
 @show.command("model")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
@@ -320,6 +321,8 @@ def apply_override(data: dict[str, Any], key: str, value: Any, where: str) -> di
             else:
                 if node.get(part) is None:
                     node[part] = {}
+                elif part == "hardware" and isinstance(node[part], str):
+                    node[part] = {"base": node[part]}  # a key inside a device derives from it
                 node = node[part]
         else:
             raise SpecError(
@@ -424,8 +427,11 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
     data = require_mapping(data, where, field)
     check_keys(data, _POOL_KEYS, where, field)
     role = get_choice(data, "role", ROLES, where, field, default="colocated")
-    hw_ref = get_str(data, "hardware", where, field)
-    hardware = load_hardware(_resolve_path(hw_ref, where), where)
+    if isinstance(data.get("hardware"), Mapping):  # a derived device: {base: h100-sxm, ...}
+        hardware = load_hardware(data["hardware"], f"{where}: {field}.hardware")
+    else:
+        hw_ref = get_str(data, "hardware", where, field)
+        hardware = load_hardware(_resolve_path(hw_ref, where), where)
     instances = get_number(data, "instances", where, field, default=1, minimum=1, integer=True)
     par = parse_parallelism(data.get("parallelism") or {}, model, where, f"{field}.parallelism")
     sched = parse_scheduler(data.get("scheduler") or {}, where, f"{field}.scheduler", hardware)
@@ -564,7 +570,7 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
         pools.append(
             {
                 "role": p.role,
-                "hardware": p.hardware.name,
+                "hardware": _hardware_ref(p.hardware),
                 "instances": p.instances,
                 "parallelism": _plain(p.parallelism),
                 "scheduler": sched,
@@ -595,6 +601,14 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
     if cfg.cost is not None:
         out["cost"] = _spec_dict(cfg.cost, "servesim.specs.cost", "cost_to_dict")
     return out
+
+
+def _hardware_ref(hw: Any) -> Any:
+    """A catalog device by name; a derived one as its mapping (base + overrides)."""
+    if not getattr(hw, "base", ""):
+        return hw.name
+    over = json.loads(hw.overrides or "{}")
+    return over if hw.base == "(none)" else {"base": hw.base, **over}
 
 
 def _spec_dict(spec: Any, module: str, func: str) -> Any:

@@ -26,6 +26,7 @@ from servesim.specs.common import (
     parse_yaml,
     require_mapping,
 )
+from servesim.specs.silicon import PACKAGING, YIELD_MODELS
 
 # Every efficiency parameter of the cost model, with the default used when a profile does not set
 # it, and what it means. The cost model (servesim/cost/roofline.py) owns the meaning.
@@ -111,6 +112,14 @@ class HardwareSpec:
     memory_type: str = ""  # e.g. HBM3, SRAM
     scaleup_name: str = ""  # e.g. NVLink 4 (NVSwitch)
     scaleout_name: str = ""  # e.g. ConnectX-7 400G InfiniBand
+    # Bottom-up cost and power inputs (die:, clock:, packaging:, system: and the optional extra keys
+    # of memory:, power:, price:) as sorted (dotted key, value) pairs; servesim/accounting/hwcost.py reads them.
+    bottom_up: tuple[tuple[str, Any], ...] = ()
+    # A device derived from another (`base:`): the base's id, the overrides (canonical JSON) and
+    # every number derived from them as (field, how); all empty for a catalog profile.
+    base: str = ""
+    overrides: str = ""
+    derived: tuple[tuple[str, str], ...] = ()
 
     def peak_flops(self, dtype: str) -> float:
         """Dense peak FLOP/s in ``dtype``; falls back to the next wider supported format."""
@@ -122,6 +131,13 @@ class HardwareSpec:
         raise SpecError(
             self.name, "tflops", dtype, "no compute throughput for this dtype on this device"
         )
+
+    def bu(self, key: str, default: Any = None) -> Any:
+        """A bottom-up input by dotted key (``die.area_mm2``), or ``default``."""
+        for k, v in self.bottom_up:
+            if k == key:
+                return v
+        return default
 
     def eff(self, key: str) -> float:
         for k, v in self.efficiency:
@@ -158,17 +174,59 @@ _WIDER: dict[str, tuple[str, ...]] = {
 _TOP_KEYS = (
     "name", "display_name", "vendor", "aliases", "source", "compute", "memory",
     "interconnect", "power", "price", "overhead_s", "efficiency", "fitted",
+    "die", "clock", "packaging", "system",
 )  # fmt: skip
+# The optional bottom-up sections and keys: (section, key) -> (kind, minimum, maximum); kind "num"
+# (exclusive minimum), "num0" (inclusive), "int", "str" or a tuple of allowed strings.
+_BU_KEYS: dict[tuple[str, str], tuple[Any, float | None, float | None]] = {
+    ("die", "area_mm2"): ("num", 0.0, None),
+    ("die", "count"): ("int", 1, None),
+    ("die", "node"): ("str", None, None),
+    ("die", "defect_density_per_cm2"): ("num0", 0.0, None),
+    ("die", "yield_model"): (YIELD_MODELS, None, None),
+    ("die", "yield"): ("num", 0.0, 1.0),
+    ("die", "wafer_usd"): ("num", 0.0, None),
+    ("die", "harvest_fraction"): ("num0", 0.0, 0.95),
+    ("die", "sram_mm2_per_MB"): ("num", 0.0, None),
+    ("die", "io_area_mm2"): ("num", 0.0, None),
+    ("die", "io_node"): ("str", None, None),
+    ("die", "io_count"): ("int", 1, None),
+    ("clock", "frequency_GHz"): ("num", 0.0, None),
+    ("clock", "voltage_V"): ("num", 0.0, 2.0),
+    ("memory", "stacks"): ("int", 1, None),
+    ("power", "static_fraction"): ("num0", 0.0, 0.95),
+    ("power", "memory_pJ_per_bit"): ("num0", 0.0, None),
+    ("price", "gross_margin"): ("num0", 0.0, 0.99),
+    ("packaging", "type"): (tuple(PACKAGING), None, None),
+    ("packaging", "usd"): ("num0", 0.0, None),
+    ("packaging", "test_usd"): ("num0", 0.0, None),
+    ("packaging", "assembly_yield"): ("num", 0.0, 1.0),
+    ("system", "board_usd"): ("num0", 0.0, None),
+    ("system", "server_usd_per_node"): ("num0", 0.0, None),
+    ("system", "network_usd_per_device"): ("num0", 0.0, None),
+    ("system", "rack_usd_per_node"): ("num0", 0.0, None),
+}
+
+
+def _bu_allowed(section: str) -> tuple[str, ...]:
+    return tuple(k for s, k in _BU_KEYS if s == section)
+
+
 _VENDORS = ("nvidia", "amd", "intel", "google", "groq", "sambanova", "cerebras", "other")
 _TFLOPS_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp6", "fp4", "int4")
 
 
-def load_hardware(name_or_path: str | Path, where: str | None = None) -> HardwareSpec:
-    """A hardware profile by catalog id (``h100-sxm``), alias (``H100``) or YAML path.
+def load_hardware(
+    name_or_path: str | Path | Mapping[str, Any], where: str | None = None
+) -> HardwareSpec:
+    """A hardware profile by catalog id (``h100-sxm``), alias (``H100``), YAML path, or a mapping
+    deriving a device from another (``{base: h100-sxm, memory: {bandwidth_GBps: 6700}}``).
 
     Unknown names and bad profiles raise SpecError. Loaded once per file (memoised by resolved
-    path and modification time).
+    path and modification time). A file with a ``base:`` key is a derived device.
     """
+    if isinstance(name_or_path, Mapping):
+        return derive_hardware(name_or_path, where=where or "<hardware>")
     path = resolve_catalog("hardware", name_or_path, where)
     return _load_cached(str(path), path.stat().st_mtime_ns)
 
@@ -176,7 +234,34 @@ def load_hardware(name_or_path: str | Path, where: str | None = None) -> Hardwar
 @functools.lru_cache(maxsize=128)
 def _load_cached(path: str, mtime_ns: int) -> HardwareSpec:
     data = require_mapping(load_yaml(path), path, "")
+    if "base" in data:
+        return derive_hardware(data, where=path)
     return parse_hardware(data, path)
+
+
+def derive_hardware(
+    mapping: Mapping[str, Any], *, base: str | Path | None = None, where: str = "<hardware>"
+) -> HardwareSpec:
+    """A device from a few numbers: ``base`` (or the mapping's ``base:`` key) plus the fields that
+    change, the rest derived (servesim.specs.derive has the rules); without a base, a full
+    profile whose every missing field is named in one error. ``derivation(hw)`` prints how."""
+    from servesim.specs.derive import derive
+
+    return derive(
+        mapping,
+        base=base,
+        where=where,
+        parse_hardware=parse_hardware,
+        load_hardware=load_hardware,
+        resolve=resolve_catalog,
+    )
+
+
+def profile_comments(ref: str | Path, where: str = "") -> dict[str, str]:
+    """The source comment of every line of a profile file, by dotted key (servesim.specs.derive)."""
+    from servesim.specs.derive import profile_comments as comments
+
+    return comments(ref, where, resolve=resolve_catalog)
 
 
 def parse_hardware(data: Mapping[str, Any], where: str) -> HardwareSpec:
@@ -184,7 +269,9 @@ def parse_hardware(data: Mapping[str, Any], where: str) -> HardwareSpec:
     check_keys(data, _TOP_KEYS, where, "")
     vendor = get_choice(data, "vendor", _VENDORS, where)
     compute = _section(data, "compute", where, ("tflops", "compute_units"))
-    memory = _section(data, "memory", where, ("type", "capacity_GB", "bandwidth_GBps", "tiers"))
+    memory = _section(
+        data, "memory", where, ("type", "capacity_GB", "bandwidth_GBps", "tiers", "stacks")
+    )
     link = _section(data, "interconnect", where, ("scaleup", "scaleout", "devices_per_node"))
     up = _section(
         link, "scaleup", where, ("name", "devices", "bandwidth_GBps", "latency_us"), "interconnect"
@@ -192,8 +279,13 @@ def parse_hardware(data: Mapping[str, Any], where: str) -> HardwareSpec:
     out = _section(
         link, "scaleout", where, ("name", "bandwidth_GBps", "latency_us"), "interconnect"
     )
-    power = _section(data, "power", where, ("tdp_W", "idle_W", "host_W_per_node", "model"))
-    price = _section(data, "price", where, ("hour_usd", "purchase_usd"))
+    power = _section(
+        data,
+        "power",
+        where,
+        ("tdp_W", "idle_W", "host_W_per_node", "model", "static_fraction", "memory_pJ_per_bit"),
+    )
+    price = _section(data, "price", where, ("hour_usd", "purchase_usd", "gross_margin"))
     pos = {"minimum": 0.0, "exclusive_min": True}
     tdp = get_number(power, "tdp_W", where, "power", **pos)
     idle = get_number(power, "idle_W", where, "power", **pos)
@@ -234,7 +326,30 @@ def parse_hardware(data: Mapping[str, Any], where: str) -> HardwareSpec:
         memory_type=_optional_text(memory, "type", where, "memory"),
         scaleup_name=_optional_text(up, "name", where, "interconnect.scaleup"),
         scaleout_name=_optional_text(out, "name", where, "interconnect.scaleout"),
+        bottom_up=_parse_bottom_up(data, where),
     )
+
+
+def _parse_bottom_up(data: Mapping[str, Any], where: str) -> tuple[tuple[str, Any], ...]:
+    """The optional bottom-up inputs, checked (positive areas, yields in (0, 1], ...)."""
+    out: list[tuple[str, Any]] = []
+    for section in ("die", "clock", "packaging", "system"):
+        if data.get(section) is not None:
+            check_keys(require_mapping(data[section], where, section), _bu_allowed(section), where,
+                       section)  # fmt: skip
+    for (section, key), (kind, lo, hi) in _BU_KEYS.items():
+        block = data.get(section)
+        if not isinstance(block, Mapping) or block.get(key) is None:
+            continue
+        if kind == "str":
+            value: Any = get_str(block, key, where, section)
+        elif isinstance(kind, tuple):
+            value = get_choice(block, key, kind, where, section)
+        else:
+            value = get_number(block, key, where, section, minimum=lo, maximum=hi,
+                               exclusive_min=kind == "num", integer=kind == "int")  # fmt: skip
+        out.append((f"{section}.{key}", value))
+    return tuple(sorted(out))
 
 
 def _section(
