@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from servesim import metrics
-from servesim._files import check_writable_parent
+from servesim._files import check_writable_parent, share_mode
 from servesim.specs.common import SpecError
 
 # Files of a result folder; a folder holding summary.json may be replaced by a new result.
@@ -69,6 +69,7 @@ class Result:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
+            share_mode(tmp, is_dir=True)  # mkdtemp makes 0700
             self._write(tmp, detailed)
             _replace_dir(tmp, target)
         except BaseException:

@@ -27,6 +27,7 @@ import itertools
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -38,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 from servesim._callable import make_callable
-from servesim._files import check_out_path, read_table, write_atomic
+from servesim._files import check_out_path, read_table, share_mode, write_atomic
 from servesim.specs.common import SpecError, check_keys, load_yaml, require_mapping
 
 # The metrics a sweep table holds unless the spec names others (summary keys of servesim.simulate).
@@ -384,7 +385,7 @@ def _run_dask(todo: list[Point], base: Any, runner: Runner, dask: Any, done) -> 
     except ImportError:  # optional extra
         raise SpecError("sweep", "dask", dask, "needs dask[distributed] installed") from None
     own = isinstance(dask, str)
-    client = Client(dask) if own else dask
+    client = _dask_client(Client, dask) if own else dask
     try:
         futures = [client.submit(_run_one, runner, base, p, pure=False) for p in todo]
         by_key = {f.key: p for f, p in zip(futures, todo)}
@@ -393,6 +394,23 @@ def _run_dask(todo: list[Point], base: Any, runner: Runner, dask: Any, done) -> 
     finally:
         if own:
             client.close()
+
+
+DASK_CONNECT_S = 5.0  # an unreachable scheduler fails after this, not after dask's 30 s default
+_DASK_ADDRESS = re.compile(r"^([a-z0-9+]+://)?[^\s/:]+(:\d+)?$", re.IGNORECASE)
+
+
+def _dask_client(client_cls: Any, address: str) -> Any:
+    """A Client for ``address`` (``tcp://host:8786``, ``host:8786``); a malformed address or an
+    unreachable scheduler is one SpecError line, after at most DASK_CONNECT_S seconds."""
+    if not _DASK_ADDRESS.match(address.strip()) or ":" not in address:
+        raise SpecError("sweep", "dask", address,
+                        "not a scheduler address (expected tcp://HOST:PORT or HOST:PORT)")  # fmt: skip
+    try:
+        return client_cls(address.strip(), timeout=DASK_CONNECT_S)
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:120] or exc.__class__.__name__
+        raise SpecError("sweep", "dask", address, f"cannot reach the scheduler: {reason}") from None
 
 
 # --------------------------------------------------------------------------- the table
@@ -458,6 +476,7 @@ def write_table(out_dir: Path, spec: SweepSpec, table: pd.DataFrame) -> None:
             )
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".results.", suffix=".parquet")
     os.close(fd)
+    share_mode(tmp)  # mkstemp makes 0600
     try:
         pq.to_parquet(tmp, index=False)
         os.replace(tmp, out_dir / TABLE_PARQUET)
