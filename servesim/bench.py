@@ -316,6 +316,10 @@ def _apply_deployment(cfg: dict[str, Any], a: Mapping[str, Any]) -> None:
     for key in ("tp", "pp", "ep"):
         if a[key]:
             par[key] = int(a[key])
+    if a["engine"] and a["config"] is None:
+        # the embedded default's scheduler (sarathi, its limits) is vLLM's; an engine profile
+        # brings its own policy and limits, as `run --engine` on a config without them
+        pool["scheduler"] = {}
     sched = pool.setdefault("scheduler", {})
     for key, name in (
         ("scheduler", "policy"),
