@@ -92,3 +92,12 @@ def test_package_dir_lists_the_lazy_api_and_ships_py_typed():
     for name in ("simulate", "sweep", "bench", "plan", "compare", "report", "Result"):
         assert name in names
     assert (Path(servesim.__file__).parent / "py.typed").is_file()
+
+
+def test_html_report_names_model_hardware_parallelism_engine_workload(tmp_path, colocated):
+    colocated.to_dir(tmp_path / "run")
+    out = servesim.report(tmp_path / "run", tmp_path / "r.html")
+    text = out.read_text()
+    for want in ("llama-3.1-8b", "2 x h100-sxm (tp1)", "engine vllm", "sarathi batching",
+                 "poisson arrivals at 20.0 req/s", "Latency CDFs", "queue over time"):  # fmt: skip
+        assert want in text, want
