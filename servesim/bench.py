@@ -403,7 +403,10 @@ def bench(**kwargs: Any) -> dict[str, Any]:
     path = result_path(a, cfg.get("model"), date) if saving else None
     if path is not None:
         check_out_path(path, "bench", is_dir=False)
-    result = simulate(cfg, progress=_progress(a))
+    from servesim._progress import Bar
+
+    with Bar("bench", unit="req", enabled=not a["disable_tqdm"]) as bar:
+        result = simulate(cfg, progress=bar if bar.enabled else False)
     raw = getattr(result, "raw", None)
     if raw is None:
         raise SpecError("bench", "", "Result", "servesim.simulate returned no raw run (Result.raw)")
@@ -421,11 +424,6 @@ def bench(**kwargs: Any) -> dict[str, Any]:
     if path is not None:
         save_result(path, data, append=bool(a["append_result"]))
     return data
-
-
-def _progress(a: Mapping[str, Any]) -> Any:
-    """A progress bar on stderr for long runs, unless --disable-tqdm (cli._progress)."""
-    return not (a["disable_tqdm"] or int(a["num_prompts"]) < 2000)
 
 
 def _steady(result: Any, a: Mapping[str, Any], percentiles: list[float]) -> dict[str, Any]:

@@ -28,7 +28,6 @@ import json
 import math
 import os
 import re
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -289,26 +288,21 @@ def _scalars(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Progress:
-    """A one-line progress bar on stderr (no dependency)."""
+    """The sweep's bar (servesim._progress: rich, with rate and ETA) over points."""
 
     def __init__(self, total: int, done: int, enabled: bool):
-        self.total, self.done, self.enabled = total, done, enabled and total > 0
-        self._draw()
+        from servesim._progress import Bar
+
+        self.done = done
+        self.bar = Bar("sweep", total, "pt", enabled=enabled and total > 0)
+        self.bar.update(done)
 
     def step(self) -> None:
         self.done += 1
-        self._draw()
+        self.bar.update(self.done)
 
-    def _draw(self) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        filled = int(width * self.done / self.total)
-        bar = "#" * filled + "." * (width - filled)
-        sys.stderr.write(f"\rsweep [{bar}] {self.done}/{self.total}")
-        if self.done >= self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+    def close(self) -> None:
+        self.bar.close()
 
 
 def sweep(
@@ -328,6 +322,8 @@ def sweep(
          results in memory only (no resume).
     runner: (base, overrides, seed) -> summary mapping; default servesim.simulate.
     """
+    if isinstance(dask, str) and not _DASK_ADDRESS.match(dask.strip()):
+        _dask_client(None, dask)  # the one-line error, before any work
     spec = load_sweep_spec(spec_path_or_dict)
     out_dir = Path(out) if out is not None else spec.out
     if out_dir is not None:
@@ -348,11 +344,13 @@ def sweep(
         records[point.key] = rec
         bar.step()
 
-    if todo:
-        if dask is not None:
+    try:
+        if todo and dask is not None:
             _run_dask(todo, spec.base, runner, dask, done)
-        else:
+        elif todo:
             _run_local(todo, spec.base, runner, jobs, done)
+    finally:
+        bar.close()
     table = build_table(spec, records)
     if out_dir is not None:
         write_table(out_dir, spec, table)
@@ -397,13 +395,13 @@ def _run_dask(todo: list[Point], base: Any, runner: Runner, dask: Any, done) -> 
 
 
 DASK_CONNECT_S = 5.0  # an unreachable scheduler fails after this, not after dask's 30 s default
-_DASK_ADDRESS = re.compile(r"^([a-z0-9+]+://)?[^\s/:]+(:\d+)?$", re.IGNORECASE)
+_DASK_ADDRESS = re.compile(r"^([a-z0-9+]+://\S+|[^\s/:]+:\d+)$", re.IGNORECASE)
 
 
 def _dask_client(client_cls: Any, address: str) -> Any:
     """A Client for ``address`` (``tcp://host:8786``, ``host:8786``); a malformed address or an
     unreachable scheduler is one SpecError line, after at most DASK_CONNECT_S seconds."""
-    if not _DASK_ADDRESS.match(address.strip()) or ":" not in address:
+    if not _DASK_ADDRESS.match(address.strip()):
         raise SpecError("sweep", "dask", address,
                         "not a scheduler address (expected tcp://HOST:PORT or HOST:PORT)")  # fmt: skip
     try:

@@ -146,12 +146,18 @@ def bench_command(matrix: str | None, backend: str | None, **kwargs) -> None:
     from servesim.bench import bench_matrix, format_summary
 
     if matrix:
+        from servesim._progress import Bar
+        from servesim.bench import matrix_points
 
-        def show(status: dict, what: str) -> None:
-            extra = f"  {status.get('error', '')}" if what == "error" else ""
-            click.echo(f"{what:<8} {status['file']}{extra}", err=True)
+        total = len(matrix_points(matrix)[1])
+        with Bar("bench matrix", total, "pt", enabled=not kwargs.get("disable_tqdm")) as bar:
 
-        statuses = bench_matrix(matrix, result_dir=kwargs.get("result_dir"), on_point=show)
+            def show(status: dict, what: str) -> None:
+                extra = f"  {status.get('error', '')}" if what == "error" else ""
+                click.echo(f"{what:<8} {status['file']}{extra}", err=True)
+                bar.advance()
+
+            statuses = bench_matrix(matrix, result_dir=kwargs.get("result_dir"), on_point=show)
         counts = {
             s: sum(1 for x in statuses if x["status"] == s) for s in ("done", "skipped", "error")
         }

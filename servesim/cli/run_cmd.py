@@ -87,28 +87,6 @@ def _title(cfg: Any) -> str:
         return ""
 
 
-class _Progress:
-    """A '\\r' progress line on stderr; the engine calls it with (done, total) requests."""
-
-    def __init__(self) -> None:
-        self.shown = False
-
-    def __call__(self, done: Any = None, total: Any = None, *_a: Any, **_k: Any) -> None:
-        if total:
-            pct = 100.0 * float(done) / float(total)
-            text = f"\rsimulating: {int(done):,}/{int(total):,} requests ({pct:5.1f}%)"
-        else:
-            text = f"\rsimulating: {int(done or 0):,} requests"
-        sys.stderr.write(text)
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
 @click.command("run")
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @click.option("--model", help="model: catalog id or HF config.json path  [model]")
@@ -160,7 +138,9 @@ def run_command(
         check_out_path(timeline_out, "--timeline-out", is_dir=False)
     progress = None
     if not quiet and sys.stderr.isatty():
-        progress = _Progress()
+        from servesim._progress import Bar
+
+        progress = Bar("simulating", unit="req")
     try:
         result = servesim.simulate(config, overrides=overrides, progress=progress or False)
     finally:
