@@ -96,7 +96,9 @@ def read_results(path: str | Path) -> list[dict]:
         try:
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         except ValueError:
-            raise SpecError(str(p), "", p.name, "not a readable JSON file (nor JSON lines)") from None
+            raise SpecError(
+                str(p), "", p.name, "not a readable JSON file (nor JSON lines)"
+            ) from None
         return rows
     return data if isinstance(data, list) else [data]
 

@@ -10,6 +10,7 @@ import shlex
 import stat
 
 import pytest
+
 from servesim.bench import bench
 from servesim.cli import main
 from servesim.compare import compare, content_keys, format_comparison
