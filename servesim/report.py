@@ -53,7 +53,12 @@ class Section:
 
 
 def _plt():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # an extra: pip install 'servesim[report]'
+        raise SpecError(
+            "report", "", "matplotlib", "not installed; pip install 'servesim[report]'"
+        ) from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -101,3 +101,13 @@ def test_html_report_names_model_hardware_parallelism_engine_workload(tmp_path, 
     for want in ("llama-3.1-8b", "2 x h100-sxm (tp1)", "engine vllm", "sarathi batching",
                  "poisson arrivals at 20.0 req/s", "Latency CDFs", "queue over time"):  # fmt: skip
         assert want in text, want
+
+
+def test_report_and_calibrate_extras_missing_are_one_clear_error(tmp_path, monkeypatch, colocated):
+    import sys
+
+    colocated.to_dir(tmp_path / "run")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as without servesim[report]
+    with pytest.raises(servesim.SpecError, match=r"pip install 'servesim\[report\]'"):
+        servesim.report(tmp_path / "run", tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()
