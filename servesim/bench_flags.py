@@ -25,7 +25,7 @@ KEY_FLAGS = (
     "--random-input-len", "--random-output-len", "--random-range-ratio", "--random-prefix-len",
     "--prefix-repetition-prefix-len", "--prefix-repetition-suffix-len",
     "--prefix-repetition-num-prefixes", "--prefix-repetition-output-len",
-    "--label", "--backend", "--max-concurrency", "--model", "--input-len", "--output-len",
+    "--label", "--max-concurrency", "--model", "--input-len", "--output-len",
     "--tokenizer", "--request-rate", "--burstiness", "--num-warmups", "--save-result",
     "--save-detailed", "--append-result", "--metadata", "--result-dir", "--result-filename",
     "--ignore-eos", "--percentile-metrics", "--metric-percentiles", "--goodput",
@@ -38,6 +38,7 @@ _SERVER = "server-side or tokenizer switch the simulator does not model"
 _PLOT = "client-side plot; use `servesim report` or --timeline-out"
 # flag -> (takes a value, reason it has no effect)
 NO_EFFECT: dict[str, tuple[bool, str]] = {
+    "--backend": (True, "the result records backend servesim (it marks the file simulated)"),
     "--base-url": (True, _CLIENT), "--host": (True, _CLIENT), "--port": (True, _CLIENT),
     "--endpoint": (True, _CLIENT), "--header": (True, _CLIENT), "--insecure": (False, _CLIENT),
     "--ready-check-timeout-sec": (True, _CLIENT), "--request-id-prefix": (True, _CLIENT),

@@ -63,7 +63,8 @@ def _no_effect_options(fn):
 @click.option("--prefix-repetition-num-prefixes", type=click.IntRange(min=1), default=None)
 @click.option("--prefix-repetition-output-len", type=click.IntRange(min=1), default=None)
 @click.option("--tokenizer", default=None, help="Cached HF tokenizer for text datasets.")
-@click.option("--num-prompts", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--num-prompts", "--num-requests", "num_prompts", type=click.IntRange(min=1),
+              default=1000, show_default=True)  # fmt: skip
 @click.option(
     "--max-concurrency",
     type=click.IntRange(min=1),
@@ -72,6 +73,8 @@ def _no_effect_options(fn):
 )
 @click.option(
     "--request-rate",
+    "--rate",
+    "request_rate",
     type=float,
     default=float("inf"),
     show_default=True,
@@ -100,7 +103,6 @@ def _no_effect_options(fn):
 @click.option("--result-filename", default=None)
 @click.option("--label", default=None)
 @click.option("--metadata", multiple=True, metavar="KEY=VALUE ...")
-@click.option("--backend", default=None, hidden=True, help="Ignored: results say servesim.")
 @click.option("--disable-tqdm", is_flag=True, help="No progress bar.")
 @click.option(
     "--steady-state",
@@ -135,7 +137,7 @@ def _no_effect_options(fn):
     default=None,
     help="Run a matrix YAML (ISL/OSL x concurrency x TP), skipping finished files.",
 )
-def bench_command(matrix: str | None, backend: str | None, **kwargs) -> None:
+def bench_command(matrix: str | None, **kwargs) -> None:
     """Simulate a `vllm bench serve` run and print/save its result.
 
     Every flag of `vllm bench serve` is accepted; those the simulation cannot use are listed in
