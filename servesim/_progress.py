@@ -103,18 +103,20 @@ def table(rows: list[dict], columns: list[str] | None = None, title: str | None 
     """A plain-text table rendered by rich (no colour, fixed width), for reports on stdout."""
     from io import StringIO
 
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     cols = columns or (list(rows[0]) if rows else [])
-    t = Table(title=title, show_edge=False, header_style="")
+    # plain ASCII rules: logs, CI and terminals without UTF-8 show it the same
+    t = Table(title=title, show_edge=False, header_style="", box=box.ASCII2)
     for c in cols:
         t.add_column(str(c), justify="right")
     for r in rows:
         t.add_row(*(_cell(r.get(c)) for c in cols))
     buf = StringIO()
     Console(file=buf, width=200, color_system=None, force_terminal=False).print(t)
-    return buf.getvalue().rstrip("\n")
+    return "\n".join(line.rstrip() for line in buf.getvalue().rstrip("\n").splitlines())
 
 
 def _cell(v: Any) -> str:

@@ -512,11 +512,9 @@ def format_comparison(df: pd.DataFrame, fmt: str = "table") -> str:
         return "\n".join(lines + ([f"\n{note}"] if note else []))
     if fmt != "table":
         raise SpecError("compare", "format", fmt, "must be table, markdown or csv")
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(heads)
-    ]
-    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
-    lines = [line(heads), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    from servesim._progress import table
+
+    lines = [table([dict(zip(heads, r)) for r in rows], heads)]
     if mape:
         lines += ["", "MAPE (mean |error| %, simulated vs measured):"]
         lines += [f"  {k:<24} {v:6.1f}" for k, v in mape.items()]

@@ -493,9 +493,10 @@ def cache_dir_default() -> Path:
 def fetch_trace(name: str, cache_dir: str | Path | None = None, *, timeout_s: float = 60.0) -> Path:
     """Download a public trace (PUBLIC_TRACES) into the cache once; return its local path.
 
-    URLs are pinned (a commit or a release); files with a ``sha256`` are checked after the
-    download, the others are marked unverified in ``servesim list traces``. An interrupted
-    download resumes from where it stopped on the next call (workload/fetch.py).
+    URLs are pinned (a commit or a release); files with a ``sha256`` (those verified against a
+    copy here) are checked after the download and a cached copy is trusted only if it matches;
+    the others are unverified (fetched as served). An interrupted download resumes from where
+    it stopped on the next call (workload/fetch.py).
     """
     if name not in PUBLIC_TRACES:
         raise SpecError(
