@@ -516,7 +516,8 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
 MATRIX_KEYS = ("prefix", "result_dir", "tp", "isl_osl", "isl", "osl", "conc", "prompts_per_conc")
 _MATRIX_PASS = tuple(k for k in BENCH_DEFAULTS if k not in ("tp", "max_concurrency", "num_prompts",
                      "random_input_len", "random_output_len", "result_dir", "result_filename",
-                     "save_result", "request_rate", "burstiness"))  # fmt: skip
+                     "save_result", "request_rate", "burstiness", "append_result", "date",
+                     "input_len", "output_len"))  # fmt: skip
 
 
 def matrix_points(matrix: str | Path | Mapping[str, Any]) -> tuple[dict, list[dict]]:

@@ -111,3 +111,15 @@ def test_report_and_calibrate_extras_missing_are_one_clear_error(tmp_path, monke
     with pytest.raises(servesim.SpecError, match=r"pip install 'servesim\[report\]'"):
         servesim.report(tmp_path / "run", tmp_path / "r.html")
     assert not (tmp_path / "r.html").exists()
+
+
+def test_run_out_folder_and_files_are_readable_by_others(tmp_path, colocated):
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    out = colocated.to_dir(tmp_path / "run")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask  # not mkdtemp's 0700
+    for f in out.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~mask, f.name
