@@ -33,7 +33,7 @@ def _no_effect_options(fn):
 
 
 @click.command("bench", cls=_VllmCommand)
-# the real client's flags (vllm bench serve), same meanings and defaults; docs/running.md
+# the real client's flags (vllm bench serve), same meanings and defaults; docs/studies.md
 @click.option(
     "--dataset-name",
     default="random",
@@ -141,7 +141,7 @@ def bench_command(matrix: str | None, **kwargs) -> None:
     """Simulate a `vllm bench serve` run and print/save its result.
 
     Every flag of `vllm bench serve` is accepted; those the simulation cannot use are listed in
-    docs/running.md with the reason they have no effect.
+    docs/studies.md with the reason they have no effect.
     """
     kwargs = {k: v for k, v in kwargs.items() if not k.startswith("ignored_")}
     import servesim
