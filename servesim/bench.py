@@ -419,6 +419,10 @@ def bench(**kwargs: Any) -> dict[str, Any]:
     )
     if a["steady_state"]:
         data.update(_steady(result, a, percentiles))
+    if a["save_detailed"] and "input_lens" in data:
+        # the newest client also lists each request's send time (s from the benchmark start)
+        arrival = np.asarray(raw.requests["arrival_s"], dtype=float)
+        data["start_times"] = arrival.tolist()
     data = _finish(data, a, cfg, metrics, percentiles)
     data["date"] = date
     if path is not None:
@@ -461,7 +465,8 @@ def _finish(data: dict, a: Mapping, cfg: Mapping, metrics: list[str], percentile
     out["rtfx"] = 0.0  # audio only
     if not parse_goodput(a["goodput"]):
         out["request_goodput"] = None
-    for key in ("input_lens", "output_lens", "ttfts", "itls", "generated_texts", "errors"):
+    for key in ("input_lens", "output_lens", "start_times", "ttfts", "itls", "generated_texts",
+                "errors"):  # fmt: skip
         if key in data:
             out[key] = data[key]
     for m in metrics:

@@ -175,3 +175,10 @@ def test_two_single_files_compare_directly_and_say_what_differs(tmp_path):
     df = compare(a, b)
     assert df.attrs["differs"] == ["conc"]
     assert "differ in conc" in format_comparison(df)
+
+
+def test_save_detailed_lists_start_times_like_the_newest_client():
+    d = bench(num_prompts=6, random_input_len=64, random_output_len=4, save_detailed=True,
+              request_rate=10.0, seed=2)  # fmt: skip
+    assert len(d["start_times"]) == len(d["input_lens"]) == len(d["ttfts"]) == 6
+    assert d["start_times"][0] == 0.0 and sorted(d["start_times"]) == d["start_times"]
