@@ -120,7 +120,14 @@ def format_summary(
     lines = []
     rate = result.get("request_rate")
     b = result.get("burstiness", 1.0)
-    lines.append(f"Traffic request rate: {rate}")
+    if result.get("ramp_up_strategy"):  # vLLM's lines for a ramp-up run
+        lines.append(f"Traffic ramp-up strategy: {result['ramp_up_strategy']}.")
+        lines.append(
+            f"Will increase RPS from {result.get('ramp_up_start_rps')} to "
+            f"{result.get('ramp_up_end_rps')} RPS over the duration of the benchmark."
+        )
+    else:
+        lines.append(f"Traffic request rate: {rate}")
     lines.append(
         f"Burstiness factor: {b} ({'Poisson process' if b == 1.0 else 'Gamma distribution'})"
     )

@@ -82,8 +82,8 @@ def _no_effect_options(fn):
 )
 @click.option("--burstiness", type=float, default=1.0, show_default=True)
 @click.option("--ramp-up-strategy", type=click.Choice(["linear", "exponential"]), default=None)
-@click.option("--ramp-up-start-rps", type=float, default=None)
-@click.option("--ramp-up-end-rps", type=float, default=None)
+@click.option("--ramp-up-start-rps", type=click.IntRange(min=0), default=None)  # int, as vLLM's
+@click.option("--ramp-up-end-rps", type=click.IntRange(min=0), default=None)
 @click.option("--num-warmups", type=click.IntRange(min=0), default=0, show_default=True,
               help="Accepted: the simulated server has no cold start to warm.")  # fmt: skip
 @click.option(
