@@ -189,11 +189,11 @@ def test_ramp_up_run_names_its_file_and_prints_like_vllm(tmp_path):
         "bench --ramp-up-strategy linear --ramp-up-start-rps 1 --ramp-up-end-rps 10 "
         "--num-prompts 20 --random-input-len 64 --random-output-len 4 --save-result "
         "--date 20260101-000000 --disable-tqdm"
-    ) + ["--result-dir", str(tmp_path)]  # fmt: skip
+    ) + ["--result-dir", str(tmp_path / "res")]  # fmt: skip
     res = _invoke(argv)
     assert res.exit_code == 0, res.output
     assert "Will increase RPS from 1 to 10 RPS" in res.output
-    (f,) = tmp_path.iterdir()
+    (f,) = (tmp_path / "res").iterdir()
     assert f.name == "servesim-ramp-up-linear-1qps-10qps-llama-3.1-8b-20260101-000000.json"
     data = json.loads(f.read_text())
     assert (data["ramp_up_strategy"], data["ramp_up_start_rps"], data["ramp_up_end_rps"]) == (
