@@ -304,6 +304,11 @@ def compare(
     two single results directly). Two single results whose keys differ are compared directly,
     the differing keys listed in ``frame.attrs["differs"]``.
 
+    Example (a real `vllm bench serve` folder against a simulated bench folder):
+        >>> df = compare("measured/", "simulated/")  # doctest: +SKIP
+        >>> df[df.metric == "output_throughput"][["conc", "a", "b", "error_pct"]]  # doctest: +SKIP
+        >>> df.attrs["mape"]["mean_ttft_ms"]  # doctest: +SKIP
+
     measured: "a", "b" or "none" to say which side is measured (default: detected; measured =
     benchmark JSONs without servesim's marker, or a table that servesim did not write). With one
     measured side the frame also has `error_pct` = (simulated - measured) / measured x 100, and

@@ -554,7 +554,11 @@ def render_markdown(
 def report(
     results: Sequence[str | Path] | str | Path, out: str | Path, *, title: str | None = None
 ) -> Path:
-    """Write a report of `results` to `out` (.html: one self-contained file; .md: + PNG folder)."""
+    """Write a report of `results` to `out` (.html: one self-contained file; .md: + PNG folder).
+
+    Example:
+        >>> report(["runs/a", "sweep_results/"], "report.html")  # doctest: +SKIP
+    """
     if isinstance(results, (str, Path)):
         results = [results]
     if not results:

@@ -58,7 +58,12 @@ def trace_events(result: Any, *, requests: bool = True) -> dict[str, Any]:
 
 
 def timeline(result: Any, path: str | Path, *, requests: bool = True) -> Path:
-    """Write ``result``'s timeline to ``path`` (JSON; open it in ui.perfetto.dev)."""
+    """Write ``result``'s timeline to ``path`` (JSON; open it in ui.perfetto.dev).
+
+    Example:
+        >>> res = servesim.simulate(overrides={"workload.num_requests": 50})  # doctest: +SKIP
+        >>> timeline(res, "run.json")  # doctest: +SKIP
+    """
     p = Path(path)
     text = json.dumps(trace_events(result, requests=requests), separators=(",", ":"))
     write_atomic(p, text)
