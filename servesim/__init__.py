@@ -52,6 +52,11 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["SpecError", "__version__", *_EXPORTS]
 
 
+def __dir__() -> list[str]:
+    """The public API too (it is imported lazily, so the module dict lacks it until first use)."""
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:

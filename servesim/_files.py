@@ -21,6 +21,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        share_mode(tmp)  # mkstemp makes 0600; results are for colleagues too
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
@@ -28,6 +29,14 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def share_mode(path: str | Path, *, is_dir: bool = False) -> None:
+    """The mode a plain open()/mkdir() would give (0666/0777 less the umask): temporary files and
+    folders start private (0600/0700), which results renamed into place must not keep."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~mask)
 
 
 def check_writable_parent(target: str | Path, where: str) -> None:

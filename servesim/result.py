@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from servesim._files import check_writable_parent
+from servesim._files import check_writable_parent, share_mode
 from servesim.accounting import metrics
 from servesim.specs.common import SpecError
 
@@ -47,6 +47,17 @@ class Result:
     steps: pd.DataFrame
     config: Any  # RunConfig
     raw: Any  # RawRun
+
+    def __repr__(self) -> str:
+        """One line (a notebook shows this, not every request): model, deployment, headline."""
+        s = self.summary
+        name = getattr(getattr(self.config, "model", None), "name", "?")
+        parts = [f"{s.get('completed', '?')}/{s.get('num_requests', '?')} requests"]
+        for key, fmt in (("output_throughput", "{:,.0f} tok/s"), ("ttft_ms_p99", "TTFT p99 {:,.0f} ms"),
+                         ("tpot_ms_p99", "TPOT p99 {:.1f} ms")):  # fmt: skip
+            if isinstance(s.get(key), (int, float)):
+                parts.append(fmt.format(s[key]))
+        return f"<Result {name}: {', '.join(parts)}>"
 
     def time_series(self, interval_s: float | None = None) -> pd.DataFrame:
         """Per-instance batch size, KV use and queue length in bins of ``interval_s`` (auto: about
@@ -73,6 +84,7 @@ class Result:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
+            share_mode(tmp, is_dir=True)  # mkdtemp makes 0700
             self._write(tmp, detailed)
             _replace_dir(tmp, target)
         except BaseException:
@@ -173,6 +185,12 @@ def _switch_source(data: dict, source: str, overrides: Mapping[str, Any]) -> dic
         wl["lengths"] = {"empirical": trace["path"]}
         if trace.get("format"):
             wl["lengths"]["format"] = trace["format"]
+    sized = any(k in overrides for k in ("workload.num_requests", "workload.duration_s"))
+    if trace and wl.get("num_requests") is None and wl.get("duration_s") is None and not sized:
+        # `run --rate 6` on the default: as many requests as the trace it replaced held
+        from servesim.workload.traces import load_trace
+
+        wl["num_requests"] = len(load_trace(trace["path"], trace.get("format")))
     data = dict(data)
     data["workload"] = wl
     return data

@@ -75,16 +75,9 @@ def steady_metrics(result: Any, concurrency: int) -> dict[str, float]:
     on where the instants fall: with fixed lengths the simulated clients run in lockstep, the
     prefills come in bursts, and a window from one arrival to another over-weights the bursts.
     """
-    req = result.requests[result.requests["finish_s"].notna()]
-    req = req.sort_values(["arrival_s", "request_id"], kind="stable")
-    t_a = float(req["arrival_s"].iloc[min(concurrency, len(req) - 1)])
-    t_b = float(req["arrival_s"].iloc[-1])
-    keep = req[(req["arrival_s"] >= t_a) & (req["finish_s"] <= t_b)]
-    window = "steady"
-    if keep.empty:  # too few requests per client: use all requests sent after the burst
-        keep, window = req[req["arrival_s"] >= t_a], "after-burst"
-    if keep.empty:
-        keep, window = req, "all"
+    from servesim.studies.steady import steady_window  # the same window as `bench --steady-state`
+
+    keep, window = steady_window(result.requests, concurrency)
     tokens = float(keep["output_tokens"].sum())
     return {
         "output_tok_s": concurrency * tokens / float(keep["e2el_s"].sum()),

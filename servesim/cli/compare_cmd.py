@@ -25,12 +25,28 @@ def register(group: click.Group) -> None:
     help="Which side is measured (default: detected).",
 )
 @click.option(
+    "--by",
+    default=None,
+    metavar="KEYS",
+    help="Comma-separated config keys to match rows on (default: model, isl, osl, rate, conc, "
+    "tp as far as both sides have them); 'none' compares two single results directly.",
+)
+@click.option(
     "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write to this file."
 )
 def compare_command(
-    a: str, b: str, fmt: str, metrics: str | None, measured: str | None, output: str | None
+    a: str,
+    b: str,
+    fmt: str,
+    metrics: str | None,
+    measured: str | None,
+    by: str | None,
+    output: str | None,
 ) -> None:
-    """Compare result sets A and B (bench JSON dirs, sweeps, run dirs, measured CSVs)."""
+    """Compare result sets A and B (bench JSON dirs, sweeps, run dirs, measured CSVs).
+
+    Benchmark files (servesim's or the real `vllm bench serve`'s) match by their content.
+    """
     import servesim
     from servesim._files import check_out_path, write_atomic
     from servesim.studies.compare import format_comparison
@@ -38,7 +54,7 @@ def compare_command(
     if output:
         check_out_path(output, "compare", is_dir=False)
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-    frame = servesim.compare(a, b, names, measured=measured)
+    frame = servesim.compare(a, b, names, measured=measured, by=by)
     text = format_comparison(frame, fmt)
     click.echo(text)
     if output:

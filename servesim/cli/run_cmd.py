@@ -32,6 +32,7 @@ FLAG_KEYS: dict[str, str] = {
     "rate": "workload.arrivals.rate",
     "num_requests": "workload.num_requests",
     "concurrency": "workload.clients.concurrency",
+    "max_concurrency": "workload.max_concurrency",
     "seed": "seed",
 }
 
@@ -86,28 +87,6 @@ def _title(cfg: Any) -> str:
         return ""
 
 
-class _Progress:
-    """A '\\r' progress line on stderr; the engine calls it with (done, total) requests."""
-
-    def __init__(self) -> None:
-        self.shown = False
-
-    def __call__(self, done: Any = None, total: Any = None, *_a: Any, **_k: Any) -> None:
-        if total:
-            pct = 100.0 * float(done) / float(total)
-            text = f"\rsimulating: {int(done):,}/{int(total):,} requests ({pct:5.1f}%)"
-        else:
-            text = f"\rsimulating: {int(done or 0):,} requests"
-        sys.stderr.write(text)
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
 @click.command("run")
 @click.argument("config", required=False, type=click.Path(dir_okay=False))
 @click.option("--model", help="model: catalog id or HF config.json path  [model]")
@@ -121,8 +100,12 @@ class _Progress:
               help="[deployment.pools.0.scheduler.max_num_batched_tokens]")  # fmt: skip
 @click.option("--dtype", help="bf16, fp8, ... for weights, activations and KV  [dtype]")
 @click.option("--trace", help="replay this trace file  [workload.trace.path]")
-@click.option("--rate", type=float, help="open-loop arrivals, req/s  [workload.arrivals.rate]")
-@click.option("--num-requests", type=int, help="[workload.num_requests]")
+@click.option("--rate", "--request-rate", "rate", type=float,
+              help="open-loop arrivals, req/s  [workload.arrivals.rate]")  # fmt: skip
+@click.option("--num-requests", "--num-prompts", "num_requests", type=int,
+              help="(default with --rate/--concurrency: the trace's count)  [workload.num_requests]")  # fmt: skip
+@click.option("--max-concurrency", type=int,
+              help="open loop: at most this many outstanding  [workload.max_concurrency]")  # fmt: skip
 @click.option("--concurrency", type=int, help="closed-loop clients  [workload.clients.concurrency]")
 @click.option("--seed", type=int, help="[seed]")
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
@@ -131,11 +114,14 @@ class _Progress:
               help="write summary.json, requests/steps parquet, config.yaml, benchmark.json, timeseries.csv")  # fmt: skip
 @click.option("--save-detailed", is_flag=True,
               help="benchmark.json also gets the per-request lists (lens, ttfts, itls, ...)")  # fmt: skip
+@click.option("--timeline-out", type=click.Path(dir_okay=False),
+              help="write the step timeline as a Chrome/Perfetto trace (ui.perfetto.dev)")  # fmt: skip
 @click.option("--quiet", "-q", is_flag=True, help="no progress line and no summary table")
 @_render.format_option("table", "json", help="summary on stdout as a table or as JSON")
 def run_command(
     config: str | None,
     out_dir: str | None,
+    timeline_out: str | None,
     quiet: bool,
     fmt: str,
     save_detailed: bool = False,
@@ -149,9 +135,15 @@ def run_command(
     overrides = flag_overrides(params)
     if out_dir:
         servesim.Result.check_out_dir(out_dir)
+    if timeline_out:
+        from servesim._files import check_out_path
+
+        check_out_path(timeline_out, "--timeline-out", is_dir=False)
     progress = None
     if not quiet and sys.stderr.isatty():
-        progress = _Progress()
+        from servesim._progress import Bar
+
+        progress = Bar("simulating", unit="req")
     try:
         result = servesim.simulate(config, overrides=overrides, progress=progress or False)
     finally:
@@ -159,6 +151,10 @@ def run_command(
             progress.close()
     if out_dir:
         result.to_dir(out_dir, detailed=save_detailed)
+    if timeline_out:
+        from servesim.studies.timeline import timeline
+
+        timeline(result, timeline_out)
     if fmt == "json":
         click.echo(_render.to_json(result.summary))
     elif not quiet:

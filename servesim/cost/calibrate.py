@@ -353,7 +353,12 @@ def fit_parameters(
     hw: HardwareSpec, keys: Sequence[str], train: Sequence[Sample]
 ) -> dict[str, float]:
     """Least squares on log(predicted / measured), soft-L1 loss, parameters in log space."""
-    from scipy.optimize import least_squares
+    try:
+        from scipy.optimize import least_squares
+    except ImportError:  # an extra: pip install 'servesim[calibrate]'
+        raise SpecError(
+            "calibrate", "", "scipy", "not installed; pip install 'servesim[calibrate]'"
+        ) from None
 
     lo = np.log([_bounds(k)[0] for k in keys])
     hi = np.log([_bounds(k)[1] for k in keys])

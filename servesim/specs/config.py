@@ -331,6 +331,15 @@ def apply_override(data: dict[str, Any], key: str, value: Any, where: str) -> di
     return data
 
 
+def _model_dtype(dtype: Any, model_ref: str) -> Any:
+    """A quantized HF checkpoint's formats (specs/hf.py) unless the config names its own
+    mapping: a plain dtype string (the default bf16 included) cannot describe AWQ/GPTQ/FP8 files."""
+    from servesim.specs.hf import model_quantization
+
+    quant = None if isinstance(dtype, Mapping) else model_quantization(model_ref)
+    return quant or dtype
+
+
 def parse_config(data: Mapping[str, Any], where: str) -> RunConfig:
     from servesim.specs.cost import check_prices, parse_cost
     from servesim.specs.model import load_model
@@ -339,7 +348,7 @@ def parse_config(data: Mapping[str, Any], where: str) -> RunConfig:
     check_keys(data, _TOP_KEYS, where, "")
     model_ref = _resolve_path(get_str(data, "model", where, ""), where)
     model = load_model(model_ref, where)
-    dtypes = parse_dtypes(data.get("dtype", "bf16"), where, "dtype")
+    dtypes = parse_dtypes(_model_dtype(data.get("dtype", "bf16"), model_ref), where, "dtype")
     deployment = parse_deployment(data.get("deployment"), model, where)
     if "workload" not in data:
         raise SpecError(where, "workload", "<missing>", "required")

@@ -193,7 +193,12 @@ def load_model(name_or_path: str | Path, where: str | None = None) -> ModelSpec:
     Unsupported architectures and inconsistent shapes raise SpecError. Loaded once per file
     (memoised by resolved path and modification time).
     """
-    path = resolve_catalog("model", name_or_path, where)
+    try:
+        path = resolve_catalog("model", name_or_path, where)
+    except SpecError:  # an HF repo id or alias: the local HF cache, then its spellings
+        from servesim.specs.hf import resolve_model_file
+
+        path = resolve_model_file(name_or_path, where)
     return _load_cached(str(path), path.stat().st_mtime_ns)
 
 
@@ -243,6 +248,8 @@ def _load_json(path: Path) -> Mapping[str, Any]:
 
 def _name_from_path(path: Path) -> str:
     """`.../Llama-3.1-8B/config.json` -> `llama-3.1-8b`; a file not named config.json -> its stem."""
+    if path.parent.parent.name == "snapshots":  # HF cache: models--ORG--NAME/snapshots/REV/
+        return path.parent.parent.parent.name.removeprefix("models--").replace("--", "/").lower()
     stem = path.parent.name if path.stem == "config" and path.parent.name else path.stem
     return stem.lower()
 

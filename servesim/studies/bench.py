@@ -24,21 +24,35 @@ import copy
 import itertools
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from servesim._callable import make_callable
 from servesim._files import check_out_path, write_atomic
 from servesim.specs.common import SpecError, check_keys, load_yaml, require_mapping
+from servesim.studies.bench_flags import DATASET_REASONS, DATASETS, NO_EFFECT
+from servesim.studies.bench_output import (  # noqa: F401  (format_summary, result_path: public here)
+    METRIC_HEADERS,
+    PERCENTILE_METRICS,
+    _parse_list,
+    format_summary,
+    parse_percentiles,
+    result_date,
+    result_path,
+    save_result,
+)
+from servesim.studies.bench_requests import (
+    HASH_BLOCK,
+    prefix_hashes,
+    random_lengths,
+    request_table,
+    write_trace,
+)
+from servesim.workload.datasets import FILE_DATASETS, dataset_lengths
 
-PERCENTILE_METRICS = ("ttft", "tpot", "itl", "e2el")
-METRIC_HEADERS = {
-    "ttft": ("TTFT", "Time to First Token"),
-    "tpot": ("TPOT", "Time per Output Token (excl. 1st token)"),
-    "itl": ("ITL", "Inter-token Latency"),
-    "e2el": ("E2EL", "End-to-end Latency"),
-}
 # Top-level keys of `vllm bench serve --save-result` (vllm/benchmarks/serve.py) for a generation
 # run without --save-detailed, before the per-metric statistics; benchmark_serving.py writes a
 # subset of them (no endpoint_type, label, failed, max_*, rtfx).
@@ -51,15 +65,32 @@ CLIENT_KEYS = (
 )  # fmt: skip
 
 BENCH_DEFAULTS: dict[str, Any] = {
-    # the real client's defaults
+    # the real client's arguments and defaults (bench_flags.py lists every flag)
     "dataset_name": "random",
+    "dataset_path": None,
+    "disable_shuffle": False,
+    "no_oversample": False,
     "random_input_len": 1024,
     "random_output_len": 128,
     "random_range_ratio": 0.0,
+    "random_prefix_len": 0,
+    "input_len": None,  # vLLM's general lengths: override random_*_len (output: every dataset's)
+    "output_len": None,
+    "sharegpt_output_len": None,
+    "custom_output_len": 256,
+    "prefix_repetition_prefix_len": 256,
+    "prefix_repetition_suffix_len": 256,
+    "prefix_repetition_num_prefixes": 10,
+    "prefix_repetition_output_len": 128,
+    "tokenizer": None,
     "num_prompts": 1000,
     "max_concurrency": None,
     "request_rate": math.inf,
     "burstiness": 1.0,
+    "ramp_up_strategy": None,
+    "ramp_up_start_rps": None,
+    "ramp_up_end_rps": None,
+    "num_warmups": 0,
     "ignore_eos": False,
     "seed": 0,
     "percentile_metrics": "ttft,tpot,itl",
@@ -67,11 +98,16 @@ BENCH_DEFAULTS: dict[str, Any] = {
     "goodput": None,
     "save_result": False,
     "save_detailed": False,
+    "append_result": False,
     "result_dir": None,
     "result_filename": None,
     "label": None,
     "metadata": None,
     "model": None,
+    "disable_tqdm": False,
+    # servesim's own: the steady-state window, the saved file's date
+    "steady_state": False,
+    "date": None,
     # the deployment (None = the base config's value)
     "config": None,
     "hw": None,
@@ -101,31 +137,6 @@ def _base_config(config: Any) -> dict[str, Any]:
     return dict(require_mapping(load_yaml(config), str(config), ""))
 
 
-def _parse_list(text: Any, name: str, allowed: Sequence[str] | None = None) -> list[str]:
-    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else list(text))]
-    items = [t for t in items if t]
-    if allowed is not None:
-        for t in items:
-            if t not in allowed:
-                raise SpecError("bench", name, t, "must be among " + ", ".join(allowed))
-    return items
-
-
-def parse_percentiles(text: Any) -> list[float]:
-    out = []
-    for t in _parse_list(text, "metric_percentiles"):
-        try:
-            p = float(t)
-        except ValueError:
-            raise SpecError(
-                "bench", "metric_percentiles", t, "must be numbers, e.g. 50,90,99"
-            ) from None
-        if not 0 <= p <= 100:
-            raise SpecError("bench", "metric_percentiles", t, "must be in [0, 100]")
-        out.append(p)
-    return out
-
-
 def parse_goodput(pairs: Any) -> dict[str, float]:
     """vLLM --goodput KEY:VALUE pairs (ms) -> {metric: ms}."""
     out: dict[str, float] = {}
@@ -149,15 +160,14 @@ def _length(mean: int, ratio: float) -> dict[str, Any]:
 
 
 def bench_config(**kwargs: Any) -> dict[str, Any]:
-    """The run config (a mapping for servesim.simulate) of one benchmark run."""
+    """The run config (a mapping for servesim.simulate) of one benchmark run.
+
+    Example:
+        >>> cfg = bench_config(random_input_len=512, random_output_len=64, max_concurrency=8)
+        >>> cfg["workload"]["clients"], cfg["workload"]["num_requests"]
+        ({'concurrency': 8}, 1000)
+    """
     a = _args(kwargs)
-    if a["dataset_name"] != "random":
-        raise SpecError(
-            "bench",
-            "dataset_name",
-            a["dataset_name"],
-            "only `random` (use --config with a trace workload for real traffic)",
-        )
     cfg = _base_config(a["config"])
     if a["model"]:
         cfg["model"] = a["model"]
@@ -173,7 +183,8 @@ def bench_config(**kwargs: Any) -> dict[str, Any]:
 
 
 def _args(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(kwargs) - set(BENCH_DEFAULTS))
+    ignored = {f[2:].replace("-", "_") for f in NO_EFFECT}
+    unknown = sorted(set(kwargs) - set(BENCH_DEFAULTS) - ignored)
     if unknown:
         raise SpecError(
             "bench",
@@ -181,10 +192,21 @@ def _args(kwargs: Mapping[str, Any]) -> dict[str, Any]:
             kwargs[unknown[0]],
             "unknown argument; allowed: " + ", ".join(BENCH_DEFAULTS),
         )
-    a = {**BENCH_DEFAULTS, **{k: v for k, v in kwargs.items() if v is not None}}
+    a = {
+        **BENCH_DEFAULTS,
+        **{k: v for k, v in kwargs.items() if v is not None and k not in ignored},
+    }
+    # vLLM maps its general lengths onto every dataset's own (main_async in serve.py)
+    if a["input_len"] is not None:
+        a["random_input_len"] = a["input_len"]
+    if a["output_len"] is not None:
+        for key in ("random_output_len", "sharegpt_output_len", "custom_output_len",
+                    "prefix_repetition_output_len"):  # fmt: skip
+            a[key] = a["output_len"]
     for key in ("random_input_len", "random_output_len", "num_prompts"):
-        if not isinstance(a[key], int) or isinstance(a[key], bool) or a[key] < 1:
-            raise SpecError("bench", key, a[key], "must be an integer >= 1")
+        _check_int(a, key, 1)
+    for key in ("random_prefix_len", "num_warmups"):
+        _check_int(a, key, 0)
     rate = float(a["request_rate"])
     if not rate > 0:
         raise SpecError("bench", "request_rate", a["request_rate"], "must be > 0 (or inf)")
@@ -192,7 +214,50 @@ def _args(kwargs: Mapping[str, Any]) -> dict[str, Any]:
         raise SpecError("bench", "max_concurrency", a["max_concurrency"], "must be >= 1")
     if not float(a["burstiness"]) > 0:
         raise SpecError("bench", "burstiness", a["burstiness"], "must be > 0")
+    if not 0 <= float(a["random_range_ratio"]) < 1:
+        raise SpecError("bench", "random_range_ratio", a["random_range_ratio"], "must be in [0, 1)")
+    _check_dataset(a)
+    _check_ramp(a)
     return a
+
+
+def _check_int(a: Mapping[str, Any], key: str, minimum: int) -> None:
+    v = a[key]
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        raise SpecError("bench", key, v, f"must be an integer >= {minimum}")
+
+
+def _check_dataset(a: Mapping[str, Any]) -> None:
+    name = a["dataset_name"]
+    if name in DATASET_REASONS:
+        raise SpecError("bench", "dataset_name", name, DATASET_REASONS[name])
+    if name not in DATASETS:
+        raise SpecError("bench", "dataset_name", name, "must be one of " + ", ".join(DATASETS))
+    if name in FILE_DATASETS and not a["dataset_path"]:
+        raise SpecError("bench", "dataset_path", None, f"--dataset-name {name} needs a file")
+    if name not in FILE_DATASETS and a["dataset_path"]:  # vLLM refuses it the same way
+        raise SpecError("bench", "dataset_path", a["dataset_path"],
+                        f"not used by --dataset-name {name} (use sharegpt or custom)")  # fmt: skip
+
+
+def _check_ramp(a: Mapping[str, Any]) -> None:
+    """vLLM's ramp-up checks (main_async in serve.py)."""
+    strategy = a["ramp_up_strategy"]
+    if strategy is None:
+        return
+    if strategy not in ("linear", "exponential"):
+        raise SpecError("bench", "ramp_up_strategy", strategy, "must be linear or exponential")
+    if not math.isinf(float(a["request_rate"])):
+        raise SpecError("bench", "request_rate", a["request_rate"],
+                        "with --ramp-up-strategy the ramp sets the rate; drop --request-rate")  # fmt: skip
+    lo, hi = a["ramp_up_start_rps"], a["ramp_up_end_rps"]
+    if lo is None or hi is None:
+        raise SpecError("bench", "ramp_up_start_rps", lo,
+                        "--ramp-up-strategy needs --ramp-up-start-rps and --ramp-up-end-rps")  # fmt: skip
+    if lo < 0 or hi < lo:
+        raise SpecError("bench", "ramp_up_end_rps", hi, f"must be >= start ({lo}) >= 0")
+    if lo <= 0:
+        raise SpecError("bench", "ramp_up_start_rps", lo, "must be > 0 (a rate of 0 sends nothing)")
 
 
 def _apply_deployment(cfg: dict[str, Any], a: Mapping[str, Any]) -> None:
@@ -228,6 +293,10 @@ def _apply_deployment(cfg: dict[str, Any], a: Mapping[str, Any]) -> None:
     for key in ("tp", "pp", "ep"):
         if a[key]:
             par[key] = int(a[key])
+    if a["engine"] and a["config"] is None:
+        # the embedded default's scheduler (sarathi, its limits) is vLLM's; an engine profile
+        # brings its own policy and limits, as `run --engine` on a config without them
+        pool["scheduler"] = {}
     sched = pool.setdefault("scheduler", {})
     for key, name in (
         ("scheduler", "policy"),
@@ -240,34 +309,65 @@ def _apply_deployment(cfg: dict[str, Any], a: Mapping[str, Any]) -> None:
 
 
 def _workload(a: Mapping[str, Any]) -> dict[str, Any]:
+    """The workload block: the synthetic spec when it is the client's (random lengths, all sent
+    at once), else a request list drawn as the client draws it (bench_requests.py)."""
     rate = float(a["request_rate"])
     conc = a["max_concurrency"]
-    wl: dict[str, Any] = {
-        "num_requests": int(a["num_prompts"]),
-        "lengths": {
-            "input": _length(a["random_input_len"], float(a["random_range_ratio"])),
-            "output": _length(a["random_output_len"], float(a["random_range_ratio"])),
-        },
-    }
-    if math.isinf(rate):
-        # rate inf: every request is sent at once; the semaphore (if any) caps those in flight
-        wl["clients"] = {"concurrency": int(conc) if conc else int(a["num_prompts"])}
-    else:
-        b = float(a["burstiness"])
-        # vLLM draws gamma inter-arrivals with shape = burstiness: CV = 1/sqrt(burstiness)
-        if b == 1.0:
-            wl["arrivals"] = {"process": "poisson", "rate": rate}
-        elif math.isinf(b):
-            wl["arrivals"] = {"process": "constant", "rate": rate}
-        else:
-            wl["arrivals"] = {"process": "gamma", "rate": rate, "cv": 1.0 / math.sqrt(b)}
-        if conc is not None:  # arrivals at the rate, at most `conc` outstanding (the semaphore)
-            wl["max_concurrency"] = int(conc)
+    if a["dataset_name"] == "random" and math.isinf(rate) and not a["ramp_up_strategy"]:
+        wl: dict[str, Any] = {
+            "num_requests": int(a["num_prompts"]),
+            "lengths": {
+                "input": _length(a["random_input_len"], float(a["random_range_ratio"])),
+                "output": _length(a["random_output_len"], float(a["random_range_ratio"])),
+            },
+            # everything sent at once; the semaphore (if any) caps those in flight
+            "clients": {"concurrency": int(conc) if conc else int(a["num_prompts"])},
+        }
+        if a["random_prefix_len"]:  # one prefix before every prompt, as vLLM's random dataset
+            wl["prefix"] = {"shared_tokens": int(a["random_prefix_len"]), "groups": 1}
+        return wl
+    wl = {"trace": {"path": str(write_trace(_request_columns(a))), "format": "jsonl"}}
+    if conc is not None:  # arrivals as drawn, at most `conc` outstanding (the semaphore)
+        wl["max_concurrency"] = int(conc)
     return wl
 
 
+def _request_columns(a: Mapping[str, Any]) -> dict[str, list]:
+    n, seed = int(a["num_prompts"]), int(a["seed"])
+    name = a["dataset_name"]
+    prefix = None
+    if name in FILE_DATASETS:
+        out_len = a["sharegpt_output_len"] if name == "sharegpt" else a["custom_output_len"]
+        lengths = dataset_lengths(
+            name, a["dataset_path"], num_prompts=n, seed=seed, output_len=out_len,
+            tokenizer=a["tokenizer"] or a["model"], disable_shuffle=bool(a["disable_shuffle"]),
+            no_oversample=bool(a["no_oversample"]),
+        )  # fmt: skip
+    elif name == "prefix_repetition":
+        p, sfx = int(a["prefix_repetition_prefix_len"]), int(a["prefix_repetition_suffix_len"])
+        groups = max(int(a["prefix_repetition_num_prefixes"]), 1)
+        lengths = (np.full(n, p + sfx), np.full(n, int(a["prefix_repetition_output_len"])))
+        prefix = prefix_hashes(n, p, groups, seed)
+    else:
+        inp, out = random_lengths(a, n, seed)
+        shared = int(a["random_prefix_len"])
+        lengths = (inp + shared, out)
+        prefix = prefix_hashes(n, shared, 1, seed) if shared >= HASH_BLOCK else None
+    return request_table(a, lengths, prefix)
+
+
 def bench(**kwargs: Any) -> dict[str, Any]:
-    """One virtual benchmark_serving run -> its result JSON (a dict); saved when save_result."""
+    """One virtual `vllm bench serve` run -> its result JSON (a dict); saved when save_result.
+
+    Takes the client's arguments (BENCH_DEFAULTS; the flags bench_flags.NO_EFFECT lists are
+    accepted and ignored) plus the deployment.
+
+    Example:
+        >>> res = bench(model="llama-3.1-8b", hw="h100-sxm", random_input_len=256,
+        ...             random_output_len=32, num_prompts=20, max_concurrency=4)
+        >>> res["completed"], res["max_concurrency"]
+        (20, 4)
+    """
     from servesim.accounting.metrics import benchmark_json
     from servesim.result import simulate
 
@@ -275,9 +375,15 @@ def bench(**kwargs: Any) -> dict[str, Any]:
     cfg = bench_config(**kwargs)
     metrics = _parse_list(a["percentile_metrics"], "percentile_metrics", PERCENTILE_METRICS)
     percentiles = parse_percentiles(a["metric_percentiles"])
-    if a["save_result"]:
-        check_out_path(result_path(a, cfg.get("model")), "bench", is_dir=False)
-    result = simulate(cfg)
+    saving = bool(a["save_result"] or a["append_result"])
+    date = result_date(a["date"]) if saving or a["date"] is not None else None
+    path = result_path(a, cfg.get("model"), date) if saving else None
+    if path is not None:
+        check_out_path(path, "bench", is_dir=False)
+    from servesim._progress import Bar
+
+    with Bar("bench", unit="req", enabled=not a["disable_tqdm"]) as bar:
+        result = simulate(cfg, progress=bar if bar.enabled else False)
     raw = getattr(result, "raw", None)
     if raw is None:
         raise SpecError("bench", "", "Result", "servesim.simulate returned no raw run (Result.raw)")
@@ -288,11 +394,26 @@ def bench(**kwargs: Any) -> dict[str, Any]:
         detailed=bool(a["save_detailed"]),
         percentiles=percentiles,
     )
+    if a["steady_state"]:
+        data.update(_steady(result, a, percentiles))
+    if a["save_detailed"] and "input_lens" in data:
+        # the newest client also lists each request's send time (s from the benchmark start)
+        arrival = np.asarray(raw.requests["arrival_s"], dtype=float)
+        data["start_times"] = arrival.tolist()
     data = _finish(data, a, cfg, metrics, percentiles)
-    if a["save_result"]:
-        path = result_path(a, cfg.get("model"))
-        write_json_atomic(path, data)
+    data["date"] = date
+    if path is not None:
+        save_result(path, data, append=bool(a["append_result"]))
     return data
+
+
+def _steady(result: Any, a: Mapping[str, Any], percentiles: list[float]) -> dict[str, Any]:
+    from servesim.studies.steady import steady_stats
+
+    wl = result.config.workload
+    clients = getattr(wl, "clients", None)
+    conc = clients.concurrency if clients is not None else int(a["max_concurrency"] or 0)
+    return steady_stats(result, conc, clients is not None, percentiles)
 
 
 def _finish(data: dict, a: Mapping, cfg: Mapping, metrics: list[str], percentiles) -> dict:
@@ -303,18 +424,17 @@ def _finish(data: dict, a: Mapping, cfg: Mapping, metrics: list[str], percentile
         "backend": BACKEND,
         "label": a["label"],  # the client stores --label as given (None by default)
         "model_id": a["model"] or data.get("model_id"),
-        "tokenizer_id": a["model"] or data.get("tokenizer_id"),
+        "tokenizer_id": a["tokenizer"] or a["model"] or data.get("tokenizer_id"),
         "num_prompts": int(a["num_prompts"]),
     }
-    for item in a["metadata"] or ():  # vLLM --metadata KEY=VALUE, strings as the client stores them
-        key, sep, value = str(item).partition("=")
-        if not sep:
-            raise SpecError("bench", "metadata", item, "KEY=VALUE")
-        head[key.strip()] = value.strip()
+    head.update(parse_metadata(a["metadata"]))
     rate = float(a["request_rate"])
     head["request_rate"] = "inf" if math.isinf(rate) else rate
     head["burstiness"] = float(a["burstiness"])
     head["max_concurrency"] = a["max_concurrency"]
+    if a["ramp_up_strategy"]:
+        for key in ("ramp_up_strategy", "ramp_up_start_rps", "ramp_up_end_rps"):
+            head[key] = a[key]
     out = dict(head)
     for key in CLIENT_KEYS:
         if key not in out:
@@ -322,7 +442,8 @@ def _finish(data: dict, a: Mapping, cfg: Mapping, metrics: list[str], percentile
     out["rtfx"] = 0.0  # audio only
     if not parse_goodput(a["goodput"]):
         out["request_goodput"] = None
-    for key in ("input_lens", "output_lens", "ttfts", "itls", "generated_texts", "errors"):
+    for key in ("input_lens", "output_lens", "start_times", "ttfts", "itls", "generated_texts",
+                "errors"):  # fmt: skip
         if key in data:
             out[key] = data[key]
     for m in metrics:
@@ -331,13 +452,24 @@ def _finish(data: dict, a: Mapping, cfg: Mapping, metrics: list[str], percentile
         for p in percentiles:
             word = str(int(p)) if int(p) == p else str(p)
             out[f"p{word}_{m}_ms"] = data.get(f"p{word}_{m}_ms")
-    out[BACKEND] = _provenance(cfg, a)
+    out[BACKEND] = _provenance(cfg, a, data)
     return out
 
 
-def _provenance(cfg: Mapping, a: Mapping) -> dict[str, Any]:
+def parse_metadata(items: Any) -> dict[str, str]:
+    """vLLM --metadata KEY=VALUE items -> {key: value}, strings as the client stores them."""
+    out: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise SpecError("bench", "metadata", item, "KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _provenance(cfg: Mapping, a: Mapping, data: Mapping) -> dict[str, Any]:
     pools = cfg.get("deployment", {}).get("pools", [])
-    return {
+    out = {
         "simulated": True,
         "model": cfg.get("model"),
         "dtype": cfg.get("dtype"),
@@ -346,74 +478,19 @@ def _provenance(cfg: Mapping, a: Mapping) -> dict[str, Any]:
         if a["config"] is None or isinstance(a["config"], Mapping)
         else str(a["config"]),
         "seed": cfg.get("seed"),
-        "ignore_eos": bool(a["ignore_eos"]),
+        # the simulator has no EOS: every output runs to its length, as with --ignore-eos
+        "ignore_eos": True,
+        "dataset_name": a["dataset_name"],
+        "dataset_path": None if a["dataset_path"] is None else str(a["dataset_path"]),
+        "num_warmups": int(a["num_warmups"]),
     }
-
-
-def result_path(a: Mapping[str, Any], model: Any = None) -> Path:
-    """--result-dir/--result-filename, else vLLM's pattern without its timestamp; ``model`` names
-    the config's model when --model was not given."""
-    name = a.get("result_filename")
-    if not name:
-        label = a.get("label") or BACKEND
-        rate = float(a.get("request_rate", math.inf))
-        conc = a.get("max_concurrency")
-        model = str(a.get("model") or model or "model").split("/")[-1]
-        conc_s = f"-concurrency{conc}" if conc is not None else ""
-        name = f"{label}-{rate}qps{conc_s}-{model}.json"
-    return Path(a.get("result_dir") or ".") / name
+    if a["steady_state"]:
+        out["steady_state"] = {k: data.get(k) for k in ("steady_window", "steady_requests")}
+    return out
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     write_atomic(path, json.dumps(data))
-
-
-def format_summary(
-    result: Mapping[str, Any],
-    percentile_metrics: Any = "ttft,tpot,itl",
-    metric_percentiles: Any = "99",
-) -> str:
-    """The client's printed result block (same labels, widths and order)."""
-    lines = []
-    rate = result.get("request_rate")
-    b = result.get("burstiness", 1.0)
-    lines.append(f"Traffic request rate: {rate}")
-    lines.append(
-        f"Burstiness factor: {b} ({'Poisson process' if b == 1.0 else 'Gamma distribution'})"
-    )
-    lines.append(f"Maximum request concurrency: {result.get('max_concurrency')}")
-    lines.append("{s:{c}^{n}}".format(s=" Serving Benchmark Result ", n=50, c="="))
-
-    def row(label: str, value: Any, fmt: str = "") -> None:
-        shown = "None" if value is None else format(value, fmt)
-        lines.append(f"{label:<40} {shown:<10}")
-
-    row("Successful requests:", result.get("completed"))
-    row("Failed requests:", result.get("failed"))
-    if result.get("max_concurrency") is not None:
-        row("Maximum request concurrency:", result.get("max_concurrency"))
-    if rate not in ("inf", None):
-        row("Request rate configured (RPS):", rate, ".2f")
-    row("Benchmark duration (s):", result.get("duration"), ".2f")
-    row("Total input tokens:", result.get("total_input_tokens"))
-    row("Total generated tokens:", result.get("total_output_tokens"))
-    row("Request throughput (req/s):", result.get("request_throughput"), ".2f")
-    if result.get("request_goodput") is not None:
-        row("Request goodput (req/s):", result.get("request_goodput"), ".2f")
-    row("Output token throughput (tok/s):", result.get("output_throughput"), ".2f")
-    row("Peak output token throughput (tok/s):", result.get("max_output_tokens_per_s"), ".2f")
-    row("Peak concurrent requests:", result.get("max_concurrent_requests"), ".2f")
-    row("Total token throughput (tok/s):", result.get("total_token_throughput"), ".2f")
-    for m in _parse_list(percentile_metrics, "percentile_metrics", PERCENTILE_METRICS):
-        name, header = METRIC_HEADERS[m]
-        lines.append("{s:{c}^{n}}".format(s=header, n=50, c="-"))
-        row(f"Mean {name} (ms):", result.get(f"mean_{m}_ms"), ".2f")
-        row(f"Median {name} (ms):", result.get(f"median_{m}_ms"), ".2f")
-        for p in parse_percentiles(metric_percentiles):
-            word = str(int(p)) if int(p) == p else str(p)
-            row(f"P{word} {name} (ms):", result.get(f"p{word}_{m}_ms"), ".2f")
-    lines.append("=" * 50)
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- matrices
@@ -421,7 +498,8 @@ def format_summary(
 MATRIX_KEYS = ("prefix", "result_dir", "tp", "isl_osl", "isl", "osl", "conc", "prompts_per_conc")
 _MATRIX_PASS = tuple(k for k in BENCH_DEFAULTS if k not in ("tp", "max_concurrency", "num_prompts",
                      "random_input_len", "random_output_len", "result_dir", "result_filename",
-                     "save_result", "request_rate", "burstiness"))  # fmt: skip
+                     "save_result", "request_rate", "burstiness", "append_result", "date",
+                     "input_len", "output_len"))  # fmt: skip
 
 
 def matrix_points(matrix: str | Path | Mapping[str, Any]) -> tuple[dict, list[dict]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from servesim._callable import make_callable
 from servesim._files import read_json, read_table
 from servesim.specs.common import SpecError
 
+CONTENT_KEYS = ("model", "isl", "osl", "rate", "conc", "tp")
 FILE_KEYS = re.compile(r"_tp(?P<tp>\d+)_isl(?P<isl>\d+)_osl(?P<osl>\d+)_conc(?P<conc>\d+)$")
 _LAT = re.compile(r"^(ttft|tpot|itl|e2el)_(?:ms_)?(mean|median|std|p\d+(?:[._]\d+)?)(?:_ms)?$")
 _LAT2 = re.compile(r"^(mean|median|std|p\d+(?:[._]\d+)?)_(ttft|tpot|itl|e2el)(?:_ms)?$")
@@ -111,21 +112,108 @@ def _canonical_columns(df: pd.DataFrame, keys: Sequence[str]) -> tuple[pd.DataFr
 # --------------------------------------------------------------------------- loading
 
 
-def _bench_row(path: Path) -> tuple[dict, bool]:
-    data = read_json(path)
-    if not isinstance(data, dict) or not any(is_metric(k) for k in data):
-        raise SpecError(
-            str(path), "", path.name,
-            "not a benchmark result (a JSON object with output_throughput, mean_ttft_ms, ...)",
-        )  # fmt: skip
-    row = {k: v for k, v in data.items() if _is_number(v)}
-    m = FILE_KEYS.search(path.stem)
-    if m:
-        row.update({k: int(v) for k, v in m.groupdict().items()})
-    else:
+def _bench_rows(path: Path) -> tuple[list[dict], bool]:
+    """The rows of one benchmark file (several when --append-result added lines), keyed by their
+    content (content_keys) with the file-name pattern filling what the content lacks."""
+    from servesim.studies.bench_output import read_results
+
+    try:
+        objs = read_results(path)
+    except (OSError, UnicodeDecodeError):
+        raise SpecError(str(path), "", path.name, "cannot be read") from None
+    rows, measured = [], []
+    for data in objs:
+        if not isinstance(data, dict) or not any(is_metric(k) for k in data):
+            raise SpecError(
+                str(path), "", path.name,
+                "not a benchmark result (a JSON object with output_throughput, mean_ttft_ms, ...)",
+            )  # fmt: skip
+        row = {k: v for k, v in data.items() if _is_number(v) and k not in CONTENT_KEYS}
+        derived: set[str] = set()
+        keys = content_keys(data, derived)
+        m = FILE_KEYS.search(path.stem)
+        if m:  # the file name's keys beat lengths only derived from token totals
+            for k, v in m.groupdict().items():
+                if k not in keys or k in derived:
+                    keys[k] = int(v)
+        row.update(keys)
         row["config"] = path.stem
-    simulated = "servesim" in data or data.get("backend") == "servesim"
-    return row, not simulated
+        rows.append(row)
+        measured.append(not ("servesim" in data or data.get("backend") == "servesim"))
+    return rows, all(measured)
+
+
+def content_keys(data: Mapping[str, Any], derived: set[str] | None = None) -> dict[str, Any]:
+    """What a vLLM benchmark result says about its config, vLLM's keys first:
+    model (model_id, canonical catalog id when the catalog knows it), isl/osl (--metadata isl=
+    / input_len=, the servesim block, else mean tokens per prompt), rate (request_rate; inf),
+    conc (max_concurrency; "none"), tp (--metadata tp= / tensor_parallel_size=, the servesim
+    block). Keys it cannot tell are left out."""
+    meta = {k: data[k] for k in data if isinstance(k, str)}
+    sim = data.get("servesim") if isinstance(data.get("servesim"), Mapping) else {}
+    out: dict[str, Any] = {}
+    model = meta.get("model_id") or sim.get("model") or meta.get("model")
+    if model:
+        out["model"] = canonical_model(str(model))
+    n = _num(meta.get("num_prompts")) or _num(meta.get("completed"))
+    for key, names, total in (
+        ("isl", ("isl", "input_len", "random_input_len"), "total_input_tokens"),
+        ("osl", ("osl", "output_len", "random_output_len"), "total_output_tokens"),
+    ):
+        given = next((meta[k] for k in names if meta.get(k) not in (None, "")), None)
+        given = given if given is not None else sim.get(key)
+        if given is not None and _num(given) is not None:
+            out[key] = _key_value(given)
+        elif n and _num(meta.get(total)) is not None:
+            out[key] = int(round(float(meta[total]) / n))  # mean tokens per request
+            if derived is not None:
+                derived.add(key)
+    if "request_rate" in meta:
+        out["rate"] = _rate(meta["request_rate"])
+    if "max_concurrency" in meta:
+        conc = meta["max_concurrency"]
+        out["conc"] = "none" if conc in (None, "", "None") else _key_value(conc)
+    tp = next((meta[k] for k in ("tp", "tensor_parallel_size", "tensor-parallel-size")
+               if meta.get(k) not in (None, "")), None)  # fmt: skip
+    if tp is None:
+        pools = sim.get("pools") or []
+        if len(pools) == 1:
+            tp = (pools[0].get("parallelism") or {}).get("tp", 1)
+    if tp is not None and _num(tp) is not None:
+        out["tp"] = _key_value(tp)
+    return out
+
+
+def _rate(v: Any) -> Any:
+    f = _num(v) if not (isinstance(v, str) and v.strip().lower() == "inf") else math.inf
+    return "inf" if f is None or math.isinf(f) else _key_value(f)
+
+
+def canonical_model(name: str) -> str:
+    """The catalog id a model name resolves to (aliases, HF spellings), else its last path
+    part in lower case: `meta-llama/Meta-Llama-3.1-8B-Instruct` and `llama-3.1-8b` are one."""
+    from servesim.specs.hardware import resolve_catalog
+    from servesim.specs.hf import resolve_hf
+
+    def lookup(text: str) -> Path | None:
+        try:
+            return resolve_catalog("model", text)
+        except SpecError:
+            return None
+
+    try:
+        found = lookup(name) or (resolve_hf(name, lookup) if "/" in name else None)
+    except (SpecError, OSError):
+        found = None
+    if found is not None and found.suffix in (".yaml", ".yml"):
+        return found.stem
+    return name.rstrip("/").split("/")[-1].lower()
+
+
+def _present_keys(table: pd.DataFrame) -> list[str]:
+    """The content keys every row of a set of benchmark files has (config: the file stem)."""
+    keys = [k for k in CONTENT_KEYS if k in table and table[k].notna().all()]
+    return keys or ["config"]
 
 
 def _is_number(v: Any) -> bool:
@@ -162,9 +250,9 @@ def load_results(path: str | Path, measured: bool | None = None) -> ResultSet:
     elif p.is_dir():
         table, keys, is_measured = _load_dir(p)
     elif p.suffix == ".json":
-        row, is_measured = _bench_row(p)
-        table = pd.DataFrame([row])
-        keys = [k for k in ("tp", "isl", "osl", "conc", "config") if k in row]
+        rows, is_measured = _bench_rows(p)
+        table = pd.DataFrame(rows)
+        keys = _present_keys(table)
     elif p.suffix in (".csv", ".parquet"):
         table = read_table(p)
         sweep_meta = p.parent / "sweep.json"
@@ -187,9 +275,9 @@ def load_results(path: str | Path, measured: bool | None = None) -> ResultSet:
 def _load_dir(p: Path) -> tuple[pd.DataFrame, list[str], bool]:
     files = sorted(f for f in p.glob("*.json") if not f.name.endswith(".pytorch.json"))
     if files:
-        rows, flags = zip(*(_bench_row(f) for f in files))
-        keys = ["tp", "isl", "osl", "conc"] if all("tp" in r for r in rows) else ["config"]
-        return pd.DataFrame(list(rows)), keys, all(flags)
+        parts = [_bench_rows(f) for f in files]
+        table = pd.DataFrame([r for rows, _ in parts for r in rows])
+        return table, _present_keys(table), all(flag for _, flag in parts)
     runs = sorted(d for d in p.iterdir() if d.is_dir() and (d / "summary.json").is_file())
     if runs:
         rows = [{"config": d.name, **_run_row(d)} for d in runs]
@@ -206,8 +294,20 @@ def compare(
     metrics: Sequence[str] | None = None,
     *,
     measured: str | None = None,
+    by: Sequence[str] | str | None = None,
 ) -> pd.DataFrame:
     """One row per (matching config, metric): values from A and B, ratio B/A.
+
+    Rows match on the config keys both sets have (for benchmark files: model, isl, osl, rate,
+    conc, tp read from their content, see content_keys); ``by`` names the keys to match on
+    instead (aliases allowed: concurrency, max_concurrency, request_rate, ...; "" or [] compares
+    two single results directly). Two single results whose keys differ are compared directly,
+    the differing keys listed in ``frame.attrs["differs"]``.
+
+    Example (a real `vllm bench serve` folder against a simulated bench folder):
+        >>> df = compare("measured/", "simulated/")  # doctest: +SKIP
+        >>> df[df.metric == "output_throughput"][["conc", "a", "b", "error_pct"]]  # doctest: +SKIP
+        >>> df.attrs["mape"]["mean_ttft_ms"]  # doctest: +SKIP
 
     measured: "a", "b" or "none" to say which side is measured (default: detected; measured =
     benchmark JSONs without servesim's marker, or a table that servesim did not write). With one
@@ -221,7 +321,7 @@ def compare(
     )
     ra = a if isinstance(a, ResultSet) else load_results(a, flags["a"])
     rb = b if isinstance(b, ResultSet) else load_results(b, flags["b"])
-    merged, keys = _match(ra, rb)
+    merged, keys = _match(ra, rb, _by_keys(by))
     names = _metrics(ra, rb, metrics)
     rows = []
     for r in merged.to_dict("records"):  # not iterrows: it would turn int keys into floats
@@ -238,7 +338,11 @@ def compare(
     out = pd.DataFrame(rows, columns=[*keys, "metric", "a", "b", "ratio"])
     # config columns only one side has (e.g. seed, hardware) are averaged over: say so
     out.attrs.update(
-        a=ra.name, b=rb.name, keys=keys, averaged_over=merged.attrs.get("averaged_over", [])
+        a=ra.name,
+        b=rb.name,
+        keys=keys,
+        averaged_over=merged.attrs.get("averaged_over", []),
+        differs=merged.attrs.get("differs", []),
     )
     if ra.measured != rb.measured:
         sim, meas = ("b", "a") if ra.measured else ("a", "b")
@@ -262,24 +366,46 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(f) else f
 
 
-def _match(ra: ResultSet, rb: ResultSet) -> tuple[pd.DataFrame, list[str]]:
+def _by_keys(by: Sequence[str] | str | None) -> list[str] | None:
+    if by is None:
+        return None
+    items = [t.strip() for t in by.split(",")] if isinstance(by, str) else [str(t) for t in by]
+    return [KEY_ALIASES.get(t, t) for t in items if t and t.lower() != "none"]
+
+
+def _match(
+    ra: ResultSet, rb: ResultSet, by: list[str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     order = {
         k: i
         for i, k in enumerate(("model", "hardware", "tp", "pp", "ep", "isl", "osl", "conc", "rate"))
     }
-    keys = sorted((k for k in ra.keys if k in rb.keys), key=lambda k: order.get(k, len(order)))
     ta, tb = ra.table, rb.table
-    if not keys:
-        if len(ta) == 1 and len(tb) == 1:  # two single runs: compare them directly
-            ta, tb = ta.assign(config=ra.name), tb.assign(config=ra.name)
-            keys = ["config"]
-        else:
-            raise SpecError(
-                "compare",
-                "keys",
-                f"{ra.keys} vs {rb.keys}",
-                "the two result sets share no config columns to match rows on",
-            )
+    if by:
+        for side, t in (("A", ta), ("B", tb)):
+            missing = [k for k in by if k not in t.columns]
+            if missing:
+                raise SpecError("compare", "by", missing[0], f"not a column of {side}; "
+                                f"it has: {', '.join(map(str, t.columns[:20]))}")  # fmt: skip
+        keys = list(by)
+    else:
+        keys = sorted((k for k in ra.keys if k in rb.keys), key=lambda k: order.get(k, len(order)))
+        keys = [k for k in keys if k != "config" or not set(CONTENT_KEYS) & set(ra.keys)]
+    single = len(ta) == 1 and len(tb) == 1
+    if single and (not keys or _differs(ta, tb, keys)):
+        # two single results named on the command line: compare them, say what differs
+        differs = _differs(ta, tb, keys) if keys else []
+        ta, tb = ta.assign(config=ra.name), tb.assign(config=ra.name)
+        keys = ["config"]
+    elif not keys:
+        raise SpecError(
+            "compare",
+            "keys",
+            f"{ra.keys} vs {rb.keys}",
+            "the two result sets share no config columns to match rows on (use --by)",
+        )
+    else:
+        differs = []
     averaged = sorted(
         {k for r, t in ((ra, ta), (rb, tb)) for k in r.keys if k not in keys and t[k].nunique() > 1}
     )
@@ -288,10 +414,27 @@ def _match(ra: ResultSet, rb: ResultSet) -> tuple[pd.DataFrame, list[str]]:
         ta[k], tb[k] = ta[k].map(_key_value), tb[k].map(_key_value)
     merged = ta.merge(tb, on=keys, how="inner", suffixes=("__a", "__b"))
     if merged.empty:
-        raise SpecError("compare", "keys", ", ".join(keys), "no config appears in both result sets")
+        seen = lambda t: "; ".join(  # noqa: E731
+            ",".join(f"{k}={r[k]}" for k in keys) for r in t[keys].head(3).to_dict("records")
+        )
+        raise SpecError("compare", "keys", ", ".join(keys),
+                        f"no config appears in both result sets (A: {seen(ta)}; B: {seen(tb)}); "
+                        "choose the keys to match with --by")  # fmt: skip
     merged = merged.sort_values(keys, kind="stable").reset_index(drop=True)
     merged.attrs["averaged_over"] = averaged
+    merged.attrs["differs"] = differs
     return merged, keys
+
+
+def _differs(ta: pd.DataFrame, tb: pd.DataFrame, keys: list[str]) -> list[str]:
+    """Keys whose single values differ between two one-row tables ("8" and 8 are equal)."""
+
+    def same(x: Any, y: Any) -> bool:
+        if pd.isna(x) and pd.isna(y):
+            return True
+        return _key_value(x) == _key_value(y)
+
+    return [k for k in keys if not same(ta[k].iloc[0], tb[k].iloc[0])]
 
 
 def _key_value(v: Any) -> Any:
@@ -362,6 +505,9 @@ def format_comparison(df: pd.DataFrame, fmt: str = "table") -> str:
     mape = df.attrs.get("mape")
     avg = df.attrs.get("averaged_over")
     note = f"(rows averaged over {', '.join(avg)}: not in both result sets)" if avg else ""
+    differs = df.attrs.get("differs")
+    if differs:
+        note = (note + "\n" if note else "") + f"(A and B differ in {', '.join(differs)})"
     if fmt == "markdown":
         lines = ["| " + " | ".join(heads) + " |", "|" + "|".join("---" for _ in heads) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -371,11 +517,9 @@ def format_comparison(df: pd.DataFrame, fmt: str = "table") -> str:
         return "\n".join(lines + ([f"\n{note}"] if note else []))
     if fmt != "table":
         raise SpecError("compare", "format", fmt, "must be table, markdown or csv")
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(heads)
-    ]
-    line = lambda cells: "  ".join(c.rjust(w) for c, w in zip(cells, widths))  # noqa: E731
-    lines = [line(heads), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    from servesim._progress import table
+
+    lines = [table([dict(zip(heads, r)) for r in rows], heads)]
     if mape:
         lines += ["", "MAPE (mean |error| %, simulated vs measured):"]
         lines += [f"  {k:<24} {v:6.1f}" for k, v in mape.items()]

@@ -1,12 +1,14 @@
 """Self-contained reports (HTML or Markdown) from runs, sweeps, plans and benchmark results.
 
 Each input becomes a section with figures (matplotlib, Agg backend) and a table:
-- a run directory (summary.json, requests.parquet, steps.parquet): latency CDFs (TTFT, TPOT,
-  E2E), batch size and KV use over time, cost and energy breakdowns per pool;
+- a run directory (summary.json, requests.parquet, steps.parquet, config.yaml): what ran (model,
+  formats, hardware, parallelism, engine, workload, seed), latency CDFs (TTFT, TPOT, E2E),
+  batch size, KV use and queue length over time, cost and energy breakdowns per pool;
 - a sweep (its directory or table): throughput-latency curves over the load input (rate,
   concurrency, speed-up), one curve per combination of the other inputs;
 - a plan directory (plan.json, candidates.csv): both Pareto fronts and the ranked table;
-- a directory of benchmark JSONs (or one JSON): throughput vs latency over concurrency.
+- a directory of benchmark JSONs (or one JSON): the model and deployment they name, throughput
+  vs latency over concurrency.
 
 HTML embeds every figure as a base64 PNG (one file). Markdown writes the PNGs into
 `<name>_files/` beside the report and links them with relative paths.
@@ -47,10 +49,16 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
     table: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    facts: list[tuple[str, str]] = field(default_factory=list)  # what was run: model, hw, ...
 
 
 def _plt():
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # an extra: pip install 'servesim[report]'
+        raise SpecError(
+            "report", "", "matplotlib", "not installed; pip install 'servesim[report]'"
+        ) from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -112,6 +120,10 @@ def run_section(d: Path) -> Section:
     if not isinstance(summary, dict):
         raise SpecError(str(d / "summary.json"), "", "summary.json", "must be a JSON object")
     sec = Section(f"Run: {d.name}", "run")
+    if (d / "config.yaml").is_file():
+        sec.facts = run_facts(d / "config.yaml")
+    else:
+        sec.notes.append("no config.yaml: model and deployment not named")
     if (d / "requests.parquet").is_file():
         sec.figures.append(latency_cdfs(read_table(d / "requests.parquet")))
     else:
@@ -135,6 +147,81 @@ def run_section(d: Path) -> Section:
     return sec
 
 
+def run_facts(config_yaml: Path) -> list[tuple[str, str]]:
+    """Model, formats, hardware, parallelism, engine and workload of a run's resolved config."""
+    from servesim.specs.common import load_yaml
+
+    cfg = load_yaml(config_yaml)
+    if not isinstance(cfg, dict):
+        return []
+    facts = [("model", str(cfg.get("model")))]
+    dt = cfg.get("dtype")
+    if isinstance(dt, dict):
+        facts.append(("formats", ", ".join(f"{k} {v}" for k, v in dt.items())))
+    for i, pool in enumerate((cfg.get("deployment") or {}).get("pools") or []):
+        par = pool.get("parallelism") or {}
+        sched = pool.get("scheduler") or {}
+        shape = " ".join(f"{k}{v}" for k, v in par.items() if v not in (None, 1) or k == "tp")
+        engine = sched.get("engine") or "vllm"
+        facts.append((
+            f"pool {i}: {pool.get('role')}",
+            f"{pool.get('instances', 1)} x {pool.get('hardware')} ({shape}); engine {engine}, "
+            f"{sched.get('policy')} batching, max_num_seqs {sched.get('max_num_seqs')}, "
+            f"max_num_batched_tokens {sched.get('max_num_batched_tokens')}",
+        ))  # fmt: skip
+    facts.append(("workload", _workload_text(cfg.get("workload") or {})))
+    facts.append(("seed", str(cfg.get("seed"))))
+    return facts
+
+
+def _workload_text(wl: dict) -> str:
+    if wl.get("trace"):
+        src = f"trace {wl['trace'].get('path')} ({wl['trace'].get('format')})"
+    elif wl.get("arrivals"):
+        a = wl["arrivals"]
+        src = f"{a.get('process')} arrivals at {a.get('rate')} req/s"
+    elif wl.get("clients"):
+        src = f"{wl['clients'].get('concurrency')} closed-loop clients"
+    else:
+        src = "?"
+    lengths = wl.get("lengths") or {}
+    if isinstance(lengths.get("input"), dict) and isinstance(lengths.get("output"), dict):
+        src += (f"; input {lengths['input'].get('dist')} mean {lengths['input'].get('mean')}, "
+                f"output {lengths['output'].get('dist')} mean {lengths['output'].get('mean')}")  # fmt: skip
+    if wl.get("num_requests"):
+        src += f"; {wl['num_requests']} requests"
+    if wl.get("max_concurrency"):
+        src += f"; at most {wl['max_concurrency']} outstanding"
+    return src
+
+
+def bench_facts(p: Path) -> list[tuple[str, str]]:
+    """What benchmark files say they ran (model, backend; servesim's deployment block)."""
+    from servesim.studies.bench_output import read_results
+
+    files = [p] if p.is_file() else sorted(p.glob("*.json"))
+    seen: dict[str, set] = {}
+    for f in files:
+        try:
+            objs = read_results(f)
+        except (SpecError, OSError, UnicodeDecodeError):
+            continue
+        for d in objs:
+            if not isinstance(d, dict):
+                continue
+            sim = d.get("servesim") if isinstance(d.get("servesim"), dict) else {}
+            seen.setdefault("model", set()).add(str(d.get("model_id") or sim.get("model")))
+            seen.setdefault("backend", set()).add(str(d.get("backend")))
+            for pool in sim.get("pools") or []:
+                par = pool.get("parallelism") or {}
+                sched = pool.get("scheduler") or {}
+                seen.setdefault("deployment", set()).add(
+                    f"{pool.get('instances', 1)} x {pool.get('hardware')} tp{par.get('tp', 1)}, "
+                    f"engine {sched.get('engine') or 'vllm'}"
+                )
+    return [(k, ", ".join(sorted(v))) for k, v in seen.items()]
+
+
 def latency_cdfs(req: pd.DataFrame) -> Figure:
     plt = _plt()
     done = req[np.isfinite(req["finish_s"])] if "finish_s" in req else req
@@ -156,9 +243,9 @@ def latency_cdfs(req: pd.DataFrame) -> Figure:
 
 
 def batch_kv_over_time(steps: pd.DataFrame, bins: int = 200) -> Figure:
-    """Mean batch size (summed over instances) and KV use per time bin."""
+    """Batch size and queue length (summed over instances) and KV use per time bin."""
     plt = _plt()
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 4.5), sharex=True)
+    fig, (a1, a2, a3) = plt.subplots(3, 1, figsize=(9, 6), sharex=True)
     if len(steps):
         t = steps["start_s"].to_numpy(float)
         edges = np.linspace(t.min(), t.max() + 1e-9, bins + 1)
@@ -166,23 +253,28 @@ def batch_kv_over_time(steps: pd.DataFrame, bins: int = 200) -> Figure:
         mid = (edges[:-1] + edges[1:]) / 2
         n_inst = max(int(steps["instance"].nunique()), 1)
         cnt = np.bincount(b, minlength=bins)
+
+        def per_bin(col: str) -> np.ndarray:
+            w = np.bincount(b, weights=steps[col].to_numpy(float), minlength=bins)
+            return w / cnt * n_inst
+
         with np.errstate(invalid="ignore", divide="ignore"):
-            batch = (
-                np.bincount(b, weights=steps["batch_size"].to_numpy(float), minlength=bins)
-                / cnt
-                * n_inst
-            )
+            batch = per_bin("batch_size")
             used = np.bincount(b, weights=steps["kv_used_blocks"].to_numpy(float), minlength=bins)
             total = np.bincount(b, weights=steps["kv_total_blocks"].to_numpy(float), minlength=bins)
             kv = used / total
+            waiting = per_bin("waiting") if "waiting" in steps else None
         a1.plot(mid, batch)
         a2.plot(mid, kv * 100)
-    a1.set_ylabel("batch size (all instances)")
+        if waiting is not None:
+            a3.plot(mid, waiting)
+    a1.set_ylabel("batch size")
     a2.set_ylabel("KV blocks used (%)")
-    a2.set_xlabel("simulated time (s)")
-    for a in (a1, a2):
+    a3.set_ylabel("queue (waiting)")
+    a3.set_xlabel("simulated time (s)")
+    for a in (a1, a2, a3):
         a.grid(alpha=0.3)
-    return Figure("Batch size and KV use over time", _png(fig))
+    return Figure("Batch size, KV use and queue over time (all instances)", _png(fig))
 
 
 def batch_kv_from_timeseries(ts: pd.DataFrame) -> Figure:
@@ -320,6 +412,7 @@ def bench_section(p: Path) -> Section:
     rs = load_results(p)
     df = rs.table
     sec = Section(f"Benchmarks: {p.name}", "bench")
+    sec.facts = bench_facts(p)
     load = "conc" if "conc" in df else None
     groups = [k for k in rs.keys if k != load and df[k].nunique() > 1]
     sec.figures.append(
@@ -416,6 +509,11 @@ def render_html(sections: list[Section], title: str) -> str:
     ]  # fmt: skip
     for s in sections:
         parts.append(f"<h2>{html.escape(s.title)}</h2>")
+        if s.facts:
+            rows = "".join(
+                f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in s.facts
+            )
+            parts.append(f"<table class='facts'>{rows}</table>")
         for f in s.figures:
             data = base64.b64encode(f.png).decode("ascii")
             parts.append(f"<h3>{html.escape(f.title)}</h3>")
@@ -437,6 +535,9 @@ def render_markdown(
     n = 0
     for s in sections:
         parts += [f"## {s.title}", ""]
+        parts += [f"- **{k}**: {v}" for k, v in s.facts]
+        if s.facts:
+            parts.append("")
         for f in s.figures:
             n += 1
             path = files_dir / f"fig{n:02d}.png"
@@ -453,7 +554,11 @@ def render_markdown(
 def report(
     results: Sequence[str | Path] | str | Path, out: str | Path, *, title: str | None = None
 ) -> Path:
-    """Write a report of `results` to `out` (.html: one self-contained file; .md: + PNG folder)."""
+    """Write a report of `results` to `out` (.html: one self-contained file; .md: + PNG folder).
+
+    Example:
+        >>> report(["runs/a", "sweep_results/"], "report.html")  # doctest: +SKIP
+    """
     if isinstance(results, (str, Path)):
         results = [results]
     if not results:

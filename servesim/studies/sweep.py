@@ -27,7 +27,7 @@ import itertools
 import json
 import math
 import os
-import sys
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 
 from servesim._callable import make_callable
-from servesim._files import check_out_path, read_table, write_atomic
+from servesim._files import check_out_path, read_table, share_mode, write_atomic
 from servesim.specs.common import SpecError, check_keys, load_yaml, require_mapping
 
 # The metrics a sweep table holds unless the spec names others (summary keys of servesim.simulate).
@@ -288,26 +288,21 @@ def _scalars(summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Progress:
-    """A one-line progress bar on stderr (no dependency)."""
+    """The sweep's bar (servesim._progress: rich, with rate and ETA) over points."""
 
     def __init__(self, total: int, done: int, enabled: bool):
-        self.total, self.done, self.enabled = total, done, enabled and total > 0
-        self._draw()
+        from servesim._progress import Bar
+
+        self.done = done
+        self.bar = Bar("sweep", total, "pt", enabled=enabled and total > 0)
+        self.bar.update(done)
 
     def step(self) -> None:
         self.done += 1
-        self._draw()
+        self.bar.update(self.done)
 
-    def _draw(self) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        filled = int(width * self.done / self.total)
-        bar = "#" * filled + "." * (width - filled)
-        sys.stderr.write(f"\rsweep [{bar}] {self.done}/{self.total}")
-        if self.done >= self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+    def close(self) -> None:
+        self.bar.close()
 
 
 def sweep(
@@ -327,6 +322,8 @@ def sweep(
          results in memory only (no resume).
     runner: (base, overrides, seed) -> summary mapping; default servesim.simulate.
     """
+    if isinstance(dask, str) and not _DASK_ADDRESS.match(dask.strip()):
+        _dask_client(None, dask)  # the one-line error, before any work
     spec = load_sweep_spec(spec_path_or_dict)
     out_dir = Path(out) if out is not None else spec.out
     if out_dir is not None:
@@ -347,11 +344,13 @@ def sweep(
         records[point.key] = rec
         bar.step()
 
-    if todo:
-        if dask is not None:
+    try:
+        if todo and dask is not None:
             _run_dask(todo, spec.base, runner, dask, done)
-        else:
+        elif todo:
             _run_local(todo, spec.base, runner, jobs, done)
+    finally:
+        bar.close()
     table = build_table(spec, records)
     if out_dir is not None:
         write_table(out_dir, spec, table)
@@ -384,7 +383,7 @@ def _run_dask(todo: list[Point], base: Any, runner: Runner, dask: Any, done) -> 
     except ImportError:  # optional extra
         raise SpecError("sweep", "dask", dask, "needs dask[distributed] installed") from None
     own = isinstance(dask, str)
-    client = Client(dask) if own else dask
+    client = _dask_client(Client, dask) if own else dask
     try:
         futures = [client.submit(_run_one, runner, base, p, pure=False) for p in todo]
         by_key = {f.key: p for f, p in zip(futures, todo)}
@@ -393,6 +392,23 @@ def _run_dask(todo: list[Point], base: Any, runner: Runner, dask: Any, done) -> 
     finally:
         if own:
             client.close()
+
+
+DASK_CONNECT_S = 5.0  # an unreachable scheduler fails after this, not after dask's 30 s default
+_DASK_ADDRESS = re.compile(r"^([a-z0-9+]+://\S+|[^\s/:]+:\d+)$", re.IGNORECASE)
+
+
+def _dask_client(client_cls: Any, address: str) -> Any:
+    """A Client for ``address`` (``tcp://host:8786``, ``host:8786``); a malformed address or an
+    unreachable scheduler is one SpecError line, after at most DASK_CONNECT_S seconds."""
+    if not _DASK_ADDRESS.match(address.strip()):
+        raise SpecError("sweep", "dask", address,
+                        "not a scheduler address (expected tcp://HOST:PORT or HOST:PORT)")  # fmt: skip
+    try:
+        return client_cls(address.strip(), timeout=DASK_CONNECT_S)
+    except (OSError, TimeoutError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:120] or exc.__class__.__name__
+        raise SpecError("sweep", "dask", address, f"cannot reach the scheduler: {reason}") from None
 
 
 # --------------------------------------------------------------------------- the table
@@ -458,6 +474,7 @@ def write_table(out_dir: Path, spec: SweepSpec, table: pd.DataFrame) -> None:
             )
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".results.", suffix=".parquet")
     os.close(fd)
+    share_mode(tmp)  # mkstemp makes 0600
     try:
         pq.to_parquet(tmp, index=False)
         os.replace(tmp, out_dir / TABLE_PARQUET)

@@ -13,9 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +31,11 @@ COLUMNS = (
 # trace tooling of ai-dynamo/aiperf, "hash_ids ... block of 512 tokens").
 MOONCAKE_BLOCK_TOKENS = 512
 
-_RAW_2023 = "https://raw.githubusercontent.com/Azure/AzurePublicDataset/master/data/"
+# Pinned to a commit (a moving branch could change the file under the checksum)
+_RAW_2023 = (
+    "https://raw.githubusercontent.com/Azure/AzurePublicDataset/"
+    "790921015d50dd6aae7f7e47f39ba0e235ad6b08/data/"
+)
 _REL_2024 = "https://github.com/Azure/AzurePublicDataset/releases/download/dataset-llm-2024/"
 _CC_BY = "CC-BY-4.0 (Azure/AzurePublicDataset LICENSE)"
 # name -> where it lives. URLs from AzureLLMInferenceDataset2023.md (data/ files),
@@ -44,12 +45,15 @@ PUBLIC_TRACES: dict[str, dict[str, str]] = {
     "azure-conv-2023": {
         "format": "azure",
         "url": _RAW_2023 + "AzureLLMInferenceTrace_conv.csv",
+        # sha256 of the file in shared/data/traces (verified here)
+        "sha256": "2f1e5b666d4e3055fdbba98598ce2ec307767b9064e03e2fa46676dbcc7d0bf8",
         "description": "Azure LLM inference, conversation service, 1 hour of 2023-11-16, 19,366 requests (Splitwise, ISCA 2024)",
         "license": _CC_BY,
     },
     "azure-code-2023": {
         "format": "azure",
         "url": _RAW_2023 + "AzureLLMInferenceTrace_code.csv",
+        "sha256": "54e9a6d2a4bd06ba1e060304b900abbc74cbea53de96506e60fe5bb4f2277fb6",
         "description": "Azure LLM inference, code completion, 1 hour of 2023-11-16, 8,819 requests (Splitwise, ISCA 2024)",
         "license": _CC_BY,
     },
@@ -67,7 +71,7 @@ PUBLIC_TRACES: dict[str, dict[str, str]] = {
     },
     "mooncake": {
         "format": "mooncake",
-        "url": "https://raw.githubusercontent.com/kvcache-ai/Mooncake/main/FAST25-release/traces/conversation_trace.jsonl",
+        "url": "https://raw.githubusercontent.com/kvcache-ai/Mooncake/a2a4b18ac537fd798d50e6e9f57031ce86419a37/FAST25-release/traces/conversation_trace.jsonl",
         "description": "Kimi (Moonshot AI) conversation trace with 512-token prefix block hashes (Mooncake, FAST 2025)",
         "license": "Apache-2.0 (kvcache-ai/Mooncake LICENSE-APACHE)",
     },
@@ -497,38 +501,25 @@ def cache_dir_default() -> Path:
 def fetch_trace(name: str, cache_dir: str | Path | None = None, *, timeout_s: float = 60.0) -> Path:
     """Download a public trace (PUBLIC_TRACES) into the cache once; return its local path.
 
-    Written to a temporary file and renamed, so an interrupted download leaves nothing behind.
+    URLs are pinned (a commit or a release); files with a ``sha256`` (those verified against a
+    copy here) are checked after the download and a cached copy is trusted only if it matches;
+    the others are unverified (fetched as served). An interrupted download resumes from where
+    it stopped on the next call (workload/fetch.py).
     """
     if name not in PUBLIC_TRACES:
         raise SpecError(
             "trace fetch", "name", name, "unknown trace; one of " + ", ".join(PUBLIC_TRACES)
         )
-    url = PUBLIC_TRACES[name]["url"]
+    from servesim.workload.fetch import download
+
+    entry = PUBLIC_TRACES[name]
+    url = entry["url"]
     folder = Path(cache_dir).expanduser() if cache_dir is not None else cache_dir_default()
-    target = folder / url.rsplit("/", 1)[-1]
-    if target.is_file() and target.stat().st_size > 0:
-        return target
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=folder)
     except OSError as exc:
         raise SpecError(
             "trace fetch", "cache_dir", str(folder), f"cannot write there ({exc.strerror or exc})"
         ) from None
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-        os.replace(tmp, target)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc
-        raise SpecError(
-            "trace fetch",
-            "",
-            name,
-            f"cannot download {name} from {url} ({reason}); download it by hand and pass the path",
-        ) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    target = folder / url.rsplit("/", 1)[-1]
+    return download(url, target, entry.get("sha256"), timeout_s=timeout_s, name=name)

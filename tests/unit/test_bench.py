@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
-from servesim.bench import CLIENT_KEYS, bench_config, bench_matrix, format_summary, matrix_points
+from servesim.studies.bench import CLIENT_KEYS, bench_config, bench_matrix, format_summary, matrix_points
 from servesim.specs import SpecError
 
 # `vllm bench serve --save-result` keys for --percentile-metrics ttft,tpot,itl,e2el
@@ -60,17 +61,56 @@ def test_bench_config_rate_inf_without_concurrency_sends_all_at_once():
     assert cfg["workload"]["lengths"]["output"] == {"dist": "fixed", "mean": 128}
 
 
-def test_bench_config_burstiness_maps_to_gamma_cv():
-    cfg = bench_config(request_rate=4.0, burstiness=0.25)
-    arr = cfg["workload"]["arrivals"]
-    assert arr["process"] == "gamma" and arr["rate"] == 4.0 and arr["cv"] == pytest.approx(2.0)
-    assert bench_config(request_rate=4.0)["workload"]["arrivals"]["process"] == "poisson"
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    """Request lists drawn like vLLM's client go to the cache: keep them in the test's folder."""
+    monkeypatch.setenv("SERVESIM_CACHE", str(tmp_path / "cache"))
+
+
+def _trace(cfg):
+    from servesim.workload.traces import load_trace
+
+    return load_trace(cfg["workload"]["trace"]["path"], "jsonl")
+
+
+def test_bench_config_rate_draws_vllm_arrivals_rescaled_to_n_over_rate():
+    cfg = bench_config(request_rate=4.0, burstiness=0.25, num_prompts=200)
+    df = _trace(cfg)
+    assert len(df) == 200 and cfg["workload"]["trace"]["format"] == "jsonl"
+    # vLLM's client pins the last send at num_prompts / rate (serve.py get_request); the trace
+    # is rebased to the first send, which comes one (random) gap after the start
+    from servesim.studies.bench_requests import vllm_arrivals
+
+    t = vllm_arrivals(200, 4.0, 0.25, seed=0)
+    assert t[-1] == pytest.approx(50.0)
+    assert df["arrival_s"].iloc[-1] == pytest.approx(50.0 - t[0])
+    gaps = df["arrival_s"].diff().dropna().to_numpy()
+    assert gaps.std() / gaps.mean() > 1.5  # burstiness 0.25: CV = 1/sqrt(0.25) = 2
+    # same arguments, same file (named by its content); another seed, another list
+    assert bench_config(request_rate=4.0, burstiness=0.25, num_prompts=200) == cfg
+    assert bench_config(request_rate=4.0, burstiness=0.25, num_prompts=200, seed=1) != cfg
+
+
+def test_bench_ramp_up_linear_rates_and_no_rescaling():
+    from servesim.studies.bench_requests import ramp_rates, vllm_arrivals
+
+    r = ramp_rates(5, "linear", 1.0, 9.0, math.inf)
+    assert r.tolist() == [1.0, 3.0, 5.0, 7.0, 9.0]
+    e = ramp_rates(3, "exponential", 1.0, 16.0, math.inf)
+    assert e.tolist() == pytest.approx([1.0, 4.0, 16.0])
+    # burstiness inf: constant gaps 1/rate_i, summed, not rescaled
+    t = vllm_arrivals(5, math.inf, math.inf, ramp=("linear", 1.0, 9.0))
+    assert t.tolist() == pytest.approx(np.cumsum([1, 1 / 3, 1 / 5, 1 / 7, 1 / 9]).tolist())
+    with pytest.raises(SpecError, match="drop --request-rate"):
+        bench_config(ramp_up_strategy="linear", ramp_up_start_rps=1, ramp_up_end_rps=5,
+                     request_rate=3.0)  # fmt: skip
+    with pytest.raises(SpecError, match="needs --ramp-up-start-rps"):
+        bench_config(ramp_up_strategy="linear")
 
 
 def test_bench_config_rate_with_concurrency_caps_open_loop():
     wl = bench_config(request_rate=4.0, max_concurrency=8, burstiness=0.25)["workload"]
-    assert wl["arrivals"]["process"] == "gamma" and wl["arrivals"]["rate"] == 4.0
-    assert wl["max_concurrency"] == 8 and "clients" not in wl
+    assert "trace" in wl and wl["max_concurrency"] == 8 and "clients" not in wl
     assert "max_concurrency" not in bench_config(request_rate=4.0)["workload"]
 
 
@@ -188,7 +228,7 @@ TINY = dict(
 
 
 def test_bench_json_keys_equal_real_client_keys(tmp_path):
-    from servesim.bench import bench
+    from servesim.studies.bench import bench
 
     data = bench(**TINY, save_result=True, result_dir=str(tmp_path), result_filename="r.json")
     assert set(data) - {"servesim"} == REAL_CLIENT_KEYS

@@ -129,7 +129,7 @@ def test_af_run_free_link_one_micro_batch_matches_colocated_run():
 
 
 def test_af_run_conserves_tokens_and_logs_ffn_busy_rows():
-    from servesim.metrics import summarize
+    from servesim.accounting.metrics import summarize
 
     cfg = _af_cfg(a=2, f=1, m=2, link={"bandwidth_GBps": 50.0, "latency_us": 10.0},
                   att_par={"tp": 8})  # fmt: skip

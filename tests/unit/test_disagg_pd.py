@@ -195,7 +195,7 @@ def test_pd_fast_forward_same_requests_as_plain_loop():
 
 
 def test_pd_real_cost_summary_has_per_pool_and_transfer_keys():
-    from servesim.metrics import summarize
+    from servesim.accounting.metrics import summarize
 
     cfg = pd_cfg(link=LINK)
     raw = run(cfg, workload=ListWorkload(poisson(30, 5.0, output=(2, 20))))

@@ -135,7 +135,7 @@ def test_report_sections_hold_expected_figures(inputs):
     sections = build_sections(inputs[:1])
     assert [f.title for f in sections[0].figures] == [
         "Latency CDFs",
-        "Batch size and KV use over time",
+        "Batch size, KV use and queue over time (all instances)",
         "Cost and energy breakdown",
     ]
 

@@ -187,10 +187,13 @@ def test_run_small_real_run_prints_summary_and_writes_out(tmp_path):
 
 
 def test_progress_line_goes_to_stderr_and_ends_with_newline(capsys):
-    bar = run_cmd._Progress()
+    from servesim._progress import Bar
+
+    bar = Bar("simulating", unit="req", force=True)
     bar(50, 200)
     bar(200, 200)
     bar.close()
     cap = capsys.readouterr()
-    assert cap.out == "" and "\rsimulating: 200/200 requests (100.0%)" in cap.err
+    assert cap.out == "" and "simulating" in cap.err and "200/200" in cap.err
+    assert "req/s" in cap.err and "ETA" in cap.err
     assert cap.err.endswith("\n")

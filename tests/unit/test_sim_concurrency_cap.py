@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from servesim.metrics import summarize
+from servesim.accounting.metrics import summarize
 from servesim.sim.cluster import Cluster, run
 from servesim.sim.testing import ClientSpec, ListWorkload, colocated_config, linear_step_cost
 from servesim.specs.config import config_to_dict, load_config

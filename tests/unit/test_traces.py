@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -259,18 +260,66 @@ def test_public_traces_registry_complete():
         "burstgpt",
     }
     for entry in PUBLIC_TRACES.values():
-        assert set(entry) == {"format", "url", "description", "license"}
+        assert set(entry) - {"sha256"} == {"format", "url", "description", "license"}
         assert entry["url"].startswith("https://")
 
 
-def test_fetch_trace_cached_returns_without_network(tmp_path, monkeypatch):
+def test_fetch_trace_cached_returns_without_network(tmp_path, monkeypatch, shared_data):
+    import shutil
+
     def no_network(*a, **k):
         raise AssertionError("network used")
 
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     cached = tmp_path / "AzureLLMInferenceTrace_conv.csv"
-    cached.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n")
-    assert fetch_trace("azure-conv-2023", tmp_path) == cached
+    shutil.copy(shared_data / "traces" / "AzureLLMInferenceTrace_conv.csv", cached)
+    assert fetch_trace("azure-conv-2023", tmp_path) == cached  # its pinned sha256 matches
+
+
+def test_fetch_trace_cached_file_with_wrong_checksum_is_fetched_again(tmp_path, monkeypatch):
+    calls = []
+
+    def no_network(*a, **k):
+        calls.append(a)
+        raise urllib.error.URLError("offline")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    (tmp_path / "AzureLLMInferenceTrace_conv.csv").write_text("TIMESTAMP,ContextTokens\n")
+    with pytest.raises(SpecError, match="run it again to resume"):
+        fetch_trace("azure-conv-2023", tmp_path)
+    assert calls  # not trusted: its content does not match the pinned sha256
+
+
+def test_fetch_resumes_a_partial_download_with_a_range_request(tmp_path, monkeypatch):
+    import hashlib
+    import io
+
+    from servesim.workload.fetch import download
+
+    body = b"0123456789" * 1000
+    part = tmp_path / "t.csv.part"
+    part.write_bytes(body[:4000])  # an earlier download stopped here
+    seen = {}
+
+    class Resp(io.BytesIO):
+        status = 206
+        headers = {"Content-Length": str(len(body) - 4000)}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+    def fake_urlopen(req, timeout=None):
+        seen["range"] = req.get_header("Range")
+        return Resp(body[4000:])
+
+    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    sha = hashlib.sha256(body).hexdigest()
+    out = download("https://example.invalid/t.csv", tmp_path / "t.csv", sha, progress=False)
+    assert seen["range"] == "bytes=4000-" and out.read_bytes() == body
+    assert not part.exists()
 
 
 def test_fetch_trace_env_cache_dir(tmp_path, monkeypatch):
