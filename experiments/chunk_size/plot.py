@@ -14,7 +14,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
 from servesim.sweep import load_table  # noqa: E402
 
 CHUNK = "deployment.pools.0.scheduler.max_num_batched_tokens"

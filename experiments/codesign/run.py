@@ -77,7 +77,6 @@ def one(args: tuple[str, int]) -> dict:
 def main() -> None:
     sys.path.insert(0, str(HERE.parents[1]))
     import pandas as pd
-
     from servesim.sweep import sweep
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

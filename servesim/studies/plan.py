@@ -304,7 +304,9 @@ def _device_hour_usd(hw: Any, pricing: str) -> float | None:
         return float(hw.price_hour_usd)
     if pricing != "cloud" and hw.purchase_usd:
         return float(hw.purchase_usd) / (3 * 8760.0)  # straight-line over a 3-year life
-    if hw.purchase_usd is None:  # no market price at all: the bottom-up price (servesim.accounting.hwcost)
+    if (
+        hw.purchase_usd is None
+    ):  # no market price at all: the bottom-up price (servesim.accounting.hwcost)
         from servesim.accounting.hwcost import purchase_or_none
 
         bottom_up = purchase_or_none(hw)

@@ -8,8 +8,14 @@ import math
 import numpy as np
 import pytest
 
-from servesim.studies.bench import CLIENT_KEYS, bench_config, bench_matrix, format_summary, matrix_points
 from servesim.specs import SpecError
+from servesim.studies.bench import (
+    CLIENT_KEYS,
+    bench_config,
+    bench_matrix,
+    format_summary,
+    matrix_points,
+)
 
 # `vllm bench serve --save-result` keys for --percentile-metrics ttft,tpot,itl,e2el
 # --metric-percentiles 99 without --save-detailed (vllm/benchmarks/serve.py).

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from servesim.studies.bench import bench, bench_config
 from servesim.specs import SpecError
+from servesim.studies.bench import bench, bench_config
 from servesim.workload.datasets import dataset_lengths
 
 

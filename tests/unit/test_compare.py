@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from servesim.compare import canonical_metric, compare, format_comparison, load_results
 
 from servesim.cli import cli
-from servesim.compare import canonical_metric, compare, format_comparison, load_results
 from servesim.specs import SpecError
 
 

@@ -6,8 +6,8 @@ import json
 
 import pandas as pd
 import pytest
-
 from servesim.plan import format_plan, pareto, plan, slo_check, slo_targets
+
 from servesim.specs import SpecError
 
 SLO = {"ttft_ms": {"p90": 300}, "tpot_ms": {"p99": 50}}

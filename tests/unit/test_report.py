@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from servesim.report import build_sections, report
 
 from servesim.cli import cli
-from servesim.report import build_sections, report
 from servesim.specs import SpecError
 
 
@@ -83,9 +83,8 @@ def make_sweep_dir(d):
 
 
 def make_plan_dir(d):
-    from test_plan import fake_runner
-
     from servesim.plan import plan
+    from test_plan import fake_runner
 
     plan(
         "llama-3.1-8b",

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from servesim.sweep import load_sweep_spec, sweep
 
 from servesim.specs import SpecError
-from servesim.sweep import load_sweep_spec, sweep
 
 SPEC = {
     "base": {"model": "llama-3.1-8b", "seed": 0},

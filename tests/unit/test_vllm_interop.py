@@ -10,10 +10,10 @@ import shlex
 import stat
 
 import pytest
-
-from servesim.studies.bench import bench
-from servesim.cli import main
 from servesim.compare import compare, content_keys, format_comparison
+
+from servesim.cli import main
+from servesim.studies.bench import bench
 
 
 @pytest.fixture(autouse=True)
@@ -83,8 +83,8 @@ def test_network_and_multimodal_datasets_exit_2_with_reason(capsys):
 
 
 def test_every_vllm_flag_is_accepted_or_documented():
-    from servesim.studies.bench_flags import KEY_FLAGS, NO_EFFECT, flag_table
     from servesim.cli.bench_cmd import bench_command
+    from servesim.studies.bench_flags import KEY_FLAGS, NO_EFFECT, flag_table
 
     opts = {o for p in bench_command.params for o in getattr(p, "opts", [])}
     missing = [f for f in (*KEY_FLAGS, *NO_EFFECT) if f not in opts]
