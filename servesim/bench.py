@@ -229,6 +229,11 @@ def _apply_deployment(cfg: dict[str, Any], a: Mapping[str, Any]) -> None:
         if a[key]:
             par[key] = int(a[key])
     sched = pool.setdefault("scheduler", {})
+    if a["engine"] is not None and a["config"] is None:
+        # the embedded default config spells out vLLM-style scheduler keys; an engine profile
+        # fills only unset keys, so drop those defaults and let the engine's apply
+        for key in ("policy", "max_num_seqs", "max_num_batched_tokens"):
+            sched.pop(key, None)
     for key, name in (
         ("scheduler", "policy"),
         ("engine", "engine"),
@@ -347,7 +352,22 @@ def _provenance(cfg: Mapping, a: Mapping) -> dict[str, Any]:
         else str(a["config"]),
         "seed": cfg.get("seed"),
         "ignore_eos": bool(a["ignore_eos"]),
+        "engines": _engines_ran(cfg),
     }
+
+
+def _engines_ran(cfg: Mapping) -> list[dict[str, Any]]:
+    """Per pool, what the engine profile ran (attention backend, all-reduce, graphs, fusions)."""
+    from servesim.result import resolve_config
+    from servesim.specs.dtypes import DTYPE_BYTES
+    from servesim.specs.engines import describe, engine_kernels
+
+    rc = resolve_config(dict(cfg))
+    kv = DTYPE_BYTES[rc.dtypes.kv_cache]
+    return [
+        {"role": p.role, **describe(engine_kernels(p.scheduler.engine, p.hardware, kv))}
+        for p in rc.deployment.pools
+    ]
 
 
 def result_path(a: Mapping[str, Any], model: Any = None) -> Path:

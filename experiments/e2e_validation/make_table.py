@@ -18,7 +18,9 @@ TRT_NEW = (
     "docs/source/developer-guide/perf-overview.md"
 )
 NIM = "https://docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance"
-OCI = "https://blogs.oracle.com/cloud-infrastructure/serving-llama-31-405b-model-with-amd-mi300x-gpus"
+OCI = (
+    "https://blogs.oracle.com/cloud-infrastructure/serving-llama-31-405b-model-with-amd-mi300x-gpus"
+)
 
 COLS = (
     "row", "source", "url", "model", "kind", "hardware", "generation", "gpus", "layout", "tp",
@@ -65,62 +67,239 @@ def rows() -> list[dict]:
     out += trt(v10, TRT_V10, "llama-3.1-8b", "h100-sxm", "TP1", 1, "fp8",
                [(128, 128, 28312), (128, 2048, 22714), (1000, 1000, 15220), (2048, 128, 3450),
                 (5000, 500, 3459), (2048, 2048, 9305)], False)  # fmt: skip
-    out += trt(v10, TRT_V10, "llama-3.1-8b", "h200-sxm", "TP1", 1, "fp8",
-               [(128, 2048, 26221), (1000, 1000, 17744), (2048, 128, 3538)], False)
-    out += trt(v10, TRT_V10, "llama-3.3-70b", "h200-sxm", "TP1", 1, "fp8",
-               [(1000, 1000, 2909), (2048, 128, 442), (5000, 500, 566)], False)
-    out += trt(v10, TRT_V10, "llama-3.3-70b", "h100-sxm", "TP2", 2, "fp8",
-               [(1000, 1000, 4205), (2048, 128, 762), (128, 2048, 6651)], False)
-    out += trt(v10, TRT_V10, "llama-3.3-70b", "b200", "TP1", 1, "fp4",
-               [(1000, 1000, 7007), (2048, 128, 1339)], False)
-    out += trt(v10, TRT_V10, "llama-3.1-405b", "h100-sxm", "TP8", 8, "fp8",
-               [(1000, 1000, 2919), (2048, 128, 453)], False)
-    out += trt(v10, TRT_V10, "llama-3.1-405b", "h200-sxm", "TP8", 8, "fp8",
-               [(1000, 1000, 3330), (5000, 500, 650)], False)
-    out += trt(v10, TRT_V10, "llama-3.1-405b", "b200", "TP4", 4, "fp4",
-               [(1000, 1000, 5209), (2048, 128, 749)], False)
-    out += trt(v10, TRT_V10, "llama-4-scout", "h100-sxm", "TP4", 4, "fp8",
-               [(1000, 1000, 12129), (2048, 128, 3253)], False)
-    out += trt(v10, TRT_V10, "llama-4-scout", "h200-sxm", "TP4", 4, "fp8",
-               [(1000, 1000, 21636)], False)
-    out += trt(v10, TRT_V10, "qwen3-235b-a22b", "h100-sxm", "TP8", 8, "fp8",
-               [(1000, 1000, 14898), (5000, 500, 3225)], False)
-    out += trt(v10, TRT_V10, "qwen3-235b-a22b", "h200-sxm", "TP8", 8, "fp8",
-               [(1000, 1000, 23789), (2048, 128, 3331)], False)
-    out += trt(v10, TRT_V10, "qwen3-235b-a22b", "b200", "TP8", 8, "fp4",
-               [(1000, 1000, 42391)], False)
-    out += trt(v10, TRT_V10, "llama-4-maverick", "h100-sxm", "TP8", 8, "fp8",
-               [(1000, 1000, 9677)], False)
-    out += trt(v10, TRT_V10, "llama-4-maverick", "h200-sxm", "TP8", 8, "fp8",
-               [(1000, 1000, 31782)], False)
-    out += trt(v10, TRT_V10, "qwen3-30b-a3b", "b200", "TP1", 1, "fp4",
-               [(1000, 1000, 25828), (2048, 128, 6251)], False)
+    out += trt(
+        v10,
+        TRT_V10,
+        "llama-3.1-8b",
+        "h200-sxm",
+        "TP1",
+        1,
+        "fp8",
+        [(128, 2048, 26221), (1000, 1000, 17744), (2048, 128, 3538)],
+        False,
+    )
+    out += trt(
+        v10,
+        TRT_V10,
+        "llama-3.3-70b",
+        "h200-sxm",
+        "TP1",
+        1,
+        "fp8",
+        [(1000, 1000, 2909), (2048, 128, 442), (5000, 500, 566)],
+        False,
+    )
+    out += trt(
+        v10,
+        TRT_V10,
+        "llama-3.3-70b",
+        "h100-sxm",
+        "TP2",
+        2,
+        "fp8",
+        [(1000, 1000, 4205), (2048, 128, 762), (128, 2048, 6651)],
+        False,
+    )
+    out += trt(
+        v10,
+        TRT_V10,
+        "llama-3.3-70b",
+        "b200",
+        "TP1",
+        1,
+        "fp4",
+        [(1000, 1000, 7007), (2048, 128, 1339)],
+        False,
+    )
+    out += trt(
+        v10,
+        TRT_V10,
+        "llama-3.1-405b",
+        "h100-sxm",
+        "TP8",
+        8,
+        "fp8",
+        [(1000, 1000, 2919), (2048, 128, 453)],
+        False,
+    )
+    out += trt(
+        v10,
+        TRT_V10,
+        "llama-3.1-405b",
+        "h200-sxm",
+        "TP8",
+        8,
+        "fp8",
+        [(1000, 1000, 3330), (5000, 500, 650)],
+        False,
+    )
+    out += trt(
+        v10,
+        TRT_V10,
+        "llama-3.1-405b",
+        "b200",
+        "TP4",
+        4,
+        "fp4",
+        [(1000, 1000, 5209), (2048, 128, 749)],
+        False,
+    )
+    out += trt(
+        v10,
+        TRT_V10,
+        "llama-4-scout",
+        "h100-sxm",
+        "TP4",
+        4,
+        "fp8",
+        [(1000, 1000, 12129), (2048, 128, 3253)],
+        False,
+    )
+    out += trt(
+        v10, TRT_V10, "llama-4-scout", "h200-sxm", "TP4", 4, "fp8", [(1000, 1000, 21636)], False
+    )
+    out += trt(
+        v10,
+        TRT_V10,
+        "qwen3-235b-a22b",
+        "h100-sxm",
+        "TP8",
+        8,
+        "fp8",
+        [(1000, 1000, 14898), (5000, 500, 3225)],
+        False,
+    )
+    out += trt(
+        v10,
+        TRT_V10,
+        "qwen3-235b-a22b",
+        "h200-sxm",
+        "TP8",
+        8,
+        "fp8",
+        [(1000, 1000, 23789), (2048, 128, 3331)],
+        False,
+    )
+    out += trt(
+        v10, TRT_V10, "qwen3-235b-a22b", "b200", "TP8", 8, "fp4", [(1000, 1000, 42391)], False
+    )
+    out += trt(
+        v10, TRT_V10, "llama-4-maverick", "h100-sxm", "TP8", 8, "fp8", [(1000, 1000, 9677)], False
+    )
+    out += trt(
+        v10, TRT_V10, "llama-4-maverick", "h200-sxm", "TP8", 8, "fp8", [(1000, 1000, 31782)], False
+    )
+    out += trt(
+        v10,
+        TRT_V10,
+        "qwen3-30b-a3b",
+        "b200",
+        "TP1",
+        1,
+        "fp4",
+        [(1000, 1000, 25828), (2048, 128, 6251)],
+        False,
+    )
     # 2026 table: per GPU; GPT-OSS/DeepSeek runs set kv_cache dtype fp8 (Blackwell) per its options
-    out += trt(new, TRT_NEW, "gpt-oss-20b", "h100-sxm", "TP1", 1, "fp4",
-               [(1000, 1000, 11557), (8192, 1024, 3366)], True,
-               note="MXFP4 experts (the model's release format), Triton MoE on Hopper")
-    out += trt(new, TRT_NEW, "gpt-oss-20b", "h200-sxm", "TP1", 1, "fp4",
-               [(1000, 1000, 13858)], True, note="MXFP4 experts, Triton MoE on Hopper")
-    out += trt(new, TRT_NEW, "gpt-oss-20b", "b200", "TP1", 1, "fp4",
-               [(1000, 1000, 53812), (8192, 1024, 11904)], True, kv="fp8")
-    out += trt(new, TRT_NEW, "gpt-oss-120b", "h200-sxm", "TP1", 1, "fp4",
-               [(1000, 1000, 6868), (8192, 1024, 1828)], True, note="MXFP4 experts")
-    out += trt(new, TRT_NEW, "gpt-oss-120b", "h100-sxm", "DEP4", 4, "fp4",
-               [(1000, 1000, 4685)], True, note="MXFP4 experts")
-    out += trt(new, TRT_NEW, "llama-3.3-70b", "h100-sxm", "TP2", 2, "fp8",
-               [(8192, 1024, 398)], True)
-    out += trt(new, TRT_NEW, "llama-3.3-70b", "h200-sxm", "TP2", 2, "fp8",
-               [(1000, 1000, 2587)], True)
-    out += trt(new, TRT_NEW, "llama-3.3-70b", "b200", "TP1", 1, "fp4",
-               [(8192, 1024, 1362)], True)
-    out += trt(new, TRT_NEW, "deepseek-v3", "h200-sxm", "DEP8", 8, "fp8",
-               [(1000, 1000, 1627)], True, kv="fp8", note="DeepSeek-R1-0528 (V3 architecture)")
-    out += trt(new, TRT_NEW, "deepseek-v3", "b200", "DEP4", 4, "fp4",
-               [(1000, 1000, 6463)], True, kv="fp8", note="DeepSeek-R1-0528 NVFP4 (V3 architecture)")
-    out += trt(new, TRT_NEW, "qwen3-235b-a22b", "h200-sxm", "DEP4", 4, "fp8",
-               [(1000, 1000, 3288)], True)
-    out += trt(new, TRT_NEW, "qwen3-235b-a22b", "h100-sxm", "DEP8", 8, "fp8",
-               [(1000, 1000, 1932)], True)
+    out += trt(
+        new,
+        TRT_NEW,
+        "gpt-oss-20b",
+        "h100-sxm",
+        "TP1",
+        1,
+        "fp4",
+        [(1000, 1000, 11557), (8192, 1024, 3366)],
+        True,
+        note="MXFP4 experts (the model's release format), Triton MoE on Hopper",
+    )
+    out += trt(
+        new,
+        TRT_NEW,
+        "gpt-oss-20b",
+        "h200-sxm",
+        "TP1",
+        1,
+        "fp4",
+        [(1000, 1000, 13858)],
+        True,
+        note="MXFP4 experts, Triton MoE on Hopper",
+    )
+    out += trt(
+        new,
+        TRT_NEW,
+        "gpt-oss-20b",
+        "b200",
+        "TP1",
+        1,
+        "fp4",
+        [(1000, 1000, 53812), (8192, 1024, 11904)],
+        True,
+        kv="fp8",
+    )
+    out += trt(
+        new,
+        TRT_NEW,
+        "gpt-oss-120b",
+        "h200-sxm",
+        "TP1",
+        1,
+        "fp4",
+        [(1000, 1000, 6868), (8192, 1024, 1828)],
+        True,
+        note="MXFP4 experts",
+    )
+    out += trt(
+        new,
+        TRT_NEW,
+        "gpt-oss-120b",
+        "h100-sxm",
+        "DEP4",
+        4,
+        "fp4",
+        [(1000, 1000, 4685)],
+        True,
+        note="MXFP4 experts",
+    )
+    out += trt(
+        new, TRT_NEW, "llama-3.3-70b", "h100-sxm", "TP2", 2, "fp8", [(8192, 1024, 398)], True
+    )
+    out += trt(
+        new, TRT_NEW, "llama-3.3-70b", "h200-sxm", "TP2", 2, "fp8", [(1000, 1000, 2587)], True
+    )
+    out += trt(new, TRT_NEW, "llama-3.3-70b", "b200", "TP1", 1, "fp4", [(8192, 1024, 1362)], True)
+    out += trt(
+        new,
+        TRT_NEW,
+        "deepseek-v3",
+        "h200-sxm",
+        "DEP8",
+        8,
+        "fp8",
+        [(1000, 1000, 1627)],
+        True,
+        kv="fp8",
+        note="DeepSeek-R1-0528 (V3 architecture)",
+    )
+    out += trt(
+        new,
+        TRT_NEW,
+        "deepseek-v3",
+        "b200",
+        "DEP4",
+        4,
+        "fp4",
+        [(1000, 1000, 6463)],
+        True,
+        kv="fp8",
+        note="DeepSeek-R1-0528 NVFP4 (V3 architecture)",
+    )
+    out += trt(
+        new, TRT_NEW, "qwen3-235b-a22b", "h200-sxm", "DEP4", 4, "fp8", [(1000, 1000, 3288)], True
+    )
+    out += trt(
+        new, TRT_NEW, "qwen3-235b-a22b", "h100-sxm", "DEP8", 8, "fp8", [(1000, 1000, 1932)], True
+    )
     # NIM (TensorRT-LLM based), closed loop at fixed concurrency, three metrics per point
     nim = [(1, 51.67, 406.77, 18.58), (5, 218.48, 546.7, 21.83), (25, 623.4, 688.69, 38.75),
            (50, 814.37, 834.51, 59.73), (100, 916.72, 7996.0, 92.9),

@@ -32,7 +32,8 @@ class Op(NamedTuple):
     """One operator of one layer (or of the whole model, count 1) on one device."""
 
     name: str
-    kind: str  # gemm | experts | elementwise | attn_prefill | attn_decode | allreduce | alltoall | p2p
+    kind: str  # gemm | experts | elementwise | attn_prefill | attn_decode | allreduce | alltoall
+    # | allgather | reducescatter | p2p
     part: str  # ATTENTION | FFN
     count: int  # runs per step on the critical path (layers over all stages)
     m_src: str  # TOKENS | SAMPLED | PREFILL_KV | DECODE | ATTN
@@ -185,7 +186,7 @@ def _local_layers(model: ModelSpec) -> list[tuple[str, int, int]]:
     return out
 
 
-def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int) -> list[Op]:
+def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int, rope_fused: bool) -> list[Op]:
     """QKV/O projections and the attention kernels (GQA/MHA or MLA)."""
     L, h, act = model.num_layers, model.hidden_size, _b(dtypes.activations)
     kvb, qh = _b(dtypes.kv_cache), model.num_heads // tp
@@ -239,9 +240,10 @@ def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int) -> list[Op]:
         return ops
     hd, kvh = model.head_dim, kv_heads_per_device(model, tp)
     ops.append(Op("qkv_proj", "gemm", ATTENTION, L, TOKENS, dims=(((qh + 2 * kvh) * hd, h),)))
-    ops.append(
-        Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=2 * (qh + kvh) * hd * act)
-    )
+    if not rope_fused:  # an engine that rotates Q/K inside the attention kernel skips this pass
+        ops.append(
+            Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=2 * (qh + kvh) * hd * act)
+        )
     common = dict(q_heads=qh, kv_heads=kvh, head_dim=hd, qk_dim=hd, v_dim=hd, attn_dtype=ad)
     kv_tok, qo_tok = 2 * kvh * hd * kvb, 2 * qh * hd * act
     for suffix, count, window in (("", full, 0), *local):
@@ -281,41 +283,35 @@ def _ffn_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> list[Op
     im = model.moe_intermediate_size // etp
     router_dt = _low_precision_kept(dtypes)
     ops.append(Op("moe_router", "gemm", FFN, moe, TOKENS, dims=((E, h),), dtypes=router_dt))
+    # Attention data-parallel with experts sharded over more than one device per expert
+    # (etp > 1): every device needs every dp group's tokens before the experts (all-gather) and
+    # only its own group's outputs after them (reduce-scatter), as SGLang's DP attention does;
+    # it replaces the TP all-reduce of the MoE layer.
+    dp_gather = dp > 1 and etp > 1
+    if dp_gather:
+        ops.append(Op("dp_allgather", "allgather", FFN, moe, TOKENS, local=False,
+                      bytes_per_row=h * hid, group=tp * dp))  # fmt: skip
     if ep > 1:
-        ops.append(
-            Op(
-                "ep_dispatch",
-                "alltoall",
-                FFN,
-                moe,
-                TOKENS,
-                local=False,
-                bytes_per_row=k * h * act / ep,
-                group=ep,
-            )
-        )
+        # bytes_per_row: one copy of a token's hidden state per device of the group (the
+        # fan-out to its topk experts and the per-node de-duplication are comm.ep_alltoall's)
+        ops.append(Op("ep_dispatch", "alltoall", FFN, moe, TOKENS, local=False,
+                      bytes_per_row=h * act / ep, group=ep, topk=k))  # fmt: skip
     xp = dict(local=False, num_experts=E, topk=k, ep=ep)
     ops.append(Op("moe_experts_gate_up", "experts", FFN, moe, TOKENS, dims=((up * im, h),), **xp))
     moe_act_row = up * im * hid + im * act
     ops.append(Op("moe_act", "experts", FFN, moe, TOKENS, bytes_per_row=moe_act_row, **xp))
     ops.append(Op("moe_experts_down", "experts", FFN, moe, TOKENS, dims=((h, im),), **xp))
     if ep > 1:
-        ops.append(
-            Op(
-                "ep_combine",  # expert outputs come back 16-bit (DeepEP: fp8 dispatch, bf16 combine)
-                "alltoall",
-                FFN,
-                moe,
-                TOKENS,
-                local=False,
-                bytes_per_row=k * h * hid / ep,
-                group=ep,
-            )
-        )
+        # expert outputs come back 16-bit (DeepEP: fp8 dispatch, bf16 combine)
+        ops.append(Op("ep_combine", "alltoall", FFN, moe, TOKENS, local=False,
+                      bytes_per_row=h * hid / ep, group=ep, topk=k))  # fmt: skip
     sw = shared_expert_width(model) // tp
     if sw:
         ops.append(Op("shared_experts", "gemm", FFN, moe, TOKENS, dims=((up * sw, h), (h, sw))))
-    if tp > 1:
+    if dp_gather:
+        ops.append(Op("dp_reducescatter", "reducescatter", FFN, moe, TOKENS, local=False,
+                      bytes_per_row=h * hid, group=tp * dp))  # fmt: skip
+    elif tp > 1:
         ops.append(
             Op("tp_allreduce", "allreduce", FFN, moe, TOKENS, bytes_per_row=h * hid, group=tp)
         )
@@ -332,8 +328,11 @@ def _merge(ops: list[Op]) -> tuple[Op, ...]:
 
 
 @lru_cache(maxsize=256)
-def model_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> ModelOps:
-    """Every operator of one step, in execution order, for this model, formats and parallelism."""
+def model_ops(
+    model: ModelSpec, dtypes: DTypes, parallel: Parallelism, rope_fused: bool = False
+) -> ModelOps:
+    """Every operator of one step, in execution order, for this model, formats and parallelism
+    (``rope_fused``: the engine applies rotary embeddings inside its attention kernel)."""
     validate_parallelism(model, parallel, model.name)
     tp, pp, dp = parallel.tp, parallel.pp, parallel.dp_attn
     L, h, hid = model.num_layers, model.hidden_size, hidden_bytes(dtypes)
@@ -350,7 +349,7 @@ def model_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> ModelO
     ]
     # fused residual add + RMSNorm: read x and residual, write both
     ops.append(Op("input_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * hid))
-    ops += _attention_ops(model, dtypes, tp)
+    ops += _attention_ops(model, dtypes, tp, rope_fused)
     if tp > 1:
         ops.append(
             Op("tp_allreduce", "allreduce", ATTENTION, L, TOKENS, bytes_per_row=h * hid, group=tp)

@@ -30,6 +30,7 @@ from servesim.specs.common import (
     require_mapping,
 )
 from servesim.specs.dtypes import DTypes, parse_dtypes
+from servesim.specs.engines import split_engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +247,7 @@ _POOL_KEYS = (
     "scheduler",
     "overhead_s",
     "micro_batches",
+    "engine",  # alias of scheduler.engine (engine[@version])
 )
 _SCHED_KEYS = tuple(f.name for f in fields(SchedulerSpec))
 RNG_STREAMS = ("arrivals", "lengths", "router", "moe")
@@ -419,12 +421,19 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
     hardware = load_hardware(_resolve_path(hw_ref, where), where)
     instances = get_number(data, "instances", where, field, default=1, minimum=1, integer=True)
     par = parse_parallelism(data.get("parallelism") or {}, model, where, f"{field}.parallelism")
-    sched = parse_scheduler(data.get("scheduler") or {}, where, f"{field}.scheduler", hardware)
+    sched_data = dict(require_mapping(data.get("scheduler") or {}, where, f"{field}.scheduler"))
+    if data.get("engine") is not None:
+        if sched_data.get("engine") not in (None, data["engine"]):
+            raise SpecError(
+                where, f"{field}.engine", data["engine"], "differs from scheduler.engine; set one"
+            )
+        sched_data["engine"] = data["engine"]
+    sched = parse_scheduler(sched_data, where, f"{field}.scheduler", hardware)
     overhead = get_number(
         data, "overhead_s", where, field, default=None, minimum=0, allow_none=True
     )
     if overhead is None and sched.engine is not None:
-        overhead = ENGINE_PROFILES[sched.engine]["overhead_s"]
+        overhead = ENGINE_PROFILES[sched.engine.partition("@")[0]]["overhead_s"]
     if overhead is None:
         overhead = hardware.overhead_s
     micro = get_number(data, "micro_batches", where, field, default=1, minimum=1, integer=True)
@@ -473,16 +482,15 @@ def _gpu_class(engine: str, hardware: Any) -> str:
 def parse_scheduler(data: Any, where: str, field: str, hardware: Any = None) -> SchedulerSpec:
     data = require_mapping(data, where, field)
     check_keys(data, _SCHED_KEYS, where, field)
-    engine = (
-        get_choice(data, "engine", tuple(ENGINE_PROFILES), where, field, default=None)
-        if data.get("engine") is not None
-        else None
-    )
+    engine = None
+    if data.get("engine") is not None:
+        name, _ = split_engine(data["engine"], where, f"{field}.engine")
+        engine = str(data["engine"]).strip()
     base = {f.name: f.default for f in fields(SchedulerSpec)}
     if engine:
-        profile = ENGINE_PROFILES[engine]
+        profile = ENGINE_PROFILES[name]
         base.update(profile["scheduler"])
-        base.update(profile.get(_gpu_class(engine, hardware), {}))
+        base.update(profile.get(_gpu_class(name, hardware), {}))
     merged = {**base, **{k: v for k, v in data.items() if k != "engine"}}
     policy = get_choice(merged, "policy", POLICIES, where, field)
     seqs = get_number(
