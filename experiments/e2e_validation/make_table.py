@@ -18,6 +18,10 @@ TRT_NEW = (
     "docs/source/developer-guide/perf-overview.md"
 )
 NIM = "https://docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance"
+TRT_V05 = (
+    "https://github.com/NVIDIA/TensorRT-LLM/blob/138f96d45f90b9667426f7c47297d8c06bafac73/"
+    "docs/source/performance.md"
+)
 OCI = (
     "https://blogs.oracle.com/cloud-infrastructure/serving-llama-31-405b-model-with-amd-mi300x-gpus"
 )
@@ -28,7 +32,13 @@ COLS = (
     "num_requests", "metric", "value", "unit", "note",
 )  # fmt: skip
 
-GEN = {"h100-sxm": "hopper", "h200-sxm": "hopper", "b200": "blackwell", "mi300x": "cdna3"}
+GEN = {
+    "a100-sxm": "ampere",
+    "h100-sxm": "hopper",
+    "h200-sxm": "hopper",
+    "b200": "blackwell",
+    "mi300x": "cdna3",
+}
 MOE = {"qwen3-235b-a22b", "qwen3-30b-a3b", "llama-4-scout", "llama-4-maverick", "gpt-oss-20b",
        "gpt-oss-120b", "deepseek-v3"}  # fmt: skip
 # trtllm-bench request counts per ISL/OSL (perf-overview "Preparing a Dataset" tables)
@@ -332,6 +342,23 @@ def rows() -> list[dict]:
             note=f"vLLM benchmark_throughput.py, published total {v} tok/s / 8 GPUs; "
             "request count not published (vLLM's default 1000)",
         ))  # fmt: skip
+    # Added after the first model changes of this round (never used to tune anything): first-token
+    # latency at batch 1 (TensorRT-LLM v0.5, gptSessionBenchmark, FP8 + FP8 KV on H100, FP16 on
+    # A100): the only Ampere rows
+    for hw, wt, kv, pts in (
+        ("h100-sxm", "fp8", "fp8", [("llama-2-7b", "TP1", 128, 7), ("llama-2-7b", "TP1", 2048, 36),
+                                    ("llama-2-70b", "TP4", 128, 26), ("llama-2-70b", "TP4", 2048, 109)]),
+        ("a100-sxm", "fp16", "fp16", [("llama-2-7b", "TP1", 128, 16), ("llama-2-7b", "TP1", 2048, 133),
+                                      ("llama-2-70b", "TP4", 128, 47), ("llama-2-70b", "TP4", 2048, 377)]),
+    ):  # fmt: skip
+        for model, layout, isl, ms in pts:
+            out.append(dict(
+                source="trtllm_perf_v0.5_low_latency", url=TRT_V05, model=model, hardware=hw,
+                layout=layout, gpus=int(layout[2:]), weights=wt, kv_cache=kv, engine="trtllm",
+                scenario="static_batch", isl=isl, osl=1, concurrency=1, num_requests=1,
+                metric="ttft_ms", value=ms, unit="ms",
+                note="TensorRT-LLM v0.5 gptSessionBenchmark, batch 1, 1 output token",
+            ))  # fmt: skip
     for i, r in enumerate(out, 1):
         r["row"] = i
         r["kind"] = "moe" if r["model"] in MOE else "dense"

@@ -40,6 +40,7 @@ METRIC_CLASS = {
     "ttft_mean_ms": "ttft",
     "tpot_mean_ms": "tpot",
     "batch_latency_s": "latency",
+    "ttft_ms": "ttft",
 }
 
 
@@ -52,7 +53,11 @@ def dtype_of(row: dict[str, str]) -> dict[str, str]:
     w = row["weights"]
     # fp8 checkpoints (ModelOpt FP8) quantise activations too; NVFP4 runs fp4 x fp4 GEMMs on
     # Blackwell; MXFP4 GPT-OSS experts on Hopper run as weight-only (bf16 activations).
-    act = {"fp8": "fp8", "fp4": "fp4" if row["generation"] == "blackwell" else "bf16"}[w]
+    act = {
+        "fp8": "fp8",
+        "fp16": "fp16",
+        "fp4": "fp4" if row["generation"] == "blackwell" else "bf16",
+    }[w]
     kv = row["kv_cache"]
     if kv == "auto":
         kv = "fp8" if w == "fp8" and row["engine"] == "trtllm" else "bf16"
@@ -110,6 +115,8 @@ def simulate_row(row: dict[str, str], max_requests: int) -> float:
         b = int(row["concurrency"])
         res = servesim.simulate(config_of(row, b, b))
         req = res.requests
+        if row["metric"] == "ttft_ms":
+            return float(req["ttft_s"].mean() * 1e3)
         return float(req["finish_s"].max() - req["arrival_s"].min())
     n = min(int(row["num_requests"]), max_requests)
     res = servesim.simulate(config_of(row, n, n))
@@ -136,7 +143,7 @@ def group_table(results: list[dict]) -> str:
         add(f"{kind}", [r for r in results if r["kind"] == kind])
     for g in sorted({int(r["gpus"]) for r in results}):
         add(f"GPUs per instance: {g}", [r for r in results if int(r["gpus"]) == g])
-    for gen in ("hopper", "blackwell", "cdna3"):
+    for gen in ("ampere", "hopper", "blackwell", "cdna3"):
         add(f"generation: {gen}", [r for r in results if r["generation"] == gen])
     for src in sorted({r["source"] for r in results}):
         add(f"source: {src}", [r for r in results if r["source"] == src])

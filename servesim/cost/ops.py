@@ -296,11 +296,19 @@ def _ffn_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> list[Op
         # fan-out to its topk experts and the per-node de-duplication are comm.ep_alltoall's)
         ops.append(Op("ep_dispatch", "alltoall", FFN, moe, TOKENS, local=False,
                       bytes_per_row=h * act / ep, group=ep, topk=k))  # fmt: skip
+    # top-k selection over the router logits: read E fp32 logits, write k ids and weights
+    ops.append(Op("moe_topk", "elementwise", FFN, moe, TOKENS, bytes_per_row=E * 4 + k * 8))
     xp = dict(local=False, num_experts=E, topk=k, ep=ep)
+    # permute: each routed copy of a token is gathered into its expert's rows (read + write);
+    # un-permute: each expert output row is read and the k rows of a token summed, weighted
+    # (vLLM moe_align/permute + moe_sum, SGLang/TRT-LLM expand/finalize kernels)
+    ops.append(Op("moe_permute", "experts", FFN, moe, TOKENS, bytes_per_row=2 * h * act, **xp))
     ops.append(Op("moe_experts_gate_up", "experts", FFN, moe, TOKENS, dims=((up * im, h),), **xp))
     moe_act_row = up * im * hid + im * act
     ops.append(Op("moe_act", "experts", FFN, moe, TOKENS, bytes_per_row=moe_act_row, **xp))
     ops.append(Op("moe_experts_down", "experts", FFN, moe, TOKENS, dims=((h, im),), **xp))
+    unpermute_row = h * hid * (1.0 + 1.0 / k)  # read every expert row, write each token once
+    ops.append(Op("moe_unpermute", "experts", FFN, moe, TOKENS, bytes_per_row=unpermute_row, **xp))
     if ep > 1:
         # expert outputs come back 16-bit (DeepEP: fp8 dispatch, bf16 combine)
         ops.append(Op("ep_combine", "alltoall", FFN, moe, TOKENS, local=False,
