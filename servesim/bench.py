@@ -363,9 +363,9 @@ def _engines_ran(cfg: Mapping) -> list[dict[str, Any]]:
     from servesim.specs.engines import describe, engine_kernels
 
     rc = resolve_config(dict(cfg))
-    kv = DTYPE_BYTES[rc.dtypes.kv_cache]
+    kv, w = DTYPE_BYTES[rc.dtypes.kv_cache], DTYPE_BYTES[rc.dtypes.weights]
     return [
-        {"role": p.role, **describe(engine_kernels(p.scheduler.engine, p.hardware, kv))}
+        {"role": p.role, **describe(engine_kernels(p.scheduler.engine, p.hardware, kv, w))}
         for p in rc.deployment.pools
     ]
 

@@ -138,6 +138,7 @@ class _Plan:
         "consts",
         "scale",
         "eager_kernels",
+        "moe_scale",
     )
 
     def __init__(self, ctx: CostContext, role: str):
@@ -188,6 +189,7 @@ class _Plan:
         }
         # kernels per step launched from the host when a step is not captured in a CUDA graph
         self.eager_kernels = _eager_kernels(self.ops, eng)
+        self.moe_scale = eng.moe_scale if eng else 1.0  # the engine's MoE kernel
 
     # -- rows that depend on one row count -------------------------------------------------
     def group(self, src: str, m: int) -> _Group:
@@ -276,7 +278,7 @@ class _Plan:
             t = roofline.grouped_gemm_time(hw, slow, experts, n, k, dt)
             fl += 2.0 * mean * n * k
             by += experts * k * n * wb + mean * (k + n) * ab
-            s += t.seconds
+            s += t.seconds * self.moe_scale
             if t.seconds > best:
                 bound, best = t.bound, t.seconds
         return (fl, by, s, bound, 0.0)

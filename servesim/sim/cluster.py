@@ -126,7 +126,10 @@ class Cluster:
                 _overhead(spec),
                 moe_imbalance_of(cfg, spec),
                 engine_kernels(
-                    spec.scheduler.engine, spec.hardware, DTYPE_BYTES[cfg.dtypes.kv_cache]
+                    spec.scheduler.engine,
+                    spec.hardware,
+                    DTYPE_BYTES[cfg.dtypes.kv_cache],
+                    DTYPE_BYTES[cfg.dtypes.weights],
                 ),
             )
             blocks = kv_blocks if kv_blocks is not None else _kv_blocks(ctx, spec, cfg.source)

@@ -35,6 +35,8 @@ class EngineKernels(NamedTuple):
     ar_bw_eff: float  # fraction of scale-up bandwidth its data movement reaches
     ar_max_bytes: float  # larger messages fall back to NCCL
     ar_max_devices: int  # larger groups fall back to NCCL
+    moe_kernel: str  # grouped-GEMM MoE kernel that runs here (reported, picks moe_scale)
+    moe_scale: float  # its time / the cost model's grouped-GEMM time (1: not measured)
     mixed_graph: str  # CUDA graphs for steps with prefill: piecewise (attention eager) | none
     host_launch_s: float  # host time per eagerly launched kernel (hidden behind GPU work)
 
@@ -61,25 +63,49 @@ _AR_MAX_BYTES, _AR_MAX_DEVICES = 8 * 2**20, 8
 _ATTN: dict[tuple[str, str], dict[str, tuple[str, float, float]]] = {
     ("hopper", "16bit"): {
         "vllm": ("flash-attn-3", 1.0, 1.0),
-        "sglang": ("flash-attn-3", 0.95, 0.97),  # 0.74/0.78, 0.88/0.91
-        "trtllm": ("trtllm-fmha/xqa", 1.28, 1.10),  # 1/0.78, 1/0.91
+        "sglang": ("flash-attn-3", 0.96, 0.97),
+        "trtllm": ("trtllm-fmha/xqa", 1.28, 1.10),
     },
     ("hopper", "fp8"): {
         "vllm": ("flash-attn-3", 1.0, 1.0),
-        "sglang": ("flash-attn-3", 0.77, 0.88),  # 0.75/0.97, 1.32/1.50
-        "trtllm": ("trtllm-fmha/xqa", 1.03, 0.67),  # 1/0.97, 1/1.50: XQA reads FP8 KV natively
+        "sglang": ("flash-attn-3", 0.70, 0.97),
+        "trtllm": ("trtllm-fmha/xqa", 1.03, 0.665),  # XQA reads the FP8 KV cache natively
     },
     ("blackwell", "16bit"): {
         "vllm": ("flashinfer", 1.0, 1.0),
-        "sglang": ("trtllm-mha", 0.96, 0.94),  # 0.78/0.81, 0.90/0.96
-        "trtllm": ("trtllm-gen", 1.23, 1.04),  # 1/0.81, 1/0.96
+        "sglang": ("trtllm-mha", 1.0, 0.95),
+        "trtllm": ("trtllm-gen", 1.24, 1.04),
     },
     ("blackwell", "fp8"): {
         "vllm": ("flashinfer", 1.0, 1.0),
-        "sglang": ("trtllm-mha", 0.84, 0.90),  # 0.79/0.94, 0.88/0.98
-        "trtllm": ("trtllm-gen", 1.06, 1.02),  # 1/0.94, 1/0.98
+        "sglang": ("trtllm-mha", 0.90, 0.92),
+        "trtllm": ("trtllm-gen", 1.07, 1.02),
     },
 }
+# MoE kernels: median of measured fused-MoE latency (permute, both grouped GEMMs, activation,
+# un-permute) over servesim's grouped-GEMM + activation time at >= 8 routed rows per expert,
+# aiconfigurator moe.csv.gz h100_sxm, balanced routing, TP1/EP1, every model shape in the table
+# (experiments/e2e_validation/engine_factors.py). FP8 means the checkpoints each engine's FP8 MoE
+# models ship as: ModelOpt per-tensor for TensorRT-LLM, block-scaled (DeepSeek/Qwen3 FP8) for
+# vLLM and SGLang. Keyed (generation, weight format) -> engine -> (kernel, factor).
+_MOE: dict[tuple[str, str], dict[str, tuple[str, float]]] = {
+    ("hopper", "16bit"): {
+        "vllm": ("triton fused_moe", 1.10),
+        "sglang": ("triton fused_moe", 1.65),
+        "trtllm": ("cutlass", 1.07),
+    },
+    ("hopper", "fp8"): {
+        "vllm": ("triton/cutlass fp8-block", 1.31),
+        "sglang": ("triton fp8-block", 1.23),
+        "trtllm": ("cutlass fp8", 1.15),
+    },
+    ("hopper", "4bit"): {
+        "vllm": ("triton mxfp4", 1.11),
+        "sglang": ("triton mxfp4", 2.84),
+        "trtllm": ("triton mxfp4", 1.43),
+    },
+}
+_DEFAULT_MOE = {"vllm": "fused_moe", "sglang": "fused_moe", "trtllm": "cutlass"}
 _DEFAULT_BACKEND = {"vllm": "flash-attn", "sglang": "flashinfer", "trtllm": "trtllm-fmha"}
 
 # Versions where an engine's kernels or launch behaviour differ; a version selects the newest
@@ -134,9 +160,12 @@ def generation(hardware: Any) -> str:
     return ""
 
 
-def engine_kernels(engine: str | None, hardware: Any, kv_bytes: float) -> EngineKernels | None:
+def engine_kernels(
+    engine: str | None, hardware: Any, kv_bytes: float, weight_bytes: float = 2.0
+) -> EngineKernels | None:
     """The kernels ``engine`` (name[@version]) runs on ``hardware`` with a KV cache of
-    ``kv_bytes`` per element; None when no engine is named (the cost model's neutral defaults)."""
+    ``kv_bytes`` and weights of ``weight_bytes`` per element; None when no engine is named (the
+    cost model's neutral defaults)."""
     if not engine:
         return None
     name, version = split_engine(engine, "", "engine")
@@ -144,6 +173,10 @@ def engine_kernels(engine: str | None, hardware: Any, kv_bytes: float) -> Engine
     table = _ATTN.get((generation(hardware), "fp8" if kv_bytes <= 1 else "16bit"), {})
     backend, pf, df = table.get(name, (_DEFAULT_BACKEND[name], 1.0, 1.0))
     base, peer, eff = _AR[name]
+    wclass = "16bit" if weight_bytes >= 2 else "fp8" if weight_bytes >= 1 else "4bit"
+    moe_kernel, moe_scale = _MOE.get((generation(hardware), wclass), {}).get(
+        name, (_DEFAULT_MOE[name], 1.0)
+    )
     return EngineKernels(
         name=f"{name}@{version}",
         attention=backend,
@@ -159,6 +192,8 @@ def engine_kernels(engine: str | None, hardware: Any, kv_bytes: float) -> Engine
         ar_bw_eff=eff,
         ar_max_bytes=float(_AR_MAX_BYTES),
         ar_max_devices=_AR_MAX_DEVICES,
+        moe_kernel=moe_kernel,
+        moe_scale=moe_scale,
         mixed_graph=entry["mixed_graph"],
         host_launch_s=_HOST_LAUNCH_S,
     )
@@ -171,6 +206,7 @@ def describe(k: EngineKernels | None) -> dict[str, Any]:
     return {
         "engine": k.name,
         "attention_backend": k.attention,
+        "moe_kernel": k.moe_kernel,
         "allreduce": k.allreduce,
         "mixed_step_graphs": k.mixed_graph,
         "rope_fused": k.rope_fused,

@@ -70,7 +70,7 @@ def test_engines_choose_kernels_that_change_the_step():
     v, t = _ctx("llama-3.1-8b", "vllm", FP8), _ctx("llama-3.1-8b", "trtllm", FP8)
     ov, ot = _ops(v, agg), _ops(t, agg)
     assert "rope" in ov and "rope" not in ot
-    assert ot["attn_decode"].seconds == pytest.approx(ov["attn_decode"].seconds * 0.67)
+    assert ot["attn_decode"].seconds == pytest.approx(ov["attn_decode"].seconds * 0.665)
     assert step_cost(t, "colocated", agg).seconds < step_cost(v, "colocated", agg).seconds
     # no engine: the neutral kernel model, bit for bit what a vLLM profile computes for attention
     n = _ops(_ctx("llama-3.1-8b", None, FP8), agg)
