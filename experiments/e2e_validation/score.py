@@ -141,6 +141,13 @@ def group_table(results: list[dict]) -> str:
         add(f"metric: {cls}", [r for r in results if r["class"] == cls])
     for kind in ("dense", "moe"):
         add(f"{kind}", [r for r in results if r["kind"] == kind])
+    moe = [r for r in results if r["kind"] == "moe"]
+    add("moe, 1 GPU", [r for r in moe if int(r["gpus"]) == 1])
+    add(
+        "moe, multi-GPU, TP attention (TPn)",
+        [r for r in moe if r["layout"].startswith("TP") and int(r["gpus"]) > 1],
+    )
+    add("moe, attention DP (DEPn)", [r for r in moe if r["layout"].startswith("DEP")])
     for g in sorted({int(r["gpus"]) for r in results}):
         add(f"GPUs per instance: {g}", [r for r in results if int(r["gpus"]) == g])
     for gen in ("ampere", "hopper", "blackwell", "cdna3"):
