@@ -287,7 +287,9 @@ def _ffn_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> list[Op
     # (etp > 1): every device needs every dp group's tokens before the experts (all-gather) and
     # only its own group's outputs after them (reduce-scatter), as SGLang's DP attention does;
     # it replaces the TP all-reduce of the MoE layer.
-    dp_gather = dp > 1 and etp > 1
+    # (With ep > 1 as well, the all-to-all below moves the tokens; the gather inside each
+    # expert's TP group is not charged.)
+    dp_gather = dp > 1 and etp > 1 and ep == 1
     if dp_gather:
         ops.append(Op("dp_allgather", "allgather", FFN, moe, TOKENS, local=False,
                       bytes_per_row=h * hid, group=tp * dp))  # fmt: skip
