@@ -159,3 +159,19 @@ def test_ep_alltoall_deduplicates_per_node():
     nic = msg * 3 * dom_hit / (hw.scaleout_bw_GBps * 1e9 * 0.70)
     assert normal >= nic
     assert math.isfinite(normal)
+
+
+def test_planner_and_matrix_apply_the_engine():
+    import servesim
+    from servesim.bench import matrix_points
+
+    res = servesim.plan(
+        "llama-3.1-8b", rate=2.0, isl=256, osl=32, max_sims=1, engine="trtllm",
+        slo={"ttft_ms": {"p90": 2000}},
+    )  # fmt: skip
+    text = str(res.to_dict())
+    assert "'engine': 'trtllm'" in text
+    common, _ = matrix_points(
+        {"prefix": "m", "engine": "sglang", "tp": [1], "isl_osl": [[128, 16]], "conc": [2]}
+    )
+    assert common["engine"] == "sglang"  # passed to every point's bench run
