@@ -139,6 +139,7 @@ class _Plan:
         "scale",
         "eager_kernels",
         "moe_scale",
+        "tbo",
     )
 
     def __init__(self, ctx: CostContext, role: str):
@@ -190,6 +191,7 @@ class _Plan:
         # kernels per step launched from the host when a step is not captured in a CUDA graph
         self.eager_kernels = _eager_kernels(self.ops, eng)
         self.moe_scale = eng.moe_scale if eng else 1.0  # the engine's MoE kernel
+        self.tbo = bool(eng and eng.two_batch_overlap)
 
     # -- rows that depend on one row count -------------------------------------------------
     def group(self, src: str, m: int) -> _Group:
@@ -366,6 +368,33 @@ class _Plan:
         hit = self.cache.get(agg)
         if hit is not None:
             return hit
+        res = self._plain(agg)
+        if self.tbo and res.comm_s > 0.0 and agg.decode_seqs + agg.prefill_seqs >= 2:
+            res = self._two_batch(agg, res)
+        if len(self.cache) >= _STEP_CACHE_MAX:
+            self.cache.clear()
+        self.cache[agg] = res
+        return res
+
+    def _two_batch(self, agg: Aggregates, whole: StepCost) -> StepCost:
+        """Two-batch overlap (SGLang --enable-two-batch-overlap, DeepEP): the batch runs as two
+        micro-batches, the communication of one under the computation of the other. Each
+        micro-batch is costed as a step of its own (so weights are read twice); the pipeline of
+        two takes 2 max(C, K) + min(C, K) for per-micro-batch compute C and communication K."""
+        h = self._plain(_half(agg))
+        ovh = self.consts[2]
+        comp = h.compute_s + h.memory_s + (h.overhead_s - ovh)
+        gpu = 2.0 * max(comp, h.comm_s) + min(comp, h.comm_s)
+        busy = 2.0 * comp
+        return whole._replace(
+            seconds=gpu + ovh,
+            compute_s=2.0 * h.compute_s,
+            memory_s=2.0 * h.memory_s,
+            comm_s=gpu - busy,
+            overhead_s=2.0 * (h.overhead_s - ovh) + ovh,
+        )
+
+    def _plain(self, agg: Aggregates) -> StepCost:
         pt, ps, _, pc, ds, dc, sampled = agg
         use_s, use_pkv, use_dec = self.key_srcs
         key = (pt + ds, sampled if use_s else 0, pt + pc if use_pkv else 0, ds if use_dec else 0)
@@ -425,11 +454,7 @@ class _Plan:
             # a step with prefill runs (partly) eagerly: the host launches kernels while the GPU
             # works, so host time only shows when it exceeds the GPU time
             ovh += max(0.0, self.eager_kernels - gpu)
-        res = StepCost(c + mem + k + ovh, f, b, cb, c, mem, k, ovh, devices)
-        if len(self.cache) >= _STEP_CACHE_MAX:
-            self.cache.clear()
-        self.cache[agg] = res
-        return res
+        return StepCost(c + mem + k + ovh, f, b, cb, c, mem, k, ovh, devices)
 
     def breakdown(self, agg: Aggregates) -> list[OpCost]:
         rows: dict[Op, Row] = {}
@@ -437,6 +462,15 @@ class _Plan:
             rows.update(zip(self.by_src[src], g.rows))
         rows.update(zip(self.attn, self.attention_rows(agg)))
         return [OpCost(op.name, op.count, *rows[op][:4]) for op in self.ops]
+
+
+def _half(agg: Aggregates) -> Aggregates:
+    """The larger of two micro-batches of a step, split by sequence (sizes rounded up)."""
+    pt, ps, pa, pc, ds, dc, sampled = agg
+    return Aggregates(
+        -(-pt // 2), -(-ps // 2), -(-pa // 2), -(-pc // 2), -(-ds // 2), -(-dc // 2),
+        -(-sampled // 2),
+    )  # fmt: skip
 
 
 def _eager_kernels(ops, eng: EngineKernels | None) -> float:

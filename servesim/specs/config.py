@@ -433,7 +433,7 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
         data, "overhead_s", where, field, default=None, minimum=0, allow_none=True
     )
     if overhead is None and sched.engine is not None:
-        overhead = ENGINE_PROFILES[sched.engine.partition("@")[0]]["overhead_s"]
+        overhead = ENGINE_PROFILES[split_engine(sched.engine, where, field)[0]]["overhead_s"]
     if overhead is None:
         overhead = hardware.overhead_s
     micro = get_number(data, "micro_batches", where, field, default=1, minimum=1, integer=True)

@@ -39,6 +39,7 @@ class EngineKernels(NamedTuple):
     moe_scale: float  # its time / the cost model's grouped-GEMM time (1: not measured)
     mixed_graph: str  # CUDA graphs for steps with prefill: piecewise (attention eager) | none
     host_launch_s: float  # host time per eagerly launched kernel (hidden behind GPU work)
+    two_batch_overlap: bool = False  # micro-batches overlap communication with compute
 
 
 # Custom all-reduce fits: latency = min(one-shot, two-shot) with one-shot
@@ -127,9 +128,23 @@ def _vkey(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in v.split("."))
 
 
+# Engine options that change what runs, written after the name: ``sglang+tbo``.
+FLAGS = {"tbo": "two-batch overlap (SGLang --enable-two-batch-overlap, TensorRT-LLM wide-EP)"}
+
+
+def split_flags(text: Any, where: str, field: str) -> tuple[str, frozenset[str]]:
+    """``sglang@0.5+tbo`` -> (``sglang@0.5``, {``tbo``}); unknown options are errors."""
+    base, *flags = str(text).strip().split("+")
+    for f in flags:
+        if f not in FLAGS:
+            raise SpecError(where, field, text, "options after + are: " + ", ".join(FLAGS))
+    return base, frozenset(flags)
+
+
 def split_engine(text: Any, where: str, field: str) -> tuple[str, str]:
-    """``vllm`` or ``vllm@0.24`` -> (name, version); unknown names or versions are errors."""
-    s = str(text).strip()
+    """``vllm``, ``vllm@0.24`` or ``sglang@0.5+tbo`` -> (name, version); unknown names,
+    versions or options are errors."""
+    s, _ = split_flags(text, where, field)
     name, _, version = s.partition("@")
     if name not in ENGINES:
         raise SpecError(where, field, text, "must be one of " + ", ".join(ENGINES) + " [@version]")
@@ -169,6 +184,7 @@ def engine_kernels(
     if not engine:
         return None
     name, version = split_engine(engine, "", "engine")
+    _, flags = split_flags(engine, "", "engine")
     entry = _version_entry(name, version)
     table = _ATTN.get((generation(hardware), "fp8" if kv_bytes <= 1 else "16bit"), {})
     backend, pf, df = table.get(name, (_DEFAULT_BACKEND[name], 1.0, 1.0))
@@ -178,7 +194,7 @@ def engine_kernels(
         name, (_DEFAULT_MOE[name], 1.0)
     )
     return EngineKernels(
-        name=f"{name}@{version}",
+        name=f"{name}@{version}" + "".join(f"+{f}" for f in sorted(flags)),
         attention=backend,
         attn_prefill_scale=pf,
         attn_decode_scale=df,
@@ -196,6 +212,7 @@ def engine_kernels(
         moe_scale=moe_scale,
         mixed_graph=entry["mixed_graph"],
         host_launch_s=_HOST_LAUNCH_S,
+        two_batch_overlap="tbo" in flags,
     )
 
 
@@ -210,4 +227,5 @@ def describe(k: EngineKernels | None) -> dict[str, Any]:
         "allreduce": k.allreduce,
         "mixed_step_graphs": k.mixed_graph,
         "rope_fused": k.rope_fused,
+        "two_batch_overlap": k.two_batch_overlap,
     }
