@@ -168,6 +168,7 @@ class MoELoadSpec:
     distribution: str = "uniform"  # uniform | zipf | fixed
     zipf_s: float = 1.0  # zipf: the expert of popularity rank r gets a share ~ r^-s
     factor: float | None = None  # fixed: slowest EP rank's load / mean (>= 1)
+    redundant_experts: int = 0  # EPLB: extra replicas of the hottest experts over the EP ranks
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,7 +402,7 @@ def _check_role_keys(pools: tuple, kv_link: Any, af_link: Any, where: str) -> No
 
 def _parse_moe_load(data: Any, where: str, field: str) -> MoELoadSpec:
     data = require_mapping(data, where, field)
-    check_keys(data, ("distribution", "zipf_s", "factor"), where, field)
+    check_keys(data, ("distribution", "zipf_s", "factor", "redundant_experts"), where, field)
     dist = get_choice(
         data, "distribution", ("uniform", "zipf", "fixed"), where, field, default="uniform"
     )
@@ -409,7 +410,10 @@ def _parse_moe_load(data: Any, where: str, field: str) -> MoELoadSpec:
     factor = get_number(data, "factor", where, field, default=None, minimum=1, allow_none=True)
     if dist == "fixed" and factor is None:
         raise SpecError(where, f"{field}.factor", None, "required with distribution: fixed (>= 1)")
-    return MoELoadSpec(dist, s, factor)
+    redundant = get_number(
+        data, "redundant_experts", where, field, default=0, minimum=0, integer=True
+    )
+    return MoELoadSpec(dist, s, factor, redundant)
 
 
 def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -> PoolSpec:

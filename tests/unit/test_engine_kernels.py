@@ -194,3 +194,18 @@ def test_two_batch_overlap_hides_communication():
     assert step_cost(tbo, "colocated", dec).memory_s > step_cost(plain, "colocated", dec).memory_s
     with pytest.raises(SpecError, match="options after"):
         split_engine("sglang+fast", "x", "engine")
+
+
+def test_redundant_experts_eplb_balance_the_busiest_rank():
+    from servesim.cost.afstep import moe_imbalance
+
+    # 2 experts of loads 2/3 and 1/3 on 2 ranks: 4/3 without redundancy; with 2 extra slots the
+    # hot expert gets 3 replicas of 2/9 each, packed 1/3 + 2/9 | 2/9 + 2/9 -> (5/9) x 2 = 10/9
+    assert moe_imbalance(2, 2, "zipf", 1.0) == pytest.approx(4 / 3)
+    assert moe_imbalance(2, 2, "zipf", 1.0, redundant=2) == pytest.approx(10 / 9)
+    # DeepSeek-V3 routing skew s = 1 over EP32: 32 redundant experts cut the busiest rank's load
+    plain = moe_imbalance(256, 32, "zipf", 1.0)
+    eplb = moe_imbalance(256, 32, "zipf", 1.0, redundant=32)
+    assert 1.0 <= eplb < plain
+    with pytest.raises(SpecError, match="must divide"):
+        moe_imbalance(256, 32, "zipf", 1.0, redundant=5)
