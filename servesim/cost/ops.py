@@ -257,7 +257,9 @@ def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int, rope_fused: bool) 
     return ops
 
 
-def _ffn_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> list[Op]:
+def _ffn_ops(
+    model: ModelSpec, dtypes: DTypes, parallel: Parallelism, moe_comm: str = "alltoall"
+) -> list[Op]:
     """Dense MLP layers and MoE layers (router, experts, shared experts, EP all-to-all)."""
     tp, ep, dp = parallel.tp, parallel.ep, parallel.dp_attn
     h, act, hid = model.hidden_size, _b(dtypes.activations), hidden_bytes(dtypes)
@@ -283,17 +285,19 @@ def _ffn_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> list[Op
     im = model.moe_intermediate_size // etp
     router_dt = _low_precision_kept(dtypes)
     ops.append(Op("moe_router", "gemm", FFN, moe, TOKENS, dims=((E, h),), dtypes=router_dt))
-    # Attention data-parallel with experts sharded over more than one device per expert
-    # (etp > 1): every device needs every dp group's tokens before the experts (all-gather) and
-    # only its own group's outputs after them (reduce-scatter), as SGLang's DP attention does;
-    # it replaces the TP all-reduce of the MoE layer.
-    # (With ep > 1 as well, the all-to-all below moves the tokens; the gather inside each
-    # expert's TP group is not charged.)
-    dp_gather = dp > 1 and etp > 1 and ep == 1
-    if dp_gather:
+    # Token exchange around the experts with attention data-parallel (dp > 1), two ways:
+    # - all-gather / reduce-scatter ("allgather" moe_comm: vLLM's default all2all backend,
+    #   SGLang's DP-attention gather, TensorRT-LLM's CUTLASS MoE without MNNVL): every device
+    #   receives every dp group's tokens (dispatched in the activation format), runs its experts
+    #   on those routed to it, and the outputs are reduce-scattered (16-bit) back; this replaces
+    #   the MoE layer's TP all-reduce;
+    # - all-to-all ("alltoall": DeepEP, MNNVL), below, with ep > 1 only.
+    # Without dp the tokens are already on every TP rank: the TP all-reduce sums the outputs.
+    gather = dp > 1 and (etp > 1 and ep == 1 or ep > 1 and moe_comm == "allgather")
+    if gather:
         ops.append(Op("dp_allgather", "allgather", FFN, moe, TOKENS, local=False,
-                      bytes_per_row=h * hid, group=tp * dp))  # fmt: skip
-    if ep > 1:
+                      bytes_per_row=h * (hid if ep == 1 else act), group=tp * dp))  # fmt: skip
+    if ep > 1 and not gather and (dp > 1 or moe_comm == "alltoall"):
         # bytes_per_row: one copy of a token's hidden state per device of the group (the
         # fan-out to its topk experts and the per-node de-duplication are comm.ep_alltoall's)
         ops.append(Op("ep_dispatch", "alltoall", FFN, moe, TOKENS, local=False,
@@ -311,14 +315,14 @@ def _ffn_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> list[Op
     ops.append(Op("moe_experts_down", "experts", FFN, moe, TOKENS, dims=((h, im),), **xp))
     unpermute_row = h * hid * (1.0 + 1.0 / k)  # read every expert row, write each token once
     ops.append(Op("moe_unpermute", "experts", FFN, moe, TOKENS, bytes_per_row=unpermute_row, **xp))
-    if ep > 1:
+    if ep > 1 and not gather and (dp > 1 or moe_comm == "alltoall"):
         # expert outputs come back 16-bit (DeepEP: fp8 dispatch, bf16 combine)
         ops.append(Op("ep_combine", "alltoall", FFN, moe, TOKENS, local=False,
                       bytes_per_row=h * hid / ep, group=ep, topk=k))  # fmt: skip
     sw = shared_expert_width(model) // tp
     if sw:
         ops.append(Op("shared_experts", "gemm", FFN, moe, TOKENS, dims=((up * sw, h), (h, sw))))
-    if dp_gather:
+    if gather:
         ops.append(Op("dp_reducescatter", "reducescatter", FFN, moe, TOKENS, local=False,
                       bytes_per_row=h * hid, group=tp * dp))  # fmt: skip
     elif tp > 1:
@@ -339,10 +343,15 @@ def _merge(ops: list[Op]) -> tuple[Op, ...]:
 
 @lru_cache(maxsize=256)
 def model_ops(
-    model: ModelSpec, dtypes: DTypes, parallel: Parallelism, rope_fused: bool = False
+    model: ModelSpec,
+    dtypes: DTypes,
+    parallel: Parallelism,
+    rope_fused: bool = False,
+    moe_comm: str = "alltoall",
 ) -> ModelOps:
     """Every operator of one step, in execution order, for this model, formats and parallelism
-    (``rope_fused``: the engine applies rotary embeddings inside its attention kernel)."""
+    (``rope_fused``: the engine applies rotary embeddings inside its attention kernel;
+    ``moe_comm``: how an EP group exchanges tokens, ``alltoall`` or ``allgather``)."""
     validate_parallelism(model, parallel, model.name)
     tp, pp, dp = parallel.tp, parallel.pp, parallel.dp_attn
     L, h, hid = model.num_layers, model.hidden_size, hidden_bytes(dtypes)
@@ -365,7 +374,7 @@ def model_ops(
             Op("tp_allreduce", "allreduce", ATTENTION, L, TOKENS, bytes_per_row=h * hid, group=tp)
         )
     ops.append(Op("post_attn_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * hid))
-    ops += _ffn_ops(model, dtypes, parallel)
+    ops += _ffn_ops(model, dtypes, parallel, moe_comm)
     if pp > 1:
         # vLLM sends hidden states and the residual between stages
         ops.append(Op("pp_send", "p2p", ATTENTION, pp - 1, TOKENS, bytes_per_row=2 * h * hid))

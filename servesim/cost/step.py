@@ -147,7 +147,11 @@ class _Plan:
             raise SpecError("cost", "role", role, "must be one of " + ", ".join(ROLES))
         eng = ctx.engine
         mo: ModelOps = model_ops(
-            ctx.model, ctx.dtypes, ctx.parallel, rope_fused=bool(eng and eng.rope_fused)
+            ctx.model,
+            ctx.dtypes,
+            ctx.parallel,
+            rope_fused=bool(eng and eng.rope_fused),
+            moe_comm=eng.moe_comm if eng else "alltoall",
         )
         parts = _PARTS.get(role, (ATTENTION, FFN))
         merged: dict[tuple, Op] = {}

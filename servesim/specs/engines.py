@@ -40,6 +40,7 @@ class EngineKernels(NamedTuple):
     mixed_graph: str  # CUDA graphs for steps with prefill: piecewise (attention eager) | none
     host_launch_s: float  # host time per eagerly launched kernel (hidden behind GPU work)
     two_batch_overlap: bool = False  # micro-batches overlap communication with compute
+    moe_comm: str = "alltoall"  # EP token exchange with attention DP: alltoall | allgather
 
 
 # Custom all-reduce fits: latency = min(one-shot, two-shot) with one-shot
@@ -129,7 +130,11 @@ def _vkey(v: str) -> tuple[int, ...]:
 
 
 # Engine options that change what runs, written after the name: ``sglang+tbo``.
-FLAGS = {"tbo": "two-batch overlap (SGLang --enable-two-batch-overlap, TensorRT-LLM wide-EP)"}
+FLAGS = {
+    "tbo": "two-batch overlap (SGLang --enable-two-batch-overlap, TensorRT-LLM wide-EP)",
+    "deepep": "DeepEP all-to-all for expert parallelism (VLLM_ALL2ALL_BACKEND=deepep_*, "
+    "SGLang --moe-a2a-backend deepep, TRTLLM_CAN_USE_DEEP_EP=1)",
+}
 
 
 def split_flags(text: Any, where: str, field: str) -> tuple[str, frozenset[str]]:
@@ -213,7 +218,22 @@ def engine_kernels(
         mixed_graph=entry["mixed_graph"],
         host_launch_s=_HOST_LAUNCH_S,
         two_batch_overlap="tbo" in flags,
+        moe_comm=_moe_comm(name, hardware, flags),
     )
+
+
+def _moe_comm(name: str, hardware: Any, flags: frozenset[str]) -> str:
+    """How the engine exchanges tokens between an attention-DP group and its experts by default:
+    vLLM's VLLM_ALL2ALL_BACKEND defaults to allgather_reducescatter (vllm/envs.py); SGLang
+    gathers DP-attention tokens unless --moe-a2a-backend is set; TensorRT-LLM's CUTLASS MoE
+    (Hopper) uses all-to-all only with MNNVL (multi-node NVLink, e.g. GB200 NVL72) or DeepEP,
+    else AllGather/ReduceScatter, while its TRT-LLM-Gen MoE (Blackwell) favours the NVLink
+    one-sided all-to-all (tensorrt_llm/_torch/modules/fused_moe). ``+deepep`` selects DeepEP."""
+    if "deepep" in flags:
+        return "alltoall"
+    if name == "trtllm" and (hardware.scaleup_devices > 8 or generation(hardware) == "blackwell"):
+        return "alltoall"
+    return "allgather"
 
 
 def describe(k: EngineKernels | None) -> dict[str, Any]:
@@ -228,4 +248,5 @@ def describe(k: EngineKernels | None) -> dict[str, Any]:
         "mixed_step_graphs": k.mixed_graph,
         "rope_fused": k.rope_fused,
         "two_batch_overlap": k.two_batch_overlap,
+        "moe_comm": k.moe_comm,
     }

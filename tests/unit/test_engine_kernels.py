@@ -137,9 +137,16 @@ def test_dp_attention_with_tp_experts_pays_gather_and_scatter():
     assert "tp_allreduce" not in ops
     h = ctx.model.hidden_size
     assert ops["dp_allgather"].bytes == 256 * h * 2  # every dp group's tokens, gathered
-    # with experts expert-parallel instead, the all-to-all moves the tokens
-    ops_ep = _ops(_ctx("qwen3-30b-a3b", "sglang", dp_attn=4, ep=4), agg)
+    # experts expert-parallel: SGLang's default still gathers (each device then runs its own
+    # experts on the tokens routed to them); with DeepEP the all-to-all moves the tokens
+    ops_ag = _ops(_ctx("qwen3-30b-a3b", "sglang", dp_attn=4, ep=4), agg)
+    assert "ep_dispatch" not in ops_ag and ops_ag["dp_allgather"].seconds > 0
+    ops_ep = _ops(_ctx("qwen3-30b-a3b", "sglang+deepep", dp_attn=4, ep=4), agg)
     assert "dp_allgather" not in ops_ep and ops_ep["ep_dispatch"].seconds > 0
+    # TensorRT-LLM uses all-to-all on an NVL72-class NVLink domain (MNNVL), not on HGX H100
+    gb200 = load_hardware("gb200")
+    assert engine_kernels("trtllm", gb200, 1).moe_comm == "alltoall"
+    assert engine_kernels("trtllm", H100, 1).moe_comm == "allgather"
 
 
 def test_ep_alltoall_deduplicates_per_node():
