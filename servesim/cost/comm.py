@@ -131,9 +131,12 @@ def ep_alltoall(
     ``bytes_``: one copy of this device's tokens' hidden states; each token goes to its ``topk``
     experts, spread uniformly over the n devices. A token is sent once per distinct destination
     device (two experts on one device share a copy). Across scale-up domains DeepEP's normal
-    kernels send it once per destination *domain* over the NIC and forward it over NVLink there;
-    its low-latency kernels (small decode batches) send each copy directly over the NIC. The
-    NVLink and NIC parts proceed in parallel: the slower sets the time.
+    kernels send it once per destination *domain* over the NIC and forward it over NVLink there,
+    after a notify round that exchanges the counts (one more NIC latency); its low-latency
+    kernels send each copy directly over the NIC, without that round. ``low_latency``: the batch
+    is small enough for them (<= 128 tokens per rank); the faster of the two modes is taken then,
+    else the normal one (so the time never drops when the batch grows). The NVLink and NIC parts
+    proceed in parallel: the slower sets the time.
     """
     if n <= 1 or bytes_ <= 0 or topk <= 0:
         return 0.0, 0.0
@@ -141,23 +144,23 @@ def ep_alltoall(
     p = params(hw)
     up_bw = hw.scaleup_bw_GBps * 1e9 * p["comm_scaleup"]
     hit = 1.0 - (1.0 - 1.0 / n) ** topk  # chance a given device receives a token
-    local_peers = (per - 1) * hit  # copies to peers in the own domain
+    up = bytes_ * (per - 1) * hit  # copies to peers in the own domain
+    fixed = _launch(hw, True)
+    if domains == 1:
+        return up / up_bw + hw.scaleup_latency_us * 1e-6 + fixed, up
     remote_devices = (n - per) * hit  # distinct devices in other domains
-    up = bytes_ * local_peers
-    nic = 0.0
-    lat = hw.scaleup_latency_us * 1e-6
-    if domains > 1:
-        if low_latency:
-            nic = bytes_ * remote_devices
-        else:
-            # once per distinct remote domain, then forwarded over NVLink at the destination
-            dom_hit = 1.0 - (1.0 - 1.0 / domains) ** topk
-            nic = bytes_ * (domains - 1) * dom_hit
-            up += bytes_ * remote_devices
-        lat = hw.scaleout_latency_us * 1e-6
     out_bw = hw.scaleout_bw_GBps * 1e9 * p["comm_scaleout"]
-    seconds = max(up / up_bw, nic / out_bw if nic else 0.0)
-    return seconds + lat + _launch(hw, True), up + nic
+    lat = hw.scaleout_latency_us * 1e-6
+    # normal: once per distinct remote domain, then forwarded over NVLink at the destination
+    dom_hit = 1.0 - (1.0 - 1.0 / domains) ** topk
+    nic = bytes_ * (domains - 1) * dom_hit
+    up_n = up + bytes_ * remote_devices
+    best = (max(up_n / up_bw, nic / out_bw) + 2.0 * lat + fixed, up_n + nic)
+    if low_latency:  # direct: one copy per remote device
+        nic_ll = bytes_ * remote_devices
+        ll = (max(up / up_bw, nic_ll / out_bw) + lat + fixed, up + nic_ll)
+        best = min(best, ll)
+    return best
 
 
 def p2p_time(
