@@ -92,6 +92,7 @@ def register(group: click.Group) -> None:
     help="Requests per confirming simulation (default: a minute of traffic, 300 to 2000).",
 )
 @click.option("--max-sims", type=click.IntRange(min=1), default=40, show_default=True)
+@click.option("--engine", default=None, help="Engine profile: vllm|sglang|trtllm[@version].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--out",
@@ -120,6 +121,7 @@ def plan_command(
     top,
     num_requests,
     max_sims,
+    engine,
     seed,
     out,
     fmt,
@@ -138,7 +140,7 @@ def plan_command(
         slo=_slo(slo_flags, slo_general), hardware=_csv(hw), dtype=dtype, pricing=pricing,
         modes=_csv(modes), tp=_ints(tp_list, "--tp"),
         caps=_ints(caps, "--caps"), top=top, num_requests=num_requests,
-        max_sims=max_sims, seed=seed, out=out,
+        max_sims=max_sims, seed=seed, out=out, engine=engine,
     )  # fmt: skip
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))

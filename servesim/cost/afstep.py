@@ -292,12 +292,17 @@ def moe_imbalance(
     distribution: str = "uniform",
     zipf_s: float = 1.0,
     factor: float | None = None,
+    redundant: int = 0,
 ) -> float:
     """Slowest EP rank's routed tokens over the mean rank's (>= 1; 1 = balanced).
 
-    Experts are placed on the ``ep`` ranks round-robin in popularity order (a load-aware placement,
-    as DeepSeek's EPLB aims for, without redundant experts), so the rank holding the hottest expert
-    is the slowest. ``fixed`` returns ``factor`` as given. With ep = 1 the one rank is the mean.
+    Without redundant experts, experts are placed on the ``ep`` ranks round-robin in popularity
+    order (a load-aware placement), so the rank holding the hottest expert is the slowest. With
+    ``redundant`` extra expert slots (DeepSeek's EPLB, ``eplb.py``: replicate the hottest experts,
+    then pack the replicas onto ranks), each slot goes to the expert with the highest load per
+    replica, the replicas share its load evenly, and the replicas are packed heaviest first onto
+    the least-loaded rank that still has a free slot ((E + R)/ep slots per rank). ``fixed``
+    returns ``factor`` as given. With ep = 1 the one rank is the mean.
     """
     if distribution == "fixed":
         if factor is None or not factor >= 1.0:
@@ -306,10 +311,29 @@ def moe_imbalance(
     if ep <= 1 or num_experts <= 0:
         return 1.0
     shares = expert_popularity(num_experts, distribution, zipf_s)
-    ranks = [0.0] * ep
-    for i, s in enumerate(shares):
-        ranks[i % ep] += s
-    return max(1.0, max(ranks) * ep)
+    if redundant <= 0:
+        ranks = [0.0] * ep
+        for i, s in enumerate(shares):
+            ranks[i % ep] += s
+        return max(1.0, max(ranks) * ep)
+    if (num_experts + redundant) % ep:
+        raise SpecError(
+            "cost", "moe_load.redundant_experts", redundant,
+            f"experts + redundant ({num_experts} + {redundant}) must divide over ep = {ep} ranks",
+        )  # fmt: skip
+    copies = [1] * num_experts
+    for _ in range(redundant):  # replicate the expert with the highest load per replica
+        i = max(range(num_experts), key=lambda j: (shares[j] / copies[j], -j))
+        copies[i] += 1
+    slots = [shares[i] / copies[i] for i in range(num_experts) for _ in range(copies[i])]
+    slots.sort(reverse=True)
+    per_rank = (num_experts + redundant) // ep
+    load, used = [0.0] * ep, [0] * ep
+    for s in slots:  # heaviest replica to the least-loaded rank with room
+        r = min((r for r in range(ep) if used[r] < per_rank), key=lambda r: (load[r], r))
+        load[r] += s
+        used[r] += 1
+    return max(1.0, max(load) * ep)
 
 
 __all__ = [

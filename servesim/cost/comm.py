@@ -94,6 +94,75 @@ def alltoall_time(
     return seconds + lat + _launch(hw, graph)
 
 
+def tp_allreduce_time(hw: HardwareSpec, bytes_: float, n: int, engine=None) -> float:
+    """The TP all-reduce of an engine step (inside a CUDA graph). With an engine whose custom
+    all-reduce applies (group inside one scale-up domain, at most ``ar_max_devices`` devices,
+    message at most ``ar_max_bytes``), its fitted one-shot/two-shot model; else NCCL's."""
+    if n <= 1 or bytes_ <= 0:
+        return 0.0
+    e = engine
+    if (
+        e is None
+        or e.allreduce != "custom"
+        or n > min(e.ar_max_devices, hw.scaleup_devices)
+        or bytes_ > e.ar_max_bytes
+    ):
+        return allreduce_time(hw, bytes_, n, graph=True)
+    return custom_allreduce_time(hw, bytes_, n, e.ar_base_s, e.ar_peer_s, e.ar_bw_eff)
+
+
+def custom_allreduce_time(
+    hw: HardwareSpec, bytes_: float, n: int, base_s: float, peer_s: float, bw_eff: float
+) -> float:
+    """Custom (peer-to-peer over NVLink) all-reduce: the faster of one-shot (every device reads
+    every peer's whole buffer: (n-1) x bytes) and two-shot (reduce-scatter + all-gather:
+    2(n-1)/n x bytes, two synchronisations), as vLLM, SGLang and TensorRT-LLM pick by size."""
+    bw = hw.scaleup_bw_GBps * 1e9 * bw_eff
+    one = base_s + (n - 1) * peer_s + (n - 1) * bytes_ / bw
+    two = 2.0 * (base_s + (n - 1) * peer_s) + 2.0 * (n - 1) / n * bytes_ / bw
+    return min(one, two)
+
+
+def ep_alltoall(
+    hw: HardwareSpec, bytes_: float, n: int, topk: int, *, low_latency: bool = False
+) -> tuple[float, float]:
+    """Expert-parallel dispatch or combine over n devices: (seconds, bytes put on links).
+
+    ``bytes_``: one copy of this device's tokens' hidden states; each token goes to its ``topk``
+    experts, spread uniformly over the n devices. A token is sent once per distinct destination
+    device (two experts on one device share a copy). Across scale-up domains DeepEP's normal
+    kernels send it once per destination *domain* over the NIC and forward it over NVLink there,
+    after a notify round that exchanges the counts (one more NIC latency); its low-latency
+    kernels send each copy directly over the NIC, without that round. ``low_latency``: the batch
+    is small enough for them (<= 128 tokens per rank); the faster of the two modes is taken then,
+    else the normal one (so the time never drops when the batch grows). The NVLink and NIC parts
+    proceed in parallel: the slower sets the time.
+    """
+    if n <= 1 or bytes_ <= 0 or topk <= 0:
+        return 0.0, 0.0
+    per, domains = _placement(hw, n, None)
+    p = params(hw)
+    up_bw = hw.scaleup_bw_GBps * 1e9 * p["comm_scaleup"]
+    hit = 1.0 - (1.0 - 1.0 / n) ** topk  # chance a given device receives a token
+    up = bytes_ * (per - 1) * hit  # copies to peers in the own domain
+    fixed = _launch(hw, True)
+    if domains == 1:
+        return up / up_bw + hw.scaleup_latency_us * 1e-6 + fixed, up
+    remote_devices = (n - per) * hit  # distinct devices in other domains
+    out_bw = hw.scaleout_bw_GBps * 1e9 * p["comm_scaleout"]
+    lat = hw.scaleout_latency_us * 1e-6
+    # normal: once per distinct remote domain, then forwarded over NVLink at the destination
+    dom_hit = 1.0 - (1.0 - 1.0 / domains) ** topk
+    nic = bytes_ * (domains - 1) * dom_hit
+    up_n = up + bytes_ * remote_devices
+    best = (max(up_n / up_bw, nic / out_bw) + 2.0 * lat + fixed, up_n + nic)
+    if low_latency:  # direct: one copy per remote device
+        nic_ll = bytes_ * remote_devices
+        ll = (max(up / up_bw, nic_ll / out_bw) + lat + fixed, up + nic_ll)
+        best = min(best, ll)
+    return best
+
+
 def p2p_time(
     hw: HardwareSpec, bytes_: float, *, scaleout: bool = False, graph: bool = False
 ) -> float:

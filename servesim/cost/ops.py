@@ -32,7 +32,8 @@ class Op(NamedTuple):
     """One operator of one layer (or of the whole model, count 1) on one device."""
 
     name: str
-    kind: str  # gemm | experts | elementwise | attn_prefill | attn_decode | allreduce | alltoall | p2p
+    kind: str  # gemm | experts | elementwise | attn_prefill | attn_decode | allreduce | alltoall
+    # | allgather | reducescatter | p2p
     part: str  # ATTENTION | FFN
     count: int  # runs per step on the critical path (layers over all stages)
     m_src: str  # TOKENS | SAMPLED | PREFILL_KV | DECODE | ATTN
@@ -140,7 +141,7 @@ def _local_layers(model: ModelSpec) -> list[tuple[str, int, int]]:
     return out
 
 
-def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int) -> list[Op]:
+def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int, rope_fused: bool) -> list[Op]:
     """QKV/O projections and the attention kernels (GQA/MHA or MLA)."""
     L, h, act = model.num_layers, model.hidden_size, _b(dtypes.activations)
     kvb, qh = _b(dtypes.kv_cache), model.num_heads // tp
@@ -194,9 +195,10 @@ def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int) -> list[Op]:
         return ops
     hd, kvh = model.head_dim, kv_heads_per_device(model, tp)
     ops.append(Op("qkv_proj", "gemm", ATTENTION, L, TOKENS, dims=(((qh + 2 * kvh) * hd, h),)))
-    ops.append(
-        Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=2 * (qh + kvh) * hd * act)
-    )
+    if not rope_fused:  # an engine that rotates Q/K inside the attention kernel skips this pass
+        ops.append(
+            Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=2 * (qh + kvh) * hd * act)
+        )
     common = dict(q_heads=qh, kv_heads=kvh, head_dim=hd, qk_dim=hd, v_dim=hd, attn_dtype=ad)
     kv_tok, qo_tok = 2 * kvh * hd * kvb, 2 * qh * hd * act
     for suffix, count, window in (("", full, 0), *local):
@@ -210,7 +212,9 @@ def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int) -> list[Op]:
     return ops
 
 
-def _ffn_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> list[Op]:
+def _ffn_ops(
+    model: ModelSpec, dtypes: DTypes, parallel: Parallelism, moe_comm: str = "alltoall"
+) -> list[Op]:
     """Dense MLP layers and MoE layers (router, experts, shared experts, EP all-to-all)."""
     tp, ep, dp = parallel.tp, parallel.ep, parallel.dp_attn
     h, act, hid = model.hidden_size, _b(dtypes.activations), hidden_bytes(dtypes)
@@ -236,41 +240,47 @@ def _ffn_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> list[Op
     im = model.moe_intermediate_size // etp
     router_dt = _low_precision_kept(dtypes)
     ops.append(Op("moe_router", "gemm", FFN, moe, TOKENS, dims=((E, h),), dtypes=router_dt))
-    if ep > 1:
-        ops.append(
-            Op(
-                "ep_dispatch",
-                "alltoall",
-                FFN,
-                moe,
-                TOKENS,
-                local=False,
-                bytes_per_row=k * h * act / ep,
-                group=ep,
-            )
-        )
+    # Token exchange around the experts with attention data-parallel (dp > 1), two ways:
+    # - all-gather / reduce-scatter ("allgather" moe_comm: vLLM's default all2all backend,
+    #   SGLang's DP-attention gather, TensorRT-LLM's CUTLASS MoE without MNNVL): every device
+    #   receives every dp group's tokens (dispatched in the activation format), runs its experts
+    #   on those routed to it, and the outputs are reduce-scattered (16-bit) back; this replaces
+    #   the MoE layer's TP all-reduce;
+    # - all-to-all ("alltoall": DeepEP, MNNVL), below, with ep > 1 only.
+    # Without dp the tokens are already on every TP rank: the TP all-reduce sums the outputs.
+    gather = dp > 1 and (etp > 1 and ep == 1 or ep > 1 and moe_comm == "allgather")
+    if gather:
+        ops.append(Op("dp_allgather", "allgather", FFN, moe, TOKENS, local=False,
+                      bytes_per_row=h * (hid if ep == 1 else act), group=tp * dp))  # fmt: skip
+    if ep > 1 and not gather and (dp > 1 or moe_comm == "alltoall"):
+        # bytes_per_row: one copy of a token's hidden state per device of the group (the
+        # fan-out to its topk experts and the per-node de-duplication are comm.ep_alltoall's)
+        ops.append(Op("ep_dispatch", "alltoall", FFN, moe, TOKENS, local=False,
+                      bytes_per_row=h * act / ep, group=ep, topk=k))  # fmt: skip
+    # top-k selection over the router logits: read E fp32 logits, write k ids and weights
+    ops.append(Op("moe_topk", "elementwise", FFN, moe, TOKENS, bytes_per_row=E * 4 + k * 8))
     xp = dict(local=False, num_experts=E, topk=k, ep=ep)
+    # permute: each routed copy of a token is gathered into its expert's rows (read + write);
+    # un-permute: each expert output row is read and the k rows of a token summed, weighted
+    # (vLLM moe_align/permute + moe_sum, SGLang/TRT-LLM expand/finalize kernels)
+    ops.append(Op("moe_permute", "experts", FFN, moe, TOKENS, bytes_per_row=2 * h * act, **xp))
     ops.append(Op("moe_experts_gate_up", "experts", FFN, moe, TOKENS, dims=((up * im, h),), **xp))
     moe_act_row = up * im * hid + im * act
     ops.append(Op("moe_act", "experts", FFN, moe, TOKENS, bytes_per_row=moe_act_row, **xp))
     ops.append(Op("moe_experts_down", "experts", FFN, moe, TOKENS, dims=((h, im),), **xp))
-    if ep > 1:
-        ops.append(
-            Op(
-                "ep_combine",  # expert outputs come back 16-bit (DeepEP: fp8 dispatch, bf16 combine)
-                "alltoall",
-                FFN,
-                moe,
-                TOKENS,
-                local=False,
-                bytes_per_row=k * h * hid / ep,
-                group=ep,
-            )
-        )
+    unpermute_row = h * hid * (1.0 + 1.0 / k)  # read every expert row, write each token once
+    ops.append(Op("moe_unpermute", "experts", FFN, moe, TOKENS, bytes_per_row=unpermute_row, **xp))
+    if ep > 1 and not gather and (dp > 1 or moe_comm == "alltoall"):
+        # expert outputs come back 16-bit (DeepEP: fp8 dispatch, bf16 combine)
+        ops.append(Op("ep_combine", "alltoall", FFN, moe, TOKENS, local=False,
+                      bytes_per_row=h * hid / ep, group=ep, topk=k))  # fmt: skip
     sw = shared_expert_width(model) // tp
     if sw:
         ops.append(Op("shared_experts", "gemm", FFN, moe, TOKENS, dims=((up * sw, h), (h, sw))))
-    if tp > 1:
+    if gather:
+        ops.append(Op("dp_reducescatter", "reducescatter", FFN, moe, TOKENS, local=False,
+                      bytes_per_row=h * hid, group=tp * dp))  # fmt: skip
+    elif tp > 1:
         ops.append(
             Op("tp_allreduce", "allreduce", FFN, moe, TOKENS, bytes_per_row=h * hid, group=tp)
         )
@@ -287,8 +297,16 @@ def _merge(ops: list[Op]) -> tuple[Op, ...]:
 
 
 @lru_cache(maxsize=256)
-def model_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> ModelOps:
-    """Every operator of one step, in execution order, for this model, formats and parallelism."""
+def model_ops(
+    model: ModelSpec,
+    dtypes: DTypes,
+    parallel: Parallelism,
+    rope_fused: bool = False,
+    moe_comm: str = "alltoall",
+) -> ModelOps:
+    """Every operator of one step, in execution order, for this model, formats and parallelism
+    (``rope_fused``: the engine applies rotary embeddings inside its attention kernel;
+    ``moe_comm``: how an EP group exchanges tokens, ``alltoall`` or ``allgather``)."""
     validate_parallelism(model, parallel, model.name)
     tp, pp, dp = parallel.tp, parallel.pp, parallel.dp_attn
     L, h, hid = model.num_layers, model.hidden_size, hidden_bytes(dtypes)
@@ -305,13 +323,13 @@ def model_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> ModelO
     ]
     # fused residual add + RMSNorm: read x and residual, write both
     ops.append(Op("input_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * hid))
-    ops += _attention_ops(model, dtypes, tp)
+    ops += _attention_ops(model, dtypes, tp, rope_fused)
     if tp > 1:
         ops.append(
             Op("tp_allreduce", "allreduce", ATTENTION, L, TOKENS, bytes_per_row=h * hid, group=tp)
         )
     ops.append(Op("post_attn_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * hid))
-    ops += _ffn_ops(model, dtypes, parallel)
+    ops += _ffn_ops(model, dtypes, parallel, moe_comm)
     if pp > 1:
         # vLLM sends hidden states and the residual between stages
         ops.append(Op("pp_send", "p2p", ATTENTION, pp - 1, TOKENS, bytes_per_row=2 * h * hid))

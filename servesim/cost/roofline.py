@@ -194,10 +194,17 @@ def grouped_gemm_time(
         c = _gemm_consts(hw, dtypes)
     _, _, e, flop_rate, w_bytes, a_bytes, byte_rate, k_s, overlap, overlap_s, launch = c
     experts = min(experts, tokens)  # a row goes to one matrix: no more matrices than rows
-    quant = _gemm_quantisation(e, tokens / experts, n, groups=experts)
-    compute_s = 2.0 * tokens * n * k / flop_rate * quant
+    rows = tokens / experts
+    quant = _gemm_quantisation(e, rows, n, groups=experts)
+    # grouped-GEMM efficiency by rows per expert: few rows per expert leave each expert's tile
+    # loop short (prologue, scheduling of the group, ragged last tile); the compute time carries
+    # (1 + moe_rows_half / rows), i.e. half the large-M efficiency at moe_rows_half rows, plus
+    # moe_expert_s per active expert (0 and 0 by default: the plain tile model)
+    half = e["moe_rows_half"]
+    compute_s = 2.0 * tokens * n * k / flop_rate * quant * (1.0 + half / rows if half else 1.0)
     memory_s = (experts * k * n * w_bytes + tokens * (k + n) * a_bytes) / byte_rate + k * k_s
-    return _gemm_timed(compute_s, memory_s, overlap, overlap_s, launch)
+    per_expert = e["moe_expert_s"] * experts
+    return _gemm_timed(compute_s, memory_s, overlap, overlap_s, launch + per_expert)
 
 
 # Split-KV decode (FlashAttention-2's flash_fwd_splitkv kernels, "FlashDecoding"): one block per

@@ -34,6 +34,7 @@ from servesim.cost.ops import (
 from servesim.specs.common import SpecError
 from servesim.specs.config import ROLES, Parallelism  # ROLES: the one role registry
 from servesim.specs.dtypes import DTYPE_BYTES, DTypes
+from servesim.specs.engines import EngineKernels
 from servesim.specs.hardware import HardwareSpec
 from servesim.specs.model import ModelSpec
 
@@ -47,6 +48,7 @@ class CostContext(NamedTuple):
     dtypes: DTypes
     overhead_s: float  # per-iteration CPU/framework overhead
     moe_imbalance: float = 1.0  # slowest EP rank's routed tokens / mean (1 = uniform)
+    engine: EngineKernels | None = None  # the engine's kernels (None: neutral defaults)
 
 
 class Aggregates(NamedTuple):
@@ -92,6 +94,9 @@ class OpCost(NamedTuple):
 
 _PARTS = {"attention": (ATTENTION,), "ffn": (FFN,)}
 _STEP_CACHE_MAX = 2**16
+# DeepEP low-latency kernels serve up to 128 tokens per rank (num_max_dispatch_tokens_per_rank,
+# SGLang's default for decode); larger batches use the normal (node-deduplicating) kernels.
+_LL_TOKENS = 128
 # Position of each row source's count in a plan's base key.
 _KEY_INDEX = {TOKENS: 0, SAMPLED: 1, PREFILL_KV: 2, DECODE: 3}
 
@@ -130,12 +135,23 @@ class _Plan:
         "key_srcs",
         "attn_fast",
         "consts",
+        "scale",
+        "eager_kernels",
+        "moe_scale",
+        "tbo",
     )
 
     def __init__(self, ctx: CostContext, role: str):
         if role not in ROLES:
             raise SpecError("cost", "role", role, "must be one of " + ", ".join(ROLES))
-        mo: ModelOps = model_ops(ctx.model, ctx.dtypes, ctx.parallel)
+        eng = ctx.engine
+        mo: ModelOps = model_ops(
+            ctx.model,
+            ctx.dtypes,
+            ctx.parallel,
+            rope_fused=bool(eng and eng.rope_fused),
+            moe_comm=eng.moe_comm if eng else "alltoall",
+        )
         parts = _PARTS.get(role, (ATTENTION, FFN))
         merged: dict[tuple, Op] = {}
         for op in mo.ops:
@@ -170,6 +186,15 @@ class _Plan:
             for op, kw in zip(self.attn, self.attn_kw)
         )  # fmt: skip
         self.consts = (mo.dp_attn, self.stage, ctx.overhead_s, mo.devices)
+        # engine attention backend: time factors on the fitted kernels (1 without an engine)
+        self.scale = {
+            "attn_prefill": eng.attn_prefill_scale if eng else 1.0,
+            "attn_decode": eng.attn_decode_scale if eng else 1.0,
+        }
+        # kernels per step launched from the host when a step is not captured in a CUDA graph
+        self.eager_kernels = _eager_kernels(self.ops, eng)
+        self.moe_scale = eng.moe_scale if eng else 1.0  # the engine's MoE kernel
+        self.tbo = bool(eng and eng.two_batch_overlap)
 
     # -- rows that depend on one row count -------------------------------------------------
     def group(self, src: str, m: int) -> _Group:
@@ -220,12 +245,18 @@ class _Plan:
             return (
                 0.0,
                 msg,
-                comm.allreduce_time(hw, msg, g, graph=True),
+                comm.tp_allreduce_time(hw, msg, g, self.ctx.engine),
                 "comm",
                 2.0 * (g - 1) / g * msg,
             )
+        if op.kind in ("allgather", "reducescatter"):
+            # msg: the gathered total (all dp groups' tokens); each device sends its 1/g share
+            t = comm.allgather_time(hw, msg, g, graph=True)
+            return (0.0, msg, t, "comm", (g - 1) / g * msg)
         if op.kind == "alltoall":
-            return (0.0, msg, comm.alltoall_time(hw, msg, g, graph=True), "comm", (g - 1) / g * msg)
+            # msg: this device's tokens' hidden states (one copy each); topk set the fan-out
+            t, link = comm.ep_alltoall(hw, msg, g, op.topk, low_latency=rows <= _LL_TOKENS * g)
+            return (0.0, msg, t, "comm", link)
         if op.kind == "p2p":
             # the mean send: those between stages in different scale-up domains use the NIC
             n, out = op.count, self.scaleout
@@ -252,7 +283,7 @@ class _Plan:
             t = roofline.grouped_gemm_time(hw, slow, experts, n, k, dt)
             fl += 2.0 * mean * n * k
             by += experts * k * n * wb + mean * (k + n) * ab
-            s += t.seconds
+            s += t.seconds * self.moe_scale
             if t.seconds > best:
                 bound, best = t.bound, t.seconds
         return (fl, by, s, bound, 0.0)
@@ -292,7 +323,7 @@ class _Plan:
         fl = 2.0 * pairs * op.q_heads * (op.qk_dim + op.v_dim)
         kw = dict(kw, tokens=new, pairs=pairs, causal_pairs=_causal_pairs(agg, pairs, dp))
         t = roofline.attention_time(self.ctx.hardware, fl, byt, "prefill", seqs=seqs, **kw)
-        return (fl, byt, t.seconds, t.bound, 0.0)
+        return (fl, byt, t.seconds * self.scale["attn_prefill"], t.bound, 0.0)
 
     def _decode_row(self, op: Op, kw: dict, seqs: int, pairs: float) -> Row:
         byt = pairs * op.kv_tok_bytes + seqs * op.qo_tok_bytes
@@ -301,7 +332,7 @@ class _Plan:
         t = roofline.attention_time(
             self.ctx.hardware, fl, byt, "decode", seqs=seqs, pairs=pairs, **kw
         )
-        return (fl, byt, t.seconds, t.bound, 0.0)
+        return (fl, byt, t.seconds * self.scale["attn_decode"], t.bound, 0.0)
 
     # -- the step ---------------------------------------------------------------------------
     def groups(self, agg: Aggregates) -> list[tuple[str, _Group]]:
@@ -340,6 +371,33 @@ class _Plan:
         hit = self.cache.get(agg)
         if hit is not None:
             return hit
+        res = self._plain(agg)
+        if self.tbo and res.comm_s > 0.0 and agg.decode_seqs + agg.prefill_seqs >= 2:
+            res = self._two_batch(agg, res)
+        if len(self.cache) >= _STEP_CACHE_MAX:
+            self.cache.clear()
+        self.cache[agg] = res
+        return res
+
+    def _two_batch(self, agg: Aggregates, whole: StepCost) -> StepCost:
+        """Two-batch overlap (SGLang --enable-two-batch-overlap, DeepEP): the batch runs as two
+        micro-batches, the communication of one under the computation of the other. Each
+        micro-batch is costed as a step of its own (so weights are read twice); the pipeline of
+        two takes 2 max(C, K) + min(C, K) for per-micro-batch compute C and communication K."""
+        h = self._plain(_half(agg))
+        ovh = self.consts[2]
+        comp = h.compute_s + h.memory_s + (h.overhead_s - ovh)
+        gpu = 2.0 * max(comp, h.comm_s) + min(comp, h.comm_s)
+        busy = 2.0 * comp
+        return whole._replace(
+            seconds=gpu + ovh,
+            compute_s=2.0 * h.compute_s,
+            memory_s=2.0 * h.memory_s,
+            comm_s=gpu - busy,
+            overhead_s=2.0 * (h.overhead_s - ovh) + ovh,
+        )
+
+    def _plain(self, agg: Aggregates) -> StepCost:
         pt, ps, _, pc, ds, dc, sampled = agg
         use_s, use_pkv, use_dec = self.key_srcs
         key = (pt + ds, sampled if use_s else 0, pt + pc if use_pkv else 0, ds if use_dec else 0)
@@ -348,6 +406,7 @@ class _Plan:
             base = self._base(key)
         c, mem, k, o, f, b, cb = base
         dp, stage, overhead_s, devices = self.consts
+        pscale, dscale = self.scale["attn_prefill"], self.scale["attn_decode"]
         for op, is_prefill, kw, count, window, kernel, kv_tok, qo_tok, qh, qkv in self.attn_fast:
             # a kernel with no sequences contributes exact zeros: skipped
             if is_prefill:
@@ -363,6 +422,7 @@ class _Plan:
                 if pairs > 0.0:
                     causal = min(pairs, new * (new + 1) / 2.0)  # as _causal_pairs
                     s, bound = kernel(fl, by, seqs, new, pairs, causal)
+                    s *= pscale
                 else:  # the general kernel model derives pairs from the FLOPs
                     fl, by, s, bound, _ = self._prefill_row(op, kw, agg)
             else:
@@ -381,6 +441,7 @@ class _Plan:
                     by = pairs * kv_tok + seqs * qo_tok
                     fl = 2.0 * pairs * qh * qkv
                     s, bound = kernel(fl, by, seqs, pairs)
+                    s *= dscale
             t = count * s
             if bound == "compute":
                 c += t
@@ -391,11 +452,12 @@ class _Plan:
             f += count * fl * stage
             b += count * by * stage
         ovh = o + overhead_s
-        res = StepCost(c + mem + k + ovh, f, b, cb, c, mem, k, ovh, devices)
-        if len(self.cache) >= _STEP_CACHE_MAX:
-            self.cache.clear()
-        self.cache[agg] = res
-        return res
+        gpu = c + mem + k + o
+        if ps > 0 and self.eager_kernels:
+            # a step with prefill runs (partly) eagerly: the host launches kernels while the GPU
+            # works, so host time only shows when it exceeds the GPU time
+            ovh += max(0.0, self.eager_kernels - gpu)
+        return StepCost(c + mem + k + ovh, f, b, cb, c, mem, k, ovh, devices)
 
     def breakdown(self, agg: Aggregates) -> list[OpCost]:
         rows: dict[Op, Row] = {}
@@ -403,6 +465,27 @@ class _Plan:
             rows.update(zip(self.by_src[src], g.rows))
         rows.update(zip(self.attn, self.attention_rows(agg)))
         return [OpCost(op.name, op.count, *rows[op][:4]) for op in self.ops]
+
+
+def _half(agg: Aggregates) -> Aggregates:
+    """The larger of two micro-batches of a step, split by sequence (sizes rounded up)."""
+    pt, ps, pa, pc, ds, dc, sampled = agg
+    return Aggregates(
+        -(-pt // 2), -(-ps // 2), -(-pa // 2), -(-pc // 2), -(-ds // 2), -(-dc // 2),
+        -(-sampled // 2),
+    )  # fmt: skip
+
+
+def _eager_kernels(ops, eng: EngineKernels | None) -> float:
+    """Host seconds to launch the kernels of a step that is not captured in a CUDA graph: all of
+    them (no graphs for mixed steps), or the attention kernels only (piecewise graphs)."""
+    if eng is None:
+        return 0.0
+    if eng.mixed_graph == "piecewise":
+        n = sum(op.count for op in ops if op.kind in ("attn_prefill", "attn_decode"))
+    else:
+        n = sum(op.count * max(1, len(op.dims)) for op in ops)
+    return n * eng.host_launch_s
 
 
 def _stage_sends_crossing(stage: int, pp: int, domain: int) -> int:

@@ -34,6 +34,8 @@ from servesim.sim.records import RequestLog, StepLog
 from servesim.sim.request import Request
 from servesim.specs.common import SpecError
 from servesim.specs.config import RunConfig, rng_streams
+from servesim.specs.dtypes import DTYPE_BYTES
+from servesim.specs.engines import engine_kernels
 
 
 class Abort(Exception):
@@ -124,6 +126,12 @@ class Cluster:
                 cfg.dtypes,
                 _overhead(spec),
                 moe_imbalance_of(cfg, spec),
+                engine_kernels(
+                    spec.scheduler.engine,
+                    spec.hardware,
+                    DTYPE_BYTES[cfg.dtypes.kv_cache],
+                    DTYPE_BYTES[cfg.dtypes.weights],
+                ),
             )
             blocks = kv_blocks if kv_blocks is not None else _kv_blocks(ctx, spec, cfg.source)
             cost = make_cost(step_fn, ctx, spec.role, Aggregates)

@@ -221,8 +221,9 @@ def moe_imbalance_of(cfg: Any, spec: Any) -> float:
     from servesim.cost import moe_imbalance
 
     return moe_imbalance(
-        cfg.model.num_experts, spec.parallelism.ep, load.distribution, load.zipf_s, load.factor
-    )
+        cfg.model.num_experts, spec.parallelism.ep, load.distribution, load.zipf_s, load.factor,
+        load.redundant_experts,
+    )  # fmt: skip
 
 
 def _kv_bytes_per_token(cfg: Any) -> float:

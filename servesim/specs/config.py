@@ -31,6 +31,7 @@ from servesim.specs.common import (
     require_mapping,
 )
 from servesim.specs.dtypes import DTypes, parse_dtypes
+from servesim.specs.engines import split_engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +180,7 @@ class MoELoadSpec:
     distribution: str = "uniform"  # uniform | zipf | fixed
     zipf_s: float = 1.0  # zipf: the expert of popularity rank r gets a share ~ r^-s
     factor: float | None = None  # fixed: slowest EP rank's load / mean (>= 1)
+    redundant_experts: int = 0  # EPLB: extra replicas of the hottest experts over the EP ranks
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +260,7 @@ _POOL_KEYS = (
     "scheduler",
     "overhead_s",
     "micro_batches",
+    "engine",  # alias of scheduler.engine (engine[@version])
 )
 _SCHED_KEYS = tuple(f.name for f in fields(SchedulerSpec))
 RNG_STREAMS = ("arrivals", "lengths", "router", "moe")
@@ -422,13 +425,16 @@ def _check_role_keys(pools: tuple, kv_link: Any, af_link: Any, where: str) -> No
 
 def _parse_moe_load(data: Any, where: str, field: str) -> MoELoadSpec:
     data = require_mapping(data, where, field)
-    check_keys(data, ("distribution", "zipf_s", "factor"), where, field)
+    check_keys(data, ("distribution", "zipf_s", "factor", "redundant_experts"), where, field)
     dist = get_choice(data, "distribution", MOE_DISTRIBUTIONS, where, field, default="uniform")
     s = get_number(data, "zipf_s", where, field, default=1.0, minimum=0)
     factor = get_number(data, "factor", where, field, default=None, minimum=1, allow_none=True)
     if dist == "fixed" and factor is None:
         raise SpecError(where, f"{field}.factor", None, "required with distribution: fixed (>= 1)")
-    return MoELoadSpec(dist, s, factor)
+    redundant = get_number(
+        data, "redundant_experts", where, field, default=0, minimum=0, integer=True
+    )
+    return MoELoadSpec(dist, s, factor, redundant)
 
 
 def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -> PoolSpec:
@@ -443,12 +449,19 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
         hardware = load_hardware(_resolve_path(hw_ref, where), where)
     instances = get_number(data, "instances", where, field, default=1, minimum=1, integer=True)
     par = parse_parallelism(data.get("parallelism") or {}, model, where, f"{field}.parallelism")
-    sched = parse_scheduler(data.get("scheduler") or {}, where, f"{field}.scheduler", hardware)
+    sched_data = dict(require_mapping(data.get("scheduler") or {}, where, f"{field}.scheduler"))
+    if data.get("engine") is not None:
+        if sched_data.get("engine") not in (None, data["engine"]):
+            raise SpecError(
+                where, f"{field}.engine", data["engine"], "differs from scheduler.engine; set one"
+            )
+        sched_data["engine"] = data["engine"]
+    sched = parse_scheduler(sched_data, where, f"{field}.scheduler", hardware)
     overhead = get_number(
         data, "overhead_s", where, field, default=None, minimum=0, allow_none=True
     )
     if overhead is None and sched.engine is not None:
-        overhead = ENGINE_PROFILES[sched.engine]["overhead_s"]
+        overhead = ENGINE_PROFILES[split_engine(sched.engine, where, field)[0]]["overhead_s"]
     if overhead is None:
         overhead = hardware.overhead_s
     micro = get_number(data, "micro_batches", where, field, default=1, minimum=1, integer=True)
@@ -484,16 +497,15 @@ def _gpu_class(engine: str, hardware: Any) -> str:
 def parse_scheduler(data: Any, where: str, field: str, hardware: Any = None) -> SchedulerSpec:
     data = require_mapping(data, where, field)
     check_keys(data, _SCHED_KEYS, where, field)
-    engine = (
-        get_choice(data, "engine", tuple(ENGINE_PROFILES), where, field, default=None)
-        if data.get("engine") is not None
-        else None
-    )
+    engine = None
+    if data.get("engine") is not None:
+        name, _ = split_engine(data["engine"], where, f"{field}.engine")
+        engine = str(data["engine"]).strip()
     base = {f.name: f.default for f in fields(SchedulerSpec)}
     if engine:
-        profile = ENGINE_PROFILES[engine]
+        profile = ENGINE_PROFILES[name]
         base.update(profile["scheduler"])
-        base.update(profile.get(_gpu_class(engine, hardware), {}))
+        base.update(profile.get(_gpu_class(name, hardware), {}))
     merged = {**base, **{k: v for k, v in data.items() if k != "engine"}}
     policy = get_choice(merged, "policy", POLICIES, where, field)
     seqs = get_number(

@@ -69,6 +69,9 @@ EFFICIENCY_DEFAULTS: dict[str, tuple[float, str]] = {
     "p2p_scaleup": (0.75, "fraction of scale-up link bandwidth a point-to-point send reaches"),
     "p2p_scaleout": (0.70, "fraction of scale-out NIC bandwidth a point-to-point send reaches"),
     "p2p_launch_s": (5e-6, "fixed cost per point-to-point send (launch, handshake)"),
+    # MoE grouped GEMMs (roofline.grouped_gemm_time); 0 = off until fitted on grouped-GEMM data
+    "moe_rows_half": (0.0, "rows per expert at which a grouped GEMM runs at half efficiency"),
+    "moe_expert_s": (0.0, "fixed cost per active expert of a grouped GEMM"),
 }
 
 

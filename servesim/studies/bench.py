@@ -298,6 +298,11 @@ def _apply_deployment(cfg: dict[str, Any], a: Mapping[str, Any]) -> None:
         # brings its own policy and limits, as `run --engine` on a config without them
         pool["scheduler"] = {}
     sched = pool.setdefault("scheduler", {})
+    if a["engine"] is not None and a["config"] is None:
+        # the embedded default config spells out vLLM-style scheduler keys; an engine profile
+        # fills only unset keys, so drop those defaults and let the engine's apply
+        for key in ("policy", "max_num_seqs", "max_num_batched_tokens"):
+            sched.pop(key, None)
     for key, name in (
         ("scheduler", "policy"),
         ("engine", "engine"),
@@ -483,10 +488,25 @@ def _provenance(cfg: Mapping, a: Mapping, data: Mapping) -> dict[str, Any]:
         "dataset_name": a["dataset_name"],
         "dataset_path": None if a["dataset_path"] is None else str(a["dataset_path"]),
         "num_warmups": int(a["num_warmups"]),
+        "engines": _engines_ran(cfg),
     }
     if a["steady_state"]:
         out["steady_state"] = {k: data.get(k) for k in ("steady_window", "steady_requests")}
     return out
+
+
+def _engines_ran(cfg: Mapping) -> list[dict[str, Any]]:
+    """Per pool, what the engine profile ran (attention backend, all-reduce, graphs, fusions)."""
+    from servesim.result import resolve_config
+    from servesim.specs.dtypes import DTYPE_BYTES
+    from servesim.specs.engines import describe, engine_kernels
+
+    rc = resolve_config(dict(cfg))
+    kv, w = DTYPE_BYTES[rc.dtypes.kv_cache], DTYPE_BYTES[rc.dtypes.weights]
+    return [
+        {"role": p.role, **describe(engine_kernels(p.scheduler.engine, p.hardware, kv, w))}
+        for p in rc.deployment.pools
+    ]
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:

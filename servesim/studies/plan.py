@@ -36,6 +36,8 @@ from servesim._files import check_out_path, write_atomic
 from servesim.specs.common import SpecError
 from servesim.specs.config import DEFAULT_MAX_NUM_BATCHED_TOKENS as BUDGET
 from servesim.specs.cost import PRICING_MODELS
+from servesim.specs.dtypes import DTYPE_BYTES
+from servesim.specs.engines import engine_kernels
 from servesim.studies.pareto import pareto  # also servesim.plan.pareto
 
 PATTERNS: dict[str, dict[str, Any]] = {
@@ -243,8 +245,11 @@ def _families(a: Mapping[str, Any], traffic: Mapping[str, Any], notes: list[str]
             continue
         for tp in [t for t in a["tp"] or TP_CHOICES if t <= hw.scaleup_devices]:
             for ep in sorted({1, tp}) if moe else [1]:
+                kern = engine_kernels(
+                    a.get("engine"), hw, DTYPE_BYTES[dtypes.kv_cache], DTYPE_BYTES[dtypes.weights]
+                )
                 ctx = CostContext(
-                    model, hw, Parallelism(tp=tp, ep=ep), dtypes, float(hw.overhead_s)
+                    model, hw, Parallelism(tp=tp, ep=ep), dtypes, float(hw.overhead_s), 1.0, kern
                 )
                 try:
                     memory.check_fit(ctx, 0.9, "colocated", "plan")
@@ -349,6 +354,8 @@ def _devices(f: Family, shape: Mapping[str, int]) -> int:
 
 def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -> dict[str, Any]:
     sched = {"policy": "sarathi", "max_num_seqs": f.cap, "max_num_batched_tokens": BUDGET}
+    if a.get("engine"):  # the engine's scheduler defaults and kernels; the cap stays searched
+        sched = {"engine": a["engine"], "max_num_seqs": f.cap}
     par = {"tp": f.tp, "pp": 1, "ep": f.ep}
 
     def pool(role: str, n: int) -> dict[str, Any]:
@@ -388,6 +395,7 @@ PLAN_DEFAULTS: dict[str, Any] = {
     "isl": 1024, "osl": 256, "lengths": None, "slo": None, "hardware": ("h100-sxm",),
     "dtype": "bf16", "pricing": "cloud", "modes": ("colocated",), "tp": None, "caps": CAPS,
     "top": 5, "num_requests": None, "max_sims": 40, "extra_replicas": 2, "seed": 0,
+    "engine": None,
 }  # fmt: skip
 
 

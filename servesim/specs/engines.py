@@ -1,0 +1,252 @@
+"""What a serving engine runs: its kernels, fusions and launch behaviour, per version.
+
+The scheduler defaults of each engine live in specs.config.ENGINE_PROFILES; this module holds the
+part the cost model reads (``EngineKernels``), chosen per engine, version, GPU generation and KV
+format. A pool's ``engine: vllm@0.24`` (or ``scheduler.engine``) selects both.
+
+Kernel speeds are *relative* factors on the hardware profile's fitted attention kernels, whose
+fits (hw_profiles/*.yaml, vidur data) are of vLLM's FlashAttention-class kernels: vLLM is 1.0 and
+the others are the median ratio of their measured latency to vLLM's on the same shapes in
+NVIDIA's aiconfigurator tables (../shared/data/measured/aiconfigurator, commit 095f58a;
+experiments/e2e_validation/engine_factors.py recomputes them). Where no engine was measured on
+a generation the factor is 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from servesim.specs.common import SpecError
+
+ENGINES = ("vllm", "sglang", "trtllm")
+
+
+class EngineKernels(NamedTuple):
+    """The engine-dependent constants of the cost model (hashable: part of CostContext)."""
+
+    name: str  # engine@version
+    attention: str  # attention backend that runs here (reported, and it picks the factors)
+    attn_prefill_scale: float  # time of its prefill attention / the profile's fitted kernel
+    attn_decode_scale: float  # same for decode attention
+    rope_fused: bool  # RoPE applied inside the attention kernel (no separate rotary kernel)
+    allreduce: str  # custom | nccl: TP all-reduce inside a scale-up domain
+    ar_base_s: float  # custom all-reduce: fixed cost (launch inside a graph + flag sync)
+    ar_peer_s: float  # per peer
+    ar_bw_eff: float  # fraction of scale-up bandwidth its data movement reaches
+    ar_max_bytes: float  # larger messages fall back to NCCL
+    ar_max_devices: int  # larger groups fall back to NCCL
+    moe_kernel: str  # grouped-GEMM MoE kernel that runs here (reported, picks moe_scale)
+    moe_scale: float  # its time / the cost model's grouped-GEMM time (1: not measured)
+    mixed_graph: str  # CUDA graphs for steps with prefill: piecewise (attention eager) | none
+    host_launch_s: float  # host time per eagerly launched kernel (hidden behind GPU work)
+    two_batch_overlap: bool = False  # micro-batches overlap communication with compute
+    moe_comm: str = "alltoall"  # EP token exchange with attention DP: alltoall | allgather
+
+
+# Custom all-reduce fits: latency = min(one-shot, two-shot) with one-shot
+# base + (n-1) peer + (n-1) S / (bw eff) and two-shot 2 base + 2 (n-1) peer + 2 (n-1)/n S / (bw eff),
+# least squares on log latency over every H100 CUDA-graph row of custom_allreduce.csv.gz
+# (2/4/8 GPUs, 256 B-64 MiB). H100 MAPE: vLLM 6.4%, SGLang 10.7%, TensorRT-LLM 11.5%; held out
+# on B300/GB300 the same constants are 25-38% low (NVLink 5 doubles the bandwidth, the kernels
+# do not double their speed), on A100 14-30% low (docs/cost-model.md).
+_AR = {
+    "vllm": (4.32e-6, 0.053e-6, 0.631),
+    "sglang": (2.12e-6, 0.317e-6, 0.686),
+    "trtllm": (2.55e-6, 0.140e-6, 0.545),
+}
+# vLLM custom_all_reduce.py: max_size 8 MiB, world sizes 2, 4, 6, 8; SGLang uses the same kernel
+# family; TensorRT-LLM's AllReduce AUTO switches to NCCL for large messages (estimate: same cap).
+_AR_MAX_BYTES, _AR_MAX_DEVICES = 8 * 2**20, 8
+
+# Attention factors, median latency ratio to vLLM on the same shapes (rows over 20 us, so the
+# launch floor does not decide), aiconfigurator h100_sxm (vLLM 0.24 FA3, SGLang 0.5.14 FA3,
+# TensorRT-LLM 1.3.0rc20) and b300_sxm (vLLM FlashInfer/TRT-LLM-gen decode, SGLang trtllm_mha).
+# Keyed (generation, kv format) -> engine -> (backend, prefill factor, decode factor).
+_ATTN: dict[tuple[str, str], dict[str, tuple[str, float, float]]] = {
+    ("hopper", "16bit"): {
+        "vllm": ("flash-attn-3", 1.0, 1.0),
+        "sglang": ("flash-attn-3", 0.96, 0.97),
+        "trtllm": ("trtllm-fmha/xqa", 1.28, 1.10),
+    },
+    ("hopper", "fp8"): {
+        "vllm": ("flash-attn-3", 1.0, 1.0),
+        "sglang": ("flash-attn-3", 0.70, 0.97),
+        "trtllm": ("trtllm-fmha/xqa", 1.03, 0.665),  # XQA reads the FP8 KV cache natively
+    },
+    ("blackwell", "16bit"): {
+        "vllm": ("flashinfer", 1.0, 1.0),
+        "sglang": ("trtllm-mha", 1.0, 0.95),
+        "trtllm": ("trtllm-gen", 1.24, 1.04),
+    },
+    ("blackwell", "fp8"): {
+        "vllm": ("flashinfer", 1.0, 1.0),
+        "sglang": ("trtllm-mha", 0.90, 0.92),
+        "trtllm": ("trtllm-gen", 1.07, 1.02),
+    },
+}
+# MoE kernels: median of measured fused-MoE latency (permute, both grouped GEMMs, activation,
+# un-permute) over servesim's grouped-GEMM + activation time at >= 8 routed rows per expert,
+# aiconfigurator moe.csv.gz h100_sxm, balanced routing, TP1/EP1, every model shape in the table
+# (experiments/e2e_validation/engine_factors.py). FP8 means the checkpoints each engine's FP8 MoE
+# models ship as: ModelOpt per-tensor for TensorRT-LLM, block-scaled (DeepSeek/Qwen3 FP8) for
+# vLLM and SGLang. Keyed (generation, weight format) -> engine -> (kernel, factor).
+_MOE: dict[tuple[str, str], dict[str, tuple[str, float]]] = {
+    ("hopper", "16bit"): {
+        "vllm": ("triton fused_moe", 1.10),
+        "sglang": ("triton fused_moe", 1.65),
+        "trtllm": ("cutlass", 1.07),
+    },
+    ("hopper", "fp8"): {
+        "vllm": ("triton/cutlass fp8-block", 1.31),
+        "sglang": ("triton fp8-block", 1.23),
+        "trtllm": ("cutlass fp8", 1.15),
+    },
+    ("hopper", "4bit"): {
+        "vllm": ("triton mxfp4", 1.11),
+        "sglang": ("triton mxfp4", 2.84),
+        "trtllm": ("triton mxfp4", 1.43),
+    },
+}
+_DEFAULT_MOE = {"vllm": "fused_moe", "sglang": "fused_moe", "trtllm": "cutlass"}
+_DEFAULT_BACKEND = {"vllm": "flash-attn", "sglang": "flashinfer", "trtllm": "trtllm-fmha"}
+
+# Versions where an engine's kernels or launch behaviour differ; a version selects the newest
+# entry at or below it. vLLM V1 (0.8+) captures piecewise CUDA graphs around attention for every
+# step (vllm/compilation, "piecewise cudagraph"); V0 (<= 0.7) ran prefill steps eagerly.
+# SGLang and TensorRT-LLM (PyTorch flow) capture decode-only batches only.
+VERSIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "vllm": {"0.6": {"mixed_graph": "none"}, "0.8": {"mixed_graph": "piecewise"}},
+    "sglang": {"0.4": {"mixed_graph": "none"}},
+    "trtllm": {"1.0": {"mixed_graph": "none"}},
+}
+LATEST = {"vllm": "0.24", "sglang": "0.5", "trtllm": "1.3"}
+# estimate: one eager PyTorch kernel launch costs ~5 us of host time (the eager all-reduce rows of
+# custom_allreduce.csv.gz take 20-30 us for 2-8 us of GPU work, several launches each).
+_HOST_LAUNCH_S = 5e-6
+
+
+def _vkey(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split("."))
+
+
+# Engine options that change what runs, written after the name: ``sglang+tbo``.
+FLAGS = {
+    "tbo": "two-batch overlap (SGLang --enable-two-batch-overlap, TensorRT-LLM wide-EP)",
+    "deepep": "DeepEP all-to-all for expert parallelism (VLLM_ALL2ALL_BACKEND=deepep_*, "
+    "SGLang --moe-a2a-backend deepep, TRTLLM_CAN_USE_DEEP_EP=1)",
+}
+
+
+def split_flags(text: Any, where: str, field: str) -> tuple[str, frozenset[str]]:
+    """``sglang@0.5+tbo`` -> (``sglang@0.5``, {``tbo``}); unknown options are errors."""
+    base, *flags = str(text).strip().split("+")
+    for f in flags:
+        if f not in FLAGS:
+            raise SpecError(where, field, text, "options after + are: " + ", ".join(FLAGS))
+    return base, frozenset(flags)
+
+
+def split_engine(text: Any, where: str, field: str) -> tuple[str, str]:
+    """``vllm``, ``vllm@0.24`` or ``sglang@0.5+tbo`` -> (name, version); unknown names,
+    versions or options are errors."""
+    s, _ = split_flags(text, where, field)
+    name, _, version = s.partition("@")
+    if name not in ENGINES:
+        raise SpecError(where, field, text, "must be one of " + ", ".join(ENGINES) + " [@version]")
+    version = version or LATEST[name]
+    try:
+        key = _vkey(version)
+    except ValueError:
+        raise SpecError(where, field, text, "version must be numbers, e.g. vllm@0.24") from None
+    oldest = min(VERSIONS[name], key=_vkey)
+    if key < _vkey(oldest):
+        raise SpecError(where, field, text, f"{name} profiles start at version {oldest}")
+    return name, version
+
+
+def _version_entry(name: str, version: str) -> dict[str, Any]:
+    key = _vkey(version)
+    best = max((v for v in VERSIONS[name] if _vkey(v) <= key), key=_vkey)
+    return VERSIONS[name][best]
+
+
+def generation(hardware: Any) -> str:
+    """GPU generation from the profile name (the factors were measured per generation)."""
+    n = hardware.name.lower()
+    if any(t in n for t in ("h100", "h200", "h800", "h20", "gh200")):
+        return "hopper"
+    if any(t in n for t in ("b200", "b300", "gb200", "gb300")):
+        return "blackwell"
+    return ""
+
+
+def engine_kernels(
+    engine: str | None, hardware: Any, kv_bytes: float, weight_bytes: float = 2.0
+) -> EngineKernels | None:
+    """The kernels ``engine`` (name[@version]) runs on ``hardware`` with a KV cache of
+    ``kv_bytes`` and weights of ``weight_bytes`` per element; None when no engine is named (the
+    cost model's neutral defaults)."""
+    if not engine:
+        return None
+    name, version = split_engine(engine, "", "engine")
+    _, flags = split_flags(engine, "", "engine")
+    entry = _version_entry(name, version)
+    table = _ATTN.get((generation(hardware), "fp8" if kv_bytes <= 1 else "16bit"), {})
+    backend, pf, df = table.get(name, (_DEFAULT_BACKEND[name], 1.0, 1.0))
+    base, peer, eff = _AR[name]
+    wclass = "16bit" if weight_bytes >= 2 else "fp8" if weight_bytes >= 1 else "4bit"
+    moe_kernel, moe_scale = _MOE.get((generation(hardware), wclass), {}).get(
+        name, (_DEFAULT_MOE[name], 1.0)
+    )
+    return EngineKernels(
+        name=f"{name}@{version}" + "".join(f"+{f}" for f in sorted(flags)),
+        attention=backend,
+        attn_prefill_scale=pf,
+        attn_decode_scale=df,
+        # TensorRT-LLM applies RoPE in the attention op's QKV preprocessing
+        # (tensorrt_llm/_torch/attention_backend: rotary fused into the fmha/xqa input kernel);
+        # vLLM and SGLang run a separate rotary_embedding kernel.
+        rope_fused=name == "trtllm",
+        allreduce="custom",
+        ar_base_s=base,
+        ar_peer_s=peer,
+        ar_bw_eff=eff,
+        ar_max_bytes=float(_AR_MAX_BYTES),
+        ar_max_devices=_AR_MAX_DEVICES,
+        moe_kernel=moe_kernel,
+        moe_scale=moe_scale,
+        mixed_graph=entry["mixed_graph"],
+        host_launch_s=_HOST_LAUNCH_S,
+        two_batch_overlap="tbo" in flags,
+        moe_comm=_moe_comm(name, hardware, flags),
+    )
+
+
+def _moe_comm(name: str, hardware: Any, flags: frozenset[str]) -> str:
+    """How the engine exchanges tokens between an attention-DP group and its experts by default:
+    vLLM's VLLM_ALL2ALL_BACKEND defaults to allgather_reducescatter (vllm/envs.py); SGLang
+    gathers DP-attention tokens unless --moe-a2a-backend is set; TensorRT-LLM's CUTLASS MoE
+    (Hopper) uses all-to-all only with MNNVL (multi-node NVLink, e.g. GB200 NVL72) or DeepEP,
+    else AllGather/ReduceScatter, while its TRT-LLM-Gen MoE (Blackwell) favours the NVLink
+    one-sided all-to-all (tensorrt_llm/_torch/modules/fused_moe). ``+deepep`` selects DeepEP."""
+    if "deepep" in flags:
+        return "alltoall"
+    if name == "trtllm" and (hardware.scaleup_devices > 8 or generation(hardware) == "blackwell"):
+        return "alltoall"
+    return "allgather"
+
+
+def describe(k: EngineKernels | None) -> dict[str, Any]:
+    """What ran, for result JSON: engine, attention backend, all-reduce, graphs, fusions."""
+    if k is None:
+        return {}
+    return {
+        "engine": k.name,
+        "attention_backend": k.attention,
+        "moe_kernel": k.moe_kernel,
+        "allreduce": k.allreduce,
+        "mixed_step_graphs": k.mixed_graph,
+        "rope_fused": k.rope_fused,
+        "two_batch_overlap": k.two_batch_overlap,
+        "moe_comm": k.moe_comm,
+    }

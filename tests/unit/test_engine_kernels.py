@@ -1,0 +1,223 @@
+"""Engine profiles reach the cost model; serving-size all-reduce; MoE communication layouts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from servesim.bench import bench
+from servesim.cost import comm
+from servesim.cost.step import Aggregates, CostContext, breakdown, step_cost
+from servesim.specs.common import SpecError
+from servesim.specs.config import Parallelism, load_config
+from servesim.specs.dtypes import DTypes
+from servesim.specs.engines import engine_kernels, split_engine
+from servesim.specs.hardware import load_hardware
+from servesim.specs.model import load_model
+
+H100 = load_hardware("h100-sxm")
+BF16 = DTypes("bf16", "bf16", "bf16")
+FP8 = DTypes("fp8", "fp8", "fp8")
+
+
+def _ctx(model: str, engine: str | None, dt=BF16, **par) -> CostContext:
+    kv = 1.0 if dt.kv_cache == "fp8" else 2.0
+    return CostContext(
+        load_model(model), H100, Parallelism(**par), dt, 0.0, 1.0, engine_kernels(engine, H100, kv)
+    )
+
+
+def _ops(ctx, agg):
+    return {o.name: o for o in breakdown(ctx, "colocated", agg)}
+
+
+def test_version_syntax_and_errors():
+    assert split_engine("vllm@0.24", "x", "engine") == ("vllm", "0.24")
+    assert split_engine("trtllm", "x", "engine")[0] == "trtllm"
+    with pytest.raises(SpecError, match="must be one of"):
+        split_engine("tgi", "x", "engine")
+    with pytest.raises(SpecError, match="start at"):
+        split_engine("vllm@0.1", "x", "engine")
+    # vLLM V0 ran prefill steps eagerly; V1 captures piecewise graphs around attention
+    assert engine_kernels("vllm@0.6", H100, 2).mixed_graph == "none"
+    assert engine_kernels("vllm@0.24", H100, 2).mixed_graph == "piecewise"
+
+
+def test_pool_engine_key_is_an_alias_and_explicit_keys_win():
+    base = {
+        "model": "llama-3.1-8b",
+        "deployment": {"pools": [{"hardware": "h100-sxm", "engine": "trtllm@1.0"}]},
+        "workload": {
+            "clients": {"concurrency": 1},
+            "num_requests": 2,
+            "lengths": {"input": 8, "output": 4},
+        },
+    }
+    pool = load_config(base).deployment.pools[0]
+    assert pool.scheduler.engine == "trtllm@1.0" and pool.scheduler.policy == "orca"
+    base["deployment"]["pools"][0]["scheduler"] = {"max_num_seqs": 7}
+    assert load_config(base).deployment.pools[0].scheduler.max_num_seqs == 7
+    base["deployment"]["pools"][0]["scheduler"] = {"engine": "vllm"}
+    with pytest.raises(SpecError, match="differs from scheduler.engine"):
+        load_config(base)
+
+
+def test_engines_choose_kernels_that_change_the_step():
+    # Llama-3.1-8B, 64 decodes at 4k context, FP8 KV on H100: TensorRT-LLM's XQA reads FP8 KV
+    # 1.5x faster than FlashAttention-3 (aiconfigurator medians), and fuses RoPE into attention
+    agg = Aggregates(decode_seqs=64, decode_ctx=64 * 4096, sampled=64)
+    v, t = _ctx("llama-3.1-8b", "vllm", FP8), _ctx("llama-3.1-8b", "trtllm", FP8)
+    ov, ot = _ops(v, agg), _ops(t, agg)
+    assert "rope" in ov and "rope" not in ot
+    assert ot["attn_decode"].seconds == pytest.approx(ov["attn_decode"].seconds * 0.665)
+    assert step_cost(t, "colocated", agg).seconds < step_cost(v, "colocated", agg).seconds
+    # no engine: the neutral kernel model, bit for bit what a vLLM profile computes for attention
+    n = _ops(_ctx("llama-3.1-8b", None, FP8), agg)
+    assert n["attn_decode"].seconds == ov["attn_decode"].seconds
+
+
+def test_bench_engine_flag_changes_results_for_the_right_reasons():
+    kw = dict(model="llama-3.1-8b", hw="h100-sxm", tp=2, num_prompts=64,
+              random_input_len=512, random_output_len=64)  # fmt: skip
+    res = {e: bench(engine=e, **kw) for e in ("vllm", "sglang", "trtllm")}
+    tpots = {e: r["mean_tpot_ms"] for e, r in res.items()}
+    assert len(set(tpots.values())) == 3, tpots
+    ran = {e: r["servesim"]["engines"][0] for e, r in res.items()}
+    assert ran["trtllm"]["attention_backend"] == "trtllm-fmha/xqa" and ran["trtllm"]["rope_fused"]
+    assert ran["vllm"]["engine"].startswith("vllm@") and ran["vllm"]["mixed_step_graphs"] == (
+        "piecewise"
+    )
+    # the engine's scheduler defaults apply under bench's embedded config too
+    assert res["trtllm"]["servesim"]["pools"][0]["scheduler"] == {"engine": "trtllm"}
+
+
+def test_custom_allreduce_one_shot_two_shot():
+    k = engine_kernels("vllm", H100, 2)
+    small = comm.tp_allreduce_time(H100, 16 * 1024, 8, k)
+    # decode-size messages: a few microseconds (measured 5.3 us for vLLM TP8 16 KB on H100)
+    assert 3e-6 < small < 8e-6
+    # TP8 costs more than TP2 at every size, and time grows with the message
+    for size in (8e3, 256e3, 4e6):
+        assert comm.tp_allreduce_time(H100, size, 8, k) > comm.tp_allreduce_time(H100, size, 2, k)
+    # the minimum of the two algorithms: one-shot for small, two-shot for large messages
+    bw = H100.scaleup_bw_GBps * 1e9 * k.ar_bw_eff
+    big = 4e6
+    two = 2 * (k.ar_base_s + 7 * k.ar_peer_s) + 2 * 7 / 8 * big / bw
+    assert comm.tp_allreduce_time(H100, big, 8, k) == pytest.approx(two)
+    # over the engine's size cap it is NCCL's ring
+    assert comm.tp_allreduce_time(H100, 64e6, 8, k) == comm.allreduce_time(
+        H100, 64e6, 8, graph=True
+    )
+
+
+def test_custom_allreduce_matches_measured(shared_data):
+    pd = pytest.importorskip("pandas")
+    path = shared_data / "measured" / "aiconfigurator" / "custom_allreduce.csv.gz"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    d = pd.read_csv(path)
+    for eng, impl in (("vllm", "vllm_graph"), ("sglang", "sglang_graph"), ("trtllm", "trtllm")):
+        rows = d[(d.system == "h100_sxm") & (d.impl == impl) & (d.message_bytes <= 8 * 2**20)]
+        k = engine_kernels(eng, H100, 2)
+        errs = [
+            abs(comm.tp_allreduce_time(H100, r.message_bytes, r.num_gpus, k) / (r.latency_ms * 1e-3) - 1)
+            for r in rows.itertuples()
+        ]  # fmt: skip
+        assert sum(errs) / len(errs) < 0.15, (eng, sum(errs) / len(errs))
+
+
+def test_dp_attention_with_tp_experts_pays_gather_and_scatter():
+    # Qwen3-30B-A3B, attention DP 4, experts sharded over the 4 devices (ep 1): before this the
+    # layout was charged no communication at all
+    agg = Aggregates(decode_seqs=256, decode_ctx=256 * 1000, sampled=256)
+    ctx = _ctx("qwen3-30b-a3b", "sglang", dp_attn=4)
+    ops = _ops(ctx, agg)
+    assert ops["dp_allgather"].seconds > 0 and ops["dp_reducescatter"].seconds > 0
+    assert "tp_allreduce" not in ops
+    h = ctx.model.hidden_size
+    assert ops["dp_allgather"].bytes == 256 * h * 2  # every dp group's tokens, gathered
+    # experts expert-parallel: SGLang's default still gathers (each device then runs its own
+    # experts on the tokens routed to them); with DeepEP the all-to-all moves the tokens
+    ops_ag = _ops(_ctx("qwen3-30b-a3b", "sglang", dp_attn=4, ep=4), agg)
+    assert "ep_dispatch" not in ops_ag and ops_ag["dp_allgather"].seconds > 0
+    ops_ep = _ops(_ctx("qwen3-30b-a3b", "sglang+deepep", dp_attn=4, ep=4), agg)
+    assert "dp_allgather" not in ops_ep and ops_ep["ep_dispatch"].seconds > 0
+    # TensorRT-LLM uses all-to-all on an NVL72-class NVLink domain (MNNVL), not on HGX H100
+    gb200 = load_hardware("gb200")
+    assert engine_kernels("trtllm", gb200, 1).moe_comm == "alltoall"
+    assert engine_kernels("trtllm", H100, 1).moe_comm == "allgather"
+
+
+def test_ep_alltoall_deduplicates_per_node():
+    hw = H100
+    tokens, h = 4096, 7168
+    msg = tokens * h * 1.0
+    # inside one node: a token goes once to each distinct device hosting one of its experts
+    t8, link8 = comm.ep_alltoall(hw, msg, 8, 8)
+    hit = 1 - (1 - 1 / 8) ** 8
+    assert link8 == pytest.approx(msg * 7 * hit)
+    # across 4 nodes (EP32): normal mode sends a token once per remote node over the NIC (plus a
+    # notify round); large batches take it even where the low-latency kernels are allowed
+    normal, link_n = comm.ep_alltoall(hw, msg, 32, 8)
+    assert comm.ep_alltoall(hw, msg, 32, 8, low_latency=True)[0] == normal
+    dom_hit = 1 - (1 - 1 / 4) ** 8
+    nic = msg * 3 * dom_hit / (hw.scaleout_bw_GBps * 1e9 * 0.70)
+    assert normal >= nic + 2 * hw.scaleout_latency_us * 1e-6
+    # a tiny decode batch (2 tokens per rank): direct sends skip the notify round and win
+    # (and need no NVLink forwarding at the destination)
+    small = 2 * h * 1.0
+    n_small, bytes_n = comm.ep_alltoall(hw, small, 32, 8)
+    l_small, bytes_l = comm.ep_alltoall(hw, small, 32, 8, low_latency=True)
+    assert l_small < n_small and bytes_l > 0 and bytes_n > 0
+    assert math.isfinite(normal) and link_n > 0
+
+
+def test_planner_and_matrix_apply_the_engine():
+    import servesim
+    from servesim.bench import matrix_points
+
+    res = servesim.plan(
+        "llama-3.1-8b", rate=2.0, isl=256, osl=32, max_sims=1, engine="trtllm",
+        slo={"ttft_ms": {"p90": 2000}},
+    )  # fmt: skip
+    text = str(res.to_dict())
+    assert "'engine': 'trtllm'" in text
+    common, _ = matrix_points(
+        {"prefix": "m", "engine": "sglang", "tp": [1], "isl_osl": [[128, 16]], "conc": [2]}
+    )
+    assert common["engine"] == "sglang"  # passed to every point's bench run
+
+
+def test_two_batch_overlap_hides_communication():
+    # DeepSeek-V3 prefill, 16 GPUs over two H100 nodes (EP16, attention DP 16): the all-to-all
+    # crosses the NIC; two micro-batches hide it under the other's compute
+    n = 32 * 4096
+    agg = Aggregates(prefill_tokens=n, prefill_seqs=32, prefill_attn=32 * 4096 * 4097 // 2,
+                     sampled=32)  # fmt: skip
+    plain = _ctx("deepseek-v3", "sglang", FP8, dp_attn=16, ep=16)
+    tbo = _ctx("deepseek-v3", "sglang+tbo", FP8, dp_attn=16, ep=16)
+    a, b = step_cost(plain, "colocated", agg), step_cost(tbo, "colocated", agg)
+    assert a.comm_s > 0 and b.seconds < a.seconds
+    # never better than the busier of the two parts run back to back with nothing exposed
+    assert b.seconds >= max(b.compute_s + b.memory_s, a.comm_s)
+    # memory-bound decode reads the weights once per micro-batch: overlap can cost more there
+    dec = Aggregates(decode_seqs=512, decode_ctx=512 * 2000, sampled=512)
+    assert step_cost(tbo, "colocated", dec).memory_s > step_cost(plain, "colocated", dec).memory_s
+    with pytest.raises(SpecError, match="options after"):
+        split_engine("sglang+fast", "x", "engine")
+
+
+def test_redundant_experts_eplb_balance_the_busiest_rank():
+    from servesim.cost.afstep import moe_imbalance
+
+    # 2 experts of loads 2/3 and 1/3 on 2 ranks: 4/3 without redundancy; with 2 extra slots the
+    # hot expert gets 3 replicas of 2/9 each, packed 1/3 + 2/9 | 2/9 + 2/9 -> (5/9) x 2 = 10/9
+    assert moe_imbalance(2, 2, "zipf", 1.0) == pytest.approx(4 / 3)
+    assert moe_imbalance(2, 2, "zipf", 1.0, redundant=2) == pytest.approx(10 / 9)
+    # DeepSeek-V3 routing skew s = 1 over EP32: 32 redundant experts cut the busiest rank's load
+    plain = moe_imbalance(256, 32, "zipf", 1.0)
+    eplb = moe_imbalance(256, 32, "zipf", 1.0, redundant=32)
+    assert 1.0 <= eplb < plain
+    with pytest.raises(SpecError, match="must divide"):
+        moe_imbalance(256, 32, "zipf", 1.0, redundant=5)
