@@ -1,0 +1,188 @@
+"""``servesim.train(...)``: one training layout -> a TrainEstimate (step time, throughput, MFU/HFU,
+memory, bubble, exposed communication, time-to-train, GPU-hours, energy, cost)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from servesim.specs.common import SpecError
+from servesim.specs.cost import CostSpec
+from servesim.specs.hardware import HardwareSpec, load_hardware
+from servesim.specs.model import ModelSpec, load_model
+from servesim.train import step as st
+from servesim.train.flops import hardware_flops_per_token, model_flops_per_token
+from servesim.train.layout import TrainLayout, make_layout
+from servesim.train.memory import memory
+from servesim.train.money import training_cost
+
+
+@dataclass
+class TrainEstimate:
+    model: str
+    hardware: str
+    layout: TrainLayout
+    step_s: float
+    tokens_per_s: float
+    tokens_per_s_per_device: float
+    tflops_per_device: float  # model FLOPs (causal attention halved) per second per device
+    mfu: float  # model FLOPs / (devices x dense peak of the GEMM format)
+    hfu: float  # model + recomputed FLOPs over the same peak
+    peak_tflops: float
+    memory_per_device_bytes: float
+    memory_breakdown: dict[str, float]
+    capacity_bytes: float
+    fits: bool
+    bubble_fraction: float
+    exposed_comm_s: dict[str, float]
+    bottleneck: str
+    breakdown: pd.DataFrame = field(repr=False)
+    tokens: float | None = None
+    time_to_train_s: float | None = None
+    gpu_hours: float | None = None
+    energy_kwh: float | None = None
+    cost_usd: float | None = None
+    cost_detail: dict[str, Any] | None = None
+
+    @property
+    def headroom_bytes(self) -> float:
+        return self.capacity_bytes - self.memory_per_device_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("breakdown", "layout")}
+        out["layout"] = dataclasses.asdict(self.layout)
+        out["headroom_bytes"] = self.headroom_bytes
+        out["breakdown"] = self.breakdown.to_dict(orient="records")
+        return out
+
+
+def train(
+    model: str | ModelSpec,
+    hardware: str | HardwareSpec,
+    *,
+    devices: int | None = None,
+    gpus: int | None = None,
+    tp: int = 1,
+    pp: int = 1,
+    dp: int | None = None,
+    cp: int = 1,
+    ep: int = 1,
+    vp: int = 1,
+    seq_len: int,
+    global_batch: int,
+    micro_batch: int = 1,
+    recompute: str = "selective",
+    zero: int | str = 1,
+    dtype: str = "bf16",
+    tokens: float | None = None,
+    optimizer_bytes: float = 12.0,
+    cost: CostSpec | None = None,
+) -> TrainEstimate:
+    """Estimate one training layout. ``gpus`` is an alias of ``devices``; ``dp`` is derived from
+    the device count unless given; ``zero`` 3 and "fsdp" are the same sharding."""
+    if gpus is not None:
+        if devices is not None and devices != gpus:
+            raise SpecError("train", "gpus", gpus, f"conflicts with devices={devices}")
+        devices = gpus
+    m = model if isinstance(model, ModelSpec) else load_model(model, where="train --model")
+    hw = hardware if isinstance(hardware, HardwareSpec) else load_hardware(hardware, where="train --hw")
+    layout = make_layout(m, devices=devices, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vp=vp,
+                         seq_len=seq_len, global_batch=global_batch, micro_batch=micro_batch,
+                         recompute=recompute, zero=zero, dtype=dtype,
+                         optimizer_bytes=optimizer_bytes)  # fmt: skip
+    if tokens is not None and not tokens > 0:
+        raise SpecError("train", "tokens", tokens, "must be > 0")
+    return estimate(m, hw, layout, tokens=tokens, cost=cost)
+
+
+def _peak(hw: HardwareSpec, layout: TrainLayout) -> float:
+    dt, _ = st.precision(layout)
+    peak = hw.peak_flops(dt.compute)
+    if not peak:
+        raise SpecError(hw.name, "compute.tflops", dt.compute,
+                        f"{hw.name} has no {dt.compute} tensor peak; --dtype {layout.dtype} cannot run on it")  # fmt: skip
+    return peak
+
+
+def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: float | None = None,
+             cost: CostSpec | None = None) -> TrainEstimate:  # fmt: skip
+    peak = _peak(hw, layout)
+    rows = st.layer_compute(m, hw, layout)
+    frac = st.stage_fraction(m, layout)
+    mb = layout.microbatches
+    parts: list[st.Part] = []
+    fwd = bwd = rec = 0.0
+    attn_fwd = sum(r[1] for r in rows if r[0].startswith("attn_prefill"))
+    for name, f, b, bound, elementwise in rows:
+        share = 1.0 if name in ("lm_head", "final_norm", "embedding") else frac
+        f, b = f * share, b * share
+        r = f if layout.recompute == "full" or (layout.recompute == "selective" and elementwise) else 0.0
+        if name == "lm_head":
+            r = 0.0
+        fwd, bwd, rec = fwd + f, bwd + b, rec + r
+        parts.append(st.Part("forward", name, f * mb, f * mb, bound))
+        parts.append(st.Part("backward", name, b * mb, b * mb, bound))
+        if r:
+            parts.append(st.Part("recompute", name, r * mb, r * mb, bound))
+    c = st.micro_comm(m, hw, layout, attn_fwd)
+    per_micro = fwd + bwd + rec + (c.tp + c.ep + c.cp) * frac + c.pp * layout.vp
+    per_micro += st.MICROBATCH_OVERHEAD_S
+    for kind, sec in (("tp", c.tp * frac), ("ep", c.ep * frac), ("cp", c.cp * frac),
+                      ("pp", c.pp * layout.vp)):  # fmt: skip
+        if sec:
+            parts.append(st.Part("comm", f"{kind}_collectives", sec * mb, sec * mb, "comm"))
+    bubble_frac = (layout.pp - 1) / (layout.vp * mb) if layout.pp > 1 else 0.0
+    pipeline_s = mb * per_micro
+    bubble_s = pipeline_s * bubble_frac
+    dp_step, dp_micro, dp_kind = st.dp_comm(m, hw, layout)
+    n_dp = layout.dp * layout.cp
+    if dp_micro:  # FSDP: per micro-batch, overlapped with that micro-batch's compute
+        compute_micro = fwd + bwd + rec
+        exposed_micro = max(0.0, dp_micro - st.DP_OVERLAP * compute_micro)
+        dp_exposed = mb * exposed_micro + st.bucket_exposed(hw, n_dp)
+        dp_total = mb * dp_micro
+    else:
+        window = st.DP_OVERLAP * (bwd + fwd)  # last micro-batch's backward + first one's forward
+        dp_exposed = max(0.0, dp_step - window) + (st.bucket_exposed(hw, n_dp) if dp_step else 0.0)
+        dp_total = dp_step
+    if dp_total:
+        parts.append(st.Part("comm", f"dp_{dp_kind}", dp_total, dp_exposed, "comm"))
+    opt_s = st.optimizer_time(m, hw, layout)
+    parts.append(st.Part("optimizer", "adam_step", opt_s, opt_s, "memory"))
+    parts.append(st.Part("pipeline", "bubble", bubble_s, bubble_s, "idle"))
+    parts.append(st.Part("overhead", "per_iteration", st.STEP_OVERHEAD_S, st.STEP_OVERHEAD_S, "overhead"))
+    step_s = pipeline_s + bubble_s + dp_exposed + opt_s + st.STEP_OVERHEAD_S
+    tok_s = layout.tokens_per_step / step_s
+    per_dev = tok_s / layout.devices
+    mf = model_flops_per_token(m, layout.seq_len)
+    hf = hardware_flops_per_token(m, layout)
+    mem = memory(m, layout)
+    exposed = {"tp": c.tp * frac * mb, "ep": c.ep * frac * mb, "cp": c.cp * frac * mb,
+               "pp": c.pp * layout.vp * mb, "dp": dp_exposed}  # fmt: skip
+    frame = pd.DataFrame([p._asdict() for p in parts])
+    est = TrainEstimate(
+        model=m.name, hardware=hw.name, layout=layout, step_s=step_s, tokens_per_s=tok_s,
+        tokens_per_s_per_device=per_dev, tflops_per_device=per_dev * mf / 1e12,
+        mfu=per_dev * mf / peak, hfu=per_dev * hf / peak, peak_tflops=peak / 1e12,
+        memory_per_device_bytes=mem.total, memory_breakdown=mem._asdict(),
+        capacity_bytes=hw.memory_bytes, fits=mem.total <= hw.memory_bytes,
+        bubble_fraction=bubble_frac, exposed_comm_s=exposed,
+        bottleneck=_bottleneck(frame, step_s), breakdown=frame,
+    )  # fmt: skip
+    if tokens is not None:
+        est = training_cost(est, hw, tokens, cost or CostSpec(), step_s, mf)
+    return est
+
+
+def _bottleneck(frame: pd.DataFrame, step_s: float) -> str:
+    """The largest share of the step: compute (forward+backward+recompute), a communication kind,
+    the pipeline bubble, the optimizer or overhead."""
+    groups: dict[str, float] = {}
+    for row in frame.itertuples():
+        key = "compute" if row.phase in ("forward", "backward", "recompute") else row.op
+        groups[key] = groups.get(key, 0.0) + row.exposed_s
+    key, sec = max(groups.items(), key=lambda kv: kv[1])
+    return f"{key} ({sec / step_s:.0%} of the step)"

@@ -1,0 +1,143 @@
+"""Memory per device in training: weights, gradients, optimizer states (ZeRO/FSDP sharding) and
+activations of the in-flight micro-batches (1F1B / interleaved), on the busiest pipeline stage.
+
+Bytes per parameter follow Megatron-Core's mixed-precision recipe (docs/training.md): 16-bit
+weights (2), FP32 main gradients (4), FP32 master weights + Adam moments (12, ``optimizer_bytes``).
+ZeRO-1 shards the optimizer over the data-parallel ranks (x CP: Megatron's distributed optimizer
+group), ZeRO-2 the gradients too, ZeRO-3/FSDP the weights as well (plus two gathered layers in
+flight). Activations per layer count what autograd saves (Korthikanti et al. 2022, arXiv
+2205.05198, with FlashAttention: no s^2 score matrix), split by TP (sequence parallel) and CP.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from servesim.cost.ops import kv_heads_per_device, layer_counts
+from servesim.specs.model import ModelSpec
+from servesim.train.layout import TrainLayout
+
+WEIGHT_BYTES = 2.0
+GRAD_BYTES = 4.0
+# estimate: CUDA context, NCCL/communicator buffers, allocator fragmentation: 3 GiB per device
+# (PyTorch reports ~0.5-1 GiB context; NCCL channels and caching-allocator slack make up the rest).
+RESERVED_BYTES = 3 * 2**30
+
+
+class Memory(NamedTuple):
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    activations_no_recompute: float
+    logits: float
+    reserved: float
+
+    @property
+    def total(self) -> float:
+        return (self.weights + self.gradients + self.optimizer + self.activations + self.logits
+                + self.reserved)  # fmt: skip
+
+
+class StageParams(NamedTuple):
+    dense: float  # per device, replicated across data-parallel ranks
+    expert: float  # per device, replicated across dp*cp/ep ranks
+
+
+def stage_layers(model: ModelSpec, layout: TrainLayout) -> int:
+    """Layers on the busiest pipeline stage."""
+    return math.ceil(model.num_layers / layout.pp)
+
+
+def stage_params(model: ModelSpec, layout: TrainLayout) -> StageParams:
+    """Parameters one device holds on the busiest stage (the last: layers + LM head; the first
+    holds the embedding, usually no larger)."""
+    dense_l, moe_l = layer_counts(model)
+    frac = stage_layers(model, layout) / model.num_layers
+    attn = model.num_layers * model.attention_params_per_layer + model.norm_params
+    mlp = dense_l * model.mlp_params_per_layer
+    moe_shared = moe_l * (model.router_params_per_layer + model.shared_expert_params_per_layer)
+    experts = moe_l * model.num_experts * model.expert_params
+    extra = model.bias_params + model.position_params
+    head = model.lm_head_params
+    if layout.pp == 1:
+        head += 0 if model.tie_word_embeddings else model.embedding_params
+    dense = ((attn + mlp + moe_shared + extra) * frac + head) / layout.tp
+    expert = experts * frac / (layout.tp * layout.ep)
+    return StageParams(dense, expert)
+
+
+def activation_bytes_per_layer(model: ModelSpec, layout: TrainLayout) -> tuple[float, float]:
+    """(saved bytes under the layout's policy, saved bytes without recomputation) of one layer
+    and one micro-batch on one device."""
+    T = layout.micro_batch * layout.seq_len / layout.cp  # tokens on this CP rank
+    tp, h, b = layout.tp, model.hidden_size, 2.0
+    sp = tp if layout.sequence_parallel else 1
+    qh = model.num_heads / tp
+    if model.attention == "mla":
+        q_width = qh * (model.qk_nope_head_dim + model.qk_rope_head_dim)
+        kv_width = qh * (model.qk_nope_head_dim + model.qk_rope_head_dim + model.v_head_dim)
+        o_width = qh * model.v_head_dim
+    else:
+        kvh = kv_heads_per_device(model, tp)
+        q_width, kv_width = qh * model.head_dim, 2 * kvh * model.head_dim
+        o_width = q_width
+    norms = 2.0 * h * b / sp  # norm inputs (the residual stream), sequence-parallel
+    attn = (h / sp + q_width + kv_width + o_width) * b + 4.0 * qh  # GEMM inputs, Q/K/V, O, LSE
+    up = 2 if model.gated_mlp else 1
+    dense_l, moe_l = layer_counts(model)
+    mlp = 0.0
+    if dense_l:
+        i = model.intermediate_size / tp
+        mlp += dense_l / model.num_layers * ((h / sp + up * i + i) * b)
+    if moe_l:
+        k, im = model.experts_per_token, model.moe_intermediate_size / tp
+        shared = model.num_shared_experts * model.shared_expert_intermediate_size / tp
+        routed = k * (h + up * im + im) * b  # dispatched copies, expert up/act outputs
+        mlp += moe_l / model.num_layers * (h / sp * b + routed + (up + 1) * shared * b)
+    # what selective recomputation re-creates instead of saving: norm outputs, activation outputs
+    act_width = (model.intermediate_size if dense_l else model.experts_per_token
+                 * model.moe_intermediate_size) / tp  # fmt: skip
+    elementwise = (2.0 * h / sp + act_width) * b
+    full_saved = (attn + mlp + norms) * T
+    if layout.recompute == "full":
+        return h / sp * b * T, full_saved  # the layer input only
+    if layout.recompute == "selective":
+        return max(full_saved - elementwise * T, 0.0), full_saved
+    return full_saved, full_saved
+
+
+def in_flight_microbatches(model: ModelSpec, layout: TrainLayout) -> float:
+    """Micro-batches whose activations stage 0 holds at its peak: pp under 1F1B; interleaving
+    adds (pp-1)/(pp*vp) of a stage's worth (Narayanan et al. 2021, arXiv 2104.04473)."""
+    m = layout.microbatches
+    if layout.pp == 1:
+        return 1.0
+    base = min(layout.pp, m)
+    return base * (1.0 + (layout.pp - 1) / (layout.pp * layout.vp)) if layout.vp > 1 else base
+
+
+def memory(model: ModelSpec, layout: TrainLayout) -> Memory:
+    sp = stage_params(model, layout)
+    shard = layout.dp * layout.cp
+    expert_shard = max(1, shard // layout.ep)
+    z = layout.zero_stage
+    params = sp.dense + sp.expert
+    w = WEIGHT_BYTES * (sp.dense / shard + sp.expert / expert_shard if z >= 3 else params)
+    if z >= 3:  # two gathered layers in flight (prefetch)
+        w += 2 * WEIGHT_BYTES * params / stage_layers(model, layout)
+    g_shard = z >= 2
+    g = GRAD_BYTES * (sp.dense / shard + sp.expert / expert_shard if g_shard else params)
+    o_shard = z >= 1
+    o = layout.optimizer_bytes * (sp.dense / shard + sp.expert / expert_shard if o_shard else params)
+    per_layer, per_layer_none = activation_bytes_per_layer(model, layout)
+    layers = stage_layers(model, layout)
+    inflight = in_flight_microbatches(model, layout)
+    acts = per_layer * layers * inflight
+    if layout.recompute == "full":  # one layer's full activations exist during its recompute
+        acts += per_layer_none
+    acts_none = per_layer_none * layers * inflight
+    T = layout.micro_batch * layout.seq_len / layout.cp
+    logits = T * model.vocab_size / layout.tp * (2.0 + 4.0)  # bf16 logits + fp32 loss grad
+    return Memory(w, g, o, acts, acts_none, logits, float(RESERVED_BYTES))

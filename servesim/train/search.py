@@ -1,0 +1,3 @@
+"""placeholder replaced below"""
+def search_layouts(*a, **k):
+    raise NotImplementedError

@@ -1,0 +1,245 @@
+"""Time of one training step: forward and backward of every operator of the serving operator list
+(servesim.cost.ops.model_ops), timed with the same roofline functions and hardware efficiencies,
+then the pipeline schedule, the collectives and the optimizer.
+
+Backward costs are analytic (no backward kernel data is at hand), checked end to end
+(experiments/training_validation): a GEMM [M x k] @ [k x n] has two backward GEMMs of the same
+FLOPs, the input gradient [M x n] @ [n x k] and the weight gradient [k x M] @ [M x n], each timed
+by the GEMM model at its own shape; attention backward runs 2.5x the forward FLOPs
+(FlashAttention-2: five matmuls against two); element-wise ops read and write twice as much.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from servesim.cost import comm
+from servesim.cost.ops import ATTN, DECODE, model_ops
+from servesim.cost.roofline import (
+    attention_time,
+    elementwise_time,
+    gemm_time,
+    grouped_gemm_time,
+    params,
+)
+from servesim.specs.config import Parallelism
+from servesim.specs.dtypes import DTypes
+from servesim.specs.hardware import HardwareSpec
+from servesim.specs.model import ModelSpec
+from servesim.train.layout import TrainLayout
+from servesim.train.memory import GRAD_BYTES, WEIGHT_BYTES, stage_layers, stage_params
+
+ATTN_BWD_FLOPS = 2.5  # FlashAttention-2 backward: 5 matmuls per 2 of the forward
+# estimate: routed tokens per expert vary; the busiest EP rank gets ~10% more than the mean under
+# auxiliary-loss balancing (DeepSeek-V3 report, section 2.1.2: balanced within a few percent to
+# ~10% per batch), and the step waits for it.
+MOE_IMBALANCE = 1.10
+# estimate: fraction of TP/SP collective time hidden under GEMMs by Megatron's --tp-comm-overlap
+# (userbuffers) / PyTorch async-TP; the rest is on the critical path.
+TP_OVERLAP = 0.5
+# estimate: fraction of a data-parallel window (the backward of the last micro-batch for
+# gradients, the forward of the first for parameter gathers) that bucketed collectives can use:
+# they run on their own stream but share HBM and SMs with the GEMMs.
+DP_OVERLAP = 0.8
+BUCKET_BYTES = 40e6  # Megatron-Core's default DDP bucket (40M elements); the last one is exposed
+OPTIMIZER_BYTES_PER_PARAM = 30.0  # Adam step: read fp32 master, m, v, grad; write master, m, v, bf16 weight
+# estimate: host work per step (data loader handoff, logging, scheduler, launch gaps)
+STEP_OVERHEAD_S = 0.02
+MICROBATCH_OVERHEAD_S = 0.5e-3  # estimate: per micro-batch launch gaps the GEMM model does not see
+
+# precision -> (GEMM formats, GEMM rate factor): FP8 with block scaling (DeepSeek-V3's 1x128 /
+# 128x128 tiles) runs its scaled GEMMs ~10% below per-tensor FP8 (estimate: DeepGEMM vs cuBLAS FP8).
+_PRECISION = {
+    "bf16": (DTypes("bf16", "bf16", "bf16"), 1.0),
+    "fp16": (DTypes("fp16", "fp16", "fp16"), 1.0),
+    "fp8": (DTypes("fp8", "fp8", "bf16"), 1.0),
+    "fp8-block": (DTypes("fp8", "fp8", "bf16"), 0.9),
+    "nvfp4": (DTypes("fp4", "fp4", "bf16"), 1.0),
+}
+
+
+class Part(NamedTuple):
+    phase: str  # forward | backward | recompute | optimizer | comm | pipeline | overhead
+    op: str
+    seconds: float  # per step, on the busiest stage
+    exposed_s: float  # of which on the critical path
+    bound: str
+
+
+def precision(layout: TrainLayout) -> tuple[DTypes, float]:
+    return _PRECISION[layout.dtype]
+
+
+def _gemm3(hw, m: float, n: int, k: int, dt: DTypes, rate: float) -> tuple[float, float, str]:
+    """(forward, backward) seconds of one GEMM and its bound."""
+    m = max(1, int(m))
+    f = gemm_time(hw, m, n, k, dt)
+    b = gemm_time(hw, m, k, n, dt).seconds + gemm_time(hw, k, n, m, dt).seconds
+    return f.seconds / rate, b / rate, f.bound
+
+
+def _grouped3(hw, rows: float, experts: int, n: int, k: int, dt: DTypes, rate: float):
+    rows = max(1, int(rows))
+    f = grouped_gemm_time(hw, rows, experts, n, k, dt)
+    b = grouped_gemm_time(hw, rows, experts, k, n, dt).seconds
+    per = max(1, rows // max(experts, 1))  # weight gradient: one [k x per] @ [per x n] per expert
+    b += experts * gemm_time(hw, k, n, per, dt).seconds
+    return f.seconds / rate, b / rate, f.bound
+
+
+def layer_compute(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout) -> list[tuple]:
+    """(op, forward s, backward s, bound, elementwise?) per micro-batch for the whole model (all
+    layers, one TP/EP shard), from the serving operator list."""
+    dt, rate = precision(layout)
+    par = Parallelism(tp=layout.tp, pp=1, ep=1, dp_attn=1)
+    ops = model_ops(model, dt, par).ops
+    T = layout.micro_batch * layout.seq_len / layout.cp
+    s_local = layout.seq_len / layout.cp
+    rows = []
+    for op in ops:
+        if op.m_src == DECODE or op.kind in ("attn_decode", "allreduce", "alltoall", "p2p"):
+            continue
+        c = op.count
+        if op.kind == "gemm" and op.name == "lm_head":
+            f, b, bound = _gemm3(hw, T, op.dims[0][0], op.dims[0][1], dt, rate)
+            rows.append((op.name, f * c, b * c, bound, False))
+        elif op.kind == "gemm":
+            f = b = 0.0
+            for n, k in op.dims:
+                fi, bi, bound = _gemm3(hw, T, n, k, op.dtypes or dt, rate)
+                f, b = f + fi, b + bi
+            rows.append((op.name, f * c, b * c, bound, False))
+        elif op.kind == "experts" and op.dims:
+            E = model.num_experts // layout.ep
+            routed = T * model.experts_per_token * MOE_IMBALANCE
+            f = b = 0.0
+            for n, k in op.dims:
+                fi, bi, bound = _grouped3(hw, routed, E, n, k, dt, rate)
+                f, b = f + fi, b + bi
+            rows.append((op.name, f * c, b * c, bound, False))
+        elif op.kind in ("elementwise", "experts"):
+            mult = model.experts_per_token * MOE_IMBALANCE if op.kind == "experts" else 1.0
+            t = elementwise_time(hw, op.bytes_per_row * T * mult)
+            rows.append((op.name, t.seconds * c, 2 * t.seconds * c, "memory", True))
+        elif op.kind == "attn_prefill":
+            rows.append(_attention(op, hw, layout, T, s_local, c))
+    return rows
+
+
+def _attention(op, hw, layout: TrainLayout, T: float, s_local: float, count: int) -> tuple:
+    """Forward/backward of the attention kernel: each CP rank computes 1/cp of the causal pairs
+    (load-balanced ring attention); its diagonal blocks are the causal part."""
+    s, b = layout.seq_len, layout.micro_batch
+    keys = s / 2.0 if not op.window else min(op.window, s) * (1 - min(op.window, s) / (2.0 * s))
+    pairs = b * s * keys / layout.cp
+    causal = b * s_local * s_local / 2.0 if not op.window else pairs
+    flops = 2.0 * op.q_heads * (op.qk_dim + op.v_dim) * pairs
+    kw = dict(seqs=b, q_heads=op.q_heads, kv_heads=op.kv_heads, head_dim=op.head_dim,
+              tokens=T, pairs=pairs, causal_pairs=min(causal, pairs), dtype="bf16")  # fmt: skip
+    io = T * (op.qo_tok_bytes + op.kv_tok_bytes)
+    f = attention_time(hw, flops, io, "prefill", **kw)
+    bwd = attention_time(hw, ATTN_BWD_FLOPS * flops, 2 * io, "prefill", **kw)
+    return (op.name, f.seconds * count, bwd.seconds * count, f.bound, False)
+
+
+class Comm(NamedTuple):
+    tp: float  # per micro-batch, whole model (all layers), forward + backward
+    ep: float
+    cp: float  # exposed part of the ring exchange
+    pp: float  # per micro-batch per stage boundary, forward + backward
+
+
+def _per_domain(hw: HardwareSpec, stride: int, n: int) -> int:
+    """Devices of a group per scale-up domain when consecutive members are ``stride`` ranks apart
+    (Megatron's rank order: TP innermost, then CP, then DP/EP, then PP)."""
+    return max(1, min(n, hw.scaleup_devices // max(stride, 1)))
+
+
+def micro_comm(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout, attn_fwd_s: float) -> Comm:
+    """Collectives of one micro-batch on the critical path (all layers; the stage share is taken
+    later). TP with sequence parallelism: per layer an all-gather and a reduce-scatter around
+    attention and around the MLP, in each direction, the volume of two all-reduces per pass; full
+    recomputation repeats the forward ones. EP: dispatch and combine all-to-all per MoE layer, in
+    each direction. CP: ring attention passes each rank's K/V chunk around the ring (cp-1 hops;
+    backward passes K/V and their gradients), hidden behind the attention compute where it fits."""
+    L, h = model.num_layers, model.hidden_size
+    T = layout.micro_batch * layout.seq_len / layout.cp
+    act = 2.0
+    passes = 3 if layout.recompute == "full" else 2
+    tp = 0.0
+    if layout.tp > 1:
+        per = comm.allreduce_time(hw, T * h * act, layout.tp,
+                                  per_domain=_per_domain(hw, 1, layout.tp))  # fmt: skip
+        tp = 2 * L * passes * per * (1.0 - TP_OVERLAP)
+    ep = 0.0
+    if layout.ep > 1:
+        moe = model.moe_layers or L
+        bytes_ = T * model.experts_per_token * h * act * MOE_IMBALANCE
+        one = comm.alltoall_time(hw, bytes_, layout.ep,
+                                 per_domain=_per_domain(hw, layout.tp * layout.cp, layout.ep))  # fmt: skip
+        ep = moe * 2 * (passes if layout.recompute == "full" else 2) * one
+    cp = 0.0
+    if layout.cp > 1:
+        kv = (model.kv_lora_rank + model.qk_rope_head_dim if model.attention == "mla"
+              else 2 * max(1, model.num_kv_heads // layout.tp) * model.head_dim)  # fmt: skip
+        chunk = T * kv * act
+        hop = comm.p2p_time(hw, chunk, scaleout=layout.tp * layout.cp > hw.scaleup_devices)
+        fwd = (layout.cp - 1) * hop
+        per_layer_attn = attn_fwd_s / L
+        cp = L * (max(0.0, fwd - per_layer_attn) + max(0.0, 2 * fwd - ATTN_BWD_FLOPS * per_layer_attn))
+    pp = 0.0
+    if layout.pp > 1:
+        msg = T * h * act / (layout.tp if layout.sequence_parallel else 1)
+        out = layout.tp * layout.cp * layout.dp >= hw.scaleup_devices
+        pp = 2 * comm.p2p_time(hw, msg, scaleout=out)
+    return Comm(tp, ep, cp, pp)
+
+
+def dp_comm(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout) -> tuple[float, float, str]:
+    """(seconds per step of gradient/parameter collectives, per-micro-batch seconds for ZeRO-3,
+    label). Dense gradients reduce over dp x cp; expert gradients over dp x cp / ep."""
+    sp = stage_params(model, layout)
+    n = layout.dp * layout.cp
+    n_exp = max(1, n // layout.ep)
+    if n <= 1 and n_exp <= 1:
+        return 0.0, 0.0, "none"
+    stride = layout.tp * layout.cp if layout.cp > 1 else layout.tp
+    dom = _per_domain(hw, layout.tp, n)
+    dom_e = _per_domain(hw, stride * layout.ep, n_exp)
+    z = layout.zero_stage
+
+    def coll(kind, bytes_dense, bytes_exp):
+        fn = {"ar": comm.allreduce_time, "rs": comm.allgather_time, "ag": comm.allgather_time}[kind]
+        return fn(hw, bytes_dense, n, per_domain=dom) + fn(hw, bytes_exp, n_exp, per_domain=dom_e)
+
+    if z == 0:
+        return coll("ar", sp.dense * GRAD_BYTES, sp.expert * GRAD_BYTES), 0.0, "all-reduce"
+    rs = coll("rs", sp.dense * GRAD_BYTES, sp.expert * GRAD_BYTES)  # reduce-scatter: same volume as all-gather
+    ag = coll("ag", sp.dense * WEIGHT_BYTES, sp.expert * WEIGHT_BYTES)
+    if z >= 3:  # FSDP: gather weights for forward and again for backward, reduce-scatter grads, per micro-batch
+        return 0.0, rs + 2 * ag, "fsdp"
+    return rs + ag, 0.0, "reduce-scatter+all-gather"
+
+
+def optimizer_time(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout) -> float:
+    """Adam over this device's shard of the parameters: streaming, memory-bound."""
+    sp = stage_params(model, layout)
+    shard = layout.dp * layout.cp if layout.zero_stage >= 1 else 1
+    n = sp.dense / shard + sp.expert / max(1, shard // layout.ep)
+    return elementwise_time(hw, n * OPTIMIZER_BYTES_PER_PARAM).seconds
+
+
+def bucket_exposed(hw: HardwareSpec, n: int) -> float:
+    """The last bucket's reduce-scatter cannot overlap anything."""
+    return comm.allgather_time(hw, BUCKET_BYTES * GRAD_BYTES / 4, n) if n > 1 else 0.0
+
+
+def stage_fraction(model: ModelSpec, layout: TrainLayout) -> float:
+    return stage_layers(model, layout) / model.num_layers
+
+
+def elementwise_rate(hw: HardwareSpec) -> float:
+    return hw.memory_bw * params(hw)["elementwise_memory"]
+
+
+__all__ = ["ATTN", "Part"]
