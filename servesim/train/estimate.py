@@ -13,6 +13,7 @@ from servesim.specs.common import SpecError
 from servesim.specs.cost import CostSpec
 from servesim.specs.hardware import HardwareSpec, load_hardware
 from servesim.specs.model import ModelSpec, load_model
+from servesim.train import collectives as coll
 from servesim.train import step as st
 from servesim.train.flops import hardware_flops_per_token, model_flops_per_token
 from servesim.train.layout import TrainLayout, make_layout
@@ -79,6 +80,8 @@ def train(
     dtype: str = "bf16",
     tokens: float | None = None,
     optimizer_bytes: float = 12.0,
+    framework: str = "megatron",
+    schedule: str = "1f1b",
     cost: CostSpec | None = None,
 ) -> TrainEstimate:
     """Estimate one training layout. ``gpus`` is an alias of ``devices``; ``dp`` is derived from
@@ -92,7 +95,8 @@ def train(
     layout = make_layout(m, devices=devices, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vp=vp,
                          seq_len=seq_len, global_batch=global_batch, micro_batch=micro_batch,
                          recompute=recompute, zero=zero, dtype=dtype,
-                         optimizer_bytes=optimizer_bytes)  # fmt: skip
+                         optimizer_bytes=optimizer_bytes, framework=framework,
+                         schedule=schedule)  # fmt: skip
     if tokens is not None and not tokens > 0:
         raise SpecError("train", "tokens", tokens, "must be > 0")
     return estimate(m, hw, layout, tokens=tokens, cost=cost)
@@ -119,7 +123,7 @@ def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: flo
     for name, f, b, bound, elementwise in rows:
         share = 1.0 if name in ("lm_head", "final_norm", "embedding") else frac
         f, b = f * share, b * share
-        r = f if layout.recompute == "full" or (layout.recompute == "selective" and elementwise) else 0.0
+        r = _recompute(layout, f, elementwise, name)
         if name == "lm_head":
             r = 0.0
         fwd, bwd, rec = fwd + f, bwd + b, rec + r
@@ -128,25 +132,40 @@ def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: flo
         if r:
             parts.append(st.Part("recompute", name, r * mb, r * mb, bound))
     c = st.micro_comm(m, hw, layout, attn_fwd)
-    per_micro = fwd + bwd + rec + (c.tp + c.ep + c.cp) * frac + c.pp * layout.vp
-    per_micro += st.MICROBATCH_OVERHEAD_S
-    for kind, sec in (("tp", c.tp * frac), ("ep", c.ep * frac), ("cp", c.cp * frac),
-                      ("pp", c.pp * layout.vp)):  # fmt: skip
+    tp_s, ep_s, cp_s, pp_s = c.tp * frac, c.ep * frac, c.cp * frac, c.pp * layout.vp
+    compute = fwd + bwd + rec
+    if layout.schedule == "dualpipe":
+        # DualPipe pairs a forward and a backward chunk of two micro-batches so that one's
+        # all-to-all and pipeline sends run under the other's computation (DeepSeek-V3 section
+        # 3.2.1); what does not fit stays exposed. Bubble: (pp/2 - 1)(F&B + B - 3W) with the
+        # weight-gradient half of the backward W = B/2.
+        slow = st.dualpipe_slowdown(hw) if layout.ep > 1 else 1.0
+        compute *= slow
+        left = max(0.0, ep_s + pp_s - compute)
+        share = ep_s / (ep_s + pp_s) if ep_s + pp_s > 0 else 0.0
+        ep_s, pp_s = left * share, left * (1.0 - share)
+        per_micro = compute + tp_s + cp_s + ep_s + pp_s + st.MICROBATCH_OVERHEAD_S
+        bubble_s = (layout.pp / 2 - 1) * (fwd + 0.5 * bwd + rec) * slow if layout.pp > 2 else 0.0
+    else:
+        per_micro = compute + tp_s + ep_s + cp_s + pp_s + st.MICROBATCH_OVERHEAD_S
+        bubble_s = (layout.pp - 1) / layout.vp * per_micro if layout.pp > 1 else 0.0
+    for kind, sec in (("tp", tp_s), ("ep", ep_s), ("cp", cp_s), ("pp", pp_s)):
         if sec:
             parts.append(st.Part("comm", f"{kind}_collectives", sec * mb, sec * mb, "comm"))
-    bubble_frac = (layout.pp - 1) / (layout.vp * mb) if layout.pp > 1 else 0.0
     pipeline_s = mb * per_micro
-    bubble_s = pipeline_s * bubble_frac
+    bubble_frac = bubble_s / pipeline_s
     dp_step, dp_micro, dp_kind = st.dp_comm(m, hw, layout)
     n_dp = layout.dp * layout.cp
+    last_bucket = st.bucket_exposed(hw, n_dp, coll.members_per_domain(hw, n_dp, layout.tp))
     if dp_micro:  # FSDP: per micro-batch, overlapped with that micro-batch's compute
-        compute_micro = fwd + bwd + rec
-        exposed_micro = max(0.0, dp_micro - st.DP_OVERLAP * compute_micro)
-        dp_exposed = mb * exposed_micro + st.bucket_exposed(hw, n_dp)
+        exposed_micro = max(0.0, dp_micro - st.FRAMEWORKS[layout.framework].dp_overlap * (fwd + bwd + rec))
+        dp_exposed = mb * exposed_micro + last_bucket
         dp_total = mb * dp_micro
     else:
-        window = st.DP_OVERLAP * (bwd + fwd)  # last micro-batch's backward + first one's forward
-        dp_exposed = max(0.0, dp_step - window) + (st.bucket_exposed(hw, n_dp) if dp_step else 0.0)
+        # gradients reduce under the last micro-batch's backward and the cooldown bubble, the
+        # parameter gather under the first forward and the warmup bubble (the NIC is idle then)
+        window = st.FRAMEWORKS[layout.framework].dp_overlap * (fwd + bwd + rec + bubble_s)
+        dp_exposed = max(0.0, dp_step - window) + (last_bucket if dp_step else 0.0)
         dp_total = dp_step
     if dp_total:
         parts.append(st.Part("comm", f"dp_{dp_kind}", dp_total, dp_exposed, "comm"))
@@ -160,8 +179,8 @@ def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: flo
     mf = model_flops_per_token(m, layout.seq_len)
     hf = hardware_flops_per_token(m, layout)
     mem = memory(m, layout)
-    exposed = {"tp": c.tp * frac * mb, "ep": c.ep * frac * mb, "cp": c.cp * frac * mb,
-               "pp": c.pp * layout.vp * mb, "dp": dp_exposed}  # fmt: skip
+    exposed = {"tp": tp_s * mb, "ep": ep_s * mb, "cp": cp_s * mb, "pp": pp_s * mb,
+               "dp": dp_exposed}
     frame = pd.DataFrame([p._asdict() for p in parts])
     est = TrainEstimate(
         model=m.name, hardware=hw.name, layout=layout, step_s=step_s, tokens_per_s=tok_s,
@@ -175,6 +194,21 @@ def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: flo
     if tokens is not None:
         est = training_cost(est, hw, tokens, cost or CostSpec(), step_s, mf)
     return est
+
+
+def _recompute(layout: TrainLayout, fwd_s: float, elementwise: bool, name: str) -> float:
+    """Forward time run again in the backward: full recomputation re-runs every operator;
+    selective re-runs element-wise ops (Megatron; attention's core is recomputed inside
+    FlashAttention's backward anyway) or, torchtitan's op-level policy, every second matmul."""
+    if layout.recompute == "full":
+        return fwd_s
+    if layout.recompute == "none":
+        return 0.0
+    if elementwise:
+        return fwd_s
+    if st.FRAMEWORKS[layout.framework].selective == "half-gemms" and not name.startswith("attn"):
+        return 0.5 * fwd_s
+    return 0.0
 
 
 def _bottleneck(frame: pd.DataFrame, step_s: float) -> str:

@@ -13,6 +13,8 @@ ZERO = ("0", "1", "2", "3", "fsdp")
 # Training precisions: the GEMM format; master weights, gradients reduction and optimizer states
 # follow the mixed-precision recipe (FP32 master + Adam moments, BF16 gradients).
 TRAIN_DTYPES = ("bf16", "fp16", "fp8", "fp8-block", "nvfp4")
+FRAMEWORKS = ("megatron", "megatron-legacy", "torchtitan")
+SCHEDULES = ("1f1b", "dualpipe")  # 1f1b is interleaved when vp > 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,8 @@ class TrainLayout:
     dtype: str = "bf16"
     optimizer_bytes: float = 12.0  # Adam: fp32 master + m + v per parameter (16 with fp32 grads)
     sequence_parallel: bool = True  # Megatron SP: norms/dropout split over TP, AG/RS instead of AR
+    framework: str = "megatron"  # kernel and overlap choices (servesim.train.step.FRAMEWORKS)
+    schedule: str = "1f1b"
 
     @property
     def microbatches(self) -> int:
@@ -70,6 +74,8 @@ def make_layout(
     zero: int | str = 1,
     dtype: str = "bf16",
     optimizer_bytes: float = 12.0,
+    framework: str = "megatron",
+    schedule: str = "1f1b",
     where: str = "train",
 ) -> TrainLayout:
     """Validate and complete a layout: dp is devices / (tp x pp x cp) unless given; EP is carved
@@ -100,6 +106,12 @@ def make_layout(
         raise SpecError(where, "recompute", recompute, "must be one of " + ", ".join(RECOMPUTE))
     if dtype not in TRAIN_DTYPES:
         raise SpecError(where, "dtype", dtype, "must be one of " + ", ".join(TRAIN_DTYPES))
+    if framework not in FRAMEWORKS:
+        raise SpecError(where, "framework", framework, "must be one of " + ", ".join(FRAMEWORKS))
+    if schedule not in SCHEDULES:
+        raise SpecError(where, "schedule", schedule, "must be one of " + ", ".join(SCHEDULES))
+    if schedule == "dualpipe" and (pp < 2 or pp % 2 or vp > 1):
+        raise SpecError(where, "schedule", schedule, "dualpipe needs an even pp >= 2 and vp 1")
     if model.num_heads % tp:
         raise SpecError(where, "tp", tp, f"must divide the {model.num_heads} attention heads")
     kvh = model.num_kv_heads
@@ -107,9 +119,9 @@ def make_layout(
         raise SpecError(where, "tp", tp, f"must divide the {kvh} KV heads or be a multiple")
     if pp > model.num_layers:
         raise SpecError(where, "pp", pp, f"must be <= the {model.num_layers} layers")
-    if vp > 1 and (pp == 1 or model.num_layers % (pp * vp)):
+    if vp > 1 and (pp == 1 or pp * vp > model.num_layers):
         raise SpecError(where, "vp", vp,
-                        f"needs pp > 1 and pp x vp dividing the {model.num_layers} layers")  # fmt: skip
+                        f"needs pp > 1 and pp x vp <= the {model.num_layers} layers")  # fmt: skip
     if seq_len % cp or (cp > 1 and (seq_len // cp) % 2):
         raise SpecError(where, "cp", cp, f"must split seq_len {seq_len} into even chunks")
     if ep > 1:
@@ -127,5 +139,6 @@ def make_layout(
     return TrainLayout(
         devices=devices, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vp=vp, seq_len=seq_len,
         global_batch=global_batch, micro_batch=micro_batch, recompute=recompute, zero=zero,
-        dtype=dtype, optimizer_bytes=float(optimizer_bytes),
+        dtype=dtype, optimizer_bytes=float(optimizer_bytes), framework=framework,
+        schedule=schedule, sequence_parallel=framework != "megatron-legacy",
     )  # fmt: skip

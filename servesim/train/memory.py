@@ -72,7 +72,10 @@ def activation_bytes_per_layer(model: ModelSpec, layout: TrainLayout) -> tuple[f
     """(saved bytes under the layout's policy, saved bytes without recomputation) of one layer
     and one micro-batch on one device."""
     T = layout.micro_batch * layout.seq_len / layout.cp  # tokens on this CP rank
-    tp, h, b = layout.tp, model.hidden_size, 2.0
+    tp, h = layout.tp, model.hidden_size
+    # FP8 recipes save the FP8 copy of each GEMM input for the backward (Transformer Engine,
+    # DeepSeek-V3 section 3.3): one byte per element instead of two
+    b = 1.0 if layout.dtype in ("fp8", "fp8-block", "nvfp4") else 2.0
     sp = tp if layout.sequence_parallel else 1
     qh = model.num_heads / tp
     if model.attention == "mla":
@@ -83,7 +86,7 @@ def activation_bytes_per_layer(model: ModelSpec, layout: TrainLayout) -> tuple[f
         kvh = kv_heads_per_device(model, tp)
         q_width, kv_width = qh * model.head_dim, 2 * kvh * model.head_dim
         o_width = q_width
-    norms = 2.0 * h * b / sp  # norm inputs (the residual stream), sequence-parallel
+    norms = 2.0 * h * 2.0 / sp  # norm inputs (the residual stream), sequence-parallel
     attn = (h / sp + q_width + kv_width + o_width) * b + 4.0 * qh  # GEMM inputs, Q/K/V, O, LSE
     up = 2 if model.gated_mlp else 1
     dense_l, moe_l = layer_counts(model)
@@ -101,6 +104,11 @@ def activation_bytes_per_layer(model: ModelSpec, layout: TrainLayout) -> tuple[f
                  * model.moe_intermediate_size) / tp  # fmt: skip
     elementwise = (2.0 * h / sp + act_width) * b
     full_saved = (attn + mlp + norms) * T
+    if layout.framework == "megatron-legacy":  # softmax output, dropout mask and output: 5 B/score
+        scores = 5.0 * qh * layout.seq_len * T
+        if layout.recompute == "none":
+            return full_saved + scores, full_saved + scores
+        full_saved += scores
     if layout.recompute == "full":
         return h / sp * b * T, full_saved  # the layer input only
     if layout.recompute == "selective":

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from servesim.cost import comm
+from servesim.train import collectives as coll
 from servesim.cost.ops import ATTN, DECODE, model_ops
 from servesim.cost.roofline import (
-    attention_time,
     elementwise_time,
     gemm_time,
     grouped_gemm_time,
@@ -34,13 +34,10 @@ ATTN_BWD_FLOPS = 2.5  # FlashAttention-2 backward: 5 matmuls per 2 of the forwar
 # auxiliary-loss balancing (DeepSeek-V3 report, section 2.1.2: balanced within a few percent to
 # ~10% per batch), and the step waits for it.
 MOE_IMBALANCE = 1.10
-# estimate: fraction of TP/SP collective time hidden under GEMMs by Megatron's --tp-comm-overlap
-# (userbuffers) / PyTorch async-TP; the rest is on the critical path.
-TP_OVERLAP = 0.5
-# estimate: fraction of a data-parallel window (the backward of the last micro-batch for
-# gradients, the forward of the first for parameter gathers) that bucketed collectives can use:
-# they run on their own stream but share HBM and SMs with the GEMMs.
-DP_OVERLAP = 0.8
+# DP overlap (Framework.dp_overlap, estimate 0.8): the fraction of a data-parallel window (the
+# backward of the last micro-batch for gradients, the forward of the first for parameter gathers,
+# and the pipeline bubbles) that bucketed collectives can use: they run on their own stream but
+# share HBM and SMs with the GEMMs.
 BUCKET_BYTES = 40e6  # Megatron-Core's default DDP bucket (40M elements); the last one is exposed
 OPTIMIZER_BYTES_PER_PARAM = 30.0  # Adam step: read fp32 master, m, v, grad; write master, m, v, bf16 weight
 # estimate: host work per step (data loader handoff, logging, scheduler, launch gaps)
@@ -126,20 +123,82 @@ def layer_compute(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout) -> li
     return rows
 
 
+# Training attention is FlashAttention over whole sequences (FA2/FA3, cuDNN): dense tiles, no
+# paging, no chunked prefill. The profile's attn_* efficiencies describe serving kernels (paged KV,
+# chunked prefill, split-KV decode; on H100 they were fitted on 2024-era FA2 serving kernels) and
+# would make training attention several times too slow. So training attention runs at the
+# profile's GEMM efficiency (gemm_compute, the same calibrated number the GEMMs use) times a kernel
+# factor: FlashAttention-3 (Shah et al. 2024, arXiv 2407.08608, Fig. 5-6) reaches ~600-660 TFLOP/s
+# forward and ~450-550 backward for causal head-dim 128 at 8k+ tokens on H100, against ~750 for a
+# large cuBLAS BF16 GEMM: factors 0.85 and 0.70 (FlashAttention-2 on A100, arXiv 2307.08691, Fig. 4-5:
+# ~70% and ~60% of peak against ~80% for GEMMs, the same ratios within a few percent).
+# PyTorch's SDPA flash backend runs FlashAttention-2 kernels, which on Hopper reach ~330-370
+# TFLOP/s forward and ~290-320 backward (FA3 paper, Fig. 5-6, FA2 curves): 0.47 and 0.41 of a GEMM.
+ATTN_FACTORS = {"best": (0.85, 0.70), "sdpa": (0.47, 0.41)}
+
+
+
+class Framework(NamedTuple):
+    attention: str  # best | sdpa | unfused (scores materialised: QK^T and PV GEMMs + softmax)
+    tp_overlap: float  # fraction of TP collective time hidden under GEMMs
+    dp_overlap: float  # fraction of the data-parallel window bucketed collectives can use
+    selective: str  # what selective recomputation re-runs: "elementwise" | "half-gemms"
+    cp_overlap: bool  # ring exchange under attention (True) or exposed all-gathers
+
+
+# Megatron-Core: cuDNN/FA3 attention through Transformer Engine, --tp-comm-overlap hides roughly
+# half of the TP collectives (estimate), --overlap-grad-reduce/--overlap-param-gather, selective
+# recomputation of core attention (inside FlashAttention's backward anyway) and element-wise ops,
+# CP as a P2P ring overlapped with attention. megatron-legacy: Megatron-LM before FlashAttention
+# (2021, arXiv 2104.04473): attention as batched GEMMs with the s x s scores materialised, no TP
+# or DP overlap. torchtitan (docs/performance.md, Dec 2024): SDPA attention (FA2 kernels), async
+# TP off unless asked, FSDP2 prefetch, "selective op" checkpointing recomputes every second matmul,
+# CP by all-gathering K/V (PyTorch's default rotate method then), not overlapped.
+FRAMEWORKS = {
+    "megatron": Framework("best", 0.5, 0.8, "elementwise", True),
+    "megatron-legacy": Framework("unfused", 0.0, 0.0, "elementwise", True),
+    "torchtitan": Framework("sdpa", 0.0, 0.8, "half-gemms", False),
+}
+# DeepEP-style all-to-all kernels run on SMs: DeepSeek-V3 reserves 20 of the H800's 132 SMs for
+# communication under DualPipe (technical report, section 3.2.2), which computation then lacks.
+DUALPIPE_COMM_SMS = 20
+
+
 def _attention(op, hw, layout: TrainLayout, T: float, s_local: float, count: int) -> tuple:
     """Forward/backward of the attention kernel: each CP rank computes 1/cp of the causal pairs
-    (load-balanced ring attention); its diagonal blocks are the causal part."""
+    (load-balanced ring attention)."""
     s, b = layout.seq_len, layout.micro_batch
     keys = s / 2.0 if not op.window else min(op.window, s) * (1 - min(op.window, s) / (2.0 * s))
     pairs = b * s * keys / layout.cp
-    causal = b * s_local * s_local / 2.0 if not op.window else pairs
     flops = 2.0 * op.q_heads * (op.qk_dim + op.v_dim) * pairs
-    kw = dict(seqs=b, q_heads=op.q_heads, kv_heads=op.kv_heads, head_dim=op.head_dim,
-              tokens=T, pairs=pairs, causal_pairs=min(causal, pairs), dtype="bf16")  # fmt: skip
-    io = T * (op.qo_tok_bytes + op.kv_tok_bytes)
-    f = attention_time(hw, flops, io, "prefill", **kw)
-    bwd = attention_time(hw, ATTN_BWD_FLOPS * flops, 2 * io, "prefill", **kw)
-    return (op.name, f.seconds * count, bwd.seconds * count, f.bound, False)
+    e = params(hw)
+    rate = hw.peak_flops("bf16") * e["gemm_compute"]
+    launch = e["attn_prefill_launch_s"]
+    kernel = FRAMEWORKS[layout.framework].attention
+    if kernel == "unfused":
+        return _unfused_attention(op, hw, layout, flops, count)
+    if not hw.peak_flops("fp8"):  # before Hopper the best kernel is FlashAttention-2 itself
+        kernel = "best"
+    ff, fb = ATTN_FACTORS[kernel]
+    f = flops / (rate * ff) + launch
+    bwd = ATTN_BWD_FLOPS * flops / (rate * fb) + 2 * launch
+    return (op.name, f * count, bwd * count, "compute", False)
+
+
+# Unfused attention: fused scale-mask-softmax reads the fp16 scores and writes probabilities (4 B
+# per score), dropout reads them and writes its output and a 1-byte mask (5 B); the backward moves
+# about twice that. The two batched GEMMs run at the GEMM rate, over the whole s x s square (the
+# causal mask does not skip work).
+UNFUSED_BYTES_PER_SCORE = 9.0
+
+
+def _unfused_attention(op, hw, layout: TrainLayout, flops: float, count: int) -> tuple:
+    s, b = layout.seq_len, layout.micro_batch
+    scores = b * op.q_heads * s * s / layout.cp
+    gemm = params(hw)["gemm_compute"] * hw.peak_flops("bf16")
+    f_gemm = 2 * flops / gemm  # whole square: twice the causal pairs
+    f_mem = elementwise_time(hw, scores * UNFUSED_BYTES_PER_SCORE).seconds
+    return (op.name, (f_gemm + f_mem) * count, (2 * f_gemm + 2 * f_mem) * count, "memory", False)
 
 
 class Comm(NamedTuple):
@@ -147,12 +206,6 @@ class Comm(NamedTuple):
     ep: float
     cp: float  # exposed part of the ring exchange
     pp: float  # per micro-batch per stage boundary, forward + backward
-
-
-def _per_domain(hw: HardwareSpec, stride: int, n: int) -> int:
-    """Devices of a group per scale-up domain when consecutive members are ``stride`` ranks apart
-    (Megatron's rank order: TP innermost, then CP, then DP/EP, then PP)."""
-    return max(1, min(n, hw.scaleup_devices // max(stride, 1)))
 
 
 def micro_comm(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout, attn_fwd_s: float) -> Comm:
@@ -168,16 +221,19 @@ def micro_comm(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout, attn_fwd
     passes = 3 if layout.recompute == "full" else 2
     tp = 0.0
     if layout.tp > 1:
-        per = comm.allreduce_time(hw, T * h * act, layout.tp,
-                                  per_domain=_per_domain(hw, 1, layout.tp))  # fmt: skip
-        tp = 2 * L * passes * per * (1.0 - TP_OVERLAP)
+        g = coll.members_per_domain(hw, layout.tp, 1)
+        tp = 2 * L * passes * coll.allreduce(hw, T * h * act, layout.tp, g) * (1.0 - FRAMEWORKS[layout.framework].tp_overlap)
     ep = 0.0
     if layout.ep > 1:
         moe = model.moe_layers or L
-        bytes_ = T * model.experts_per_token * h * act * MOE_IMBALANCE
-        one = comm.alltoall_time(hw, bytes_, layout.ep,
-                                 per_domain=_per_domain(hw, layout.tp * layout.cp, layout.ep))  # fmt: skip
-        ep = moe * 2 * (passes if layout.recompute == "full" else 2) * one
+        g = coll.members_per_domain(hw, layout.ep, layout.tp)
+        k = model.experts_per_token
+        # FP8 recipes dispatch FP8 activations (DeepSeek-V3 section 3.3.2); the combine is BF16
+        disp = 1.0 if layout.dtype in ("fp8", "fp8-block", "nvfp4") else act
+        rows = T * MOE_IMBALANCE
+        one_way = coll.moe_alltoall(hw, rows, h * disp, k, layout.ep, g)
+        one_way += coll.moe_alltoall(hw, rows, h * act, k, layout.ep, g)
+        ep = moe * (passes + 1 if layout.recompute == "full" else 2) * one_way
     cp = 0.0
     if layout.cp > 1:
         kv = (model.kv_lora_rank + model.qk_rope_head_dim if model.attention == "mla"
@@ -186,7 +242,12 @@ def micro_comm(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout, attn_fwd
         hop = comm.p2p_time(hw, chunk, scaleout=layout.tp * layout.cp > hw.scaleup_devices)
         fwd = (layout.cp - 1) * hop
         per_layer_attn = attn_fwd_s / L
-        cp = L * (max(0.0, fwd - per_layer_attn) + max(0.0, 2 * fwd - ATTN_BWD_FLOPS * per_layer_attn))
+        if FRAMEWORKS[layout.framework].cp_overlap:
+            cp = L * (max(0.0, fwd - per_layer_attn) + max(0.0, 2 * fwd - ATTN_BWD_FLOPS * per_layer_attn))
+        else:  # all-gather K/V forward; all-gather again and reduce-scatter dK/dV backward
+            g = coll.members_per_domain(hw, layout.cp, layout.tp)
+            ag = coll.all_gather(hw, chunk * layout.cp, layout.cp, g)
+            cp = L * passes * 1.5 * ag
     pp = 0.0
     if layout.pp > 1:
         msg = T * h * act / (layout.tp if layout.sequence_parallel else 1)
@@ -203,19 +264,19 @@ def dp_comm(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout) -> tuple[fl
     n_exp = max(1, n // layout.ep)
     if n <= 1 and n_exp <= 1:
         return 0.0, 0.0, "none"
-    stride = layout.tp * layout.cp if layout.cp > 1 else layout.tp
-    dom = _per_domain(hw, layout.tp, n)
-    dom_e = _per_domain(hw, stride * layout.ep, n_exp)
+    g = coll.members_per_domain(hw, n, layout.tp)
+    g_e = coll.members_per_domain(hw, n_exp, layout.tp * layout.ep)
     z = layout.zero_stage
 
-    def coll(kind, bytes_dense, bytes_exp):
-        fn = {"ar": comm.allreduce_time, "rs": comm.allgather_time, "ag": comm.allgather_time}[kind]
-        return fn(hw, bytes_dense, n, per_domain=dom) + fn(hw, bytes_exp, n_exp, per_domain=dom_e)
+    def both(fn, bytes_dense, bytes_exp):
+        return fn(hw, bytes_dense, n, g) + fn(hw, bytes_exp, n_exp, g_e)
 
     if z == 0:
-        return coll("ar", sp.dense * GRAD_BYTES, sp.expert * GRAD_BYTES), 0.0, "all-reduce"
-    rs = coll("rs", sp.dense * GRAD_BYTES, sp.expert * GRAD_BYTES)  # reduce-scatter: same volume as all-gather
-    ag = coll("ag", sp.dense * WEIGHT_BYTES, sp.expert * WEIGHT_BYTES)
+        # Megatron-LM before Megatron-Core all-reduced the fp16 gradients themselves
+        gb = 2.0 if layout.framework == "megatron-legacy" else GRAD_BYTES
+        return both(coll.allreduce, sp.dense * gb, sp.expert * gb), 0.0, "all-reduce"
+    rs = both(coll.reduce_scatter, sp.dense * GRAD_BYTES, sp.expert * GRAD_BYTES)
+    ag = both(coll.all_gather, sp.dense * WEIGHT_BYTES, sp.expert * WEIGHT_BYTES)
     if z >= 3:  # FSDP: gather weights for forward and again for backward, reduce-scatter grads, per micro-batch
         return 0.0, rs + 2 * ag, "fsdp"
     return rs + ag, 0.0, "reduce-scatter+all-gather"
@@ -229,9 +290,15 @@ def optimizer_time(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout) -> f
     return elementwise_time(hw, n * OPTIMIZER_BYTES_PER_PARAM).seconds
 
 
-def bucket_exposed(hw: HardwareSpec, n: int) -> float:
+def bucket_exposed(hw: HardwareSpec, n: int, g: int) -> float:
     """The last bucket's reduce-scatter cannot overlap anything."""
-    return comm.allgather_time(hw, BUCKET_BYTES * GRAD_BYTES / 4, n) if n > 1 else 0.0
+    return coll.reduce_scatter(hw, BUCKET_BYTES * GRAD_BYTES, n, g)
+
+
+def dualpipe_slowdown(hw: HardwareSpec) -> float:
+    """Compute slows by the SMs the communication kernels hold."""
+    units = hw.compute_units or 132
+    return units / max(1, units - DUALPIPE_COMM_SMS)
 
 
 def stage_fraction(model: ModelSpec, layout: TrainLayout) -> float:
