@@ -132,13 +132,18 @@ def memory(model: ModelSpec, layout: TrainLayout) -> Memory:
     expert_shard = max(1, shard // layout.ep)
     z = layout.zero_stage
     params = sp.dense + sp.expert
-    w = WEIGHT_BYTES * (sp.dense / shard + sp.expert / expert_shard if z >= 3 else params)
-    if z >= 3:  # two gathered layers in flight (prefetch)
+    # FSDP2 (torchtitan) keeps the sharded parameters in fp32 and uses them as the master copy:
+    # 4 + 4 + 8 bytes instead of Megatron's 2 + 4 + 12
+    fsdp2 = z >= 3 and layout.framework == "torchtitan"
+    wb = 4.0 if fsdp2 else WEIGHT_BYTES
+    opt_bytes = layout.optimizer_bytes - 4.0 if fsdp2 else layout.optimizer_bytes
+    w = wb * (sp.dense / shard + sp.expert / expert_shard if z >= 3 else params)
+    if z >= 3:  # two gathered 16-bit layers in flight (prefetch)
         w += 2 * WEIGHT_BYTES * params / stage_layers(model, layout)
     g_shard = z >= 2
     g = GRAD_BYTES * (sp.dense / shard + sp.expert / expert_shard if g_shard else params)
     o_shard = z >= 1
-    o = layout.optimizer_bytes * (sp.dense / shard + sp.expert / expert_shard if o_shard else params)
+    o = opt_bytes * (sp.dense / shard + sp.expert / expert_shard if o_shard else params)
     per_layer, per_layer_none = activation_bytes_per_layer(model, layout)
     layers = stage_layers(model, layout)
     inflight = in_flight_microbatches(model, layout)
