@@ -39,6 +39,8 @@ _EXPORTS: dict[str, str] = {
     "sweep": "servesim.sweep",
     "plan": "servesim.plan",
     "report": "servesim.report",
+    # training
+    "train": "servesim.train",
     # catalogs
     "list_hardware": "servesim.catalog",
     "list_models": "servesim.catalog",

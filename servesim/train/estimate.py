@@ -104,7 +104,8 @@ def train(
 
 def _peak(hw: HardwareSpec, layout: TrainLayout) -> float:
     dt, _ = st.precision(layout)
-    peak = hw.peak_flops(dt.compute)
+    # the datasheet must list tensor cores for the format (no silent fallback to a wider one)
+    peak = dict(hw.tflops).get(dt.compute) and hw.peak_flops(dt.compute)
     if not peak:
         raise SpecError(hw.name, "compute.tflops", dt.compute,
                         f"{hw.name} has no {dt.compute} tensor peak; --dtype {layout.dtype} cannot run on it")  # fmt: skip
