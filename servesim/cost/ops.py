@@ -239,9 +239,9 @@ def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int) -> list[Op]:
         return ops
     hd, kvh = model.head_dim, kv_heads_per_device(model, tp)
     ops.append(Op("qkv_proj", "gemm", ATTENTION, L, TOKENS, dims=(((qh + 2 * kvh) * hd, h),)))
-    ops.append(
-        Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=2 * (qh + kvh) * hd * act)
-    )
+    if model.position == "rope":  # ALiBi and learned positions have no rotary kernel
+        rope_row = 2 * (qh + kvh) * hd * act * model.rotary_fraction  # partial rotary
+        ops.append(Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=rope_row))
     common = dict(q_heads=qh, kv_heads=kvh, head_dim=hd, qk_dim=hd, v_dim=hd, attn_dtype=ad)
     kv_tok, qo_tok = 2 * kvh * hd * kvb, 2 * qh * hd * act
     for suffix, count, window in (("", full, 0), *local):
