@@ -34,8 +34,8 @@ HERE = Path(__file__).resolve().parent
 def gpt_model(spec: str):
     """`gpt:h=..;l=..;a=..` -> a Megatron GPT (vocab 51200, learned positions 2048)."""
     kv = dict(item.split("=") for item in spec[4:].split(";"))
-    h, l, a = int(kv["h"]), int(kv["l"]), int(kv["a"])
-    cfg = {"architectures": ["GPT2LMHeadModel"], "n_embd": h, "n_layer": l, "n_head": a,
+    h, layers, a = int(kv["h"]), int(kv["l"]), int(kv["a"])
+    cfg = {"architectures": ["GPT2LMHeadModel"], "n_embd": h, "n_layer": layers, "n_head": a,
            "vocab_size": int(kv.get("v", 51200)), "n_positions": 2048}  # fmt: skip
     return parse_hf_config(cfg, "data.csv", name=f"gpt-{h}x{l}")
 
@@ -44,8 +44,8 @@ def measured(row: dict, model) -> float:
     value, kind = float(row["measured_tokens_per_s_per_gpu"]), row["measured_as"]
     s = int(row["seq_len"])
     if kind == "tflops_megatron":
-        h, l, V = model.hidden_size, model.num_layers, model.vocab_size
-        per_token = 96 * l * h * h * (1 + s / (6 * h) + V / (16 * l * h))
+        h, n, V = model.hidden_size, model.num_layers, model.vocab_size
+        per_token = 96 * n * h * h * (1 + s / (6 * h) + V / (16 * n * h))
         return value * 1e12 / per_token
     if kind == "tflops_model":
         return value * 1e12 / model_flops_per_token(model, s)

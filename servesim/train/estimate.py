@@ -182,7 +182,7 @@ def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: flo
     mem = memory(m, layout)
     exposed = {"tp": tp_s * mb, "ep": ep_s * mb, "cp": cp_s * mb, "pp": pp_s * mb,
                "dp": dp_exposed}
-    frame = pd.DataFrame([p._asdict() for p in parts])
+    frame = pd.DataFrame.from_records(parts, columns=st.Part._fields)
     est = TrainEstimate(
         model=m.name, hardware=hw.name, layout=layout, step_s=step_s, tokens_per_s=tok_s,
         tokens_per_s_per_device=per_dev, tflops_per_device=per_dev * mf / 1e12,
@@ -190,7 +190,7 @@ def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: flo
         memory_per_device_bytes=mem.total, memory_breakdown=mem._asdict(),
         capacity_bytes=hw.memory_bytes, fits=mem.total <= hw.memory_bytes,
         bubble_fraction=bubble_frac, exposed_comm_s=exposed,
-        bottleneck=_bottleneck(frame, step_s), breakdown=frame,
+        bottleneck=_bottleneck(parts, step_s), breakdown=frame,
     )  # fmt: skip
     if tokens is not None:
         est = training_cost(est, hw, tokens, cost or CostSpec(), step_s, mf)
@@ -212,12 +212,12 @@ def _recompute(layout: TrainLayout, fwd_s: float, elementwise: bool, name: str) 
     return 0.0
 
 
-def _bottleneck(frame: pd.DataFrame, step_s: float) -> str:
+def _bottleneck(parts: list, step_s: float) -> str:
     """The largest share of the step: compute (forward+backward+recompute), a communication kind,
     the pipeline bubble, the optimizer or overhead."""
     groups: dict[str, float] = {}
-    for row in frame.itertuples():
-        key = "compute" if row.phase in ("forward", "backward", "recompute") else row.op
-        groups[key] = groups.get(key, 0.0) + row.exposed_s
+    for p in parts:
+        key = "compute" if p.phase in ("forward", "backward", "recompute") else p.op
+        groups[key] = groups.get(key, 0.0) + p.exposed_s
     key, sec = max(groups.items(), key=lambda kv: kv[1])
     return f"{key} ({sec / step_s:.0%} of the step)"

@@ -19,7 +19,7 @@ def device_power_W(est: Any, hw: HardwareSpec) -> tuple[float, float, float]:
     operators times the bandwidth they reach."""
     energy.check_power_model(hw)
     frame = est.breakdown
-    mem_s = float(frame.loc[frame["bound"] == "memory", "exposed_s"].sum())
+    mem_s = float(frame["exposed_s"].to_numpy()[frame["bound"].to_numpy() == "memory"].sum())
     u_m = min(1.0, mem_s / est.step_s) if est.step_s > 0 else 0.0
     u_c = min(1.0, est.hfu)
     watts = float(energy.step_power_W(

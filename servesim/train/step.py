@@ -11,10 +11,11 @@ by the GEMM model at its own shape; attention backward runs 2.5x the forward FLO
 
 from __future__ import annotations
 
+import dataclasses
+from functools import lru_cache
 from typing import NamedTuple
 
 from servesim.cost import comm
-from servesim.train import collectives as coll
 from servesim.cost.ops import ATTN, DECODE, model_ops
 from servesim.cost.roofline import (
     elementwise_time,
@@ -26,6 +27,7 @@ from servesim.specs.config import Parallelism
 from servesim.specs.dtypes import DTypes
 from servesim.specs.hardware import HardwareSpec
 from servesim.specs.model import ModelSpec
+from servesim.train import collectives as coll
 from servesim.train.layout import TrainLayout
 from servesim.train.memory import GRAD_BYTES, WEIGHT_BYTES, stage_layers, stage_params
 
@@ -86,7 +88,14 @@ def _grouped3(hw, rows: float, experts: int, n: int, k: int, dt: DTypes, rate: f
 
 def layer_compute(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout) -> list[tuple]:
     """(op, forward s, backward s, bound, elementwise?) per micro-batch for the whole model (all
-    layers, one TP/EP shard), from the serving operator list."""
+    layers, one TP/EP shard), from the serving operator list. Memoised on what it depends on."""
+    key = dataclasses.replace(layout, devices=1, pp=1, dp=1, vp=1, global_batch=1, micro_batch=layout.micro_batch,
+                              recompute="none", zero="1", schedule="1f1b")  # fmt: skip
+    return list(_layer_compute(model, hw, key))
+
+
+@lru_cache(maxsize=512)
+def _layer_compute(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout) -> tuple:
     dt, rate = precision(layout)
     par = Parallelism(tp=layout.tp, pp=1, ep=1, dp_attn=1)
     ops = model_ops(model, dt, par).ops
@@ -120,7 +129,7 @@ def layer_compute(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout) -> li
             rows.append((op.name, t.seconds * c, 2 * t.seconds * c, "memory", True))
         elif op.kind == "attn_prefill":
             rows.append(_attention(op, hw, layout, T, s_local, c))
-    return rows
+    return tuple(rows)
 
 
 # Training attention is FlashAttention over whole sequences (FA2/FA3, cuDNN): dense tiles, no
