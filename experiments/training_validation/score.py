@@ -37,7 +37,7 @@ def gpt_model(spec: str):
     h, layers, a = int(kv["h"]), int(kv["l"]), int(kv["a"])
     cfg = {"architectures": ["GPT2LMHeadModel"], "n_embd": h, "n_layer": layers, "n_head": a,
            "vocab_size": int(kv.get("v", 51200)), "n_positions": 2048}  # fmt: skip
-    return parse_hf_config(cfg, "data.csv", name=f"gpt-{h}x{l}")
+    return parse_hf_config(cfg, "data.csv", name=f"gpt-{h}x{layers}")
 
 
 def measured(row: dict, model) -> float:
@@ -56,7 +56,11 @@ def run(path: Path = HERE / "data.csv") -> list[dict]:
     out = []
     with open(path, newline="") as fh:
         for row in csv.DictReader(fh):
-            m = gpt_model(row["model"]) if row["model"].startswith("gpt:") else load_model(row["model"])
+            m = (
+                gpt_model(row["model"])
+                if row["model"].startswith("gpt:")
+                else load_model(row["model"])
+            )
             est = train(
                 m, row["hardware"], devices=int(row["devices"]), tp=int(row["tp"]),
                 pp=int(row["pp"]), cp=int(row["cp"]), ep=int(row["ep"]), vp=int(row["vp"]),

@@ -30,32 +30,65 @@ def _ints(text: str | None, flag: str) -> list[int] | None:
 @click.command("train")
 @click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--model", default=None, help="Model id, alias or HF config.json.")
-@click.option("--hw", "hardware", default=None, help="Hardware id (--search: comma-separated list).")
+@click.option(
+    "--hw", "hardware", default=None, help="Hardware id (--search: comma-separated list)."
+)
 @click.option("--devices", default=None, help="Devices (--search: comma-separated budgets).")
 @click.option("--gpus", default=None, help="Alias of --devices.")
 @click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--dp", type=click.IntRange(min=1), default=None, help="Default: devices / (tp x pp x cp).")
+@click.option(
+    "--dp", type=click.IntRange(min=1), default=None, help="Default: devices / (tp x pp x cp)."
+)
 @click.option("--cp", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--ep", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--vp", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Virtual pipeline stages per device (interleaved 1F1B).")
+@click.option(
+    "--vp",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Virtual pipeline stages per device (interleaved 1F1B).",
+)
 @click.option("--seq-len", type=click.IntRange(min=1), default=None)
-@click.option("--global-batch", type=click.IntRange(min=1), default=None, help="Sequences per step.")
+@click.option(
+    "--global-batch", type=click.IntRange(min=1), default=None, help="Sequences per step."
+)
 @click.option("--micro-batch", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--recompute", type=click.Choice(["none", "selective", "full"]), default="selective",
-              show_default=True)
-@click.option("--zero", type=click.Choice(["0", "1", "2", "3", "fsdp"]), default="1", show_default=True)
-@click.option("--dtype", type=click.Choice(["bf16", "fp16", "fp8", "fp8-block", "nvfp4"]),
-              default="bf16", show_default=True)
-@click.option("--tokens", type=float, default=None, help="Training tokens: time, GPU-hours, energy, cost.")
-@click.option("--framework", type=click.Choice(["megatron", "megatron-legacy", "torchtitan"]),
-              default="megatron", show_default=True)
-@click.option("--schedule", type=click.Choice(["1f1b", "dualpipe"]), default="1f1b", show_default=True)
+@click.option(
+    "--recompute",
+    type=click.Choice(["none", "selective", "full"]),
+    default="selective",
+    show_default=True,
+)
+@click.option(
+    "--zero", type=click.Choice(["0", "1", "2", "3", "fsdp"]), default="1", show_default=True
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["bf16", "fp16", "fp8", "fp8-block", "nvfp4"]),
+    default="bf16",
+    show_default=True,
+)
+@click.option(
+    "--tokens", type=float, default=None, help="Training tokens: time, GPU-hours, energy, cost."
+)
+@click.option(
+    "--framework",
+    type=click.Choice(["megatron", "megatron-legacy", "torchtitan"]),
+    default="megatron",
+    show_default=True,
+)
+@click.option(
+    "--schedule", type=click.Choice(["1f1b", "dualpipe"]), default="1f1b", show_default=True
+)
 @click.option("--search", is_flag=True, help="Rank the layouts that fit instead of costing one.")
 @click.option("--objective", type=click.Choice(["time", "cost"]), default="time", show_default=True)
-@click.option("--target-days", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="--search: keep layouts that train --tokens within this many days.")
+@click.option(
+    "--target-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="--search: keep layouts that train --tokens within this many days.",
+)
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
 @format_option("table", "json")
 def train_command(config: str | None, **opts: Any) -> None:
@@ -81,7 +114,12 @@ def train_command(config: str | None, **opts: Any) -> None:
                 raise SpecError("servesim train", flag, "<missing>", "required (or give a CONFIG)")
         devices = _ints(opts["devices"], "--devices")
         if devices is not None and len(devices) > 1:
-            raise SpecError("servesim train", "--devices", opts["devices"], "one number (lists are for --search)")
+            raise SpecError(
+                "servesim train",
+                "--devices",
+                opts["devices"],
+                "one number (lists are for --search)",
+            )
         kw = {k: opts[k] for k in ("model", "hardware", "tp", "pp", "dp", "cp", "ep", "vp",
                                    "seq_len", "global_batch", "micro_batch", "recompute", "zero",
                                    "dtype", "tokens", "framework", "schedule")}  # fmt: skip
@@ -148,13 +186,22 @@ def render(est: Any) -> str:
     ]  # fmt: skip
     out = [key_values(head), "", "memory per device (busiest stage):"]
     out.append(key_values([(k, f"{v / GiB:,.1f} GiB") for k, v in mem_rows], indent=2))
-    out.append(f"  total {est.memory_per_device_bytes / GiB:,.1f} GiB of "
-               f"{est.capacity_bytes / GiB:,.1f} GiB: {fit} ({est.headroom_bytes / GiB:+,.1f} GiB)")
+    out.append(
+        f"  total {est.memory_per_device_bytes / GiB:,.1f} GiB of "
+        f"{est.capacity_bytes / GiB:,.1f} GiB: {fit} ({est.headroom_bytes / GiB:+,.1f} GiB)"
+    )
     out += ["", "exposed communication per step:"]
-    out.append(key_values([(k, f"{fmt_num(v)} s") for k, v in est.exposed_comm_s.items()], indent=2))
+    out.append(
+        key_values([(k, f"{fmt_num(v)} s") for k, v in est.exposed_comm_s.items()], indent=2)
+    )
     frame = est.breakdown.groupby("phase", sort=False)[["seconds", "exposed_s"]].sum()
-    out += ["", table([[p, r.seconds, r.exposed_s] for p, r in frame.iterrows()],
-                      ["phase", "seconds", "exposed s"])]
+    out += [
+        "",
+        table(
+            [[p, r.seconds, r.exposed_s] for p, r in frame.iterrows()],
+            ["phase", "seconds", "exposed s"],
+        ),
+    ]
     if est.time_to_train_s is not None:
         d = est.cost_detail or {}
         out += ["", key_values([

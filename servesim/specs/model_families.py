@@ -50,7 +50,9 @@ def gpt2(r: Any) -> dict[str, Any]:
     Megatron's GPT-3-style models use the same block."""
     h = _first(r, "n_embd", "hidden_size")
     heads = _first(r, "n_head", "num_attention_heads")
-    fields = _shape(r, h, _first(r, "n_layer", "num_hidden_layers"), heads, heads, r.int("vocab_size"))
+    fields = _shape(
+        r, h, _first(r, "n_layer", "num_hidden_layers"), heads, heads, r.int("vocab_size")
+    )
     inner = r.data.get("n_inner")
     fields.update(
         intermediate_size=r.int("n_inner") if inner is not None else 4 * h,
@@ -66,7 +68,9 @@ def bloom(r: Any) -> dict[str, Any]:
     """BLOOM: ALiBi (no position embedding), LayerNorm after the embedding too, GELU 4h, biases."""
     h = _first(r, "hidden_size", "n_embed")
     heads = _first(r, "n_head", "num_attention_heads")
-    fields = _shape(r, h, _first(r, "n_layer", "num_hidden_layers"), heads, heads, r.int("vocab_size"))
+    fields = _shape(
+        r, h, _first(r, "n_layer", "num_hidden_layers"), heads, heads, r.int("vocab_size")
+    )
     fields.update(
         intermediate_size=4 * h, tie_word_embeddings=r.bool("tie_word_embeddings", True),
         gated_mlp=False, mlp_activation="gelu", norm="layernorm", norm_params_scale=2,
@@ -215,7 +219,9 @@ def minimax(mixtral: Any) -> Any:
             raise SpecError(r.where, r.field("attn_type_list"), kinds, "must be a list")
         linear = sum(1 for k in kinds if k in (0, "linear_attention"))
         if linear:
-            h, heads, hd, kv = (fields[k] for k in ("hidden_size", "num_heads", "head_dim", "num_kv_heads"))
+            h, heads, hd, kv = (
+                fields[k] for k in ("hidden_size", "num_heads", "head_dim", "num_kv_heads")
+            )
             lightning = 5 * h * heads * hd + heads * hd
             softmax = 2 * h * heads * hd + 2 * h * kv * hd
             fields["extra_params"] = linear * (lightning - softmax)

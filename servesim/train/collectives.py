@@ -25,7 +25,9 @@ from servesim.specs.hardware import HardwareSpec
 
 def _bw(hw: HardwareSpec) -> tuple[float, float]:
     e = params(hw)
-    return hw.scaleup_bw_GBps * 1e9 * e["comm_scaleup"], hw.scaleout_bw_GBps * 1e9 * e["comm_scaleout"]
+    return hw.scaleup_bw_GBps * 1e9 * e["comm_scaleup"], hw.scaleout_bw_GBps * 1e9 * e[
+        "comm_scaleout"
+    ]
 
 
 def members_per_domain(hw: HardwareSpec, n: int, stride: int) -> int:

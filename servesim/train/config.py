@@ -1,21 +1,21 @@
 """Training config files: ``servesim train config.yaml``.
 
-    model: llama-3.1-70b
-    dtype: bf16                 # bf16 | fp16 | fp8 | fp8-block | nvfp4
-    cost: {pricing: cloud}      # the serving cost block (servesim.specs.cost)
-    seed: 0                     # accepted for symmetry with run configs; the estimate is analytic
-    training:
-      hardware: h100-sxm
-      devices: 1024             # or gpus:
-      parallelism: {tp: 8, pp: 4, dp: 32, cp: 1, ep: 1, vp: 2}
-      seq_len: 8192
-      global_batch: 512
-      micro_batch: 1
-      recompute: selective      # none | selective | full
-      zero: 1                   # 0 | 1 | 2 | 3 | fsdp
-      tokens: 15e12             # optional: time to train, GPU-hours, energy, cost
-      framework: megatron       # megatron | megatron-legacy | torchtitan
-      schedule: 1f1b            # 1f1b (interleaved when vp > 1) | dualpipe
+model: llama-3.1-70b
+dtype: bf16                 # bf16 | fp16 | fp8 | fp8-block | nvfp4
+cost: {pricing: cloud}      # the serving cost block (servesim.specs.cost)
+seed: 0                     # accepted for symmetry with run configs; the estimate is analytic
+training:
+  hardware: h100-sxm
+  devices: 1024             # or gpus:
+  parallelism: {tp: 8, pp: 4, dp: 32, cp: 1, ep: 1, vp: 2}
+  seq_len: 8192
+  global_batch: 512
+  micro_batch: 1
+  recompute: selective      # none | selective | full
+  zero: 1                   # 0 | 1 | 2 | 3 | fsdp
+  tokens: 15e12             # optional: time to train, GPU-hours, energy, cost
+  framework: megatron       # megatron | megatron-legacy | torchtitan
+  schedule: 1f1b            # 1f1b (interleaved when vp > 1) | dualpipe
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ def load_train_config(path: str | Path) -> dict[str, Any]:
     for key in ("seq_len", "global_batch"):
         kw[key] = get_number(tr, key, where, "training", minimum=1, integer=True)
     if "micro_batch" in tr:
-        kw["micro_batch"] = get_number(tr, "micro_batch", where, "training", minimum=1, integer=True)
+        kw["micro_batch"] = get_number(
+            tr, "micro_batch", where, "training", minimum=1, integer=True
+        )
     for key in ("recompute", "framework", "schedule"):
         if key in tr:
             kw[key] = str(tr[key])

@@ -53,7 +53,9 @@ class TrainEstimate:
         return self.capacity_bytes - self.memory_per_device_bytes
 
     def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("breakdown", "layout")}
+        out = {
+            k: v for k, v in dataclasses.asdict(self).items() if k not in ("breakdown", "layout")
+        }
         out["layout"] = dataclasses.asdict(self.layout)
         out["headroom_bytes"] = self.headroom_bytes
         out["breakdown"] = self.breakdown.to_dict(orient="records")
@@ -91,7 +93,11 @@ def train(
             raise SpecError("train", "gpus", gpus, f"conflicts with devices={devices}")
         devices = gpus
     m = model if isinstance(model, ModelSpec) else load_model(model, where="train --model")
-    hw = hardware if isinstance(hardware, HardwareSpec) else load_hardware(hardware, where="train --hw")
+    hw = (
+        hardware
+        if isinstance(hardware, HardwareSpec)
+        else load_hardware(hardware, where="train --hw")
+    )
     layout = make_layout(m, devices=devices, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vp=vp,
                          seq_len=seq_len, global_batch=global_batch, micro_batch=micro_batch,
                          recompute=recompute, zero=zero, dtype=dtype,
@@ -159,7 +165,9 @@ def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: flo
     n_dp = layout.dp * layout.cp
     last_bucket = st.bucket_exposed(hw, n_dp, coll.members_per_domain(hw, n_dp, layout.tp))
     if dp_micro:  # FSDP: per micro-batch, overlapped with that micro-batch's compute
-        exposed_micro = max(0.0, dp_micro - st.FRAMEWORKS[layout.framework].dp_overlap * (fwd + bwd + rec))
+        exposed_micro = max(
+            0.0, dp_micro - st.FRAMEWORKS[layout.framework].dp_overlap * (fwd + bwd + rec)
+        )
         dp_exposed = mb * exposed_micro + last_bucket
         dp_total = mb * dp_micro
     else:
@@ -173,15 +181,16 @@ def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: flo
     opt_s = st.optimizer_time(m, hw, layout)
     parts.append(st.Part("optimizer", "adam_step", opt_s, opt_s, "memory"))
     parts.append(st.Part("pipeline", "bubble", bubble_s, bubble_s, "idle"))
-    parts.append(st.Part("overhead", "per_iteration", st.STEP_OVERHEAD_S, st.STEP_OVERHEAD_S, "overhead"))
+    parts.append(
+        st.Part("overhead", "per_iteration", st.STEP_OVERHEAD_S, st.STEP_OVERHEAD_S, "overhead")
+    )
     step_s = pipeline_s + bubble_s + dp_exposed + opt_s + st.STEP_OVERHEAD_S
     tok_s = layout.tokens_per_step / step_s
     per_dev = tok_s / layout.devices
     mf = model_flops_per_token(m, layout.seq_len)
     hf = hardware_flops_per_token(m, layout)
     mem = memory(m, layout)
-    exposed = {"tp": tp_s * mb, "ep": ep_s * mb, "cp": cp_s * mb, "pp": pp_s * mb,
-               "dp": dp_exposed}
+    exposed = {"tp": tp_s * mb, "ep": ep_s * mb, "cp": cp_s * mb, "pp": pp_s * mb, "dp": dp_exposed}
     frame = pd.DataFrame.from_records(parts, columns=st.Part._fields)
     est = TrainEstimate(
         model=m.name, hardware=hw.name, layout=layout, step_s=step_s, tokens_per_s=tok_s,

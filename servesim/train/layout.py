@@ -98,7 +98,9 @@ def make_layout(
     if devices is None:
         devices = dp * model_par
     if dp * model_par != devices:
-        raise SpecError(where, "dp", dp, f"tp x pp x cp x dp = {dp * model_par} != devices {devices}")
+        raise SpecError(
+            where, "dp", dp, f"tp x pp x cp x dp = {dp * model_par} != devices {devices}"
+        )
     zero = str(zero).lower()
     if zero not in ZERO:
         raise SpecError(where, "zero", zero, "must be one of 0, 1, 2, 3, fsdp")

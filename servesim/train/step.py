@@ -41,7 +41,9 @@ MOE_IMBALANCE = 1.10
 # and the pipeline bubbles) that bucketed collectives can use: they run on their own stream but
 # share HBM and SMs with the GEMMs.
 BUCKET_BYTES = 40e6  # Megatron-Core's default DDP bucket (40M elements); the last one is exposed
-OPTIMIZER_BYTES_PER_PARAM = 30.0  # Adam step: read fp32 master, m, v, grad; write master, m, v, bf16 weight
+OPTIMIZER_BYTES_PER_PARAM = (
+    30.0  # Adam step: read fp32 master, m, v, grad; write master, m, v, bf16 weight
+)
 # estimate: host work per step (data loader handoff, logging, scheduler, launch gaps)
 STEP_OVERHEAD_S = 0.02
 MICROBATCH_OVERHEAD_S = 0.5e-3  # estimate: per micro-batch launch gaps the GEMM model does not see
@@ -146,7 +148,6 @@ def _layer_compute(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout) -> t
 ATTN_FACTORS = {"best": (0.85, 0.70), "sdpa": (0.47, 0.41)}
 
 
-
 class Framework(NamedTuple):
     attention: str  # best | sdpa | unfused (scores materialised: QK^T and PV GEMMs + softmax)
     tp_overlap: float  # fraction of TP collective time hidden under GEMMs
@@ -231,7 +232,13 @@ def micro_comm(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout, attn_fwd
     tp = 0.0
     if layout.tp > 1:
         g = coll.members_per_domain(hw, layout.tp, 1)
-        tp = 2 * L * passes * coll.allreduce(hw, T * h * act, layout.tp, g) * (1.0 - FRAMEWORKS[layout.framework].tp_overlap)
+        tp = (
+            2
+            * L
+            * passes
+            * coll.allreduce(hw, T * h * act, layout.tp, g)
+            * (1.0 - FRAMEWORKS[layout.framework].tp_overlap)
+        )
     ep = 0.0
     if layout.ep > 1:
         moe = model.moe_layers or L
@@ -252,7 +259,9 @@ def micro_comm(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout, attn_fwd
         fwd = (layout.cp - 1) * hop
         per_layer_attn = attn_fwd_s / L
         if FRAMEWORKS[layout.framework].cp_overlap:
-            cp = L * (max(0.0, fwd - per_layer_attn) + max(0.0, 2 * fwd - ATTN_BWD_FLOPS * per_layer_attn))
+            cp = L * (
+                max(0.0, fwd - per_layer_attn) + max(0.0, 2 * fwd - ATTN_BWD_FLOPS * per_layer_attn)
+            )
         else:  # all-gather K/V forward; all-gather again and reduce-scatter dK/dV backward
             g = coll.members_per_domain(hw, layout.cp, layout.tp)
             ag = coll.all_gather(hw, chunk * layout.cp, layout.cp, g)
@@ -286,7 +295,9 @@ def dp_comm(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout) -> tuple[fl
         return both(coll.allreduce, sp.dense * gb, sp.expert * gb), 0.0, "all-reduce"
     rs = both(coll.reduce_scatter, sp.dense * GRAD_BYTES, sp.expert * GRAD_BYTES)
     ag = both(coll.all_gather, sp.dense * WEIGHT_BYTES, sp.expert * WEIGHT_BYTES)
-    if z >= 3:  # FSDP: gather weights for forward and again for backward, reduce-scatter grads, per micro-batch
+    if (
+        z >= 3
+    ):  # FSDP: gather weights for forward and again for backward, reduce-scatter grads, per micro-batch
         return 0.0, rs + 2 * ag, "fsdp"
     return rs + ag, 0.0, "reduce-scatter+all-gather"
 

@@ -40,7 +40,11 @@ def test_minimax_active_parameters():
 
 
 def test_architecture_features_are_read():
-    bloom, neox, falcon = load_model("bloom-176b"), load_model("gpt-neox-20b"), load_model("falcon-7b")
+    bloom, neox, falcon = (
+        load_model("bloom-176b"),
+        load_model("gpt-neox-20b"),
+        load_model("falcon-7b"),
+    )
     assert bloom.position == "alibi" and bloom.norm == "layernorm" and not bloom.gated_mlp
     assert bloom.attn_bias and bloom.mlp_bias and bloom.mlp_activation == "gelu"
     assert neox.parallel_block and neox.rotary_fraction == 0.25

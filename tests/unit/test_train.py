@@ -37,8 +37,7 @@ def test_model_flops_6nd_plus_attention_by_hand():
     assert matmul_params(m) == n
     attn = 2 * HEADS * (2 * hd) * (s / 2) * L  # QK^T and PV over the causal half
     assert model_flops_per_token(m, s) == pytest.approx(3 * (2 * n + attn))
-    assert model_flops_per_token(m, s, causal_halved=False) == pytest.approx(
-        3 * (2 * n + 2 * attn))
+    assert model_flops_per_token(m, s, causal_halved=False) == pytest.approx(3 * (2 * n + 2 * attn))
 
 
 def test_bubble_formula():
@@ -61,8 +60,12 @@ def test_zero_memory_per_stage(zero):
     assert p == pytest.approx(m.params_total)  # one stage, no TP: every weight
     mem = memory(m, lo)
     d = 8
-    want = {"0": (2 * p, 4 * p, 12 * p), "1": (2 * p, 4 * p, 12 * p / d),
-            "2": (2 * p, 4 * p / d, 12 * p / d), "3": (2 * p / d, 4 * p / d, 12 * p / d)}[zero]
+    want = {
+        "0": (2 * p, 4 * p, 12 * p),
+        "1": (2 * p, 4 * p, 12 * p / d),
+        "2": (2 * p, 4 * p / d, 12 * p / d),
+        "3": (2 * p / d, 4 * p / d, 12 * p / d),
+    }[zero]
     weights = mem.weights - (2 * 2 * p / L if zero == "3" else 0.0)  # two gathered layers
     assert (weights, mem.gradients, mem.optimizer) == pytest.approx(want)
 
@@ -170,7 +173,8 @@ def test_config_file(tmp_path):
     cfg.write_text(
         "model: llama-3.1-8b\ndtype: bf16\nseed: 1\ncost: {pricing: cloud}\n"
         "training:\n  hardware: h100-sxm\n  gpus: 16\n  parallelism: {tp: 2, pp: 1}\n"
-        "  seq_len: 4096\n  global_batch: 32\n  zero: fsdp\n  tokens: 1.0e+10\n")
+        "  seq_len: 4096\n  global_batch: 32\n  zero: fsdp\n  tokens: 1.0e+10\n"
+    )
     kw = load_train_config(cfg)
     est = servesim.train(**kw)
     assert est.layout.tp == 2 and est.layout.dp == 8 and est.gpu_hours > 0
@@ -208,8 +212,23 @@ def test_cli_bad_input_is_one_line_exit_2(argv, capsys):
 
 
 def test_cli_table_and_json(capsys):
-    argv = ["train", "--model", "llama-3.1-8b", "--hw", "h100-sxm", "--devices", "16", "--tp",
-            "2", "--seq-len", "4096", "--global-batch", "32", "--tokens", "1e10"]
+    argv = [
+        "train",
+        "--model",
+        "llama-3.1-8b",
+        "--hw",
+        "h100-sxm",
+        "--devices",
+        "16",
+        "--tp",
+        "2",
+        "--seq-len",
+        "4096",
+        "--global-batch",
+        "32",
+        "--tokens",
+        "1e10",
+    ]
     with pytest.raises(SystemExit) as exc:
         main(argv)
     out = capsys.readouterr().out
