@@ -68,9 +68,7 @@ class ModelSpec:
     # defaults describe a Llama-style block, so models loaded before these existed are unchanged.
     mlp_activation: str = "silu"  # silu | gelu | relu | relu2 (squared ReLU)
     norm: str = "rmsnorm"  # rmsnorm | layernorm
-    norm_params_scale: int = (
-        1  # weights per norm element: 1 (RMSNorm/LayerNorm w/o bias) or 2; 0 = none
-    )
+    norm_params_scale: int = 1  # weights per norm element: 1, 2 with a bias, 0 non-parametric
     norms_per_layer: int = 2  # pre-attention and pre-MLP norms; 1 for single-norm parallel blocks
     position: str = "rope"  # rope | alibi | learned (learned: a max_position_embeddings x h table)
     rotary_fraction: float = 1.0  # fraction of each head's dims rotated (partial rotary)
