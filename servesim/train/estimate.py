@@ -147,6 +147,9 @@ def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: flo
         # 3.2.1); what does not fit stays exposed. Bubble: (pp/2 - 1)(F&B + B - 3W) with the
         # weight-gradient half of the backward W = B/2.
         slow = st.dualpipe_slowdown(hw) if layout.ep > 1 else 1.0
+        if slow > 1.0:
+            sms = (slow - 1.0) * compute * mb
+            parts.append(st.Part("comm", "ep_kernels_sm_share", sms, sms, "comm"))
         compute *= slow
         left = max(0.0, ep_s + pp_s - compute)
         share = ep_s / (ep_s + pp_s) if ep_s + pp_s > 0 else 0.0

@@ -249,7 +249,7 @@ def micro_comm(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout, attn_fwd
         rows = T * MOE_IMBALANCE
         one_way = coll.moe_alltoall(hw, rows, h * disp, k, layout.ep, g)
         one_way += coll.moe_alltoall(hw, rows, h * act, k, layout.ep, g)
-        ep = moe * (passes + 1 if layout.recompute == "full" else 2) * one_way
+        ep = moe * passes * one_way  # forward, backward, and the recomputed forward
     cp = 0.0
     if layout.cp > 1:
         kv = (model.kv_lora_rank + model.qk_rope_head_dim if model.attention == "mla"
