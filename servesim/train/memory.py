@@ -50,9 +50,10 @@ def stage_layers(model: ModelSpec, layout: TrainLayout) -> int:
     return math.ceil(model.num_layers / layout.pp)
 
 
-def stage_params(model: ModelSpec, layout: TrainLayout) -> StageParams:
-    """Parameters one device holds on the busiest stage (the last: layers + LM head; the first
-    holds the embedding, usually no larger)."""
+def stage_params(model: ModelSpec, layout: TrainLayout, stage: str = "last") -> StageParams:
+    """Parameters one device holds on a pipeline stage: ``last`` has its layers and the LM head,
+    ``first`` its layers and the embedding table (a tied table lives on both ends), a single
+    stage both (tied: once). Step-time costs use the last stage (it also runs the LM head)."""
     dense_l, moe_l = layer_counts(model)
     frac = stage_layers(model, layout) / model.num_layers
     attn = model.num_layers * model.attention_params_per_layer + model.norm_params
@@ -60,10 +61,11 @@ def stage_params(model: ModelSpec, layout: TrainLayout) -> StageParams:
     moe_shared = moe_l * (model.router_params_per_layer + model.shared_expert_params_per_layer)
     experts = moe_l * model.num_experts * model.expert_params
     extra = model.bias_params + model.position_params
-    head = model.lm_head_params
     if layout.pp == 1:
-        head += 0 if model.tie_word_embeddings else model.embedding_params
-    dense = ((attn + mlp + moe_shared + extra) * frac + head) / layout.tp
+        ends = model.lm_head_params + (0 if model.tie_word_embeddings else model.embedding_params)
+    else:
+        ends = model.lm_head_params if stage == "last" else model.embedding_params
+    dense = ((attn + mlp + moe_shared + extra) * frac + ends) / layout.tp
     expert = experts * frac / (layout.tp * layout.ep)
     return StageParams(dense, expert)
 
@@ -117,7 +119,8 @@ def activation_bytes_per_layer(model: ModelSpec, layout: TrainLayout) -> tuple[f
 
 
 def in_flight_microbatches(model: ModelSpec, layout: TrainLayout) -> float:
-    """Micro-batches whose activations stage 0 holds at its peak: pp under 1F1B; interleaving
+    """Micro-batches whose activations stage 0 holds at its peak: pp under 1F1B (DualPipe too:
+    it holds about as many, with two model copies' worth of micro-batches each half); interleaving
     adds (pp-1)/(pp*vp) of a stage's worth (Narayanan et al. 2021, arXiv 2104.04473)."""
     m = layout.microbatches
     if layout.pp == 1:
@@ -127,7 +130,21 @@ def in_flight_microbatches(model: ModelSpec, layout: TrainLayout) -> float:
 
 
 def memory(model: ModelSpec, layout: TrainLayout) -> Memory:
-    sp = stage_params(model, layout)
+    """Memory of the busiest device: the first pipeline stage (embedding, the most micro-batches
+    in flight) or the last (LM head, logits, one micro-batch in flight under plain 1F1B),
+    whichever needs more."""
+    if layout.pp == 1:
+        return _stage_memory(model, layout, "last", 1.0, with_logits=True)
+    first = _stage_memory(model, layout, "first", in_flight_microbatches(model, layout), False)
+    # the last device of an interleaved pipeline also holds earlier virtual stages' micro-batches
+    last_inflight = 1.0 if layout.vp == 1 else in_flight_microbatches(model, layout)
+    last = _stage_memory(model, layout, "last", last_inflight, with_logits=True)
+    return max(first, last, key=lambda m: m.total)
+
+
+def _stage_memory(model: ModelSpec, layout: TrainLayout, stage: str, inflight: float,
+                  with_logits: bool) -> Memory:  # fmt: skip
+    sp = stage_params(model, layout, stage)
     shard = layout.dp * layout.cp
     expert_shard = max(1, shard // layout.ep)
     z = layout.zero_stage
@@ -137,20 +154,19 @@ def memory(model: ModelSpec, layout: TrainLayout) -> Memory:
     fsdp2 = z >= 3 and layout.framework == "torchtitan"
     wb = 4.0 if fsdp2 else WEIGHT_BYTES
     opt_bytes = layout.optimizer_bytes - 4.0 if fsdp2 else layout.optimizer_bytes
-    w = wb * (sp.dense / shard + sp.expert / expert_shard if z >= 3 else params)
+    sharded = sp.dense / shard + sp.expert / expert_shard
+    w = wb * (sharded if z >= 3 else params)
     if z >= 3:  # two gathered 16-bit layers in flight (prefetch)
         w += 2 * WEIGHT_BYTES * params / stage_layers(model, layout)
-    g_shard = z >= 2
-    g = GRAD_BYTES * (sp.dense / shard + sp.expert / expert_shard if g_shard else params)
-    o_shard = z >= 1
-    o = opt_bytes * (sp.dense / shard + sp.expert / expert_shard if o_shard else params)
+    g = GRAD_BYTES * (sharded if z >= 2 else params)
+    o = opt_bytes * (sharded if z >= 1 else params)
     per_layer, per_layer_none = activation_bytes_per_layer(model, layout)
     layers = stage_layers(model, layout)
-    inflight = in_flight_microbatches(model, layout)
     acts = per_layer * layers * inflight
     if layout.recompute == "full":  # one layer's full activations exist during its recompute
         acts += per_layer_none
     acts_none = per_layer_none * layers * inflight
     T = layout.micro_batch * layout.seq_len / layout.cp
-    logits = T * model.vocab_size / layout.tp * (2.0 + 4.0)  # bf16 logits + fp32 loss grad
+    # bf16 logits + fp32 loss gradient, on the stage that runs the LM head
+    logits = T * model.vocab_size / layout.tp * (2.0 + 4.0) if with_logits else 0.0
     return Memory(w, g, o, acts, acts_none, logits, float(RESERVED_BYTES))
