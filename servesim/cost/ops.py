@@ -351,11 +351,14 @@ def model_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism) -> ModelO
     # fused residual add + RMSNorm: read x and residual, write both
     ops.append(Op("input_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * hid))
     ops += _attention_ops(model, dtypes, tp)
-    if tp > 1:
+    if tp > 1 and not model.parallel_block:  # parallel blocks reduce attention + MLP at once
         ops.append(
             Op("tp_allreduce", "allreduce", ATTENTION, L, TOKENS, bytes_per_row=h * hid, group=tp)
         )
-    ops.append(Op("post_attn_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * hid))
+    if model.norms_per_layer > 1:  # single-norm parallel blocks (GPT-J, Falcon-7B, Phi) have one
+        ops.append(
+            Op("post_attn_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * hid)
+        )
     ops += _ffn_ops(model, dtypes, parallel)
     if pp > 1:
         # vLLM sends hidden states and the residual between stages

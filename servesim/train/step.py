@@ -232,8 +232,9 @@ def micro_comm(model: ModelSpec, hw: HardwareSpec, layout: TrainLayout, attn_fwd
     tp = 0.0
     if layout.tp > 1:
         g = coll.members_per_domain(hw, layout.tp, 1)
+        per_layer = 1 if model.parallel_block else 2  # parallel blocks: one reduction per layer
         tp = (
-            2
+            per_layer
             * L
             * passes
             * coll.allreduce(hw, T * h * act, layout.tp, g)

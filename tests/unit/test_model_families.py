@@ -76,3 +76,21 @@ def test_bad_family_value_names_the_key():
                          "num_hidden_layers": 2, "num_attention_heads": 4,
                          "intermediate_size": 256, "vocab_size": 10, "rotary_pct": 2},
                         "t", name="t")  # fmt: skip
+
+
+def test_serving_ops_follow_the_architecture():
+    """ALiBi/learned positions have no rotary kernel; a parallel block reduces attention and MLP
+    outputs in one all-reduce per layer; a single-norm block has one norm."""
+    from servesim.cost.ops import model_ops
+    from servesim.specs.config import Parallelism
+    from servesim.specs.dtypes import DTypes
+
+    par = Parallelism(tp=2, pp=1, ep=1, dp_attn=1)
+    names = lambda m: [o.name for o in model_ops(load_model(m), DTypes(), par).ops]  # noqa: E731
+    assert "rope" not in names("bloom-176b") and "rope" not in names("opt-66b")
+    assert "rope" in names("llama-3.1-8b")
+    count = lambda m: sum(o.count for o in model_ops(load_model(m), DTypes(), par).ops  # noqa: E731
+                          if o.name == "tp_allreduce")  # fmt: skip
+    assert count("gpt-neox-20b") == load_model("gpt-neox-20b").num_layers
+    assert count("llama-3.1-8b") == 2 * load_model("llama-3.1-8b").num_layers
+    assert "post_attn_norm" not in names("falcon-7b") and "post_attn_norm" in names("falcon-180b")
