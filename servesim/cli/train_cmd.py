@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from servesim.cli._render import fmt_num, fmt_pct, format_option, key_values, table, to_json
 from servesim.specs.common import SpecError
@@ -105,6 +106,13 @@ def train_command(config: str | None, **opts: Any) -> None:
 
     if config is not None:
         from servesim.train.config import load_train_config
+
+        ctx = click.get_current_context()
+        given = [n for n in opts if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
+        if given:
+            flag = "--" + given[0].replace("_", "-").replace("hardware", "hw")
+            raise SpecError("servesim train", flag, opts[given[0]],
+                            "give a CONFIG or flags, not both (edit the config's training: section)")  # fmt: skip
 
         kw = load_train_config(config)
     else:

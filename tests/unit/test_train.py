@@ -4,6 +4,7 @@ memory and step time; time-to-train arithmetic; config files, search and the CLI
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -202,8 +203,10 @@ def test_search_ranks_fitting_layouts_with_a_pareto_front():
     ["train", "--model", "llama-3.1-8b", "--hw", "h100-sxm", "--gpus", "8"],
     ["train", "--search", "--model", "llama-3.1-8b", "--hw", "h100-sxm", "--devices", "x",
      "--seq-len", "4096", "--global-batch", "8"],
+    ["train", "experiments/training_validation/llama3_405b_8k.yaml", "--tp", "4"],
 ])  # fmt: skip
-def test_cli_bad_input_is_one_line_exit_2(argv, capsys):
+def test_cli_bad_input_is_one_line_exit_2(argv, capsys, monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
