@@ -77,6 +77,8 @@ class ModelSpec:
     mlp_bias: bool = False  # MLP projections carry biases
     lm_head_bias: bool = False
     extra_params: int = 0  # weights outside the blocks (embedding LayerNorm, projections), counted
+    # DeepSeek-V3 multi-token prediction modules (training only; not in params_total, as the card)
+    mtp_layers: int = 0
 
     @property
     def is_moe(self) -> bool:
@@ -442,6 +444,7 @@ def _deepseek(r: _Reader) -> dict[str, Any]:
         shared_expert_intermediate_size=moe_width if shared else 0,
         moe_layers=moe_layers,
         dense_layers=layers - moe_layers,
+        mtp_layers=r.int("num_nextn_predict_layers", 0, minimum=0),
     )
     return fields
 

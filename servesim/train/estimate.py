@@ -129,6 +129,8 @@ def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: flo
     attn_fwd = sum(r[1] for r in rows if r[0].startswith("attn_prefill"))
     for name, f, b, bound, elementwise in rows:
         share = 1.0 if name in ("lm_head", "final_norm", "embedding") else frac
+        if name == "lm_head":  # each multi-token-prediction module runs the shared head again
+            share += m.mtp_layers
         f, b = f * share, b * share
         r = _recompute(layout, f, elementwise, name)
         if name == "lm_head":

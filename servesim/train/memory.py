@@ -46,8 +46,8 @@ class StageParams(NamedTuple):
 
 
 def stage_layers(model: ModelSpec, layout: TrainLayout) -> int:
-    """Layers on the busiest pipeline stage."""
-    return math.ceil(model.num_layers / layout.pp)
+    """Layers on the busiest pipeline stage (multi-token-prediction blocks count as layers)."""
+    return math.ceil((model.num_layers + model.mtp_layers) / layout.pp)
 
 
 def stage_params(model: ModelSpec, layout: TrainLayout, stage: str = "last") -> StageParams:
