@@ -43,9 +43,12 @@ def _candidates(m: ModelSpec, devices: int, scaleup: int, seq_len: int, global_b
                 continue
             if zero == "3" and pp > 1:  # FSDP with pipelining: not a common recipe
                 continue
-            yield dict(devices=devices, tp=tp, pp=pp, cp=cp, ep=ep, vp=vp, seq_len=seq_len,
-                       global_batch=global_batch, micro_batch=mb, recompute=rc, zero=zero,
-                       dtype=dtype, framework=framework)  # fmt: skip
+            base = dict(devices=devices, tp=tp, pp=pp, cp=cp, ep=ep, vp=vp, seq_len=seq_len,
+                        global_batch=global_batch, micro_batch=mb, recompute=rc, zero=zero,
+                        dtype=dtype, framework=framework)  # fmt: skip
+            yield base
+            if ep > 1 and vp == 1 and pp >= 2 and pp % 2 == 0:  # MoE: DualPipe hides the all-to-all
+                yield base | {"schedule": "dualpipe"}
 
 
 def search_layouts(
@@ -105,7 +108,8 @@ def search_layouts(
 
 def _row(est, hw_name: str, real_tokens: bool) -> dict[str, Any]:
     lo = est.layout
-    text = (f"tp{lo.tp} pp{lo.pp}" + (f"x{lo.vp}" if lo.vp > 1 else "") + f" dp{lo.dp}"
+    text = (f"tp{lo.tp} pp{lo.pp}" + (f"x{lo.vp}" if lo.vp > 1 else "")
+            + (" dualpipe" if lo.schedule == "dualpipe" else "") + f" dp{lo.dp}"
             + (f" cp{lo.cp}" if lo.cp > 1 else "") + (f" ep{lo.ep}" if lo.ep > 1 else "")
             + f" mb{lo.micro_batch} {lo.recompute} zero{lo.zero}")  # fmt: skip
     reason = (f"fits with {est.headroom_bytes / GiB:.1f} GiB spare; MFU {est.mfu:.0%}; "
