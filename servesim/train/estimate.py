@@ -120,11 +120,50 @@ def _peak(hw: HardwareSpec, layout: TrainLayout) -> float:
 
 def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: float | None = None,
              cost: CostSpec | None = None) -> TrainEstimate:  # fmt: skip
+    """One layout on one device type: step time = pipeline (micro-batches + bubble) + exposed
+    data-parallel communication + optimizer + per-step overhead."""
     peak = _peak(hw, layout)
+    mb = layout.microbatches
+    parts: list[st.Part] = []
+    fwd, bwd, rec, attn_fwd = _compute(m, hw, layout, parts)
+    per_micro, bubble_s, exposed = _schedule(m, hw, layout, parts, fwd, bwd, rec, attn_fwd)
+    pipeline_s = mb * per_micro
+    dp_exposed = _data_parallel(m, hw, layout, parts, fwd + bwd + rec, bubble_s)
+    exposed["dp"] = dp_exposed
+    opt_s = st.optimizer_time(m, hw, layout)
+    parts.append(st.Part("optimizer", "adam_step", opt_s, opt_s, "memory"))
+    parts.append(st.Part("pipeline", "bubble", bubble_s, bubble_s, "idle"))
+    parts.append(
+        st.Part("overhead", "per_iteration", st.STEP_OVERHEAD_S, st.STEP_OVERHEAD_S, "overhead")
+    )
+    step_s = pipeline_s + bubble_s + dp_exposed + opt_s + st.STEP_OVERHEAD_S
+    tok_s = layout.tokens_per_step / step_s
+    per_dev = tok_s / layout.devices
+    mf = model_flops_per_token(m, layout.seq_len)
+    hf = hardware_flops_per_token(m, layout)
+    mem = memory(m, layout)
+    frame = pd.DataFrame.from_records(parts, columns=st.Part._fields)
+    est = TrainEstimate(
+        model=m.name, hardware=hw.name, layout=layout, step_s=step_s, tokens_per_s=tok_s,
+        tokens_per_s_per_device=per_dev, tflops_per_device=per_dev * mf / 1e12,
+        mfu=per_dev * mf / peak, hfu=per_dev * hf / peak, peak_tflops=peak / 1e12,
+        memory_per_device_bytes=mem.total, memory_breakdown=mem._asdict(),
+        capacity_bytes=hw.memory_bytes, fits=mem.total <= hw.memory_bytes,
+        bubble_fraction=bubble_s / pipeline_s, exposed_comm_s=exposed,
+        bottleneck=_bottleneck(parts, step_s), breakdown=frame,
+    )  # fmt: skip
+    if tokens is not None:
+        est = training_cost(est, hw, tokens, cost or CostSpec(), step_s, mf)
+    return est
+
+
+def _compute(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout,
+             parts: list) -> tuple[float, float, float, float]:  # fmt: skip
+    """(forward, backward, recompute, attention forward) seconds of one micro-batch on the
+    busiest stage; appends the per-operator rows (per step) to ``parts``."""
     rows = st.layer_compute(m, hw, layout)
     frac = st.stage_fraction(m, layout)
     mb = layout.microbatches
-    parts: list[st.Part] = []
     fwd = bwd = rec = 0.0
     attn_fwd = sum(r[1] for r in rows if r[0].startswith("attn_prefill"))
     for name, f, b, bound, elementwise in rows:
@@ -132,14 +171,20 @@ def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: flo
         if name == "lm_head":  # each multi-token-prediction module runs the shared head again
             share += m.mtp_layers
         f, b = f * share, b * share
-        r = _recompute(layout, f, elementwise, name)
-        if name == "lm_head":
-            r = 0.0
+        r = 0.0 if name == "lm_head" else _recompute(layout, f, elementwise, name)
         fwd, bwd, rec = fwd + f, bwd + b, rec + r
         parts.append(st.Part("forward", name, f * mb, f * mb, bound))
         parts.append(st.Part("backward", name, b * mb, b * mb, bound))
         if r:
             parts.append(st.Part("recompute", name, r * mb, r * mb, bound))
+    return fwd, bwd, rec, attn_fwd
+
+
+def _schedule(m, hw, layout: TrainLayout, parts: list, fwd: float, bwd: float, rec: float,
+              attn_fwd: float) -> tuple[float, float, dict[str, float]]:  # fmt: skip
+    """(seconds per micro-batch on the critical path, bubble seconds, exposed communication per
+    kind per step) under the pipeline schedule."""
+    mb, frac = layout.microbatches, st.stage_fraction(m, layout)
     c = st.micro_comm(m, hw, layout, attn_fwd)
     tp_s, ep_s, cp_s, pp_s = c.tp * frac, c.ep * frac, c.cp * frac, c.pp * layout.vp
     compute = fwd + bwd + rec
@@ -164,51 +209,29 @@ def estimate(m: ModelSpec, hw: HardwareSpec, layout: TrainLayout, *, tokens: flo
     for kind, sec in (("tp", tp_s), ("ep", ep_s), ("cp", cp_s), ("pp", pp_s)):
         if sec:
             parts.append(st.Part("comm", f"{kind}_collectives", sec * mb, sec * mb, "comm"))
-    pipeline_s = mb * per_micro
-    bubble_frac = bubble_s / pipeline_s
+    return per_micro, bubble_s, {"tp": tp_s * mb, "ep": ep_s * mb, "cp": cp_s * mb, "pp": pp_s * mb}
+
+
+def _data_parallel(m, hw, layout: TrainLayout, parts: list, compute_micro: float,
+                   bubble_s: float) -> float:  # fmt: skip
+    """Exposed seconds per step of the gradient / parameter collectives."""
+    mb = layout.microbatches
+    overlap = st.FRAMEWORKS[layout.framework].dp_overlap
     dp_step, dp_micro, dp_kind = st.dp_comm(m, hw, layout)
     n_dp = layout.dp * layout.cp
     last_bucket = st.bucket_exposed(hw, n_dp, coll.members_per_domain(hw, n_dp, layout.tp))
     if dp_micro:  # FSDP: per micro-batch, overlapped with that micro-batch's compute
-        exposed_micro = max(
-            0.0, dp_micro - st.FRAMEWORKS[layout.framework].dp_overlap * (fwd + bwd + rec)
-        )
-        dp_exposed = mb * exposed_micro + last_bucket
-        dp_total = mb * dp_micro
+        exposed = mb * max(0.0, dp_micro - overlap * compute_micro) + last_bucket
+        total = mb * dp_micro
     else:
         # gradients reduce under the last micro-batch's backward and the cooldown bubble, the
         # parameter gather under the first forward and the warmup bubble (the NIC is idle then)
-        window = st.FRAMEWORKS[layout.framework].dp_overlap * (fwd + bwd + rec + bubble_s)
-        dp_exposed = max(0.0, dp_step - window) + (last_bucket if dp_step else 0.0)
-        dp_total = dp_step
-    if dp_total:
-        parts.append(st.Part("comm", f"dp_{dp_kind}", dp_total, dp_exposed, "comm"))
-    opt_s = st.optimizer_time(m, hw, layout)
-    parts.append(st.Part("optimizer", "adam_step", opt_s, opt_s, "memory"))
-    parts.append(st.Part("pipeline", "bubble", bubble_s, bubble_s, "idle"))
-    parts.append(
-        st.Part("overhead", "per_iteration", st.STEP_OVERHEAD_S, st.STEP_OVERHEAD_S, "overhead")
-    )
-    step_s = pipeline_s + bubble_s + dp_exposed + opt_s + st.STEP_OVERHEAD_S
-    tok_s = layout.tokens_per_step / step_s
-    per_dev = tok_s / layout.devices
-    mf = model_flops_per_token(m, layout.seq_len)
-    hf = hardware_flops_per_token(m, layout)
-    mem = memory(m, layout)
-    exposed = {"tp": tp_s * mb, "ep": ep_s * mb, "cp": cp_s * mb, "pp": pp_s * mb, "dp": dp_exposed}
-    frame = pd.DataFrame.from_records(parts, columns=st.Part._fields)
-    est = TrainEstimate(
-        model=m.name, hardware=hw.name, layout=layout, step_s=step_s, tokens_per_s=tok_s,
-        tokens_per_s_per_device=per_dev, tflops_per_device=per_dev * mf / 1e12,
-        mfu=per_dev * mf / peak, hfu=per_dev * hf / peak, peak_tflops=peak / 1e12,
-        memory_per_device_bytes=mem.total, memory_breakdown=mem._asdict(),
-        capacity_bytes=hw.memory_bytes, fits=mem.total <= hw.memory_bytes,
-        bubble_fraction=bubble_frac, exposed_comm_s=exposed,
-        bottleneck=_bottleneck(parts, step_s), breakdown=frame,
-    )  # fmt: skip
-    if tokens is not None:
-        est = training_cost(est, hw, tokens, cost or CostSpec(), step_s, mf)
-    return est
+        window = overlap * (compute_micro + bubble_s)
+        exposed = max(0.0, dp_step - window) + (last_bucket if dp_step else 0.0)
+        total = dp_step
+    if total:
+        parts.append(st.Part("comm", f"dp_{dp_kind}", total, exposed, "comm"))
+    return exposed
 
 
 def _recompute(layout: TrainLayout, fwd_s: float, elementwise: bool, name: str) -> float:

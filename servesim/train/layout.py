@@ -114,6 +114,24 @@ def make_layout(
         raise SpecError(where, "schedule", schedule, "must be one of " + ", ".join(SCHEDULES))
     if schedule == "dualpipe" and (pp < 2 or pp % 2 or vp > 1):
         raise SpecError(where, "schedule", schedule, "dualpipe needs an even pp >= 2 and vp 1")
+    _check_model(model, tp=tp, pp=pp, vp=vp, cp=cp, ep=ep, dp=dp, seq_len=seq_len, where=where)
+    if global_batch % (dp * micro_batch):
+        raise SpecError(where, "global_batch", global_batch,
+                        f"must be a multiple of dp x micro_batch = {dp * micro_batch}")  # fmt: skip
+    if not optimizer_bytes > 0:
+        raise SpecError(where, "optimizer_bytes", optimizer_bytes, "must be > 0")
+    return TrainLayout(
+        devices=devices, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vp=vp, seq_len=seq_len,
+        global_batch=global_batch, micro_batch=micro_batch, recompute=recompute, zero=zero,
+        dtype=dtype, optimizer_bytes=float(optimizer_bytes), framework=framework,
+        schedule=schedule, sequence_parallel=framework != "megatron-legacy",
+    )  # fmt: skip
+
+
+def _check_model(model: ModelSpec, *, tp: int, pp: int, vp: int, cp: int, ep: int, dp: int,
+                 seq_len: int, where: str) -> None:  # fmt: skip
+    """The degrees must split the model: heads by TP, layers by PP x VP, the sequence by CP,
+    the experts by EP (carved out of DP x CP)."""
     if model.num_heads % tp:
         raise SpecError(where, "tp", tp, f"must divide the {model.num_heads} attention heads")
     kvh = model.num_kv_heads
@@ -133,14 +151,3 @@ def make_layout(
             raise SpecError(where, "ep", ep, f"must divide the {model.num_experts} experts")
         if (dp * cp) % ep:
             raise SpecError(where, "ep", ep, f"must divide dp x cp = {dp * cp}")
-    if global_batch % (dp * micro_batch):
-        raise SpecError(where, "global_batch", global_batch,
-                        f"must be a multiple of dp x micro_batch = {dp * micro_batch}")  # fmt: skip
-    if not optimizer_bytes > 0:
-        raise SpecError(where, "optimizer_bytes", optimizer_bytes, "must be > 0")
-    return TrainLayout(
-        devices=devices, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vp=vp, seq_len=seq_len,
-        global_batch=global_batch, micro_batch=micro_batch, recompute=recompute, zero=zero,
-        dtype=dtype, optimizer_bytes=float(optimizer_bytes), framework=framework,
-        schedule=schedule, sequence_parallel=framework != "megatron-legacy",
-    )  # fmt: skip
