@@ -34,7 +34,11 @@ def _ints(text: str | None, flag: str) -> list[int] | None:
 @click.option(
     "--hw", "hardware", default=None, help="Hardware id (--search: comma-separated list)."
 )
-@click.option("--devices", default=None, help="Devices (--search: comma-separated budgets).")
+@click.option(
+    "--devices",
+    default=None,
+    help="Devices (--search: comma-separated budgets, or none with --target-days to scan).",
+)
 @click.option("--gpus", default=None, help="Alias of --devices.")
 @click.option("--tp", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--pp", type=click.IntRange(min=1), default=1, show_default=True)
@@ -139,8 +143,8 @@ def train_command(config: str | None, **opts: Any) -> None:
 def _search(opts: dict[str, Any], fmt: str) -> None:
     from servesim.train.search import search_layouts
 
-    for flag, key in (("--model", "model"), ("--hw", "hardware"), ("--devices", "devices"),
-                      ("--seq-len", "seq_len"), ("--global-batch", "global_batch")):  # fmt: skip
+    for flag, key in (("--model", "model"), ("--hw", "hardware"), ("--seq-len", "seq_len"),
+                      ("--global-batch", "global_batch")):  # fmt: skip
         if opts[key] is None:
             raise SpecError("servesim train --search", flag, "<missing>", "required")
     hardware = [h.strip() for h in opts["hardware"].split(",") if h.strip()]

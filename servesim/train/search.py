@@ -22,6 +22,8 @@ from servesim.train.estimate import estimate
 from servesim.train.layout import make_layout
 
 GiB = 2**30
+# device counts scanned when only a target time is given: 8 to 32,768, doubling
+SCAN_DEVICES = tuple(8 * 2**k for k in range(13))
 
 
 def _divisors(n: int, cap: int) -> list[int]:
@@ -54,7 +56,7 @@ def _candidates(m: ModelSpec, devices: int, scaleup: int, seq_len: int, global_b
 def search_layouts(
     model: str | ModelSpec,
     hardware: Sequence[str],
-    devices: Sequence[int],
+    devices: Sequence[int] | None,
     *,
     seq_len: int,
     global_batch: int,
@@ -67,18 +69,23 @@ def search_layouts(
     cost: CostSpec | None = None,
 ) -> pd.DataFrame:
     """Layouts that fit, best first (``objective`` "time" or "cost"), one row each with the
-    reason; ``pareto`` marks the layouts no other beats on both wall time and cost."""
+    reason; ``pareto`` marks the layouts no other beats on both wall time and cost. ``devices``
+    None with ``target_days``: the smallest device counts (doubling) that meet the target."""
     if objective not in ("time", "cost"):
         raise SpecError("train --search", "objective", objective, "must be time or cost")
     if target_days is not None and tokens is None:
         raise SpecError("train --search", "target_days", target_days, "needs --tokens")
     m = model if isinstance(model, ModelSpec) else load_model(model, where="train --model")
     work = tokens if tokens is not None else float(global_batch * seq_len * 1000)
+    if devices is None and target_days is None:
+        raise SpecError("train --search", "devices", None, "give device budgets or a target time")
     rows: list[dict[str, Any]] = []
     tried = 0
     for hw_name in hardware:
         hw = load_hardware(hw_name, where="train --hw")
-        for n in devices:
+        met = 0  # without budgets: scan doubling sizes until two of them meet the target time
+        for n in devices if devices is not None else SCAN_DEVICES:
+            found = []
             for kw in _candidates(m, n, hw.scaleup_devices, seq_len, global_batch, dtype,
                                   framework):  # fmt: skip
                 try:
@@ -87,9 +94,13 @@ def search_layouts(
                     continue
                 tried += 1
                 est = estimate(m, hw, layout, tokens=work, cost=cost)
-                if not est.fits:
-                    continue
-                rows.append(_row(est, hw.name, tokens is not None))
+                if est.fits:
+                    found.append(_row(est, hw.name, tokens is not None))
+            rows += found
+            if devices is None and any(r["days"] <= target_days for r in found):
+                met += 1
+                if met == 2:
+                    break
     if not rows:
         raise SpecError("train --search", "layouts", tried,
                         "no layout fits in memory; add devices or a larger device")  # fmt: skip
