@@ -243,3 +243,17 @@ def test_cli_table_and_json(capsys):
     data = json.loads(capsys.readouterr().out)
     assert {"step_s", "tokens_per_s_per_device", "mfu", "hfu", "fits", "gpu_hours",
             "cost_usd", "breakdown"} <= set(data)  # fmt: skip
+
+
+def test_moe_alltoall_sends_a_token_once_per_remote_node():
+    hw = load_hardware("h100-sxm")
+    up, out = coll._bw(hw)
+    fixed = coll.moe_alltoall(hw, 1, 1e-9, 8, 64, 8)  # latency and launch only
+    tokens, row, k = 4096, 7168.0, 8
+    t = coll.moe_alltoall(hw, tokens, row, k, 64, 8) - fixed
+    nodes = 8 * (1 - (7 / 8) ** k) * 7 / 8  # expected distinct remote nodes per token
+    fan_out = 64 * (1 - (63 / 64) ** k) * (64 - 8) / 64 + 64 * (1 - (63 / 64) ** k) * 7 / 64
+    assert t == pytest.approx(
+        max(tokens * row * fan_out / up, tokens * row * nodes / out), rel=1e-6
+    )
+    assert coll.expected_distinct(8, 8) < 8  # top-8 over 8 nodes rarely hits every node
