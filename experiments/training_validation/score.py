@@ -77,6 +77,9 @@ def run(path: Path = HERE / "data.csv") -> list[dict]:
             if row["measured_tokens_per_s_per_gpu"]:
                 meas = measured(row, m)
                 rec.update(measured=meas, error=est.tokens_per_s_per_device / meas - 1.0)
+            if row.get("measured_memory_GiB"):
+                mem = float(row["measured_memory_GiB"])
+                rec.update(measured_memory_GiB=mem, memory_error=rec["memory_GiB"] / mem - 1.0)
             out.append(rec)
     return out
 
@@ -88,9 +91,11 @@ def summary(rows: list[dict]) -> dict:
             by.setdefault(r["source"], []).append(abs(r["error"]))
     errs = [e for v in by.values() for e in v]
     fit_ok = sum((r["fits"] == (r["ran"] == "yes")) for r in rows)
+    mem = [abs(r["memory_error"]) for r in rows if "memory_error" in r]
     return {"median_abs_error": statistics.median(errs),
             "per_source": {k: (len(v), statistics.median(v)) for k, v in by.items()},
-            "fit_agreement": (fit_ok, len(rows))}  # fmt: skip
+            "fit_agreement": (fit_ok, len(rows)), "memory_rows": len(mem),
+            "memory_median_abs_error": statistics.median(mem) if mem else None}  # fmt: skip
 
 
 def main() -> None:
@@ -110,6 +115,15 @@ def main() -> None:
     for k, (n, e) in s["per_source"].items():
         print(f"  {k:22s} rows {n:2d}  median |error| {e:.1%}")
     print(f"memory fit agrees with what ran: {s['fit_agreement'][0]}/{s['fit_agreement'][1]}")
+    for r in rows:
+        if "memory_error" in r:
+            print(f"  memory {r['model']:16s} {r['devices']:5d} GPUs: predicted "
+                  f"{r['memory_GiB']:5.1f} GiB, published {r['measured_memory_GiB']:5.1f} "
+                  f"({r['memory_error']:+.0%})")  # fmt: skip
+    print(
+        f"memory per device: median |error| {s['memory_median_abs_error']:.0%} "
+        f"over {s['memory_rows']} published readings"
+    )
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=sorted({k for r in rows for k in r}))

@@ -23,6 +23,12 @@ GRAD_BYTES = 4.0
 # estimate: CUDA context, NCCL/communicator buffers, allocator fragmentation: 3 GiB per device
 # (PyTorch reports ~0.5-1 GiB context; NCCL channels and caching-allocator slack make up the rest).
 RESERVED_BYTES = 3 * 2**30
+# Bytes per logit at the loss: the 16-bit logits and one fp32 buffer that becomes the gradient
+# (Megatron's fused vocab-parallel cross-entropy works in place); PyTorch's cross_entropy on
+# fp32-upcast logits (torchtitan) holds the 16-bit logits, the fp32 copy, the saved log-softmax
+# and the fp32 gradient at its peak.
+LOSS_BYTES = 6.0
+LOSS_BYTES_TORCH = 2.0 + 4.0 + 4.0 + 4.0
 
 
 class Memory(NamedTuple):
@@ -76,8 +82,10 @@ def activation_bytes_per_layer(model: ModelSpec, layout: TrainLayout) -> tuple[f
     T = layout.micro_batch * layout.seq_len / layout.cp  # tokens on this CP rank
     tp, h = layout.tp, model.hidden_size
     # FP8 recipes save the FP8 copy of each GEMM input for the backward (Transformer Engine,
-    # DeepSeek-V3 section 3.3): one byte per element instead of two
-    b = 1.0 if layout.dtype in ("fp8", "fp8-block", "nvfp4") else 2.0
+    # DeepSeek-V3 section 3.3): one byte per element instead of two; torchao's float8 training
+    # (torchtitan) saves the 16-bit inputs and casts them again in the backward
+    low = layout.dtype in ("fp8", "fp8-block", "nvfp4")
+    b = 1.0 if low and layout.framework != "torchtitan" else 2.0
     sp = tp if layout.sequence_parallel else 1
     qh = model.num_heads / tp
     if model.attention == "mla":
@@ -113,6 +121,14 @@ def activation_bytes_per_layer(model: ModelSpec, layout: TrainLayout) -> tuple[f
         full_saved += scores
     if layout.recompute == "full":
         return h / sp * b * T, full_saved  # the layer input only
+    if layout.recompute == "selective" and layout.framework == "torchtitan":
+        # op-level selective checkpointing: the layer input, the attention output and every
+        # second matmul output are saved; everything else is recomputed
+        i = (model.intermediate_size if dense_l else model.experts_per_token
+             * model.moe_intermediate_size) / tp  # fmt: skip
+        gemm_out = q_width + kv_width + h + up * i + h
+        saved = (h / sp + o_width + 0.5 * gemm_out) * 2.0 + 4.0 * qh
+        return min(saved * T, full_saved), full_saved
     if layout.recompute == "selective":
         return max(full_saved - elementwise * T, 0.0), full_saved
     return full_saved, full_saved
@@ -168,5 +184,6 @@ def _stage_memory(model: ModelSpec, layout: TrainLayout, stage: str, inflight: f
     acts_none = per_layer_none * layers * inflight
     T = layout.micro_batch * layout.seq_len / layout.cp
     # bf16 logits + fp32 loss gradient, on the stage that runs the LM head
-    logits = T * model.vocab_size / layout.tp * (2.0 + 4.0) if with_logits else 0.0
+    loss_bytes = LOSS_BYTES_TORCH if layout.framework == "torchtitan" else LOSS_BYTES
+    logits = T * model.vocab_size / layout.tp * loss_bytes if with_logits else 0.0
     return Memory(w, g, o, acts, acts_none, logits, float(RESERVED_BYTES))
