@@ -172,7 +172,11 @@ def _stage_memory(model: ModelSpec, layout: TrainLayout, stage: str, inflight: f
     opt_bytes = layout.optimizer_bytes - 4.0 if fsdp2 else layout.optimizer_bytes
     sharded = sp.dense / shard + sp.expert / expert_shard
     w = wb * (sharded if z >= 3 else params)
-    if z >= 3:  # two gathered 16-bit layers in flight (prefetch)
+    if z >= 3 and fsdp2 and layout.pp > 1:
+        # torchtitan does not reshard after forward under pipelining (reshard_after_forward =
+        # not pp_enabled): the stage's 16-bit weights stay gathered across micro-batches
+        w += WEIGHT_BYTES * params
+    elif z >= 3:  # two gathered 16-bit layers in flight (prefetch)
         w += 2 * WEIGHT_BYTES * params / stage_layers(model, layout)
     g = GRAD_BYTES * (sharded if z >= 2 else params)
     o = opt_bytes * (sharded if z >= 1 else params)

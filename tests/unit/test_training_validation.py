@@ -26,3 +26,4 @@ def test_training_throughput_against_published_runs():
     ok, total = s["fit_agreement"]
     assert ok == total  # the memory check agrees with which layouts ran and which ran out
     assert any(r["ran"] == "no" for r in rows)
+    assert s["memory_rows"] >= 10 and s["memory_median_abs_error"] <= 0.10
