@@ -257,3 +257,11 @@ def test_moe_alltoall_sends_a_token_once_per_remote_node():
         max(tokens * row * fan_out / up, tokens * row * nodes / out), rel=1e-6
     )
     assert coll.expected_distinct(8, 8) < 8  # top-8 over 8 nodes rarely hits every node
+
+
+def test_search_for_a_target_time_scans_device_counts():
+    frame = search_layouts("llama-3.1-8b", ["h100-sxm"], None, seq_len=4096, global_batch=64,
+                           tokens=1e9, target_days=1.0, objective="cost", top=3)  # fmt: skip
+    assert (frame["days"] <= 1.0).all() and frame["devices"].min() == 8
+    with pytest.raises(SpecError, match="target"):
+        search_layouts("llama-3.1-8b", ["h100-sxm"], None, seq_len=4096, global_batch=64)
