@@ -44,6 +44,9 @@ _EXPORTS: dict[str, str] = {
     "sweep": "servesim.studies.sweep",
     "plan": "servesim.studies.plan",
     "report": "servesim.studies.report",
+    # training
+    "train": "servesim.training",
+    "TrainEstimate": "servesim.training",
     # catalogs
     "list_hardware": "servesim.catalog",
     "list_models": "servesim.catalog",

@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "catalog_cmds",
     "trace_cmds",
     "cost_cmd",
+    "train_cmd",
 )
 
 

@@ -195,10 +195,11 @@ def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int, rope_fused: bool) 
         return ops
     hd, kvh = model.head_dim, kv_heads_per_device(model, tp)
     ops.append(Op("qkv_proj", "gemm", ATTENTION, L, TOKENS, dims=(((qh + 2 * kvh) * hd, h),)))
-    if not rope_fused:  # an engine that rotates Q/K inside the attention kernel skips this pass
-        ops.append(
-            Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=2 * (qh + kvh) * hd * act)
-        )
+    if model.position == "rope" and not rope_fused:
+        # ALiBi and learned positions have no rotary kernel; an engine that rotates Q/K inside
+        # the attention kernel skips this pass
+        rope_row = 2 * (qh + kvh) * hd * act * model.rotary_fraction  # partial rotary
+        ops.append(Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=rope_row))
     common = dict(q_heads=qh, kv_heads=kvh, head_dim=hd, qk_dim=hd, v_dim=hd, attn_dtype=ad)
     kv_tok, qo_tok = 2 * kvh * hd * kvb, 2 * qh * hd * act
     for suffix, count, window in (("", full, 0), *local):
@@ -324,11 +325,14 @@ def model_ops(
     # fused residual add + RMSNorm: read x and residual, write both
     ops.append(Op("input_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * hid))
     ops += _attention_ops(model, dtypes, tp, rope_fused)
-    if tp > 1:
+    if tp > 1 and not model.parallel_block:  # parallel blocks reduce attention + MLP at once
         ops.append(
             Op("tp_allreduce", "allreduce", ATTENTION, L, TOKENS, bytes_per_row=h * hid, group=tp)
         )
-    ops.append(Op("post_attn_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * hid))
+    if model.norms_per_layer > 1:  # single-norm parallel blocks (GPT-J, Falcon-7B, Phi) have one
+        ops.append(
+            Op("post_attn_norm", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=4 * h * hid)
+        )
     ops += _ffn_ops(model, dtypes, parallel, moe_comm)
     if pp > 1:
         # vLLM sends hidden states and the residual between stages

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from servesim.specs import model_families as _families
 from servesim.specs.common import (
     SpecError,
     check_keys,
@@ -63,6 +64,21 @@ class ModelSpec:
     # aligned chunks of `attention_chunk_size` tokens (the rest attend to everything).
     attention_chunk_size: int | None = None
     chunked_layers: int = 0
+    # Architecture breadth (older and non-Llama families; servesim/specs/model_families.py). The
+    # defaults describe a Llama-style block, so models loaded before these existed are unchanged.
+    mlp_activation: str = "silu"  # silu | gelu | relu | relu2 (squared ReLU)
+    norm: str = "rmsnorm"  # rmsnorm | layernorm
+    norm_params_scale: int = 1  # weights per norm element: 1, 2 with a bias, 0 non-parametric
+    norms_per_layer: int = 2  # pre-attention and pre-MLP norms; 1 for single-norm parallel blocks
+    position: str = "rope"  # rope | alibi | learned (learned: a max_position_embeddings x h table)
+    rotary_fraction: float = 1.0  # fraction of each head's dims rotated (partial rotary)
+    parallel_block: bool = False  # attention and MLP read the same input (GPT-J/NeoX, Falcon, Phi)
+    attn_bias: bool = False  # QKV and output projections carry biases
+    mlp_bias: bool = False  # MLP projections carry biases
+    lm_head_bias: bool = False
+    extra_params: int = 0  # weights outside the blocks (embedding LayerNorm, projections), counted
+    # DeepSeek-V3 multi-token prediction modules (training only; not in params_total, as the card)
+    mtp_layers: int = 0
 
     @property
     def is_moe(self) -> bool:
@@ -141,7 +157,25 @@ class ModelSpec:
 
     @property
     def norm_params(self) -> int:
-        return (2 * self.num_layers + 1) * self.hidden_size
+        """Norm weights: per layer, plus the final norm (LayerNorm with bias: 2 vectors each)."""
+        per = self.hidden_size * self.norm_params_scale
+        return (self.norms_per_layer * self.num_layers + 1) * per
+
+    @property
+    def bias_params(self) -> int:
+        """Bias vectors of the projections (only families that declare them; 0 for Llama-style)."""
+        h, per = self.hidden_size, 0
+        if self.attn_bias:
+            q = self.num_heads * self.head_dim
+            per += q + 2 * self.num_kv_heads * self.head_dim + h
+        if self.mlp_bias and self.intermediate_size:
+            per += (2 if self.gated_mlp else 1) * self.intermediate_size + h
+        out = per * self.num_layers + (self.vocab_size if self.lm_head_bias else 0)
+        return out + self.extra_params
+
+    @property
+    def position_params(self) -> int:
+        return self.max_position_embeddings * self.hidden_size if self.position == "learned" else 0
 
     def _body(self, moe_per_layer: int) -> int:
         dense_layers = self.num_layers - self.moe_layers
@@ -150,6 +184,8 @@ class ModelSpec:
             + dense_layers * self.mlp_params_per_layer
             + self.moe_layers * moe_per_layer
             + self.norm_params
+            + self.bias_params
+            + self.position_params
         )
 
     @property
@@ -415,6 +451,7 @@ def _deepseek(r: _Reader) -> dict[str, Any]:
         shared_expert_intermediate_size=moe_width if shared else 0,
         moe_layers=moe_layers,
         dense_layers=layers - moe_layers,
+        mtp_layers=r.int("num_nextn_predict_layers", 0, minimum=0),
     )
     return fields
 
@@ -506,6 +543,24 @@ _NORMALISERS: dict[str, Callable[[_Reader], dict[str, Any]]] = {
     "Gemma3ForCausalLM": _gemma,
     "Gemma3ForConditionalGeneration": _gemma,
 }
+_NORMALISERS.update(
+    {
+        "GPT2LMHeadModel": _families.gpt2,
+        "BloomForCausalLM": _families.bloom,
+        "GPTNeoXForCausalLM": _families.gpt_neox,
+        "FalconForCausalLM": _families.falcon,
+        "RWForCausalLM": _families.falcon,
+        "PhiForCausalLM": _families.phi,
+        "Phi3ForCausalLM": _families.with_partial_rotary(_dense),
+        "OlmoForCausalLM": _families.olmo(_dense),
+        "Olmo2ForCausalLM": _families.olmo(_dense),
+        "Olmo3ForCausalLM": _families.olmo(_dense),
+        "OPTForCausalLM": _families.opt,
+        "NemotronForCausalLM": _families.nemotron(_dense),
+        "MiniMaxForCausalLM": _families.minimax(_mixtral),
+        "MiniMaxM2ForCausalLM": _families.minimax(_mixtral),
+    }
+)
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(_NORMALISERS)
 # Multimodal wrappers keep the language model's keys under text_config.
 _TEXT_CONFIG = {"Llama4ForConditionalGeneration", "Gemma3ForConditionalGeneration"}
@@ -536,7 +591,8 @@ def parse_hf_config(
         )  # fmt: skip
     data, inner = hf, prefix
     if arch in _TEXT_CONFIG and isinstance(hf.get("text_config"), Mapping):
-        data = hf["text_config"]
+        # a sparse text_config lists only what differs from the config class's defaults
+        data = {**_families.TEXT_CONFIG_DEFAULTS.get(arch, {}), **hf["text_config"]}
         inner = f"{prefix}.text_config" if prefix else "text_config"
     fields = normaliser(_Reader(data, where, inner))
     if "tie_word_embeddings" in hf and data is not hf:  # the wrapper's flag wins

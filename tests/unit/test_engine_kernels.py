@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from servesim.bench import bench
+
 from servesim.cost import comm
 from servesim.cost.step import Aggregates, CostContext, breakdown, step_cost
 from servesim.specs.common import SpecError
@@ -174,8 +174,9 @@ def test_ep_alltoall_deduplicates_per_node():
 
 
 def test_planner_and_matrix_apply_the_engine():
-    import servesim
     from servesim.bench import matrix_points
+
+    import servesim
 
     res = servesim.plan(
         "llama-3.1-8b", rate=2.0, isl=256, osl=32, max_sims=1, engine="trtllm",
