@@ -14,9 +14,11 @@ Search, cheap first:
    until `top` of them meet the SLO and every cheaper estimate has been tried (or `max_sims`);
 4. rank the ones that meet the SLO by monthly cost (the simulation's costing, `monthly_usd`).
 
-Traffic patterns (planning assumptions, not measurements; the simulated rate is the peak):
-steady = flat (peak = mean), business-hours = the day's tokens in 10 busy hours (peak = 2.4 x
-mean), bursty = peak 3 x mean with gamma inter-arrivals of CV 2.
+Traffic: a day of 24 hourly rates (servesim.planning.day: flat, diurnal, business-hours, bursty,
+24 given numbers, or a trace). The search confirms candidates at the peak hour's rate; the ones
+that meet the SLO are then simulated over the whole day (one window per rate level) and priced
+for every provider and billing model, with the per-token APIs of the model
+(servesim.planning.ranking): a month is 730 h of the simulated day, not of the peak.
 """
 
 from __future__ import annotations
@@ -33,16 +35,14 @@ import pandas as pd
 
 from servesim._callable import make_callable
 from servesim._files import check_out_path, write_atomic
+from servesim.planning.day import PATTERN_NAMES, autoscale_policy, day_profile, levels
+from servesim.planning.layouts import layouts
+from servesim.planning.ranking import format_options, price_the_day
 from servesim.specs.common import SpecError
 from servesim.specs.cost import PRICING_MODELS
 
-PATTERNS: dict[str, dict[str, Any]] = {
-    "steady": {"peak_to_avg": 1.0, "process": "poisson"},
-    "business-hours": {"peak_to_avg": 24.0 / 10.0, "process": "poisson"},
-    "bursty": {"peak_to_avg": 3.0, "process": "gamma", "cv": 2.0},
-}
+PATTERNS = PATTERN_NAMES
 MODES = ("colocated", "pd", "af")
-TP_CHOICES = (1, 2, 4, 8)
 CAPS = (64, 256)  # max_num_seqs batching caps tried
 HOURS_PER_MONTH = 730.0  # 8760 h / 12
 _STAT = {"mean": "mean", "p50": "median", "median": "median", "p90": "p90", "p95": "p95",
@@ -59,6 +59,7 @@ class Family:
     hardware: str
     tp: int
     ep: int
+    pp: int
     cap: int
     price_hour: float  # per device, for ordering only
     ttft_floor_ms: float
@@ -77,6 +78,9 @@ class PlanResult:
     notes: list[str]
     best_config: dict[str, Any] | None
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # candidate id -> config
+    options: list[dict[str, Any]] = field(default_factory=list)  # ranked, every billing model
+    callouts: dict[str, int | None] = field(default_factory=dict)  # name -> index in options
+    day: dict[str, Any] = field(default_factory=dict)  # profile, levels, policy, per-deployment
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +89,12 @@ class PlanResult:
             "candidates": _records(self.candidates),
             "notes": self.notes,
             "best_config": self.best_config,
+            "options": self.options,
+            "callouts": {
+                k: (None if i is None else self.options[i]["rank"])
+                for k, i in self.callouts.items()
+            },  # fmt: skip
+            "day": self.day,
         }
 
     def to_dir(self, path: str | Path) -> Path:
@@ -185,36 +195,42 @@ def _traffic(a: Mapping[str, Any]) -> dict[str, Any]:
         rate = float(st["rate_rps"]) * speed
         n = _num_requests(a, rate)
         wl = {"trace": {"path": str(a["trace"]), "speedup": speed}, "num_requests": n}
+        # the trace's mean rate held over the day; its own arrivals inside every hour
+        flat = day_profile("flat")
         return {
             "design_rps": rate,
             "avg_rps": rate,
             "isl": st["input_mean"],
             "osl": st["output_mean"],
             "workload": wl,
+            **_day(a, flat, rate),
         }
     isl, osl = int(a["isl"]), int(a["osl"])
     if isl < 1 or osl < 1:
         raise SpecError("plan", "isl/osl", f"{isl}/{osl}", "must be whole numbers >= 1")
-    pat = PATTERNS.get(a["pattern"])
-    if pat is None:
-        raise SpecError("plan", "pattern", a["pattern"], "one of " + ", ".join(PATTERNS))
+    pat = day_profile(a["pattern"], a.get("hourly"))
     if a.get("rate"):
         avg = float(a["rate"])
-        design = avg * (pat["peak_to_avg"] if a.get("tokens_per_day") else 1.0)
     elif a.get("tokens_per_day"):
         avg = float(a["tokens_per_day"]) / 86400.0 / (isl + osl)
-        design = avg * pat["peak_to_avg"]
     else:
         raise SpecError("plan", "workload", None, "give --tokens-per-day, --rate or --trace")
-    arrivals: dict[str, Any] = {"process": pat["process"], "rate": design}
-    if "cv" in pat:
-        arrivals["cv"] = pat["cv"]
+    design = avg * pat.peak_to_mean
+    arrivals: dict[str, Any] = {"process": pat.process, "rate": design}
+    if pat.cv is not None:
+        arrivals["cv"] = pat.cv
     lengths = a.get("lengths") or {
         "input": {"dist": "fixed", "mean": isl},
         "output": {"dist": "fixed", "mean": osl},
     }
     wl = {"arrivals": arrivals, "lengths": lengths, "num_requests": _num_requests(a, design)}
-    return {"design_rps": design, "avg_rps": avg, "isl": isl, "osl": osl, "workload": wl}
+    return {"design_rps": design, "avg_rps": avg, "isl": isl, "osl": osl, "workload": wl,
+            **_day(a, pat, avg)}  # fmt: skip
+
+
+def _day(a: Mapping[str, Any], profile: Any, avg: float) -> dict[str, Any]:
+    return {"profile": profile, "levels": levels(profile, avg),
+            "policy": autoscale_policy(a.get("autoscale"))}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- analytic bounds
@@ -239,25 +255,24 @@ def _families(a: Mapping[str, Any], traffic: Mapping[str, Any], notes: list[str]
         if price is None:
             notes.append(f"{hw.name}: no price for pricing={a['pricing']}; skipped")
             continue
-        for tp in [t for t in a["tp"] or TP_CHOICES if t <= hw.scaleup_devices]:
-            for ep in sorted({1, tp}) if moe else [1]:
-                ctx = CostContext(
-                    model, hw, Parallelism(tp=tp, ep=ep), dtypes, float(hw.overhead_s)
-                )
-                try:
-                    memory.check_fit(ctx, 0.9, "colocated", "plan")
-                except SpecError as exc:
-                    notes.append(f"{hw.name} tp{tp} ep{ep}: {str(exc).split(': ', 2)[-1]}")
+        for tp, pp, ep in layouts(model, hw, a, moe):
+            ctx = CostContext(
+                model, hw, Parallelism(tp=tp, pp=pp, ep=ep), dtypes, float(hw.overhead_s)
+            )
+            try:
+                memory.check_fit(ctx, 0.9, "colocated", "plan")
+            except SpecError as exc:
+                notes.append(f"{hw.name} tp{tp} pp{pp} ep{ep}: {str(exc).split(': ', 2)[-1]}")
+                continue
+            kv = memory.kv_capacity_tokens(ctx, 0.9, "colocated")
+            for cap in a["caps"]:
+                b = _bounds(ctx, isl, osl, min(cap, kv // (isl + osl)))
+                if b is None:
+                    notes.append(f"{hw.name} tp{tp} pp{pp}: KV holds no {isl + osl}-token request")
                     continue
-                kv = memory.kv_capacity_tokens(ctx, 0.9, "colocated")
-                for cap in a["caps"]:
-                    b = _bounds(ctx, isl, osl, min(cap, kv // (isl + osl)))
-                    if b is None:
-                        notes.append(f"{hw.name} tp{tp}: KV holds no {isl + osl}-token request")
-                        continue
-                    for mode in a["modes"]:
-                        if mode != "af" or moe:
-                            fams.append(Family(mode, hw.name, tp, ep, cap, price, *b))
+                for mode in a["modes"]:
+                    if mode != "af" or moe:
+                        fams.append(Family(mode, hw.name, tp, ep, pp, cap, price, *b))
     return fams
 
 
@@ -297,10 +312,17 @@ def _bounds(ctx: Any, isl: int, osl: int, batch: int) -> tuple[float, ...] | Non
 
 
 def _device_hour_usd(hw: Any, pricing: str) -> float | None:
-    """$/device-hour for ordering candidates: on-demand price, else purchase over 3 years."""
+    """$/device-hour for ordering candidates: on-demand price, else the cheapest catalog
+    on-demand price, else purchase over 3 years."""
     if hw.price_hour_usd:
         return float(hw.price_hour_usd)
-    if pricing != "cloud" and hw.purchase_usd:
+    from servesim.specs.cost import load_providers
+
+    listed = [d[hw.name].on_demand for d in load_providers().values()
+              if hw.name in d and d[hw.name].on_demand]  # fmt: skip
+    if listed:
+        return float(min(listed))
+    if hw.purchase_usd:
         return float(hw.purchase_usd) / (3 * 8760.0)  # straight-line over a 3-year life
     return None
 
@@ -334,13 +356,13 @@ def _shapes(f: Family, rate: float, extra: int) -> list[dict[str, int]]:
 
 
 def _devices(f: Family, shape: Mapping[str, int]) -> int:
-    # an af replica is one attention and one FFN instance, each of tp devices
-    return f.tp * sum(shape.values()) * (2 if f.mode == "af" else 1)
+    # an af replica is one attention and one FFN instance, each of tp x pp devices
+    return f.tp * f.pp * sum(shape.values()) * (2 if f.mode == "af" else 1)
 
 
 def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -> dict[str, Any]:
     sched = {"policy": "sarathi", "max_num_seqs": f.cap, "max_num_batched_tokens": 8192}
-    par = {"tp": f.tp, "pp": 1, "ep": f.ep}
+    par = {"tp": f.tp, "pp": f.pp, "ep": f.ep}
 
     def pool(role: str, n: int) -> dict[str, Any]:
         return {
@@ -369,9 +391,9 @@ def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -
 
 
 def default_runner(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    from servesim.result import simulate
+    from servesim.planning.daysim import samples_runner
 
-    return simulate(dict(config)).summary
+    return samples_runner(config)
 
 
 PLAN_DEFAULTS: dict[str, Any] = {
@@ -379,6 +401,8 @@ PLAN_DEFAULTS: dict[str, Any] = {
     "isl": 1024, "osl": 256, "lengths": None, "slo": None, "hardware": ("h100-sxm",),
     "dtype": "bf16", "pricing": "cloud", "modes": ("colocated",), "tp": None, "caps": CAPS,
     "top": 5, "num_requests": None, "max_sims": 40, "extra_replicas": 2, "seed": 0,
+    "hourly": None, "pp": None, "providers": None, "billing": None, "autoscale": None,
+    "day_requests": None,
 }  # fmt: skip
 
 
@@ -415,11 +439,16 @@ def plan(
             notes.append(f"pruned {f.mode} {f.hardware} tp{f.tp} cap{f.cap}: {why}")
         else:
             fams.append(f)
-    rows, configs = _search(a, fams, traffic, targets, runner or default_runner, notes)
-    return _finish(a, traffic, rows, configs, notes, out)
+    from servesim.planning.daysim import samples_runner
+    from servesim.planning.options import check_filters
+
+    check_filters(a["providers"], a["billing"])
+    runner = runner or samples_runner
+    rows, configs, peaks = _search(a, fams, traffic, targets, runner, notes)
+    return _finish(a, traffic, rows, configs, notes, out, peaks, runner)
 
 
-def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict[str, dict]]:
+def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict, dict]:
     rate = traffic["design_rps"]
     queue = []
     for f in fams:
@@ -427,8 +456,10 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict[
             est = _devices(f, shape) * f.price_hour * HOURS_PER_MONTH
             queue.append((est, f, shape))
     queue.sort(
-        key=lambda q: (q[0], q[1].mode, q[1].hardware, q[1].tp, q[1].cap, sorted(q[2].items()))
-    )
+        key=lambda q: (q[0], q[1].mode, q[1].hardware, q[1].tp, q[1].pp, q[1].cap,
+                       sorted(q[2].items()))
+    )  # fmt: skip
+    peaks: dict[str, Mapping[str, Any]] = {}
     rows: list[dict] = []
     configs: dict[str, dict] = {}
     seen: set[str] = set()
@@ -441,8 +472,9 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict[
             break
         if len(met_costs) >= int(a["top"]) and est > sorted(met_costs)[int(a["top"]) - 1]:
             break  # every cheaper estimate has been simulated
-        fam_key = (f.mode, f.hardware, f.tp, f.ep, f.cap)
-        cid = f"{f.mode}-{f.hardware}-tp{f.tp}-ep{f.ep}-cap{f.cap}-" + "-".join(
+        fam_key = (f.mode, f.hardware, f.tp, f.pp, f.ep, f.cap)
+        pp_txt = f"-pp{f.pp}" if f.pp > 1 else ""
+        cid = f"{f.mode}-{f.hardware}-tp{f.tp}{pp_txt}-ep{f.ep}-cap{f.cap}-" + "-".join(
             f"{k[0]}{v}" for k, v in sorted(shape.items())
         )
         if f.mode in unsupported or cid in seen or fam_key in met_families:
@@ -461,10 +493,11 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict[
         row = _row(cid, f, shape, est, summary, targets, traffic)
         rows.append(row)
         configs[cid] = cfg
+        peaks[cid] = summary
         if row["meets_slo"]:
             met_costs.append(row["monthly_usd"])
             met_families.add(fam_key)  # more replicas of the same family cost more
-    return rows, configs
+    return rows, configs, peaks
 
 
 def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any]:
@@ -486,16 +519,19 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
     )
     if f.mode == "af":
         shape_txt = f"{shape['instances']} attention + {shape['instances']} FFN instances"
+    layout = f"TP{f.tp}" + (f" PP{f.pp}" if f.pp > 1 else "") + (f" EP{f.ep}" if f.ep > 1 else "")
+    deployment = f"{devices} x {f.hardware} ({layout}, {shape_txt}, max_num_seqs {f.cap})"
     if met:
         reason = (
             f"meets SLO with {_pct(headroom)} headroom at {_pct(util)} of estimated capacity; "
-            f"{devices} x {f.hardware} (TP{f.tp}, {shape_txt}, max_num_seqs {f.cap})"
+            + deployment
         )
     else:
         reason = "; ".join(fails)
     return {
-        "id": cid, "mode": f.mode, "hardware": f.hardware, "tp": f.tp, "ep": f.ep,
+        "id": cid, "mode": f.mode, "hardware": f.hardware, "tp": f.tp, "pp": f.pp, "ep": f.ep,
         "max_num_seqs": f.cap, **{f"n_{k}": v for k, v in shape.items()}, "devices": devices,
+        "replicas": sum(shape.values()), "deployment": deployment,
         "monthly_usd": monthly, "estimated_monthly_usd": est,
         "usd_per_mtok": summary.get("usd_per_mtok_blended"),
         "utilisation": min(util, 10.0), "slo_attainment": summary.get("goodput_fraction"),
@@ -532,7 +568,7 @@ def pareto(
     return d.iloc[keep].reset_index(drop=True)
 
 
-def _finish(a, traffic, rows, configs, notes, out) -> PlanResult:
+def _finish(a, traffic, rows, configs, notes, out, peaks=None, runner=None) -> PlanResult:
     cand = pd.DataFrame(rows)
     targets = slo_targets(a["slo"])
     if cand.empty:
@@ -567,10 +603,45 @@ def _finish(a, traffic, rows, configs, notes, out) -> PlanResult:
         mean_osl=traffic["osl"],
         latency_key=lat_key,
     )
-    result = PlanResult(inputs, cand, top, fronts, notes, best, configs)
+    priced = price_the_day(a, {**traffic, "latency_key": lat_key}, top, configs, peaks or {},
+                           targets, runner, notes)  # fmt: skip
+    top = _day_columns(top, priced)
+    day = _day_info(traffic, priced)
+    result = PlanResult(inputs, cand, top, fronts, notes, best, configs, priced["options"],
+                        priced["callouts"], day)  # fmt: skip
     if out is not None:
         result.to_dir(out)
     return result
+
+
+def _day_columns(top: pd.DataFrame, priced: Mapping[str, Any]) -> pd.DataFrame:
+    """The top rows' $/Mtok and idle figures from the simulated day (not the peak)."""
+    if top.empty:
+        return top
+    top = top.copy()
+    per_month = priced["tokens_per_month"] / 1e6
+    days = priced["days"]
+    top["usd_per_mtok"] = top["monthly_usd"] / per_month
+    top["busy_fraction_day"] = [days.get(i, {}).get("busy_fraction") for i in top["id"]]
+    top["slo_attainment_day"] = [days.get(i, {}).get("slo_attainment") for i in top["id"]]
+    top["idle_waste_usd"] = [
+        m * (1.0 - b) if b is not None else w
+        for m, b, w in zip(top["monthly_usd"], top["busy_fraction_day"], top["idle_waste_usd"])
+    ]
+    return top
+
+
+def _day_info(traffic: Mapping[str, Any], priced: Mapping[str, Any]) -> dict[str, Any]:
+    from servesim.planning.daysim import profile_summary
+
+    return {
+        **profile_summary(traffic["profile"], traffic["levels"], traffic["avg_rps"]),
+        "autoscaling_policy": traffic["policy"].describe(),
+        "tokens_per_day": priced["tokens_per_day"],
+        "tokens_per_month": priced["tokens_per_month"],
+        "hours_per_month": HOURS_PER_MONTH,
+        "deployments": priced["days"],
+    }
 
 
 def write_front_figures(result: PlanResult, out: Path) -> list[Path]:
@@ -610,6 +681,8 @@ def format_plan(result: PlanResult) -> str:
             f"headroom {_pct(r['headroom'])}, idle waste ${r['idle_waste_usd']:,.0f}/month"
         )
         lines.append(f"   {r['reason']}")
+    if result.options:
+        lines += format_options(result.options, result.callouts)
     if result.notes:
         lines.append("notes:")
         lines += [f"  - {n}" for n in result.notes[:20]]

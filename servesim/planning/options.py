@@ -1,0 +1,202 @@
+"""One ranking across providers and billing models: every dated price for every deployment that
+met the SLO, plus the per-token APIs that serve the model, priced for the same simulated day.
+
+Billing models (docs/planning.md):
+- on-demand, reserved-1y, reserved-3y, spot: the whole fleet every hour (a catalog price);
+- autoscaling: the on-demand price for the replicas AutoscalePolicy keeps up per interval;
+- owned: TCO (purchase over its life + energy at the day's utilisation + upkeep), every hour;
+- per-token: the day's tokens at the API's input/output prices (no simulation: latency is the
+  provider's; meets_slo is None, "not simulated").
+
+Call-outs: cheapest = lowest $/month among options not known to miss the SLO; fastest = lowest
+latency (the first SLO metric) among simulated options that meet it; best-balanced = the lowest
+product of (cost / cheapest cost) and (latency / fastest latency) among those, i.e. the option
+whose relative premium in cost and in latency together is smallest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from servesim.planning.day import (
+    DAYS_PER_MONTH,
+    AutoscalePolicy,
+    DayProfile,
+    DayStats,
+    autoscaled_replica_s,
+    autoscaled_replicas,
+)
+from servesim.specs.common import SpecError
+
+BILLINGS = ("on-demand", "reserved-1y", "reserved-3y", "spot", "autoscaling", "owned", "per-token")
+_COLUMN_BILLING = (("on_demand", "on-demand"), ("reserved_1y", "reserved-1y"),
+                   ("reserved_3y", "reserved-3y"), ("spot", "spot"))  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class Price:
+    provider: str
+    billing: str
+    usd_per_device_hour: float
+    date: str
+    source: str
+
+
+def check_filters(providers: Iterable[str] | None, billings: Iterable[str] | None) -> None:
+    from servesim.specs.cost import load_api_prices, load_providers
+
+    known = set(load_providers()) | {"list", "owned"}
+    known |= {a.vendor.split(" (")[0].lower().split()[0] for a in load_api_prices().values()}
+    for p in providers or ():
+        if p not in known:
+            raise SpecError(
+                "plan", "providers", p, "unknown provider; one of " + ", ".join(sorted(known))
+            )
+    for b in billings or ():
+        if b not in BILLINGS:
+            raise SpecError("plan", "billing", b, "one of " + ", ".join(BILLINGS))
+
+
+def hardware_prices(hw: Any, busy_fraction: float) -> list[Price]:
+    """Every dated $/device-hour for ``hw``: the catalog's providers, the profile's list price,
+    and owning it (TCO at the simulated utilisation) when a purchase price exists."""
+    from servesim.costing import tco_breakdown
+    from servesim.specs.cost import CostSpec, load_providers
+
+    out = []
+    for prov, devices in sorted(load_providers().items()):
+        e = devices.get(hw.name)
+        if e is None:
+            continue
+        for col, billing in _COLUMN_BILLING:
+            v = e.column(col)
+            if v is not None:
+                src = f"{e.instance} {e.region}: {e.source}".strip()
+                out.append(Price(prov, billing, float(v), e.date, src))
+                if col == "on_demand":
+                    out.append(Price(prov, "autoscaling", float(v), e.date, src))
+    if hw.price_hour_usd:
+        src = f"hw_profiles/{hw.name}.yaml price.hour_usd (typical list price)"
+        out.append(Price("list", "on-demand", float(hw.price_hour_usd), "", src))
+        out.append(Price("list", "autoscaling", float(hw.price_hour_usd), "", src))
+    if hw.purchase_usd:
+        spec = dataclasses.replace(CostSpec(), utilisation=min(max(busy_fraction, 0.0), 1.0))
+        b = tco_breakdown(hw, 1, spec)
+        how = getattr(hw, "price_source", None) or "purchase_usd"
+        src = (f"hw_profiles/{hw.name}.yaml {how} ${hw.purchase_usd:,.0f} over "
+               f"{spec.lifetime_years:g} y + energy at {100 * spec.utilisation:.0f}% busy")  # fmt: skip
+        out.append(Price("owned", "owned", float(b["total_usd_per_device_hour"]), "", src))
+    return out
+
+
+def deployment_options(cand: Mapping[str, Any], day: DayStats, profile: DayProfile,
+                       policy: AutoscalePolicy, hw: Any, lat_key: str) -> tuple[list[dict], str | None]:  # fmt: skip
+    """Options of one simulated deployment (a candidate row that met the SLO at the peak)."""
+    devices = int(cand["devices"])
+    replicas = int(cand.get("replicas") or 1)
+    billed_dedicated = devices * 86400.0
+    busy = min(day.busy_device_s / billed_dedicated, 1.0) if billed_dedicated else 0.0
+    prices = hardware_prices(hw, busy)
+    if not prices:
+        return [], (f"{hw.name}: no price (no catalog provider, no list or purchase price in "
+                    f"hw_profiles/{hw.name}.yaml): its simulated deployments cannot be costed")  # fmt: skip
+    up = autoscaled_replicas(profile, replicas, policy)
+    auto_replica_s = autoscaled_replica_s(up, policy)
+    rows = []
+    for p in prices:
+        if p.billing == "autoscaling":
+            if auto_replica_s >= replicas * 86400.0:
+                continue  # every replica up every hour: the on-demand bill
+            billed = devices / replicas * auto_replica_s
+        else:
+            billed = billed_dedicated
+        day_usd = p.usd_per_device_hour * billed / 3600.0
+        idle = max(0.0, 1.0 - day.busy_device_s / billed) if billed else 0.0
+        rows.append(_row(cand, day, p, day_usd, idle, lat_key, policy, up))
+    return rows, None
+
+
+def _row(cand, day: DayStats, p: Price, day_usd, idle, lat_key, policy, up) -> dict[str, Any]:
+    shape = cand.get("deployment") or cand["id"]
+    monthly = day_usd * DAYS_PER_MONTH
+    lat = day.latency.get(lat_key)
+    if p.billing == "autoscaling":
+        how = f"{min(up)}-{max(up)} replicas up by hour ({policy.describe()})"
+    elif p.billing == "owned":
+        how = "owned, every hour of the day"
+    else:
+        how = f"{cand['devices']} devices billed every hour"
+    reason = (f"{shape} on {p.provider} {p.billing} at ${p.usd_per_device_hour:.3g}/device-h: "
+              f"{how}; busy {100 * (1 - idle):.0f}% of billed device time; "
+              f"meets the SLO at the peak hour with {100 * cand['headroom']:.0f}% headroom")  # fmt: skip
+    return {
+        "provider": p.provider, "hardware": cand["hardware"], "billing": p.billing,
+        "deployment": shape, "devices": int(cand["devices"]), "candidate": cand["id"],
+        "monthly_usd": monthly, "usd_per_mtok": day_usd / (day.tokens / 1e6),
+        "meets_slo": bool(cand["meets_slo"]), "slo_attainment": day.attainment,
+        "headroom": cand["headroom"], "idle_fraction": idle, "latency_ms": lat,
+        **{k: v for k, v in day.latency.items()},
+        "energy_kwh_month": day.energy_kwh * DAYS_PER_MONTH if p.billing != "autoscaling" else None,
+        "usd_per_device_hour": p.usd_per_device_hour, "price_date": p.date,
+        "price_source": p.source, "reason": reason,
+    }  # fmt: skip
+
+
+def api_options(model: str, day_tokens_in: float, day_tokens_out: float) -> list[dict[str, Any]]:
+    """Per-token APIs serving ``model``: the day's tokens x the prices, exactly."""
+    from servesim.specs.cost import load_api_prices
+
+    rows = []
+    for name, api in sorted(load_api_prices().items()):
+        if api.serves != model:
+            continue
+        day_usd = (day_tokens_in * api.input_usd_per_mtok + day_tokens_out * api.output_usd_per_mtok) / 1e6  # fmt: skip
+        tokens = day_tokens_in + day_tokens_out
+        vendor = api.vendor.split(" (")[0]
+        rows.append({
+            "provider": vendor.lower().split()[0], "hardware": "(provider's)", "billing": "per-token",
+            "deployment": api.vendor, "devices": None, "candidate": f"api:{name}",
+            "monthly_usd": day_usd * DAYS_PER_MONTH, "usd_per_mtok": day_usd / (tokens / 1e6),
+            "meets_slo": None, "slo_attainment": None, "headroom": None, "idle_fraction": 0.0,
+            "latency_ms": None, "energy_kwh_month": None, "usd_per_device_hour": None,
+            "price_date": api.date, "price_source": api.source,
+            "reason": (f"{vendor} API at ${api.input_usd_per_mtok:g} in / "
+                       f"${api.output_usd_per_mtok:g} out per Mtok x the day's tokens; "
+                       "latency is the provider's, not simulated"),
+        })  # fmt: skip
+    return rows
+
+
+def rank(options: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, int | None]]:
+    """Options ranked (not known to miss the SLO first, then $/month, then headroom), and the
+    indices of the cheapest, fastest and best-balanced options."""
+
+    def key(o):
+        missed = o["meets_slo"] is False
+        return (missed, round(o["monthly_usd"], 2), -(o["headroom"] or 0.0), o["candidate"],
+                o["provider"], o["billing"])  # fmt: skip
+
+    ranked = sorted(options, key=key)
+    for i, o in enumerate(ranked, 1):
+        o["rank"] = i
+    ok = [i for i, o in enumerate(ranked) if o["meets_slo"] is not False]
+    sim = [i for i in ok if ranked[i]["meets_slo"] and _finite(ranked[i]["latency_ms"])]
+    calls: dict[str, int | None] = {"cheapest": ok[0] if ok else None, "fastest": None,
+                                    "best_balanced": None}  # fmt: skip
+    if sim:
+        calls["fastest"] = min(sim, key=lambda i: (ranked[i]["latency_ms"], i))
+        c0 = min(ranked[i]["monthly_usd"] for i in sim)
+        l0 = min(ranked[i]["latency_ms"] for i in sim)
+        score = lambda i: ranked[i]["monthly_usd"] / c0 * ranked[i]["latency_ms"] / l0  # noqa: E731
+        calls["best_balanced"] = min(sim, key=lambda i: (score(i), i))
+    for name, i in calls.items():
+        if i is not None:
+            ranked[i].setdefault("callouts", []).append(name)
+    return ranked, calls
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
