@@ -38,6 +38,7 @@ from servesim._files import check_out_path, write_atomic
 from servesim.planning.day import PATTERN_NAMES, autoscale_policy, day_profile, levels
 from servesim.planning.layouts import layouts
 from servesim.planning.ranking import format_options, price_the_day
+from servesim.planning.slo import _STAT, slo_check, slo_targets
 from servesim.specs.common import SpecError
 from servesim.specs.cost import PRICING_MODELS
 
@@ -45,8 +46,6 @@ PATTERNS = PATTERN_NAMES
 MODES = ("colocated", "pd", "af")
 CAPS = (64, 256)  # max_num_seqs batching caps tried
 HOURS_PER_MONTH = 730.0  # 8760 h / 12
-_STAT = {"mean": "mean", "p50": "median", "median": "median", "p90": "p90", "p95": "p95",
-         "p99": "p99", "p99.9": "p99_9"}  # fmt: skip
 
 Runner = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
@@ -95,6 +94,7 @@ class PlanResult:
                 for k, i in self.callouts.items()
             },  # fmt: skip
             "day": self.day,
+            "launch_commands": _launch(self.best_config),
         }
 
     def to_dir(self, path: str | Path) -> Path:
@@ -110,11 +110,25 @@ class PlanResult:
         for name, front in self.fronts.items():
             write_atomic(out / f"pareto_{name}.csv", front.to_csv(index=False))
         if self.best_config is not None:
+            from servesim.planning.export import commands, launch_text
+
             write_atomic(
                 out / "best_config.yaml", yaml.safe_dump(self.best_config, sort_keys=False)
             )
+            write_atomic(out / "launch_commands.sh", launch_text(self.best_config))
+            write_atomic(
+                out / "launch_commands.json",
+                json.dumps(commands(self.best_config), indent=2) + "\n",
+            )
+        write_atomic(out / "options.csv", pd.DataFrame(self.options).to_csv(index=False))
         write_front_figures(self, out)
         return out
+
+
+def _launch(cfg: Mapping[str, Any] | None) -> dict[str, list[str]] | None:
+    from servesim.planning.export import commands
+
+    return commands(cfg) if cfg else None
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -128,49 +142,6 @@ def _json_default(o: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- workload and SLO
-
-
-def slo_targets(slo: Mapping[str, Any]) -> list[tuple[str, str, float]]:
-    """{"ttft_ms": {"p90": 500}} -> [("ttft_ms", "p90", 500.0)] (validated)."""
-    out = []
-    for metric, entry in (slo or {}).items():
-        if metric not in ("ttft_ms", "tpot_ms", "e2el_ms") or not isinstance(entry, Mapping):
-            raise SpecError(
-                "plan",
-                f"slo.{metric}",
-                entry,
-                "metric one of ttft_ms, tpot_ms, e2el_ms with {percentile: ms}",
-            )
-        for pct, ms in entry.items():
-            if pct not in _STAT or not isinstance(ms, (int, float)) or ms <= 0:
-                raise SpecError(
-                    "plan",
-                    f"slo.{metric}.{pct}",
-                    ms,
-                    "percentile one of " + ", ".join(_STAT) + " and a positive ms target",
-                )
-            out.append((metric, str(pct), float(ms)))
-    if not out:
-        raise SpecError("plan", "slo", slo, "at least one target, e.g. --slo-tpot-p99 50")
-    return out
-
-
-def slo_check(summary: Mapping[str, Any], targets) -> tuple[bool, list[str], float]:
-    """(all met, failure texts, smallest headroom = min(target/value) - 1)."""
-    fails, head = [], math.inf
-    for metric, pct, ms in targets:
-        value = summary.get(f"{metric}_{_STAT[pct]}")
-        if value is None or not math.isfinite(float(value)):
-            fails.append(f"{metric[:-3].upper()} {pct} missing")
-            head = min(head, -1.0)
-            continue
-        head = min(head, ms / max(float(value), 1e-9) - 1.0)
-        if float(value) > ms:
-            fails.append(f"{metric[:-3].upper()} {pct} {float(value):.0f} ms > {ms:g}")
-    done, total = summary.get("completed"), summary.get("num_requests")
-    if done is not None and total and done < total:
-        fails.append(f"{summary['num_requests'] - summary['completed']} requests unfinished")
-    return not fails, fails, head
 
 
 def _num_requests(a: Mapping[str, Any], rate: float) -> int:
@@ -251,9 +222,14 @@ def _families(a: Mapping[str, Any], traffic: Mapping[str, Any], notes: list[str]
     fams: list[Family] = []
     for hw_name in a["hardware"]:
         hw = load_hardware(hw_name)
+        # a profile given as a file (a user accelerator) keeps its path: configs load it by path
+        hw_id = str(hw_name) if str(hw_name).endswith((".yaml", ".yml")) else hw.name
         price = _device_hour_usd(hw, a["pricing"])
         if price is None:
-            notes.append(f"{hw.name}: no price for pricing={a['pricing']}; skipped")
+            notes.append(
+                f"{hw.name}: no price (no hourly price in any catalog, no purchase price in its "
+                "profile): its deployments cannot be costed; see the per-token APIs in the options"
+            )
             continue
         for tp, pp, ep in layouts(model, hw, a, moe):
             ctx = CostContext(
@@ -272,7 +248,7 @@ def _families(a: Mapping[str, Any], traffic: Mapping[str, Any], notes: list[str]
                     continue
                 for mode in a["modes"]:
                     if mode != "af" or moe:
-                        fams.append(Family(mode, hw.name, tp, ep, pp, cap, price, *b))
+                        fams.append(Family(mode, hw_id, tp, ep, pp, cap, price, *b))
     return fams
 
 

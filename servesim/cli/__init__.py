@@ -27,6 +27,8 @@ _COMMAND_MODULES = (
     "catalog_cmds",
     "trace_cmds",
     "cost_cmd",
+    "capacity_cmd",
+    "ui_cmd",
 )
 
 
