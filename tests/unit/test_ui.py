@@ -36,7 +36,9 @@ def test_ui_runs_a_plan_and_shows_the_ranked_options():
     assert any(h.startswith("Top option: ") for h in heads), heads
     table = at.dataframe[0].value
     assert list(table["rank"]) == list(range(1, len(table) + 1))
-    assert (table["monthly_usd"].diff().dropna()[table["meets_slo"].iloc[1:].ne(False).values] >= -0.01).all()
+    assert (
+        table["monthly_usd"].diff().dropna()[table["meets_slo"].iloc[1:].ne(False).values] >= -0.01
+    ).all()
     assert "per-token" in set(table["billing"])  # the 8B model has dated API prices
 
 
