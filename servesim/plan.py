@@ -36,7 +36,7 @@ import pandas as pd
 from servesim._callable import make_callable
 from servesim._files import check_out_path, write_atomic
 from servesim.planning.day import PATTERN_NAMES, autoscale_policy, day_profile, levels
-from servesim.planning.layouts import layouts
+from servesim.planning.layouts import layouts, unpriced_note
 from servesim.planning.ranking import format_options, price_the_day
 from servesim.planning.slo import _STAT, slo_check, slo_targets
 from servesim.specs.common import SpecError
@@ -66,6 +66,7 @@ class Family:
     capacity_rps: float  # one replica (colocated) or per prefill/decode instance pair basis
     prefill_rps: float = 0.0  # PD: one prefill instance
     decode_rps: float = 0.0  # PD: one decode instance
+    mbt: int = 8192  # max_num_batched_tokens (smaller where only a small budget fits: SRAM)
 
 
 @dataclass
@@ -225,34 +226,32 @@ def _families(a: Mapping[str, Any], traffic: Mapping[str, Any], notes: list[str]
         # a profile given as a file (a user accelerator) keeps its path: configs load it by path
         hw_id = str(hw_name) if str(hw_name).endswith((".yaml", ".yml")) else hw.name
         price = _device_hour_usd(hw, a["pricing"])
+        lays = layouts(model, hw, a, moe)
         if price is None:
-            notes.append(
-                f"{hw.name}: no price (no hourly price in any catalog, no purchase price in its "
-                "profile): its deployments cannot be costed; see the per-token APIs in the options"
-            )
+            notes.append(unpriced_note(model, hw, lays, a))
             continue
-        for tp, pp, ep in layouts(model, hw, a, moe):
+        for tp, pp, ep, mbt in lays:
             ctx = CostContext(
                 model, hw, Parallelism(tp=tp, pp=pp, ep=ep), dtypes, float(hw.overhead_s)
             )
             try:
-                memory.check_fit(ctx, 0.9, "colocated", "plan")
+                memory.check_fit(ctx, 0.9, "colocated", "plan", max_num_batched_tokens=mbt)
             except SpecError as exc:
                 notes.append(f"{hw.name} tp{tp} pp{pp} ep{ep}: {str(exc).split(': ', 2)[-1]}")
                 continue
-            kv = memory.kv_capacity_tokens(ctx, 0.9, "colocated")
+            kv = memory.kv_capacity_tokens(ctx, 0.9, "colocated", mbt)
             for cap in a["caps"]:
-                b = _bounds(ctx, isl, osl, min(cap, kv // (isl + osl)))
+                b = _bounds(ctx, isl, osl, min(cap, kv // (isl + osl)), mbt)
                 if b is None:
                     notes.append(f"{hw.name} tp{tp} pp{pp}: KV holds no {isl + osl}-token request")
                     continue
                 for mode in a["modes"]:
                     if mode != "af" or moe:
-                        fams.append(Family(mode, hw_id, tp, ep, pp, cap, price, *b))
+                        fams.append(Family(mode, hw_id, tp, ep, pp, cap, price, *b, mbt=mbt))
     return fams
 
 
-def _bounds(ctx: Any, isl: int, osl: int, batch: int) -> tuple[float, ...] | None:
+def _bounds(ctx: Any, isl: int, osl: int, batch: int, mbt: int = 8192) -> tuple[float, ...] | None:
     """(TTFT floor ms, TPOT floor ms, replica capacity, prefill-instance rps, decode-instance rps).
 
     Floors: one prefill alone, a decode step of batch 1. Capacity: prefills batched under the
@@ -273,7 +272,7 @@ def _bounds(ctx: Any, isl: int, osl: int, batch: int) -> tuple[float, ...] | Non
         )
         return step_cost(ctx, "colocated", agg).seconds
 
-    k = max(1, min(8192 // isl, batch))
+    k = max(1, min(mbt // isl, batch))
     pre_one, pre_per_req = prefill(1), prefill(k) / k
     one = step_cost(
         ctx, "colocated", Aggregates(decode_seqs=1, decode_ctx=isl + osl, sampled=1)
@@ -337,7 +336,7 @@ def _devices(f: Family, shape: Mapping[str, int]) -> int:
 
 
 def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -> dict[str, Any]:
-    sched = {"policy": "sarathi", "max_num_seqs": f.cap, "max_num_batched_tokens": 8192}
+    sched = {"policy": "sarathi", "max_num_seqs": f.cap, "max_num_batched_tokens": f.mbt}
     par = {"tp": f.tp, "pp": f.pp, "ep": f.ep}
 
     def pool(role: str, n: int) -> dict[str, Any]:
@@ -405,7 +404,7 @@ def plan(
     notes: list[str] = []
     fams = []
     families = _families(a, traffic, notes)
-    if not families:  # nothing fits or nothing is priced: a bad input, not an empty plan
+    if not families and not _has_api(model):  # nothing fits or is priced: a bad input
         why = notes[0] if notes else "no hardware given"
         raise SpecError("plan", "hardware", ",".join(a["hardware"]), f"no deployment of {model} "
                         f"can run ({len(notes)} tried); first: {why}")  # fmt: skip
@@ -422,6 +421,12 @@ def plan(
     runner = runner or samples_runner
     rows, configs, peaks = _search(a, fams, traffic, targets, runner, notes)
     return _finish(a, traffic, rows, configs, notes, out, peaks, runner)
+
+
+def _has_api(model: str) -> bool:
+    from servesim.specs.cost import load_api_prices
+
+    return any(api.serves == model for api in load_api_prices().values())
 
 
 def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict, dict]:
@@ -560,9 +565,10 @@ def _finish(a, traffic, rows, configs, notes, out, peaks=None, runner=None) -> P
         )
         top = top.head(int(a["top"])).reset_index(drop=True)
         if top.empty:
-            notes.append(
-                "no simulated candidate met the SLO: add hardware, replicas (extra_replicas) or relax it"
-            )
+            c = cand.loc[cand["headroom"].idxmax()]
+            notes.insert(0, f"nothing meets the SLO; closest: {c['id']} ({c['devices']} devices, "
+                         f"${c['monthly_usd']:,.0f}/month): {c['reason']}; add hardware, "
+                         "replicas (extra_replicas) or relax the SLO")  # fmt: skip
     lat_key = f"{targets[0][0]}_{_STAT[targets[0][1]]}"
     fronts = {}
     if not cand.empty:
@@ -641,7 +647,8 @@ def format_plan(result: PlanResult) -> str:
         f"{len(result.candidates)} candidates simulated"
     ]
     if result.top.empty:
-        lines.append("no candidate met the SLO")
+        closest = [n for n in result.notes if n.startswith("nothing meets the SLO")]
+        lines.append(closest[0] if closest else "no simulated deployment to rank")
     for rank, r in enumerate(result.top.to_dict("records"), 1):
         usd_mtok = "-" if r.get("usd_per_mtok") is None else f"${r['usd_per_mtok']:.3g}/Mtok"
         att = r.get("slo_attainment")
