@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from servesim.specs.common import SpecError
-from servesim.specs.cost import HOURS_PER_MONTH
 
+# 8760 h / 12, the planner's month (servesim.plan.HOURS_PER_MONTH); specs.cost quotes 30.4 days
+HOURS_PER_MONTH = 8760.0 / 12.0
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24.0
 PATTERN_NAMES = ("flat", "steady", "diurnal", "business-hours", "bursty", "hourly", "trace")
 

@@ -1,0 +1,209 @@
+"""The planner's simulated day and its ranking across billing models: the issue's Checks as
+properties and hand-computed cases (fake simulator: no engine time), plus CLI bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from servesim.cli import main
+from servesim.plan import plan
+from servesim.planning.day import (
+    DAYS_PER_MONTH,
+    AutoscalePolicy,
+    autoscaled_replica_s,
+    autoscaled_replicas,
+    day_profile,
+    levels,
+    weighted_percentile,
+)
+from servesim.specs import SpecError
+from servesim.specs.cost import load_api_prices
+
+SLO = {"ttft_ms": {"p90": 100}}
+PER_REPLICA_RPS = 1.0  # the fake deployment meets the SLO up to 1 req/s per replica
+
+
+def fake_runner(cfg):
+    """TTFT = 100 ms x (load per replica): a replica meets the SLO up to 1 req/s. Busy time
+    grows with load; power = 400 W per busy device + 100 W per idle one."""
+    pools = cfg["deployment"]["pools"]
+    n = sum(p["instances"] for p in pools)
+    devices = n * pools[0]["parallelism"]["tp"] * pools[0]["parallelism"].get("pp", 1)
+    rate = cfg["workload"]["arrivals"]["rate"]
+    per = rate / n / PER_REPLICA_RPS
+    busy = min(per, 1.0)
+    return {
+        "ttft_ms_p90": 100.0 * per, "completed": 10, "num_requests": 10,
+        "output_throughput": 100.0 * rate, "tpot_ms_median": 10.0, "goodput_fraction": 1.0,
+        "monthly_usd": devices * 3.0 * 730, "usd_per_mtok_blended": 1.0,
+        "device_s": devices * 100.0, "device_busy_s": devices * 100.0 * busy,
+        "power_avg_W": devices * (100.0 + 300.0 * busy), "pue": 1.0,
+    }  # fmt: skip
+
+
+def run(pattern: str, tokens_per_day: float = 2.0 * 86400 * 1280, **kw):
+    args = dict(tokens_per_day=tokens_per_day, pattern=pattern, isl=1024, osl=256, slo=SLO,
+                hardware=["h100-sxm"], tp=[1], caps=[64], runner=fake_runner, max_sims=40,
+                extra_replicas=8, top=1)  # fmt: skip
+    args.update(kw)
+    return plan("llama-3.1-8b", **args)
+
+
+def option(res, provider, billing):
+    return next(o for o in res.options if o["provider"] == provider and o["billing"] == billing)
+
+
+# ---------------------------------------------------------------- the day and its levels
+
+
+@pytest.mark.parametrize("pattern", ["flat", "diurnal", "business-hours", "bursty"])
+def test_day_profile_weights_average_one_and_levels_cover_busy_hours(pattern):
+    p = day_profile(pattern)
+    assert len(p.weights) == 24 and math.isclose(sum(p.weights) / 24, 1.0)
+    lv = levels(p, 2.0)
+    hours = sorted(h for level in lv for h in level.hours)
+    assert hours == [h for h in range(24) if p.weights[h] > 0]
+    assert math.isclose(sum(level.requests for level in lv), 2.0 * 86400)
+    assert lv[0].rate == pytest.approx(2.0 * p.peak_to_mean)
+
+
+def test_business_hours_day_keeps_its_fourteen_idle_hours():
+    p = day_profile("business-hours")
+    assert sum(w == 0 for w in p.weights) == 14 and p.peak_to_mean == pytest.approx(2.4)
+
+
+def test_hourly_profile_needs_24_numbers_named_in_the_error():
+    with pytest.raises(SpecError, match="24 non-negative numbers"):
+        day_profile("hourly", [1, 2, 3])
+    assert day_profile("hourly", [0] * 12 + [2] * 12).weights[-1] == pytest.approx(2.0)
+
+
+def test_autoscaled_billing_by_hand():
+    # 4 replicas at the peak; hours at 0, 1/4, 1/2 and 1 of the peak (6 hours each)
+    p = day_profile("hourly", [0] * 6 + [1] * 6 + [2] * 6 + [4] * 6)
+    pol = AutoscalePolicy(min_replicas=0, scale_up_s=300, scale_down_s=600)
+    up = autoscaled_replicas(p, 4, pol)
+    assert up == [0] * 6 + [1] * 6 + [2] * 6 + [4] * 6
+    # 18 replica-hours a block... (1 + 2 + 4) x 6 h, plus 1 + 1 + 2 replicas started x 300 s,
+    # plus 4 stopped at midnight x 600 s
+    assert autoscaled_replica_s(up, pol) == 7 * 6 * 3600 + 4 * 300 + 4 * 600
+
+
+def test_weighted_percentile_by_hand():
+    assert weighted_percentile([1, 2, 3], [1, 1, 2], 50) == 2
+    assert weighted_percentile([1, 2, 3], [1, 1, 2], 51) == 3
+
+
+# ---------------------------------------------------------------- the issue's Checks
+
+
+def test_per_token_cost_is_pattern_independent_and_exact_dedicated_rises_with_peak():
+    tokens = 2.0 * 86400 * 1280
+    api = load_api_prices()["deepinfra-llama-3.1-8b"]
+    exact = tokens / 1280 * (1024 * api.input_usd_per_mtok + 256 * api.output_usd_per_mtok) / 1e6
+    seen = []
+    for pattern in ("flat", "diurnal", "business-hours", "bursty"):
+        res = run(pattern, tokens)
+        o = option(res, "deepinfra", "per-token")
+        assert o["monthly_usd"] == pytest.approx(exact * DAYS_PER_MONTH, rel=1e-12)
+        ded = option(res, "list", "on-demand")
+        peak = day_profile(pattern).peak_to_mean
+        # the fleet is sized for the peak: ceil(2 req/s x peak / 1 req/s per replica) replicas
+        assert ded["devices"] == math.ceil(2.0 * peak - 1e-9)
+        assert ded["monthly_usd"] == pytest.approx(3.0 * ded["devices"] * 730)
+        assert ded["usd_per_mtok"] == pytest.approx(
+            ded["monthly_usd"] / (tokens * DAYS_PER_MONTH / 1e6)
+        )
+        seen.append((peak, ded["usd_per_mtok"]))
+    seen.sort()
+    assert all(b[1] > a[1] for a, b in zip(seen, seen[1:]))
+
+
+def test_autoscaling_bills_business_hours_only_and_dedicated_bills_every_hour():
+    res = run("business-hours")
+    ded = option(res, "list", "on-demand")
+    auto = option(res, "list", "autoscaling")
+    n = ded["devices"]  # 5 replicas for 4.8 req/s at the peak
+    up = 10 * 3600 * n + n * 300 + n * 300  # ten hours, one start and one stop per replica
+    assert auto["monthly_usd"] == pytest.approx(3.0 * up / 3600 * DAYS_PER_MONTH)
+    assert ded["monthly_usd"] == pytest.approx(3.0 * n * 24 * DAYS_PER_MONTH)
+    assert auto["monthly_usd"] < 0.5 * ded["monthly_usd"]
+    assert "cold start billed, not simulated" in res.day["autoscaling_policy"]
+
+
+def test_dedicated_usd_per_mtok_matches_the_simulated_utilisation():
+    res = run("diurnal")
+    ded = option(res, "list", "on-demand")
+    day = res.day["deployments"][ded["candidate"]]
+    busy = day["busy_fraction"]
+    tokens_month = res.day["tokens_per_month"]
+    # $/Mtok of the busy device time alone, divided by the busy fraction = the bill's $/Mtok
+    busy_usd = 3.0 * ded["devices"] * 730 * busy
+    assert ded["usd_per_mtok"] == pytest.approx(busy_usd / (tokens_month / 1e6) / busy)
+    assert ded["idle_fraction"] == pytest.approx(1 - busy)
+    # the fake busy fraction: each level's load per replica, weighted by its hours
+    p, n = day_profile("diurnal"), ded["devices"]
+    lv = levels(p, 2.0)
+    expect = sum(min(level.rate / n, 1.0) * len(level.hours) for level in lv) / 24
+    assert busy == pytest.approx(expect)
+
+
+def test_options_json_lists_ranked_options_with_callouts():
+    res = run("bursty")
+    d = res.to_dict()
+    keys = {"provider", "hardware", "billing", "deployment", "monthly_usd", "usd_per_mtok",
+            "meets_slo", "reason", "rank", "idle_fraction", "headroom", "slo_attainment"}  # fmt: skip
+    assert keys <= set(d["options"][0])
+    ranks = [o["rank"] for o in d["options"]]
+    assert ranks == list(range(1, len(ranks) + 1))
+    cost = [o["monthly_usd"] for o in d["options"] if o["meets_slo"] is not False]
+    assert cost == sorted(cost)
+    assert d["callouts"]["cheapest"] == 1
+    assert d["callouts"]["fastest"] is not None and d["callouts"]["best_balanced"] is not None
+    assert d["launch_commands"]["vllm"][1].startswith("vllm serve meta-llama/Llama-3.1-8B")
+
+
+def test_nothing_meets_the_slo_names_the_closest_with_numbers():
+    res = run("flat", slo={"ttft_ms": {"p90": 40}}, extra_replicas=0, max_sims=3)
+    assert res.top.empty
+    assert res.notes[0].startswith("nothing meets the SLO; closest: colocated-h100-sxm")
+    assert "TTFT p90 200 ms > 40" in res.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("hw", "expect"),
+    [("groq-lpu", "fits as TP32 x PP80 = 2560 devices"), ("sambanova-sn40l", "fits as TP1 x PP4")],
+)
+def test_sram_machines_place_a_70b_model_or_say_why_not(hw, expect):
+    res = plan("llama-3.3-70b", tokens_per_day=5e6, pattern="bursty", slo=SLO, hardware=[hw],
+               runner=fake_runner, caps=[64])  # fmt: skip
+    note = next(n for n in res.notes if n.startswith(hw))
+    assert expect in note and "no price" in note
+    assert {o["provider"] for o in res.options} >= {"groq", "sambanova"}
+
+
+def test_cerebras_places_a_70b_model_with_pipeline_stages():
+    res = plan("llama-3.3-70b", tokens_per_day=5e6, slo=SLO, hardware=["cerebras-wse3"],
+               runner=fake_runner, caps=[64], max_sims=2)  # fmt: skip
+    assert (res.candidates["pp"] == 4).all()
+    assert any(o["billing"] == "owned" and o["hardware"] == "cerebras-wse3" for o in res.options)
+
+
+def test_cli_unknown_provider_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["plan", "--model", "llama-3.1-8b", "--rate", "1", "--slo", "ttft.p90=500",
+              "--providers", "nosuch"])  # fmt: skip
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: plan: providers = nosuch: unknown provider") and "\n" not in err
+
+
+def test_cli_impossible_budget_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["plan", "--model", "llama-3.1-8b", "--rate", "1", "--slo", "ttft.p90=500",
+              "--budget-usd-month", "1"])  # fmt: skip
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "buys no replica" in err and "over the budget" in err and "\n" not in err
