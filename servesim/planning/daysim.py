@@ -58,7 +58,14 @@ def simulate_day(cfg: Mapping[str, Any], levels: list[Level], peak: Mapping[str,
     for lv, s in zip(levels, summaries):
         secs = 3600.0 * len(lv.hours)
         frac = _busy_fraction(s)
-        busy += frac * devices * secs
+        # busy time per request of the level's window, times the requests its hours carry (each
+        # hour at its own rate, below the level's top rate), at most every device all the time
+        per_req = _busy_per_request(s, devices)
+        busy += (
+            min(per_req * lv.requests, devices * secs)
+            if per_req is not None
+            else frac * devices * secs
+        )
         power = s.get("power_avg_W")
         energy += (float(power) if power is not None else idle_w_per_device * devices * pue) * secs
         rows.append({"rate_rps": lv.rate, "hours": list(lv.hours), "requests": lv.requests,
@@ -77,6 +84,11 @@ def simulate_day(cfg: Mapping[str, Any], levels: list[Level], peak: Mapping[str,
         attainment=_attainment(levels, summaries),
         level_rows=rows,
     )
+
+
+def _busy_per_request(s: Mapping[str, Any], devices: int) -> float | None:
+    done, busy = s.get("completed") or s.get("num_requests"), s.get("device_busy_s")
+    return float(busy) / float(done) if done and busy is not None else None
 
 
 def _busy_fraction(s: Mapping[str, Any]) -> float:

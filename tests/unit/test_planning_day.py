@@ -143,10 +143,13 @@ def test_dedicated_usd_per_mtok_matches_the_simulated_utilisation():
     busy_usd = 3.0 * ded["devices"] * 730 * busy
     assert ded["usd_per_mtok"] == pytest.approx(busy_usd / (tokens_month / 1e6) / busy)
     assert ded["idle_fraction"] == pytest.approx(1 - busy)
-    # the fake busy fraction: each level's load per replica, weighted by its hours
+    # the fake's busy device-seconds per request (n x 100 s x load / 10 requests) times the
+    # requests each level's hours carry
     p, n = day_profile("diurnal"), ded["devices"]
     lv = levels(p, 2.0)
-    expect = sum(min(level.rate / n, 1.0) * len(level.hours) for level in lv) / 24
+    per_req = [n * 100.0 * min(level.rate / n, 1.0) / 10 for level in lv]
+    expect = sum(min(r * level.requests, n * 3600 * len(level.hours))
+                 for r, level in zip(per_req, lv)) / (n * 86400)  # fmt: skip
     assert busy == pytest.approx(expect)
 
 
@@ -207,3 +210,24 @@ def test_cli_impossible_budget_is_one_line_exit_2(capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "buys no replica" in err and "over the budget" in err and "\n" not in err
+
+
+def test_inferenceatlas_example_on_the_engine():
+    """5M tokens/day of Llama-3.1-70B, bursty: the API costs tokens x price (DeepInfra $0.40/M:
+    about $61/month, not $169), and the dedicated option's $/Mtok is its bill over the day's
+    tokens, i.e. the cost of its busy time divided by its simulated busy fraction."""
+    res = plan("llama-3.1-70b", tokens_per_day=5e6, pattern="bursty", isl=1024, osl=256,
+               slo={"ttft_ms": {"p90": 2000}, "tpot_ms": {"p99": 100}}, hardware=["h100-sxm"],
+               tp=[2], caps=[64], max_sims=2, top=1, num_requests=60, day_requests=30)  # fmt: skip
+    api = option(res, "deepinfra", "per-token")
+    assert api["monthly_usd"] == pytest.approx(5e6 * 0.40 / 1e6 * 730 / 24, rel=0.02)
+    ded = option(res, "list", "on-demand")
+    busy = res.day["deployments"][ded["candidate"]]["busy_fraction"]
+    assert 0 < busy < 1 and ded["idle_fraction"] == pytest.approx(1 - busy)
+    month_tokens = 5e6 * 730 / 24
+    assert ded["usd_per_mtok"] == pytest.approx(ded["monthly_usd"] / (month_tokens / 1e6))
+    busy_only = ded["usd_per_device_hour"] * ded["devices"] * 730 * busy / (month_tokens / 1e6)
+    assert ded["usd_per_mtok"] == pytest.approx(busy_only / busy)
+    # the peak-rate run alone understates it: its $/Mtok is the bill over the peak's volume
+    peak = res.candidates.set_index("id").loc[ded["candidate"], "usd_per_mtok"]
+    assert ded["usd_per_mtok"] > 2 * peak
