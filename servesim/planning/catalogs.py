@@ -86,7 +86,7 @@ def derive_hardware(
     if data.get("price_hour_usd") is None and data.get("purchase_usd") is None:
         missing.append("price_hour_usd or purchase_usd")
     if missing:
-        raise SpecError("accelerator", name, ", ".join(missing), "missing: give every one of these")
+        raise SpecError("accelerator", name, "<incomplete>", "missing fields: " + ", ".join(missing))
     bad = sorted(set(data) - set(ACCEL_REQUIRED) - set(ACCEL_OPTIONAL))
     if bad:
         raise SpecError("accelerator", f"{name}.{bad[0]}", data[bad[0]], "unknown key")
