@@ -86,7 +86,9 @@ def derive_hardware(
     if data.get("price_hour_usd") is None and data.get("purchase_usd") is None:
         missing.append("price_hour_usd or purchase_usd")
     if missing:
-        raise SpecError("accelerator", name, "<incomplete>", "missing fields: " + ", ".join(missing))
+        raise SpecError(
+            "accelerator", name, "<incomplete>", "missing fields: " + ", ".join(missing)
+        )
     bad = sorted(set(data) - set(ACCEL_REQUIRED) - set(ACCEL_OPTIONAL))
     if bad:
         raise SpecError("accelerator", f"{name}.{bad[0]}", data[bad[0]], "unknown key")
@@ -147,3 +149,56 @@ def apply_named(model: str | None, kwargs: dict[str, Any], workload: str | None,
     if not model:
         raise SpecError("plan", "--model", None, "give --model or a --workload that names one")
     return model, kw
+
+
+def sweep_named(data: Mapping[str, Any], root: Path) -> dict[str, Any]:
+    """A sweep spec with `workload: NAME` / `target: NAME` (files `workloads:` / `targets:`, else
+    workloads.yaml / targets.yaml beside the spec) turned into plain keys: the workload sets the
+    base config's model, arrivals at the peak hour's rate (as plan simulates it), fixed lengths,
+    SLO and dtype; the target adds a grid over deployment.pools.0.hardware."""
+    from servesim.planning.day import day_profile
+
+    out = {k: v for k, v in data.items() if k not in ("workload", "workloads", "target", "targets")}
+    base = out.get("base")
+    if isinstance(base, str):
+        base = (
+            yaml.safe_load((root / base).read_text(encoding="utf-8"))
+            if not Path(base).is_absolute()
+            else yaml.safe_load(Path(base).read_text(encoding="utf-8"))
+        )
+    base = dict(base or {})
+    if data.get("workload"):
+        w = named(root / str(data.get("workloads") or "workloads.yaml"), str(data["workload"]),
+                  "workload", WORKLOAD_KEYS)  # fmt: skip
+        isl, osl = int(w.get("isl", 1024)), int(w.get("osl", 256))
+        prof = day_profile(str(w.get("pattern", "flat")), w.get("hourly"))
+        mean = w.get("rate") or (
+            float(w["tokens_per_day"]) / 86400.0 / (isl + osl) if w.get("tokens_per_day") else None
+        )
+        if mean is None:
+            raise SpecError(
+                str(data["workload"]), "tokens_per_day", None, "give tokens_per_day or rate"
+            )
+        arrivals = {"process": prof.process, "rate": float(mean) * prof.peak_to_mean}
+        if prof.cv is not None:
+            arrivals["cv"] = prof.cv
+        wl = dict(base.get("workload") or {})
+        for src in ("trace", "arrivals", "clients"):
+            wl.pop(src, None)
+        wl.update(arrivals=arrivals, lengths={"input": {"dist": "fixed", "mean": isl},
+                                              "output": {"dist": "fixed", "mean": osl}})  # fmt: skip
+        base["workload"] = wl
+        for key in ("model", "slo", "dtype"):
+            if w.get(key) is not None:
+                base[key] = w[key]
+    if data.get("target"):
+        t = named(root / str(data.get("targets") or "targets.yaml"), str(data["target"]), "target",
+                  TARGET_KEYS)  # fmt: skip
+        hw = list(t.get("hardware") or []) + [
+            derive_hardware(acc)[0] for acc in t.get("accelerators") or []
+        ]
+        grid = dict(out.get("grid") or {})
+        grid["deployment.pools.0.hardware"] = hw
+        out["grid"] = grid
+    out["base"] = base
+    return out

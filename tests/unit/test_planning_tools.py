@@ -118,3 +118,24 @@ def test_named_workload_and_target_fill_plan_arguments(tmp_path):
     assert kw["hardware"][0] == "h100-sxm" and kw["hardware"][1].endswith("chipx.yaml")
     with pytest.raises(SpecError, match="no workload of that name; it has: chat"):
         apply_named(None, {}, "nope", str(wl), None, None)
+
+
+def test_sweep_accepts_a_named_workload_and_target(tmp_path):
+    from servesim.sweep import load_sweep_spec
+
+    (tmp_path / "workloads.yaml").write_text(yaml.safe_dump({"chat": {
+        "model": "llama-3.1-8b", "tokens_per_day": 86400 * 1280, "pattern": "business-hours",
+        "isl": 1024, "osl": 256, "slo": {"ttft_ms": {"p90": 500}}}}))  # fmt: skip
+    (tmp_path / "targets.yaml").write_text(
+        yaml.safe_dump({"gpus": {"hardware": ["h100-sxm", "h200-sxm"]}})
+    )
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({"base": {"deployment": {"pools": [{"role": "colocated",
+                    "hardware": "h100-sxm", "instances": 1}]}, "workload": {"num_requests": 20}},
+                    "workload": "chat", "target": "gpus"}))  # fmt: skip
+    parsed = load_sweep_spec(spec)
+    assert len(parsed.points) == 2
+    assert parsed.base["workload"]["arrivals"]["rate"] == pytest.approx(2.4)  # 1 req/s mean x 2.4
+    assert parsed.base["model"] == "llama-3.1-8b"
+    hw = [dict(p.overrides)["deployment.pools.0.hardware"] for p in parsed.points]
+    assert hw == ["h100-sxm", "h200-sxm"]
