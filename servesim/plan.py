@@ -37,8 +37,9 @@ from servesim._callable import make_callable
 from servesim._files import check_out_path, write_atomic
 from servesim.planning.day import PATTERN_NAMES, autoscale_policy, day_profile, levels
 from servesim.planning.layouts import layouts, unpriced_note
-from servesim.planning.ranking import format_options, price_the_day
+from servesim.planning.ranking import price_the_day
 from servesim.planning.slo import _STAT, slo_check, slo_targets
+from servesim.planning.text import _pct, day_columns, day_info, format_plan, pareto  # noqa: F401  (public names of this module)
 from servesim.specs.common import SpecError
 from servesim.specs.cost import PRICING_MODELS
 
@@ -303,7 +304,7 @@ def _device_hour_usd(hw: Any, pricing: str) -> float | None:
 
 
 def _prune(f: Family, targets) -> str | None:
-    for metric, _pct, ms in targets:
+    for metric, _p, ms in targets:
         if metric == "ttft_ms" and f.ttft_floor_ms > ms:
             return f"TTFT floor {f.ttft_floor_ms:.0f} ms (one prefill alone) > {ms:g}"
         if metric == "tpot_ms" and f.tpot_floor_ms > ms:
@@ -404,7 +405,8 @@ def plan(
     notes: list[str] = []
     fams = []
     families = _families(a, traffic, notes)
-    if not families and not _has_api(model):  # nothing fits or is priced: a bad input
+    unpriced = any(" fits as " in n and "no price" in n for n in notes)
+    if not families and not (unpriced and _has_api(model)):  # nothing fits: a bad input
         why = notes[0] if notes else "no hardware given"
         raise SpecError("plan", "hardware", ",".join(a["hardware"]), f"no deployment of {model} "
                         f"can run ({len(notes)} tried); first: {why}")  # fmt: skip
@@ -524,29 +526,7 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
     }  # fmt: skip
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%" if math.isfinite(x) else "-"
-
-
 # --------------------------------------------------------------------------- results
-
-
-def pareto(
-    df: pd.DataFrame, x: str, y: str, *, max_x: bool = False, max_y: bool = False
-) -> pd.DataFrame:
-    """Rows not dominated in (x, y); minimise both unless max_x/max_y."""
-    d = df.dropna(subset=[x, y])
-    if d.empty:
-        return d
-    sx = -d[x] if max_x else d[x]
-    sy = -d[y] if max_y else d[y]
-    order = sorted(range(len(d)), key=lambda i: (sx.iloc[i], sy.iloc[i]))
-    keep, best = [], math.inf
-    for i in order:
-        if sy.iloc[i] < best:
-            keep.append(i)
-            best = sy.iloc[i]
-    return d.iloc[keep].reset_index(drop=True)
 
 
 def _finish(a, traffic, rows, configs, notes, out, peaks=None, runner=None) -> PlanResult:
@@ -587,43 +567,13 @@ def _finish(a, traffic, rows, configs, notes, out, peaks=None, runner=None) -> P
     )
     priced = price_the_day(a, {**traffic, "latency_key": lat_key}, top, configs, peaks or {},
                            targets, runner, notes)  # fmt: skip
-    top = _day_columns(top, priced)
-    day = _day_info(traffic, priced)
+    top = day_columns(top, priced)
+    day = day_info(traffic, priced)
     result = PlanResult(inputs, cand, top, fronts, notes, best, configs, priced["options"],
                         priced["callouts"], day)  # fmt: skip
     if out is not None:
         result.to_dir(out)
     return result
-
-
-def _day_columns(top: pd.DataFrame, priced: Mapping[str, Any]) -> pd.DataFrame:
-    """The top rows' $/Mtok and idle figures from the simulated day (not the peak)."""
-    if top.empty:
-        return top
-    top = top.copy()
-    per_month = priced["tokens_per_month"] / 1e6
-    days = priced["days"]
-    top["usd_per_mtok"] = top["monthly_usd"] / per_month
-    top["busy_fraction_day"] = [days.get(i, {}).get("busy_fraction") for i in top["id"]]
-    top["slo_attainment_day"] = [days.get(i, {}).get("slo_attainment") for i in top["id"]]
-    top["idle_waste_usd"] = [
-        m * (1.0 - b) if b is not None else w
-        for m, b, w in zip(top["monthly_usd"], top["busy_fraction_day"], top["idle_waste_usd"])
-    ]
-    return top
-
-
-def _day_info(traffic: Mapping[str, Any], priced: Mapping[str, Any]) -> dict[str, Any]:
-    from servesim.planning.daysim import profile_summary
-
-    return {
-        **profile_summary(traffic["profile"], traffic["levels"], traffic["avg_rps"]),
-        "autoscaling_policy": traffic["policy"].describe(),
-        "tokens_per_day": priced["tokens_per_day"],
-        "tokens_per_month": priced["tokens_per_month"],
-        "hours_per_month": HOURS_PER_MONTH,
-        "deployments": priced["days"],
-    }
 
 
 def write_front_figures(result: PlanResult, out: Path) -> list[Path]:
@@ -636,42 +586,6 @@ def write_front_figures(result: PlanResult, out: Path) -> list[Path]:
         p.write_bytes(fig.png)
         paths.append(p)
     return paths
-
-
-def format_plan(result: PlanResult) -> str:
-    """The ranked table printed by `servesim plan`."""
-    i = result.inputs
-    lines = [
-        f"plan for {i['model']}: {i['design_rps']:.3g} req/s design rate "
-        f"(mean {i['avg_rps']:.3g}), ISL {i['mean_isl']:.0f} / OSL {i['mean_osl']:.0f}; "
-        f"{len(result.candidates)} candidates simulated"
-    ]
-    if result.top.empty:
-        closest = [n for n in result.notes if n.startswith("nothing meets the SLO")]
-        lines.append(closest[0] if closest else "no simulated deployment to rank")
-    for rank, r in enumerate(result.top.to_dict("records"), 1):
-        usd_mtok = "-" if r.get("usd_per_mtok") is None else f"${r['usd_per_mtok']:.3g}/Mtok"
-        att = r.get("slo_attainment")
-        att_s = (
-            "-"
-            if att is None or (isinstance(att, float) and math.isnan(att))
-            else f"{100 * att:.1f}%"
-        )
-        lines.append(f"{rank}. {r['id']}")
-        lines.append(
-            f"   ${r['monthly_usd']:,.0f}/month, {usd_mtok}, {r['devices']} device{'s' if r['devices'] != 1 else ''}, "
-            f"utilisation {_pct(r['utilisation'])}, SLO attainment {att_s}, "
-            f"headroom {_pct(r['headroom'])}, idle waste ${r['idle_waste_usd']:,.0f}/month"
-        )
-        lines.append(f"   {r['reason']}")
-    if result.options:
-        lines += format_options(result.options, result.callouts)
-    if result.notes:
-        lines.append("notes:")
-        lines += [f"  - {n}" for n in result.notes[:20]]
-        if len(result.notes) > 20:
-            lines.append(f"  ... {len(result.notes) - 20} more (plan.json)")
-    return "\n".join(lines)
 
 
 make_callable(__name__, plan)
