@@ -68,7 +68,7 @@ def best_under_budget(model: str, *, budget_usd_month: float | None = None,
         f = r.pop("family")
         cfg = _config(a, f, {"instances": 1}, traffic)
         cap = capacity(cfg, by="rate", slo=a["slo"], start=max(f.capacity_rps / 2, 1e-3),
-                       rel_tol=0.1, max_sims=8, num_requests=a.get("num_requests") or 200)  # fmt: skip
+                       rel_tol=0.1, max_sims=8, num_requests=a.get("num_requests"))  # fmt: skip
         per_replica = cap["max_value"] or 0.0
         r.update(simulated=True, replica_rps=per_replica, sustained_rps=r["replicas"] * per_replica,
                  tokens_per_s=r["replicas"] * per_replica * (traffic["isl"] + traffic["osl"]))  # fmt: skip

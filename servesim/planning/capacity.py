@@ -3,7 +3,8 @@
 Each probe simulates the config at one load (``workload.arrivals.rate`` or
 ``workload.clients.concurrency``); the load doubles from the start until a probe misses the SLO,
 then the bracket is halved until it is within ``rel_tol``. This assumes what vLLM's
-`bench sweep serve_sla` assumes: attainment falls as load rises (one crossing).
+`bench sweep serve_sla` assumes: attainment falls as load rises (one crossing). Each rate probe
+runs a minute of traffic (300 to 2,000 requests) unless ``num_requests`` is given.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ def capacity(config: Any, *, by: str = "rate", slo: Mapping[str, Any] | None = N
 
     def test(x: float) -> bool:
         v = int(round(x)) if by == "concurrency" else float(x)
-        s = run(cfg, {**base, key: v})
+        extra = dict(base)
+        if by == "rate" and not num_requests:
+            # a minute of traffic at the probed rate, 300 to 2,000 requests: a short burst of
+            # requests at a high rate finishes before a queue builds and hides the overload
+            extra["workload.num_requests"] = int(min(max(300, v * 60.0), 2000))
+        s = run(cfg, {**extra, key: v})
         ok, fails, head = slo_check(s, targets)
         probes.append({by: v, "meets_slo": ok, "headroom": head, "fails": fails,
                        "output_throughput": s.get("output_throughput"),

@@ -57,16 +57,16 @@ def day_profile(pattern: str, hourly: Sequence[float] | None = None) -> DayProfi
     """The hourly weights of a named pattern, or of 24 given numbers (relative, any scale)."""
     if hourly is not None:
         w = _hourly(hourly)
-        return DayProfile("hourly", tuple(w))
+        return DayProfile("hourly", tuple(float(x) for x in w))
     if pattern in ("flat", "steady"):
         return DayProfile("flat", (1.0,) * 24)
     if pattern == "diurnal":
         a = (_DIURNAL_PEAK_TO_TROUGH - 1.0) / (_DIURNAL_PEAK_TO_TROUGH + 1.0)
         w = 1.0 + a * np.cos(2.0 * np.pi * (np.arange(24) + 0.5 - 15.5) / 24.0)
-        return DayProfile("diurnal", tuple(w / w.mean()))
+        return DayProfile("diurnal", tuple(float(x) for x in w / w.mean()))
     if pattern == "business-hours":
         w = np.array([1.0 if h in _BUSINESS_HOURS else 0.0 for h in range(24)])
-        return DayProfile("business-hours", tuple(w / w.mean()))
+        return DayProfile("business-hours", tuple(float(x) for x in w / w.mean()))
     if pattern == "bursty":
         rest = (24.0 - 3.0 * len(_BURST_HOURS)) / (24 - len(_BURST_HOURS))
         w = [3.0 if h in _BURST_HOURS else rest for h in range(24)]
@@ -96,7 +96,7 @@ def trace_profile(arrival_s: np.ndarray) -> DayProfile | None:
         return None
     hours = ((t - t.min()) // 3600.0).astype(np.int64) % 24
     counts = np.bincount(hours, minlength=24).astype(np.float64)
-    return DayProfile("trace", tuple(counts / counts.mean()))
+    return DayProfile("trace", tuple(float(x) for x in counts / counts.mean()))
 
 
 @dataclass(frozen=True)

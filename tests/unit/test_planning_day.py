@@ -231,3 +231,13 @@ def test_inferenceatlas_example_on_the_engine():
     # the peak-rate run alone understates it: its $/Mtok is the bill over the peak's volume
     peak = res.candidates.set_index("id").loc[ded["candidate"], "usd_per_mtok"]
     assert ded["usd_per_mtok"] > 2 * peak
+
+
+@pytest.mark.parametrize("pattern", ["diurnal", "business-hours", "bursty"])
+def test_plan_out_dir_writes_every_file_for_every_pattern(tmp_path, pattern):
+    res = run(pattern, out=tmp_path)
+    for name in ("plan.json", "options.csv", "best_config.yaml", "launch_commands.sh"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert res.best_config["workload"]["arrivals"]["rate"] == pytest.approx(
+        2.0 * day_profile(pattern).peak_to_mean
+    )
