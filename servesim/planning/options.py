@@ -48,7 +48,7 @@ class Price:
 def check_filters(providers: Iterable[str] | None, billings: Iterable[str] | None) -> None:
     from servesim.specs.cost import load_api_prices, load_providers
 
-    known = set(load_providers()) | {"list", "owned"}
+    known = set(load_providers()) | {"list", "on-prem"}
     known |= {a.vendor.split(" (")[0].lower().split()[0] for a in load_api_prices().values()}
     for p in providers or ():
         if p not in known:
@@ -88,7 +88,7 @@ def hardware_prices(hw: Any, busy_fraction: float) -> list[Price]:
         how = getattr(hw, "price_source", None) or "purchase_usd"
         src = (f"hw_profiles/{hw.name}.yaml {how} ${hw.purchase_usd:,.0f} over "
                f"{spec.lifetime_years:g} y + energy at {100 * spec.utilisation:.0f}% busy")  # fmt: skip
-        out.append(Price("owned", "owned", float(b["total_usd_per_device_hour"]), "", src))
+        out.append(Price("on-prem", "owned", float(b["total_usd_per_device_hour"]), "", src))
     return out
 
 
