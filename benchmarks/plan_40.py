@@ -23,6 +23,8 @@ if __name__ == "__main__":
                extra_replicas=4)  # fmt: skip
     w1, c1 = time.perf_counter(), time.process_time()
     met = int(res.candidates["meets_slo"].sum())
-    print(f"{len(res.candidates)} candidates simulated, {met} met the SLO and had their day "
-          f"simulated ({len(res.day['levels'])} levels each); {len(res.options)} options ranked")
+    print(
+        f"{len(res.candidates)} candidates simulated, {met} met the SLO and had their day "
+        f"simulated ({len(res.day['levels'])} levels each); {len(res.options)} options ranked"
+    )
     print(f"wall {w1 - w0:.1f} s, CPU {c1 - c0:.1f} s (one process)")

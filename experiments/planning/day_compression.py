@@ -72,7 +72,16 @@ if __name__ == "__main__":
     f = full_day()
     t2 = time.time()
     print(f"mean {MEAN_RPS} req/s, {DAY_REQUESTS} requests per level, {c['levels']} levels")
-    print(f"compressed: {t1 - t0:.1f} s wall; full day: {t2 - t1:.1f} s wall ({f['requests']} requests)")
-    for k in ("busy_fraction", "energy_kwh", "ttft_ms_p90", "tpot_ms_p99", "e2el_ms_p99", "requests"):
+    print(
+        f"compressed: {t1 - t0:.1f} s wall; full day: {t2 - t1:.1f} s wall ({f['requests']} requests)"
+    )
+    for k in (
+        "busy_fraction",
+        "energy_kwh",
+        "ttft_ms_p90",
+        "tpot_ms_p99",
+        "e2el_ms_p99",
+        "requests",
+    ):
         rel = (c[k] - f[k]) / f[k]
         print(f"{k:14s} full {f[k]:12.5g}  compressed {c[k]:12.5g}  rel. diff {100 * rel:+6.2f}%")
