@@ -161,23 +161,7 @@ def _traffic(a: Mapping[str, Any]) -> dict[str, Any]:
         if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise SpecError("plan", key, v, "must be a positive number")
     if a.get("trace"):
-        from servesim.workload.traces import trace_stats
-
-        st = trace_stats(a["trace"])
-        speed = float(a.get("speedup") or 1.0)
-        rate = float(st["rate_rps"]) * speed
-        n = _num_requests(a, rate)
-        wl = {"trace": {"path": str(a["trace"]), "speedup": speed}, "num_requests": n}
-        # the trace's mean rate held over the day; its own arrivals inside every hour
-        flat = day_profile("flat")
-        return {
-            "design_rps": rate,
-            "avg_rps": rate,
-            "isl": st["input_mean"],
-            "osl": st["output_mean"],
-            "workload": wl,
-            **_day(a, flat, rate),
-        }
+        return _trace_traffic(a)
     isl, osl = int(a["isl"]), int(a["osl"])
     if isl < 1 or osl < 1:
         raise SpecError("plan", "isl/osl", f"{isl}/{osl}", "must be whole numbers >= 1")
@@ -199,6 +183,26 @@ def _traffic(a: Mapping[str, Any]) -> dict[str, Any]:
     wl = {"arrivals": arrivals, "lengths": lengths, "num_requests": _num_requests(a, design)}
     return {"design_rps": design, "avg_rps": avg, "isl": isl, "osl": osl, "workload": wl,
             **_day(a, pat, avg)}  # fmt: skip
+
+
+def _trace_traffic(a: Mapping[str, Any]) -> dict[str, Any]:
+    """A trace of a day or more: its hourly shape (arrivals binned by hour, folded onto one day);
+    a shorter one: its mean rate held over the day. The confirming run replays it sped up to the
+    peak hour's rate; other levels replay it at theirs (the trace's own requests and lengths)."""
+    from servesim.planning.day import trace_profile
+    from servesim.workload.traces import frame_stats, load_trace
+
+    df = load_trace(a["trace"])
+    st = frame_stats(df)
+    speed = float(a.get("speedup") or 1.0)
+    prof = trace_profile(df["arrival_s"].to_numpy()) or day_profile("flat")
+    rate = float(st["rate_rps"]) * speed
+    design = rate * prof.peak_to_mean
+    n = _num_requests(a, design)
+    wl = {"trace": {"path": str(a["trace"]), "speedup": speed * prof.peak_to_mean},
+          "num_requests": n}  # fmt: skip
+    return {"design_rps": design, "avg_rps": rate, "isl": st["input_mean"],
+            "osl": st["output_mean"], "workload": wl, **_day(a, prof, rate)}  # fmt: skip
 
 
 def _day(a: Mapping[str, Any], profile: Any, avg: float) -> dict[str, Any]:

@@ -241,3 +241,27 @@ def test_plan_out_dir_writes_every_file_for_every_pattern(tmp_path, pattern):
     assert res.best_config["workload"]["arrivals"]["rate"] == pytest.approx(
         2.0 * day_profile(pattern).peak_to_mean
     )
+
+
+def test_a_day_long_trace_gives_its_hourly_shape(tmp_path):
+    """One request a minute, except 08:00-10:00 at four a minute: the peak hour is 4 x the
+    quietest and the confirming run replays the trace sped up to the peak hour's rate."""
+    import pandas as pd
+
+    t = [m * 60.0 for m in range(24 * 60) if not 480 <= m < 600]
+    t += [480 * 60.0 + k * 15.0 for k in range(120 * 4)]
+    stamps = pd.Timestamp("2025-01-01") + pd.to_timedelta(sorted(t), unit="s")
+    path = tmp_path / "day.csv"
+    pd.DataFrame({"TIMESTAMP": stamps.strftime("%Y-%m-%d %H:%M:%S.%f"), "ContextTokens": 100,
+                  "GeneratedTokens": 20}).to_csv(path, index=False)  # fmt: skip
+
+    def runner(cfg):
+        out = fake_runner({**cfg, "workload": {"arrivals": {"rate": 0.01}}})
+        return out
+
+    res = plan("llama-3.1-8b", trace=str(path), slo=SLO, hardware=["h100-sxm"], tp=[1],
+               caps=[64], runner=runner, max_sims=2)  # fmt: skip
+    w = res.day["hourly_weights"]
+    assert w[8] == pytest.approx(4 * w[0], rel=0.02) and w[9] == pytest.approx(w[8], rel=0.02)
+    assert res.inputs["design_rps"] == pytest.approx(4 / 60, rel=0.02)
+    assert res.best_config["workload"]["trace"]["speedup"] == pytest.approx(max(w))
