@@ -150,3 +150,18 @@ def test_budget_buys_whole_replicas_and_ranks_by_sustained_rate():
     assert all(r["sustained_rps"] == pytest.approx(r["replicas"] * r["replica_rps"]) for r in rows)
     assert rows[0]["sustained_rps"] >= rows[-1]["sustained_rps"]
     assert "with 3 devices" in format_budget(res)
+
+
+def test_ui_command_without_the_extra_is_one_error_line(monkeypatch, capsys):
+    import importlib.util
+
+    from servesim.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "streamlit" else real(n, *a)
+    )
+    with pytest.raises(SystemExit) as e:
+        main(["ui", "--no-browser"])
+    assert e.value.code == 2
+    assert "pip install 'servesim[ui]'" in capsys.readouterr().err
