@@ -35,8 +35,10 @@ import pandas as pd
 
 from servesim._callable import make_callable
 from servesim._files import check_out_path, write_atomic
+from servesim.planning import hetero
 from servesim.planning.day import PATTERN_NAMES, autoscale_policy, day_profile, levels
 from servesim.planning.layouts import layouts, unpriced_note
+from servesim.planning.options import has_api
 from servesim.planning.ranking import price_the_day
 from servesim.planning.slo import _STAT, slo_check, slo_targets
 from servesim.planning.text import _pct, day_columns, day_info, format_plan, pareto  # noqa: F401  (public names of this module)
@@ -68,6 +70,7 @@ class Family:
     prefill_rps: float = 0.0  # PD: one prefill instance
     decode_rps: float = 0.0  # PD: one decode instance
     mbt: int = 8192  # max_num_batched_tokens (smaller where only a small budget fits: SRAM)
+    dec: Any = None  # heterogeneous PD: the decode side's Family (planning.hetero)
 
 
 @dataclass
@@ -253,7 +256,7 @@ def _families(a: Mapping[str, Any], traffic: Mapping[str, Any], notes: list[str]
                 for mode in a["modes"]:
                     if mode != "af" or moe:
                         fams.append(Family(mode, hw_id, tp, ep, pp, cap, price, *b, mbt=mbt))
-    return fams
+    return fams + hetero.hetero_families(fams)
 
 
 def _bounds(ctx: Any, isl: int, osl: int, batch: int, mbt: int = 8192) -> tuple[float, ...] | None:
@@ -336,6 +339,8 @@ def _shapes(f: Family, rate: float, extra: int) -> list[dict[str, int]]:
 
 
 def _devices(f: Family, shape: Mapping[str, int]) -> int:
+    if f.dec is not None:
+        return hetero.devices(f, shape)
     # an af replica is one attention and one FFN instance, each of tp x pp devices
     return f.tp * f.pp * sum(shape.values()) * (2 if f.mode == "af" else 1)
 
@@ -355,6 +360,9 @@ def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -
 
     if f.mode == "colocated":
         dep: dict[str, Any] = {"pools": [pool("colocated", shape["instances"])]}
+    elif f.dec is not None:
+        dep = {"pools": [pool("prefill", shape["prefill"]),
+                         hetero.decode_pool(f, shape["decode"], sched)]}  # fmt: skip
     elif f.mode == "pd":
         dep = {"pools": [pool("prefill", shape["prefill"]), pool("decode", shape["decode"])]}
     else:
@@ -410,7 +418,7 @@ def plan(
     fams = []
     families = _families(a, traffic, notes)
     unpriced = any(" fits as " in n and "no price" in n for n in notes)
-    if not families and not (unpriced and _has_api(model)):  # nothing fits: a bad input
+    if not families and not (unpriced and has_api(model)):  # nothing fits: a bad input
         why = notes[0] if notes else "no hardware given"
         raise SpecError("plan", "hardware", ",".join(a["hardware"]), f"no deployment of {model} "
                         f"can run ({len(notes)} tried); first: {why}")  # fmt: skip
@@ -429,18 +437,13 @@ def plan(
     return _finish(a, traffic, rows, configs, notes, out, peaks, runner)
 
 
-def _has_api(model: str) -> bool:
-    from servesim.specs.cost import load_api_prices
-
-    return any(api.serves == model for api in load_api_prices().values())
-
-
 def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict, dict]:
     rate = traffic["design_rps"]
     queue = []
     for f in fams:
         for shape in _shapes(f, rate, int(a["extra_replicas"])):
-            est = _devices(f, shape) * f.price_hour * HOURS_PER_MONTH
+            hour = hetero.hour_usd(f, shape) if f.dec else _devices(f, shape) * f.price_hour
+            est = hour * HOURS_PER_MONTH
             queue.append((est, f, shape))
     queue.sort(
         key=lambda q: (q[0], q[1].mode, q[1].hardware, q[1].tp, q[1].pp, q[1].cap,
@@ -459,9 +462,10 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict,
             break
         if len(met_costs) >= int(a["top"]) and est > sorted(met_costs)[int(a["top"]) - 1]:
             break  # every cheaper estimate has been simulated
-        fam_key = (f.mode, f.hardware, f.tp, f.pp, f.ep, f.cap)
+        hw_txt = hetero.label(f) if f.dec else f.hardware
+        fam_key = (f.mode, hw_txt, f.tp, f.pp, f.ep, f.cap)
         pp_txt = f"-pp{f.pp}" if f.pp > 1 else ""
-        cid = f"{f.mode}-{f.hardware}-tp{f.tp}{pp_txt}-ep{f.ep}-cap{f.cap}-" + "-".join(
+        cid = f"{f.mode}-{hw_txt}-tp{f.tp}{pp_txt}-ep{f.ep}-cap{f.cap}-" + "-".join(
             f"{k[0]}{v}" for k, v in sorted(shape.items())
         )
         if f.mode in unsupported or cid in seen or fam_key in met_families:
@@ -508,6 +512,8 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
         shape_txt = f"{shape['instances']} attention + {shape['instances']} FFN instances"
     layout = f"TP{f.tp}" + (f" PP{f.pp}" if f.pp > 1 else "") + (f" EP{f.ep}" if f.ep > 1 else "")
     deployment = f"{devices} x {f.hardware} ({layout}, {shape_txt}, max_num_seqs {f.cap})"
+    if f.dec is not None:
+        deployment = f"{devices} devices: " + hetero.text(f, shape)
     if met:
         reason = (
             f"meets SLO with {_pct(headroom)} headroom at {_pct(util)} of estimated capacity; "
@@ -516,7 +522,7 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
     else:
         reason = "; ".join(fails)
     return {
-        "id": cid, "mode": f.mode, "hardware": f.hardware, "tp": f.tp, "pp": f.pp, "ep": f.ep,
+        "id": cid, "mode": f.mode, "hardware": hetero.label(f) if f.dec else f.hardware, "tp": f.tp, "pp": f.pp, "ep": f.ep,
         "max_num_seqs": f.cap, **{f"n_{k}": v for k, v in shape.items()}, "devices": devices,
         "replicas": sum(shape.values()), "deployment": deployment,
         "monthly_usd": monthly, "estimated_monthly_usd": est,

@@ -93,29 +93,39 @@ def hardware_prices(hw: Any, busy_fraction: float) -> list[Price]:
 
 
 def deployment_options(cand: Mapping[str, Any], day: DayStats, profile: DayProfile,
-                       policy: AutoscalePolicy, hw: Any, lat_key: str) -> tuple[list[dict], str | None]:  # fmt: skip
-    """Options of one simulated deployment (a candidate row that met the SLO at the peak)."""
-    devices = int(cand["devices"])
-    replicas = int(cand.get("replicas") or 1)
+                       policy: AutoscalePolicy, pools: list[tuple[Any, int, int]],
+                       lat_key: str) -> tuple[list[dict], str | None]:  # fmt: skip
+    """Options of one simulated deployment (a candidate row that met the SLO at the peak).
+    ``pools``: (hardware spec, replicas, devices per replica) of each pool; a heterogeneous
+    deployment is priced by a provider (or list, or on-prem) only where every pool's device is."""
+    devices = sum(n * d for _, n, d in pools)
     billed_dedicated = devices * 86400.0
     busy = min(day.busy_device_s / billed_dedicated, 1.0) if billed_dedicated else 0.0
-    prices = hardware_prices(hw, busy)
-    if not prices:
-        return [], (f"{hw.name}: no price (no catalog provider, no list or purchase price in "
-                    f"hw_profiles/{hw.name}.yaml): its simulated deployments cannot be costed")  # fmt: skip
-    up = autoscaled_replicas(profile, replicas, policy)
-    auto_replica_s = autoscaled_replica_s(up, policy)
+    per_hw = [{(p.provider, p.billing): p for p in hardware_prices(hw, busy)} for hw, _, _ in pools]
+    common = [k for k in per_hw[0] if all(k in m for m in per_hw[1:])]
+    if not common:
+        names = " and ".join(sorted({hw.name for hw, _, _ in pools}))
+        return [], (f"{names}: no common price (no catalog provider, list or purchase price "
+                    "for every pool's device): its simulated deployments cannot be costed")  # fmt: skip
+    ups = [autoscaled_replicas(profile, n, policy) for _, n, _ in pools]
+    auto_s = [autoscaled_replica_s(up, policy) for up in ups]
     rows = []
-    for p in prices:
-        if p.billing == "autoscaling":
-            if auto_replica_s >= replicas * 86400.0:
+    for key in common:
+        ps = [m[key] for m in per_hw]
+        if key[1] == "autoscaling":
+            if all(s >= n * 86400.0 for s, (_, n, _) in zip(auto_s, pools)):
                 continue  # every replica up every hour: the on-demand bill
-            billed = devices / replicas * auto_replica_s
+            billed = [d * s for s, (_, _, d) in zip(auto_s, pools)]
         else:
-            billed = billed_dedicated
-        day_usd = p.usd_per_device_hour * billed / 3600.0
-        idle = max(0.0, 1.0 - day.busy_device_s / billed) if billed else 0.0
-        rows.append(_row(cand, day, p, day_usd, idle, lat_key, policy, up))
+            billed = [n * d * 86400.0 for _, n, d in pools]
+        day_usd = sum(p.usd_per_device_hour * b / 3600.0 for p, b in zip(ps, billed))
+        total = sum(billed)
+        idle = max(0.0, 1.0 - day.busy_device_s / total) if total else 0.0
+        blended = Price(key[0], key[1], day_usd * 3600.0 / total if total else 0.0,
+                        "; ".join(dict.fromkeys(p.date for p in ps if p.date)),
+                        " | ".join(dict.fromkeys(p.source for p in ps)))  # fmt: skip
+        up = [sum(u[h] for u in ups) for h in range(24)]
+        rows.append(_row(cand, day, blended, day_usd, idle, lat_key, policy, up))
     return rows, None
 
 
@@ -143,6 +153,12 @@ def _row(cand, day: DayStats, p: Price, day_usd, idle, lat_key, policy, up) -> d
         "usd_per_device_hour": p.usd_per_device_hour, "price_date": p.date,
         "price_source": p.source, "reason": reason,
     }  # fmt: skip
+
+
+def has_api(model: str) -> bool:
+    from servesim.specs.cost import load_api_prices
+
+    return any(api.serves == model for api in load_api_prices().values())
 
 
 def api_options(model: str, day_tokens_in: float, day_tokens_out: float) -> list[dict[str, Any]]:

@@ -13,6 +13,21 @@ from servesim.planning.daysim import simulate_day
 from servesim.planning.options import api_options, deployment_options, rank
 
 
+def row_pools(row: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[tuple[str, int, int]]:
+    """(hardware, replicas, devices per replica) of each pool of a candidate's config; an
+    attention/FFN pair counts as one pool of two instances' devices per replica."""
+    out: list[tuple[str, int, int]] = []
+    for p in cfg["deployment"]["pools"]:
+        par = p.get("parallelism") or {}
+        d = int(par.get("tp", 1)) * int(par.get("pp", 1))
+        if p["role"] == "ffn" and out:
+            hw, n, d0 = out[-1]
+            out[-1] = (hw, n, d0 + d)
+            continue
+        out.append((str(p["hardware"]), int(p["instances"]), d))
+    return out
+
+
 def day_requests(a: Mapping[str, Any]) -> int:
     """Requests per level window: given (day_requests), else 300 (a few hundred requests give a
     steady state at every level; docs/planning.md has the error against a whole day)."""
@@ -37,19 +52,19 @@ def price_the_day(a: Mapping[str, Any], traffic: Mapping[str, Any], top: pd.Data
     for row in top.to_dict("records"):
         if not row.get("meets_slo"):
             continue
-        hw = load_hardware(row["hardware"])
         cfg = configs[row["id"]]
-        day = simulate_day(
-            cfg, lvls, peaks[row["id"]], runner, day_requests(a), targets, int(row["devices"]),
-            float(hw.idle_W), float(peaks[row["id"]].get("pue") or 1.0), traffic["isl"], traffic["osl"],
-        )  # fmt: skip
+        pools = [(load_hardware(h), n, d) for h, n, d in row_pools(row, cfg)]
+        idle_w = sum(h.idle_W * n * d for h, n, d in pools) / int(row["devices"])
+        pue = float(peaks[row["id"]].get("pue") or 1.0)
+        day = simulate_day(cfg, lvls, peaks[row["id"]], runner, day_requests(a), targets,
+                           int(row["devices"]), idle_w, pue, traffic["isl"], traffic["osl"])  # fmt: skip
         tokens_in, tokens_out = day.tokens_in, day.tokens_out
         days[row["id"]] = {
             "busy_fraction": day.busy_device_s / (int(row["devices"]) * 86400.0),
             "energy_kwh_day": day.energy_kwh, "slo_attainment": day.attainment,
             "latency": day.latency, "levels": day.level_rows,
         }  # fmt: skip
-        rows, why = deployment_options(row, day, profile, policy, hw, lat_key)
+        rows, why = deployment_options(row, day, profile, policy, pools, lat_key)
         if why:
             notes.append(why)
         options += rows

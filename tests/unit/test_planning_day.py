@@ -265,3 +265,28 @@ def test_a_day_long_trace_gives_its_hourly_shape(tmp_path):
     assert w[8] == pytest.approx(4 * w[0], rel=0.02) and w[9] == pytest.approx(w[8], rel=0.02)
     assert res.inputs["design_rps"] == pytest.approx(4 / 60, rel=0.02)
     assert res.best_config["workload"]["trace"]["speedup"] == pytest.approx(max(w))
+
+
+def test_heterogeneous_pd_puts_prefill_and_decode_on_different_devices():
+    def runner(cfg):
+        pools = cfg["deployment"]["pools"]
+        out = fake_runner({**cfg, "deployment": {"pools": pools[:1]}})
+        out["device_s"] = sum(p["instances"] * p["parallelism"]["tp"] for p in pools) * 100.0
+        return out
+
+    res = plan("llama-3.1-8b", rate=1.0, isl=512, osl=128, slo=SLO, modes=["pd"], tp=[1],
+               hardware=["h100-sxm", "h200-sxm"], caps=[64], runner=runner, max_sims=30,
+               top=30)  # fmt: skip
+    het = res.candidates[res.candidates["hardware"] == "h100-sxm+h200-sxm"]
+    assert len(het)
+    cfg = res.configs[het.iloc[0]["id"]]
+    assert [p["hardware"] for p in cfg["deployment"]["pools"]] == ["h100-sxm", "h200-sxm"]
+    opts = [o for o in res.options if o["hardware"] == "h100-sxm+h200-sxm"]
+    assert opts and all(
+        o["provider"] != "list" or o["billing"] in ("on-demand", "autoscaling") for o in opts
+    )
+    # a provider prices the pair only where it publishes both devices
+    from servesim.specs.cost import load_providers
+
+    both = {p for p, d in load_providers().items() if "h100-sxm" in d and "h200-sxm" in d}
+    assert {o["provider"] for o in opts} - {"list", "on-prem"} <= both
