@@ -33,9 +33,14 @@ def samples_runner(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def level_config(cfg: Mapping[str, Any], scale: float, n: int) -> dict[str, Any]:
-    """The peak-rate config at ``scale`` x its rate (a trace: replayed ``scale`` x slower)."""
+def level_config(cfg: Mapping[str, Any], scale: float, n: int,
+                 floor: int | None = None) -> dict[str, Any]:  # fmt: skip
+    """The peak-rate config at ``scale`` x its rate (a trace: replayed ``scale`` x slower). With
+    ``floor`` (autoscaling), every pool keeps ceil(instances x scale) instances, at least floor."""
     out = copy.deepcopy(dict(cfg))
+    if floor is not None:
+        for pool in out["deployment"]["pools"]:
+            pool["instances"] = max(floor, math.ceil(pool["instances"] * scale - 1e-9))
     wl = out["workload"]
     if "arrivals" in wl:
         wl["arrivals"]["rate"] = float(wl["arrivals"]["rate"]) * scale
@@ -48,11 +53,13 @@ def level_config(cfg: Mapping[str, Any], scale: float, n: int) -> dict[str, Any]
 def simulate_day(cfg: Mapping[str, Any], levels: list[Level], peak: Mapping[str, Any],
                  runner: Callable[[Mapping[str, Any]], Mapping[str, Any]], n: int,
                  targets, devices: int, idle_w_per_device: float, pue: float,
-                 mean_isl: float, mean_osl: float) -> DayStats:  # fmt: skip
+                 mean_isl: float, mean_osl: float, floor: int | None = None) -> DayStats:  # fmt: skip
     """The day's figures of one deployment. ``peak``: the summary already simulated at the first
-    (highest) level; every other level is simulated once for ``n`` requests."""
+    (highest) level; every other level is simulated once for ``n`` requests. ``floor`` given:
+    the autoscaled fleet (each level with the replicas the policy keeps up; idle hours draw the
+    idle power of ``floor`` replicas' share of the devices)."""
     top = levels[0].rate
-    summaries = [peak] + [runner(level_config(cfg, lv.rate / top, n)) for lv in levels[1:]]
+    summaries = [peak] + [runner(level_config(cfg, lv.rate / top, n, floor)) for lv in levels[1:]]
     busy = energy = 0.0
     rows = []
     for lv, s in zip(levels, summaries):
@@ -72,7 +79,8 @@ def simulate_day(cfg: Mapping[str, Any], levels: list[Level], peak: Mapping[str,
                      "busy_fraction": frac, "goodput_fraction": s.get("goodput_fraction"),
                      **{k: s.get(k) for k in _keys(targets)}})  # fmt: skip
     idle_hours = 24 - sum(len(lv.hours) for lv in levels)
-    energy += idle_w_per_device * devices * pue * 3600.0 * idle_hours
+    idle_devices = devices if floor is None else devices * min(floor, 1)
+    energy += idle_w_per_device * idle_devices * pue * 3600.0 * idle_hours
     requests = sum(lv.requests for lv in levels)
     return DayStats(
         requests=requests,

@@ -94,10 +94,12 @@ def hardware_prices(hw: Any, busy_fraction: float) -> list[Price]:
 
 def deployment_options(cand: Mapping[str, Any], day: DayStats, profile: DayProfile,
                        policy: AutoscalePolicy, pools: list[tuple[Any, int, int]],
-                       lat_key: str) -> tuple[list[dict], str | None]:  # fmt: skip
+                       lat_key: str, day_auto: DayStats | None = None) -> tuple[list[dict], str | None]:  # fmt: skip
     """Options of one simulated deployment (a candidate row that met the SLO at the peak).
     ``pools``: (hardware spec, replicas, devices per replica) of each pool; a heterogeneous
-    deployment is priced by a provider (or list, or on-prem) only where every pool's device is."""
+    deployment is priced by a provider (or list, or on-prem) only where every pool's device is.
+    ``day_auto``: the day of the autoscaled fleet (latency, attainment, busy time, energy of the
+    autoscaling rows); without it they take the full fleet's."""
     devices = sum(n * d for _, n, d in pools)
     billed_dedicated = devices * 86400.0
     busy = min(day.busy_device_s / billed_dedicated, 1.0) if billed_dedicated else 0.0
@@ -120,12 +122,13 @@ def deployment_options(cand: Mapping[str, Any], day: DayStats, profile: DayProfi
             billed = [n * d * 86400.0 for _, n, d in pools]
         day_usd = sum(p.usd_per_device_hour * b / 3600.0 for p, b in zip(ps, billed))
         total = sum(billed)
-        idle = max(0.0, 1.0 - day.busy_device_s / total) if total else 0.0
+        d = day_auto if key[1] == "autoscaling" and day_auto is not None else day
+        idle = max(0.0, 1.0 - d.busy_device_s / total) if total else 0.0
         blended = Price(key[0], key[1], day_usd * 3600.0 / total if total else 0.0,
                         "; ".join(dict.fromkeys(p.date for p in ps if p.date)),
                         " | ".join(dict.fromkeys(p.source for p in ps)))  # fmt: skip
         up = [sum(u[h] for u in ups) for h in range(24)]
-        rows.append(_row(cand, day, blended, day_usd, idle, lat_key, policy, up))
+        rows.append(_row(cand, d, blended, day_usd, idle, lat_key, policy, up))
     return rows, None
 
 
@@ -149,7 +152,7 @@ def _row(cand, day: DayStats, p: Price, day_usd, idle, lat_key, policy, up) -> d
         "meets_slo": bool(cand["meets_slo"]), "slo_attainment": day.attainment,
         "headroom": cand["headroom"], "idle_fraction": idle, "latency_ms": lat,
         **{k: v for k, v in day.latency.items()},
-        "energy_kwh_month": day.energy_kwh * DAYS_PER_MONTH if p.billing != "autoscaling" else None,
+        "energy_kwh_month": day.energy_kwh * DAYS_PER_MONTH,
         "usd_per_device_hour": p.usd_per_device_hour, "price_date": p.date,
         "price_source": p.source, "reason": reason,
     }  # fmt: skip

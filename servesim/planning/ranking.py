@@ -58,13 +58,23 @@ def price_the_day(a: Mapping[str, Any], traffic: Mapping[str, Any], top: pd.Data
         pue = float(peaks[row["id"]].get("pue") or 1.0)
         day = simulate_day(cfg, lvls, peaks[row["id"]], runner, day_requests(a), targets,
                            int(row["devices"]), idle_w, pue, traffic["isl"], traffic["osl"])  # fmt: skip
+        day_auto = None
+        top_rate = lvls[0].rate
+        if any(math.ceil(n * lv.rate / top_rate - 1e-9) < n for _, n, _ in pools for lv in lvls):
+            # the autoscaled fleet is smaller in some level: simulate its day too
+            day_auto = simulate_day(cfg, lvls, peaks[row["id"]], runner, day_requests(a), targets,
+                                    int(row["devices"]), idle_w, pue, traffic["isl"],
+                                    traffic["osl"], floor=max(policy.min_replicas, 1))  # fmt: skip
         tokens_in, tokens_out = day.tokens_in, day.tokens_out
         days[row["id"]] = {
             "busy_fraction": day.busy_device_s / (int(row["devices"]) * 86400.0),
             "energy_kwh_day": day.energy_kwh, "slo_attainment": day.attainment,
             "latency": day.latency, "levels": day.level_rows,
+            "autoscaled": None if day_auto is None else {
+                "slo_attainment": day_auto.attainment, "latency": day_auto.latency,
+                "levels": day_auto.level_rows},
         }  # fmt: skip
-        rows, why = deployment_options(row, day, profile, policy, pools, lat_key)
+        rows, why = deployment_options(row, day, profile, policy, pools, lat_key, day_auto)
         if why:
             notes.append(why)
         options += rows

@@ -290,3 +290,26 @@ def test_heterogeneous_pd_puts_prefill_and_decode_on_different_devices():
 
     both = {p for p, d in load_providers().items() if "h100-sxm" in d and "h200-sxm" in d}
     assert {o["provider"] for o in opts} - {"list", "on-prem"} <= both
+
+
+def test_autoscaled_fleet_is_simulated_at_its_own_replica_counts():
+    seen = []
+
+    def runner(cfg):
+        seen.append(
+            (cfg["workload"]["arrivals"]["rate"], cfg["deployment"]["pools"][0]["instances"])
+        )
+        return fake_runner(cfg)
+
+    res = run("diurnal", runner=runner)
+    auto = option(res, "list", "autoscaling")
+    n = auto["devices"]  # 3 replicas for 3 req/s at the peak
+    lv = levels(day_profile("diurnal"), 2.0)
+    for level in lv[1:]:
+        want = max(1, math.ceil(n * level.rate / lv[0].rate - 1e-9))
+        assert (pytest.approx(level.rate), want) in seen
+    day = res.day["deployments"][auto["candidate"]]
+    assert (
+        day["autoscaled"] is not None
+        and auto["slo_attainment"] == day["autoscaled"]["slo_attainment"]
+    )
