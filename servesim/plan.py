@@ -462,7 +462,7 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict,
             break
         if len(met_costs) >= int(a["top"]) and est > sorted(met_costs)[int(a["top"]) - 1]:
             break  # every cheaper estimate has been simulated
-        hw_txt = hetero.label(f) if f.dec else f.hardware
+        hw_txt = hetero.label(f) if f.dec else hetero.name(f.hardware)
         fam_key = (f.mode, hw_txt, f.tp, f.pp, f.ep, f.cap)
         pp_txt = f"-pp{f.pp}" if f.pp > 1 else ""
         cid = f"{f.mode}-{hw_txt}-tp{f.tp}{pp_txt}-ep{f.ep}-cap{f.cap}-" + "-".join(
@@ -511,7 +511,9 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
     if f.mode == "af":
         shape_txt = f"{shape['instances']} attention + {shape['instances']} FFN instances"
     layout = f"TP{f.tp}" + (f" PP{f.pp}" if f.pp > 1 else "") + (f" EP{f.ep}" if f.ep > 1 else "")
-    deployment = f"{devices} x {f.hardware} ({layout}, {shape_txt}, max_num_seqs {f.cap})"
+    deployment = (
+        f"{devices} x {hetero.name(f.hardware)} ({layout}, {shape_txt}, max_num_seqs {f.cap})"
+    )
     if f.dec is not None:
         deployment = f"{devices} devices: " + hetero.text(f, shape)
     if met:
@@ -522,7 +524,7 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
     else:
         reason = "; ".join(fails)
     return {
-        "id": cid, "mode": f.mode, "hardware": hetero.label(f) if f.dec else f.hardware, "tp": f.tp, "pp": f.pp, "ep": f.ep,
+        "id": cid, "mode": f.mode, "hardware": hetero.label(f) if f.dec else hetero.name(f.hardware), "tp": f.tp, "pp": f.pp, "ep": f.ep,
         "max_num_seqs": f.cap, **{f"n_{k}": v for k, v in shape.items()}, "devices": devices,
         "replicas": sum(shape.values()), "deployment": deployment,
         "monthly_usd": monthly, "estimated_monthly_usd": est,

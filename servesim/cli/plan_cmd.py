@@ -258,8 +258,10 @@ def plan_command(
         providers=_csv(providers), billing=_csv(billing), autoscale=auto or None,
         day_requests=day_requests,
     )  # fmt: skip
-    model, kwargs = apply_named(model, kwargs, workload_name, workloads_file, target_name,
-                                targets_file, explicit=_explicit())  # fmt: skip
+    model, kwargs, derived = apply_named(model, kwargs, workload_name, workloads_file,
+                                         target_name, targets_file, explicit=_explicit())  # fmt: skip
+    for line in derived:  # a user accelerator's derived fields, with their rules
+        click.echo(f"derived: {line}", err=True)
     if budget_usd_month is not None or max_devices is not None:
         from servesim.planning.budget import best_under_budget, format_budget
 

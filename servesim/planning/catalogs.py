@@ -25,6 +25,7 @@ from servesim.specs.common import SpecError
 
 WORKLOAD_KEYS = ("model", "tokens_per_day", "rate", "pattern", "hourly", "isl", "osl", "slo",
                  "dtype", "trace", "speedup")  # fmt: skip
+_NUMBERS = ("tokens_per_day", "rate", "speedup", "isl", "osl")
 TARGET_KEYS = ("hardware", "accelerators", "tp", "pp", "caps", "modes", "dtype", "pricing")
 ACCEL_REQUIRED = (
     "name",
@@ -73,7 +74,14 @@ def named(path: str | Path, name: str, kind: str, keys: tuple[str, ...]) -> dict
         raise SpecError(
             str(path), f"{name}.{bad[0]}", entry[bad[0]], "unknown key; allowed: " + ", ".join(keys)
         )
-    return dict(entry)
+    out = dict(entry)
+    for k in _NUMBERS:  # YAML 1.1 reads 5.0e6 (no sign in the exponent) as text
+        if isinstance(out.get(k), str):
+            try:
+                out[k] = float(out[k])
+            except ValueError:
+                raise SpecError(str(path), f"{name}.{k}", out[k], "a number") from None
+    return out
 
 
 def derive_hardware(
@@ -125,9 +133,10 @@ def derive_hardware(
 
 def apply_named(model: str | None, kwargs: dict[str, Any], workload: str | None,
                 workloads_file: str | None, target: str | None, targets_file: str | None,
-                explicit: set[str] = frozenset()) -> tuple[str, dict[str, Any]]:  # fmt: skip
+                explicit: set[str] = frozenset()) -> tuple[str, dict[str, Any], list[str]]:  # fmt: skip
     """Fill plan arguments from a named workload and target; flags typed by the user win."""
     kw = dict(kwargs)
+    lines: list[str] = []
     if workload:
         w = named(workloads_file or "workloads.yaml", workload, "workload", WORKLOAD_KEYS)
         model = model or w.pop("model", None)
@@ -139,8 +148,9 @@ def apply_named(model: str | None, kwargs: dict[str, Any], workload: str | None,
         t = named(targets_file or "targets.yaml", target, "target", TARGET_KEYS)
         hw = list(t.pop("hardware", []) or [])
         for acc in t.pop("accelerators", []) or []:
-            path, _lines = derive_hardware(acc)
+            path, derived = derive_hardware(acc)
             hw.append(path)
+            lines += derived
         if "hw" not in explicit:
             kw["hardware"] = hw
         for k, v in t.items():
@@ -148,7 +158,7 @@ def apply_named(model: str | None, kwargs: dict[str, Any], workload: str | None,
                 kw[k] = v
     if not model:
         raise SpecError("plan", "--model", None, "give --model or a --workload that names one")
-    return model, kw
+    return model, kw, lines
 
 
 def sweep_named(data: Mapping[str, Any], root: Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 
@@ -39,8 +40,13 @@ def hour_usd(f: Any, shape: Mapping[str, int]) -> float:
             + shape["decode"] * f.dec.tp * f.dec.pp * f.dec.price_hour)  # fmt: skip
 
 
+def name(hardware: str) -> str:
+    """A catalog id as is; a profile path (a user accelerator) by its file stem."""
+    return Path(hardware).stem if str(hardware).endswith((".yaml", ".yml")) else str(hardware)
+
+
 def label(f: Any) -> str:
-    return f"{f.hardware}+{f.dec.hardware}"
+    return f"{name(f.hardware)}+{name(f.dec.hardware)}"
 
 
 def decode_pool(f: Any, n: int, sched: Mapping[str, Any]) -> dict[str, Any]:

@@ -108,11 +108,12 @@ def test_named_workload_and_target_fill_plan_arguments(tmp_path):
                                                              "memory_GB": 80, "bandwidth_GBps": 3000,
                                                              "scaleup_bandwidth_GBps": 300,
                                                              "tdp_W": 500, "purchase_usd": 20000}]}}))  # fmt: skip
-    model, kw = apply_named(None, {"pattern": "flat", "isl": 64}, "chat", str(wl), "mine", str(tg),
+    model, kw, derived = apply_named(None, {"pattern": "flat", "isl": 64}, "chat", str(wl), "mine", str(tg),
                             explicit={"isl"})  # fmt: skip
     assert model == "llama-3.1-8b" and kw["tokens_per_day"] == 1e6 and kw["pattern"] == "diurnal"
     assert kw["isl"] == 64 and kw["tp"] == [1, 2]
     assert kw["hardware"][0] == "h100-sxm" and kw["hardware"][1].endswith("chipx.yaml")
+    assert any(line.startswith("chipx.idle_W = 60") for line in derived)
     with pytest.raises(SpecError, match="no workload of that name; it has: chat"):
         apply_named(None, {}, "nope", str(wl), None, None)
 
