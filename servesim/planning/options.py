@@ -128,8 +128,16 @@ def deployment_options(cand: Mapping[str, Any], day: DayStats, profile: DayProfi
                         "; ".join(dict.fromkeys(p.date for p in ps if p.date)),
                         " | ".join(dict.fromkeys(p.source for p in ps)))  # fmt: skip
         up = [sum(u[h] for u in ups) for h in range(24)]
-        rows.append(_row(cand, d, blended, day_usd, idle, lat_key, policy, up))
+        row = _row(cand, d, blended, day_usd, idle, lat_key, policy, up)
+        split = {f"{role(i, len(pools))} {n * dv} x {hw.name}": p.usd_per_device_hour * b / 3600.0 * DAYS_PER_MONTH
+                 for i, ((hw, n, dv), p, b) in enumerate(zip(pools, ps, billed))}  # fmt: skip
+        row["cost_split_usd_month"] = {**split, "of which idle": row["monthly_usd"] * idle}
+        rows.append(row)
     return rows, None
+
+
+def role(i: int, n: int) -> str:
+    return "fleet" if n == 1 else ("prefill", "decode")[i] if n == 2 else f"pool {i}"
 
 
 def _row(cand, day: DayStats, p: Price, day_usd, idle, lat_key, policy, up) -> dict[str, Any]:

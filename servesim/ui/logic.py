@@ -123,9 +123,7 @@ def option_details(result: Any, rank: int) -> dict[str, Any]:
         },  # fmt: skip
         "latency_ms": day.get("latency", {}),
         "busy_fraction": day.get("busy_fraction"),
-        "idle_cost_usd_month": (
-            o["monthly_usd"] * o["idle_fraction"] if o.get("idle_fraction") is not None else None
-        ),  # fmt: skip
+        "cost_split_usd_month": o.get("cost_split_usd_month"),
         "energy_kwh_month": o.get("energy_kwh_month"),
         "levels": day.get("levels", []),
     }

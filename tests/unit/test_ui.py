@@ -64,3 +64,8 @@ def test_ui_logic_downloads_are_complete():
     assert "--tensor-parallel-size" in logic.launch_text(res)
     det = logic.option_details(res, data["options"][0]["rank"])
     assert "option" in det
+    hosted = next(o for o in data["options"] if o["billing"] != "per-token")
+    split = logic.option_details(res, hosted["rank"])["cost_split_usd_month"]
+    pools = sum(v for k, v in split.items() if k != "of which idle")
+    assert pools == pytest.approx(hosted["monthly_usd"])
+    assert split["of which idle"] == pytest.approx(hosted["monthly_usd"] * hosted["idle_fraction"])
