@@ -36,16 +36,15 @@ import pandas as pd
 from servesim._callable import make_callable
 from servesim._files import check_out_path, write_atomic
 from servesim.planning import hetero
-from servesim.planning.day import PATTERN_NAMES, autoscale_policy, day_profile, levels
+from servesim.planning.day import autoscale_policy, day_profile, levels
 from servesim.planning.layouts import layouts, unpriced_note
-from servesim.planning.options import has_api
+from servesim.planning.options import billing_for_pricing, has_api, search_pricing
 from servesim.planning.ranking import price_the_day
 from servesim.planning.slo import _STAT, slo_check, slo_targets
 from servesim.planning.text import _pct, day_columns, day_info, format_plan, pareto  # noqa: F401  (public names of this module)
 from servesim.specs.common import SpecError
 from servesim.specs.cost import PRICING_MODELS
 
-PATTERNS = PATTERN_NAMES
 MODES = ("colocated", "pd", "af")
 CAPS = (64, 256)  # max_num_seqs batching caps tried
 HOURS_PER_MONTH = 730.0  # 8760 h / 12
@@ -373,7 +372,7 @@ def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -
         "deployment": dep,
         "workload": copy.deepcopy(traffic["workload"]),
         "slo": copy.deepcopy(a["slo"]),
-        "cost": {"pricing": a["pricing"]},
+        "cost": {"pricing": search_pricing(a["pricing"])},
         "seed": int(a["seed"]),
     }
 
@@ -432,6 +431,7 @@ def plan(
     from servesim.planning.options import check_filters
 
     check_filters(a["providers"], a["billing"])
+    a["billing"] = a["billing"] or billing_for_pricing(a["pricing"])
     runner = runner or samples_runner
     rows, configs, peaks = _search(a, fams, traffic, targets, runner, notes)
     return _finish(a, traffic, rows, configs, notes, out, peaks, runner)

@@ -45,6 +45,23 @@ class Price:
     source: str
 
 
+# `plan --pricing X` (a costing.py pricing model) narrows the ranking to these billing models;
+# "cloud" (the default) keeps every one
+_PRICING_BILLING = {"api": ["per-token"], "spot": ["spot"], "reserved": ["reserved-1y", "reserved-3y"],
+                    "dedicated": ["on-demand", "reserved-1y", "reserved-3y"],
+                    "autoscaling": ["autoscaling"], "tco": ["owned"]}  # fmt: skip
+
+
+def billing_for_pricing(pricing: str) -> list[str] | None:
+    return _PRICING_BILLING.get(pricing)
+
+
+def search_pricing(pricing: str) -> str:
+    """The pricing the search's runs are costed with: the ones that need no provider or API name
+    (the ranking prices every provider and API afterwards)."""
+    return pricing if pricing in ("cloud", "tco", "autoscaling") else "cloud"
+
+
 def check_filters(providers: Iterable[str] | None, billings: Iterable[str] | None) -> None:
     from servesim.specs.cost import load_api_prices, load_providers
 

@@ -84,6 +84,13 @@ def price_the_day(a: Mapping[str, Any], traffic: Mapping[str, Any], top: pd.Data
     options += api_options(a["model"], tokens_in, tokens_out)
     options = [o for o in options if (not wanted_p or o["provider"] in wanted_p)
                and (not wanted_b or o["billing"] in wanted_b)]  # fmt: skip
+    if not options and (wanted_b or wanted_p):
+        hws = sorted({str(r["hardware"]) for r in top.to_dict("records") if r.get("meets_slo")})
+        notes.insert(0, "no option left after the filters (billing: "
+                     f"{', '.join(sorted(wanted_b)) or 'any'}; providers: "
+                     f"{', '.join(sorted(wanted_p)) or 'any'}): no catalog price of that kind for "
+                     f"{', '.join(hws) or 'the deployments that met the SLO'}, and no such API "
+                     f"for {a['model']} (pricing/providers.yaml, pricing/api_prices.yaml)")  # fmt: skip
     ranked, calls = rank(options)
     return {
         "options": ranked,

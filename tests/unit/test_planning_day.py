@@ -313,3 +313,16 @@ def test_autoscaled_fleet_is_simulated_at_its_own_replica_counts():
         day["autoscaled"] is not None
         and auto["slo_attainment"] == day["autoscaled"]["slo_attainment"]
     )
+
+
+@pytest.mark.parametrize(("pricing", "billing"), [("api", {"per-token"}), ("spot", {"spot"})])
+def test_pricing_names_a_billing_model_and_the_search_still_runs(pricing, billing):
+    res = run("flat", pricing=pricing)
+    assert not res.top.empty  # the search's runs are costed without needing a provider
+    assert res.options and {o["billing"] for o in res.options} == billing
+
+
+def test_a_billing_model_nobody_prices_says_so():
+    res = run("flat", pricing="reserved")  # the catalog has no reserved H100 price
+    assert not res.options
+    assert res.notes[0].startswith("no option left after the filters (billing: reserved-1y")
