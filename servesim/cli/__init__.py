@@ -28,6 +28,8 @@ _COMMAND_MODULES = (
     "trace_cmds",
     "cost_cmd",
     "train_cmd",
+    "capacity_cmd",
+    "ui_cmd",
 )
 
 

@@ -42,19 +42,41 @@ def _ints(text: str | None, flag: str) -> list[int] | None:
     return [int(t) for t in items] if items else None
 
 
+def _floats(text: str | None) -> list[float] | None:
+    items = _csv(text)
+    if not items:
+        return None
+    try:
+        return [float(t) for t in items]
+    except ValueError:
+        raise SpecError("plan", "--hourly", text, "24 comma-separated numbers") from None
+
+
+def _explicit() -> set[str]:
+    """Parameters the user typed on the command line (a named workload fills in the others)."""
+    ctx = click.get_current_context()
+    return {
+        name
+        for name in ctx.params
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    }
+
+
 def register(group: click.Group) -> None:
     group.add_command(plan_command)
 
 
 @click.command("plan")
-@click.option("--model", required=True, help="Model id or HF config.json.")
+@click.option("--model", default=None, help="Model id or HF config.json (or from --workload).")
 @click.option("--tokens-per-day", type=float, default=None, help="Input + output tokens per day.")
 @click.option(
     "--pattern",
-    type=click.Choice(["steady", "business-hours", "bursty"]),
+    type=click.Choice(["steady", "flat", "diurnal", "business-hours", "bursty", "hourly"]),
     default="steady",
     show_default=True,
+    help="Traffic over the day (docs/planning.md); hourly: --hourly.",
 )
+@click.option("--hourly", default=None, help="24 comma-separated relative hourly rates.")
 @click.option(
     "--trace", type=click.Path(dir_okay=False), default=None, help="Plan for a trace instead."
 )
@@ -84,6 +106,83 @@ def register(group: click.Group) -> None:
 @click.option("--modes", default="colocated", show_default=True, help="colocated,pd,af")
 @click.option("--tp", "tp_list", default=None, help="Comma-separated TP degrees (default 1,2,4,8).")
 @click.option("--caps", default=None, help="Comma-separated max_num_seqs caps (default 64,256).")
+@click.option(
+    "--pp",
+    "pp_list",
+    default=None,
+    help="Comma-separated PP degrees (default: 1, or the fewest stages that fit).",
+)
+@click.option(
+    "--providers", default=None, help="Only these providers in the options (comma-separated)."
+)
+@click.option(
+    "--billing",
+    default=None,
+    help="Only these billing models (on-demand,reserved-1y,reserved-3y,spot,autoscaling,owned,per-token).",
+)
+@click.option(
+    "--min-replicas",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Autoscaling floor (default 0).",
+)
+@click.option(
+    "--scale-up-s",
+    type=float,
+    default=None,
+    help="Autoscaling: seconds billed before a scale-up (default 300).",
+)
+@click.option(
+    "--scale-down-s",
+    type=float,
+    default=None,
+    help="Autoscaling: seconds billed after a scale-down (default 300).",
+)
+@click.option(
+    "--day-requests",
+    type=click.IntRange(min=10),
+    default=None,
+    help="Requests per simulated rate level of the day (default 300).",
+)
+@click.option(
+    "--budget-usd-month",
+    type=float,
+    default=None,
+    help="Most throughput under the SLO for this monthly budget.",
+)
+@click.option(
+    "--devices",
+    "max_devices",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most throughput under the SLO on this many devices.",
+)
+@click.option(
+    "--workload",
+    "workload_name",
+    default=None,
+    help="A workload by name from --workloads (or workloads.yaml).",
+)
+@click.option(
+    "--workloads",
+    "workloads_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML file of named workloads.",
+)
+@click.option(
+    "--target",
+    "target_name",
+    default=None,
+    help="A hardware target by name from --targets (or targets.yaml).",
+)
+@click.option(
+    "--targets",
+    "targets_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML file of named hardware targets.",
+)
 @click.option("--top", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option(
     "--num-requests",
@@ -98,7 +197,7 @@ def register(group: click.Group) -> None:
     "--out",
     type=click.Path(file_okay=False),
     default=None,
-    help="Write plan.json, candidates.csv, Pareto CSVs and PNGs, best_config.yaml here.",
+    help="Write plan.json, options.csv, candidates.csv, Pareto CSVs and PNGs, best_config.yaml, launch_commands.sh here.",
 )
 @format_option("table", "json")
 def plan_command(
@@ -125,26 +224,58 @@ def plan_command(
     seed,
     out,
     fmt,
+    hourly,
+    pp_list,
+    providers,
+    billing,
+    min_replicas,
+    scale_up_s,
+    scale_down_s,
+    day_requests,
+    budget_usd_month,
+    max_devices,
+    workload_name,
+    workloads_file,
+    target_name,
+    targets_file,
     **slo_flags,
 ) -> None:
-    """Find the cheapest deployments of MODEL that meet the SLO."""
+    """Find the cheapest deployments of MODEL that meet the SLO, priced over a simulated day
+    across providers and billing models (including per-token APIs)."""
     import json
 
     import servesim
     from servesim.studies.plan import format_plan
+    from servesim.studies.planning.catalogs import apply_named
 
-    result = servesim.plan(
-        model,
+    auto = {k: v for k, v in (("min_replicas", min_replicas), ("scale_up_s", scale_up_s),
+                              ("scale_down_s", scale_down_s)) if v is not None}  # fmt: skip
+    kwargs = dict(
         tokens_per_day=tokens_per_day, pattern=pattern, trace=trace, speedup=speedup, rate=rate,
         isl=isl, osl=osl, lengths={"preset": lengths} if lengths else None,
         slo=_slo(slo_flags, slo_general), hardware=_csv(hw), dtype=dtype, pricing=pricing,
-        modes=_csv(modes), tp=_ints(tp_list, "--tp"),
+        modes=_csv(modes), tp=_ints(tp_list, "--tp"), pp=_ints(pp_list, "--pp"),
         caps=_ints(caps, "--caps"), top=top, num_requests=num_requests,
-        max_sims=max_sims, seed=seed, out=out, engine=engine,
+        max_sims=max_sims, seed=seed, out=out, engine=engine, hourly=_floats(hourly),
+        providers=_csv(providers), billing=_csv(billing), autoscale=auto or None,
+        day_requests=day_requests,
     )  # fmt: skip
+    model, kwargs, derived = apply_named(model, kwargs, workload_name, workloads_file,
+                                         target_name, targets_file, explicit=_explicit())  # fmt: skip
+    for line in derived:  # a user accelerator's derived fields, with their rules
+        click.echo(f"derived: {line}", err=True)
+    if budget_usd_month is not None or max_devices is not None:
+        from servesim.studies.planning.budget import best_under_budget, format_budget
+
+        res = best_under_budget(model, budget_usd_month=budget_usd_month, devices=max_devices,
+                                **kwargs)  # fmt: skip
+        click.echo(json.dumps(res, indent=2, default=str) if fmt == "json" else format_budget(res))
+        return
+    result = servesim.plan(model, **kwargs)
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))
     else:
         click.echo(format_plan(result))
         if out:
-            click.echo(f"wrote {out}/plan.json, candidates.csv, pareto_*.csv/png")
+            click.echo(f"wrote {out}/plan.json, options.csv, candidates.csv, pareto_*.csv/png, "
+                       "launch_commands.sh")  # fmt: skip

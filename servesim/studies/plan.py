@@ -14,9 +14,11 @@ Search, cheap first:
    until `top` of them meet the SLO and every cheaper estimate has been tried (or `max_sims`);
 4. rank the ones that meet the SLO by monthly cost (the simulation's costing, `monthly_usd`).
 
-Traffic patterns (planning assumptions, not measurements; the simulated rate is the peak):
-steady = flat (peak = mean), business-hours = the day's tokens in 10 busy hours (peak = 2.4 x
-mean), bursty = peak 3 x mean with gamma inter-arrivals of CV 2.
+Traffic: a day of 24 hourly rates (servesim.studies.planning.day: flat, diurnal, business-hours, bursty,
+24 given numbers, or a trace). The search confirms candidates at the peak hour's rate; the ones
+that meet the SLO are then simulated over the whole day (one window per rate level) and priced
+for every provider and billing model, with the per-token APIs of the model
+(servesim.studies.planning.ranking): a month is 730 h of the simulated day, not of the peak.
 """
 
 from __future__ import annotations
@@ -39,18 +41,17 @@ from servesim.specs.cost import PRICING_MODELS
 from servesim.specs.dtypes import DTYPE_BYTES
 from servesim.specs.engines import engine_kernels
 from servesim.studies.pareto import pareto  # also servesim.plan.pareto
+from servesim.studies.planning import hetero
+from servesim.studies.planning.day import autoscale_policy, day_profile, levels
+from servesim.studies.planning.layouts import layouts, unpriced_note
+from servesim.studies.planning.options import billing_for_pricing, has_api, search_pricing
+from servesim.studies.planning.ranking import price_the_day
+from servesim.studies.planning.slo import _STAT, slo_check, slo_targets
+from servesim.studies.planning.text import _pct, day_columns, day_info, format_plan  # noqa: F401  (public names of this module)
 
-PATTERNS: dict[str, dict[str, Any]] = {
-    "steady": {"peak_to_avg": 1.0, "process": "poisson"},
-    "business-hours": {"peak_to_avg": 24.0 / 10.0, "process": "poisson"},
-    "bursty": {"peak_to_avg": 3.0, "process": "gamma", "cv": 2.0},
-}
 MODES = ("colocated", "pd", "af")
-TP_CHOICES = (1, 2, 4, 8)
 CAPS = (64, 256)  # max_num_seqs batching caps tried
 HOURS_PER_MONTH = 730.0  # 8760 h / 12
-_STAT = {"mean": "mean", "p50": "median", "median": "median", "p90": "p90", "p95": "p95",
-         "p99": "p99", "p99.9": "p99_9"}  # fmt: skip
 
 Runner = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
@@ -63,6 +64,7 @@ class Family:
     hardware: str
     tp: int
     ep: int
+    pp: int
     cap: int
     price_hour: float  # per device, for ordering only
     ttft_floor_ms: float
@@ -70,6 +72,8 @@ class Family:
     capacity_rps: float  # one replica (colocated) or per prefill/decode instance pair basis
     prefill_rps: float = 0.0  # PD: one prefill instance
     decode_rps: float = 0.0  # PD: one decode instance
+    mbt: int = 8192  # max_num_batched_tokens (smaller where only a small budget fits: SRAM)
+    dec: Any = None  # heterogeneous PD: the decode side's Family (planning.hetero)
 
 
 @dataclass
@@ -81,6 +85,9 @@ class PlanResult:
     notes: list[str]
     best_config: dict[str, Any] | None
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # candidate id -> config
+    options: list[dict[str, Any]] = field(default_factory=list)  # ranked, every billing model
+    callouts: dict[str, int | None] = field(default_factory=dict)  # name -> index in options
+    day: dict[str, Any] = field(default_factory=dict)  # profile, levels, policy, per-deployment
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -89,6 +96,13 @@ class PlanResult:
             "candidates": _records(self.candidates),
             "notes": self.notes,
             "best_config": self.best_config,
+            "options": self.options,
+            "callouts": {
+                k: (None if i is None else self.options[i]["rank"])
+                for k, i in self.callouts.items()
+            },  # fmt: skip
+            "day": self.day,
+            "launch_commands": _launch(self.best_config),
         }
 
     def to_dir(self, path: str | Path) -> Path:
@@ -104,11 +118,25 @@ class PlanResult:
         for name, front in self.fronts.items():
             write_atomic(out / f"pareto_{name}.csv", front.to_csv(index=False))
         if self.best_config is not None:
+            from servesim.studies.planning.export import commands, launch_text
+
             write_atomic(
                 out / "best_config.yaml", yaml.safe_dump(self.best_config, sort_keys=False)
             )
+            write_atomic(out / "launch_commands.sh", launch_text(self.best_config))
+            write_atomic(
+                out / "launch_commands.json",
+                json.dumps(commands(self.best_config), indent=2) + "\n",
+            )
+        write_atomic(out / "options.csv", pd.DataFrame(self.options).to_csv(index=False))
         write_front_figures(self, out)
         return out
+
+
+def _launch(cfg: Mapping[str, Any] | None) -> dict[str, list[str]] | None:
+    from servesim.studies.planning.export import commands
+
+    return commands(cfg) if cfg else None
 
 
 def _records(df: pd.DataFrame) -> list[dict]:
@@ -122,49 +150,6 @@ def _json_default(o: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- workload and SLO
-
-
-def slo_targets(slo: Mapping[str, Any]) -> list[tuple[str, str, float]]:
-    """{"ttft_ms": {"p90": 500}} -> [("ttft_ms", "p90", 500.0)] (validated)."""
-    out = []
-    for metric, entry in (slo or {}).items():
-        if metric not in ("ttft_ms", "tpot_ms", "e2el_ms") or not isinstance(entry, Mapping):
-            raise SpecError(
-                "plan",
-                f"slo.{metric}",
-                entry,
-                "metric one of ttft_ms, tpot_ms, e2el_ms with {percentile: ms}",
-            )
-        for pct, ms in entry.items():
-            if pct not in _STAT or not isinstance(ms, (int, float)) or ms <= 0:
-                raise SpecError(
-                    "plan",
-                    f"slo.{metric}.{pct}",
-                    ms,
-                    "percentile one of " + ", ".join(_STAT) + " and a positive ms target",
-                )
-            out.append((metric, str(pct), float(ms)))
-    if not out:
-        raise SpecError("plan", "slo", slo, "at least one target, e.g. --slo-tpot-p99 50")
-    return out
-
-
-def slo_check(summary: Mapping[str, Any], targets) -> tuple[bool, list[str], float]:
-    """(all met, failure texts, smallest headroom = min(target/value) - 1)."""
-    fails, head = [], math.inf
-    for metric, pct, ms in targets:
-        value = summary.get(f"{metric}_{_STAT[pct]}")
-        if value is None or not math.isfinite(float(value)):
-            fails.append(f"{metric[:-3].upper()} {pct} missing")
-            head = min(head, -1.0)
-            continue
-        head = min(head, ms / max(float(value), 1e-9) - 1.0)
-        if float(value) > ms:
-            fails.append(f"{metric[:-3].upper()} {pct} {float(value):.0f} ms > {ms:g}")
-    done, total = summary.get("completed"), summary.get("num_requests")
-    if done is not None and total and done < total:
-        fails.append(f"{summary['num_requests'] - summary['completed']} requests unfinished")
-    return not fails, fails, head
 
 
 def _num_requests(a: Mapping[str, Any], rate: float) -> int:
@@ -182,43 +167,53 @@ def _traffic(a: Mapping[str, Any]) -> dict[str, Any]:
         if v is not None and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise SpecError("plan", key, v, "must be a positive number")
     if a.get("trace"):
-        from servesim.workload.traces import trace_stats
-
-        st = trace_stats(a["trace"])
-        speed = float(a.get("speedup") or 1.0)
-        rate = float(st["rate_rps"]) * speed
-        n = _num_requests(a, rate)
-        wl = {"trace": {"path": str(a["trace"]), "speedup": speed}, "num_requests": n}
-        return {
-            "design_rps": rate,
-            "avg_rps": rate,
-            "isl": st["input_mean"],
-            "osl": st["output_mean"],
-            "workload": wl,
-        }
+        return _trace_traffic(a)
     isl, osl = int(a["isl"]), int(a["osl"])
     if isl < 1 or osl < 1:
         raise SpecError("plan", "isl/osl", f"{isl}/{osl}", "must be whole numbers >= 1")
-    pat = PATTERNS.get(a["pattern"])
-    if pat is None:
-        raise SpecError("plan", "pattern", a["pattern"], "one of " + ", ".join(PATTERNS))
+    pat = day_profile(a["pattern"], a.get("hourly"))
     if a.get("rate"):
         avg = float(a["rate"])
-        design = avg * (pat["peak_to_avg"] if a.get("tokens_per_day") else 1.0)
     elif a.get("tokens_per_day"):
         avg = float(a["tokens_per_day"]) / 86400.0 / (isl + osl)
-        design = avg * pat["peak_to_avg"]
     else:
         raise SpecError("plan", "workload", None, "give --tokens-per-day, --rate or --trace")
-    arrivals: dict[str, Any] = {"process": pat["process"], "rate": design}
-    if "cv" in pat:
-        arrivals["cv"] = pat["cv"]
+    design = avg * pat.peak_to_mean
+    arrivals: dict[str, Any] = {"process": pat.process, "rate": design}
+    if pat.cv is not None:
+        arrivals["cv"] = pat.cv
     lengths = a.get("lengths") or {
         "input": {"dist": "fixed", "mean": isl},
         "output": {"dist": "fixed", "mean": osl},
     }
     wl = {"arrivals": arrivals, "lengths": lengths, "num_requests": _num_requests(a, design)}
-    return {"design_rps": design, "avg_rps": avg, "isl": isl, "osl": osl, "workload": wl}
+    return {"design_rps": design, "avg_rps": avg, "isl": isl, "osl": osl, "workload": wl,
+            **_day(a, pat, avg)}  # fmt: skip
+
+
+def _trace_traffic(a: Mapping[str, Any]) -> dict[str, Any]:
+    """A trace of a day or more: its hourly shape (arrivals binned by hour, folded onto one day);
+    a shorter one: its mean rate held over the day. The confirming run replays it sped up to the
+    peak hour's rate; other levels replay it at theirs (the trace's own requests and lengths)."""
+    from servesim.studies.planning.day import trace_profile
+    from servesim.workload.traces import frame_stats, load_trace
+
+    df = load_trace(a["trace"])
+    st = frame_stats(df)
+    speed = float(a.get("speedup") or 1.0)
+    prof = trace_profile(df["arrival_s"].to_numpy()) or day_profile("flat")
+    rate = float(st["rate_rps"]) * speed
+    design = rate * prof.peak_to_mean
+    n = _num_requests(a, design)
+    wl = {"trace": {"path": str(a["trace"]), "speedup": speed * prof.peak_to_mean},
+          "num_requests": n}  # fmt: skip
+    return {"design_rps": design, "avg_rps": rate, "isl": st["input_mean"],
+            "osl": st["output_mean"], "workload": wl, **_day(a, prof, rate)}  # fmt: skip
+
+
+def _day(a: Mapping[str, Any], profile: Any, avg: float) -> dict[str, Any]:
+    return {"profile": profile, "levels": levels(profile, avg),
+            "policy": autoscale_policy(a.get("autoscale"))}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- analytic bounds
@@ -239,36 +234,38 @@ def _families(a: Mapping[str, Any], traffic: Mapping[str, Any], notes: list[str]
     fams: list[Family] = []
     for hw_name in a["hardware"]:
         hw = load_hardware(hw_name)
+        # a profile given as a file (a user accelerator) keeps its path: configs load it by path
+        hw_id = str(hw_name) if str(hw_name).endswith((".yaml", ".yml")) else hw.name
         price = _device_hour_usd(hw, a["pricing"])
+        lays = layouts(model, hw, a, moe)
         if price is None:
-            notes.append(f"{hw.name}: no price for pricing={a['pricing']}; skipped")
+            notes.append(unpriced_note(model, hw, lays, a))
             continue
-        for tp in [t for t in a["tp"] or TP_CHOICES if t <= hw.scaleup_devices]:
-            for ep in sorted({1, tp}) if moe else [1]:
-                kern = engine_kernels(
-                    a.get("engine"), hw, DTYPE_BYTES[dtypes.kv_cache], DTYPE_BYTES[dtypes.weights]
-                )
-                ctx = CostContext(
-                    model, hw, Parallelism(tp=tp, ep=ep), dtypes, float(hw.overhead_s), 1.0, kern
-                )
-                try:
-                    memory.check_fit(ctx, 0.9, "colocated", "plan")
-                except SpecError as exc:
-                    notes.append(f"{hw.name} tp{tp} ep{ep}: {str(exc).split(': ', 2)[-1]}")
+        for tp, pp, ep, mbt in lays:
+            kern = engine_kernels(
+                a.get("engine"), hw, DTYPE_BYTES[dtypes.kv_cache], DTYPE_BYTES[dtypes.weights]
+            )
+            ctx = CostContext(
+                model, hw, Parallelism(tp=tp, pp=pp, ep=ep), dtypes, float(hw.overhead_s), 1.0, kern
+            )
+            try:
+                memory.check_fit(ctx, 0.9, "colocated", "plan", max_num_batched_tokens=mbt)
+            except SpecError as exc:
+                notes.append(f"{hw.name} tp{tp} pp{pp} ep{ep}: {str(exc).split(': ', 2)[-1]}")
+                continue
+            kv = memory.kv_capacity_tokens(ctx, 0.9, "colocated", mbt)
+            for cap in a["caps"]:
+                b = _bounds(ctx, isl, osl, min(cap, kv // (isl + osl)), mbt)
+                if b is None:
+                    notes.append(f"{hw.name} tp{tp} pp{pp}: KV holds no {isl + osl}-token request")
                     continue
-                kv = memory.kv_capacity_tokens(ctx, 0.9, "colocated")
-                for cap in a["caps"]:
-                    b = _bounds(ctx, isl, osl, min(cap, kv // (isl + osl)))
-                    if b is None:
-                        notes.append(f"{hw.name} tp{tp}: KV holds no {isl + osl}-token request")
-                        continue
-                    for mode in a["modes"]:
-                        if mode != "af" or moe:
-                            fams.append(Family(mode, hw.name, tp, ep, cap, price, *b))
-    return fams
+                for mode in a["modes"]:
+                    if mode != "af" or moe:
+                        fams.append(Family(mode, hw_id, tp, ep, pp, cap, price, *b, mbt=mbt))
+    return fams + hetero.hetero_families(fams)
 
 
-def _bounds(ctx: Any, isl: int, osl: int, batch: int) -> tuple[float, ...] | None:
+def _bounds(ctx: Any, isl: int, osl: int, batch: int, mbt: int = 8192) -> tuple[float, ...] | None:
     """(TTFT floor ms, TPOT floor ms, replica capacity, prefill-instance rps, decode-instance rps).
 
     Floors: one prefill alone, a decode step of batch 1. Capacity: prefills batched under the
@@ -289,7 +286,7 @@ def _bounds(ctx: Any, isl: int, osl: int, batch: int) -> tuple[float, ...] | Non
         )
         return step_cost(ctx, "colocated", agg).seconds
 
-    k = max(1, min(BUDGET // isl, batch))
+    k = max(1, min(mbt // isl, batch))
     pre_one, pre_per_req = prefill(1), prefill(k) / k
     one = step_cost(
         ctx, "colocated", Aggregates(decode_seqs=1, decode_ctx=isl + osl, sampled=1)
@@ -304,10 +301,17 @@ def _bounds(ctx: Any, isl: int, osl: int, batch: int) -> tuple[float, ...] | Non
 
 
 def _device_hour_usd(hw: Any, pricing: str) -> float | None:
-    """$/device-hour for ordering candidates: on-demand price, else purchase over 3 years."""
+    """$/device-hour for ordering candidates: on-demand price, else the cheapest catalog
+    on-demand price, else purchase over 3 years."""
     if hw.price_hour_usd:
         return float(hw.price_hour_usd)
-    if pricing != "cloud" and hw.purchase_usd:
+    from servesim.specs.cost import load_providers
+
+    listed = [d[hw.name].on_demand for d in load_providers().values()
+              if hw.name in d and d[hw.name].on_demand]  # fmt: skip
+    if listed:
+        return float(min(listed))
+    if hw.purchase_usd:
         return float(hw.purchase_usd) / (3 * 8760.0)  # straight-line over a 3-year life
     if (
         hw.purchase_usd is None
@@ -320,7 +324,7 @@ def _device_hour_usd(hw: Any, pricing: str) -> float | None:
 
 
 def _prune(f: Family, targets) -> str | None:
-    for metric, _pct, ms in targets:
+    for metric, _p, ms in targets:
         if metric == "ttft_ms" and f.ttft_floor_ms > ms:
             return f"TTFT floor {f.ttft_floor_ms:.0f} ms (one prefill alone) > {ms:g}"
         if metric == "tpot_ms" and f.tpot_floor_ms > ms:
@@ -348,15 +352,19 @@ def _shapes(f: Family, rate: float, extra: int) -> list[dict[str, int]]:
 
 
 def _devices(f: Family, shape: Mapping[str, int]) -> int:
-    # an af replica is one attention and one FFN instance, each of tp devices
-    return f.tp * sum(shape.values()) * (2 if f.mode == "af" else 1)
+    if f.dec is not None:
+        return hetero.devices(f, shape)
+    # an af replica is one attention and one FFN instance, each of tp x pp devices
+    return f.tp * f.pp * sum(shape.values()) * (2 if f.mode == "af" else 1)
 
 
 def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -> dict[str, Any]:
-    sched = {"policy": "sarathi", "max_num_seqs": f.cap, "max_num_batched_tokens": BUDGET}
+    sched = {"policy": "sarathi", "max_num_seqs": f.cap, "max_num_batched_tokens": f.mbt}
     if a.get("engine"):  # the engine's scheduler defaults and kernels; the cap stays searched
         sched = {"engine": a["engine"], "max_num_seqs": f.cap}
-    par = {"tp": f.tp, "pp": 1, "ep": f.ep}
+        if f.mbt != BUDGET:  # a searched budget (SRAM machines) is kept
+            sched["max_num_batched_tokens"] = f.mbt
+    par = {"tp": f.tp, "pp": f.pp, "ep": f.ep}
 
     def pool(role: str, n: int) -> dict[str, Any]:
         return {
@@ -369,6 +377,9 @@ def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -
 
     if f.mode == "colocated":
         dep: dict[str, Any] = {"pools": [pool("colocated", shape["instances"])]}
+    elif f.dec is not None:
+        dep = {"pools": [pool("prefill", shape["prefill"]),
+                         hetero.decode_pool(f, shape["decode"], sched)]}  # fmt: skip
     elif f.mode == "pd":
         dep = {"pools": [pool("prefill", shape["prefill"]), pool("decode", shape["decode"])]}
     else:
@@ -379,15 +390,15 @@ def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -
         "deployment": dep,
         "workload": copy.deepcopy(traffic["workload"]),
         "slo": copy.deepcopy(a["slo"]),
-        "cost": {"pricing": a["pricing"]},
+        "cost": {"pricing": search_pricing(a["pricing"])},
         "seed": int(a["seed"]),
     }
 
 
 def default_runner(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    from servesim.result import simulate
+    from servesim.studies.planning.daysim import samples_runner
 
-    return simulate(dict(config)).summary
+    return samples_runner(config)
 
 
 PLAN_DEFAULTS: dict[str, Any] = {
@@ -396,6 +407,8 @@ PLAN_DEFAULTS: dict[str, Any] = {
     "dtype": "bf16", "pricing": "cloud", "modes": ("colocated",), "tp": None, "caps": CAPS,
     "top": 5, "num_requests": None, "max_sims": 40, "extra_replicas": 2, "seed": 0,
     "engine": None,
+    "hourly": None, "pp": None, "providers": None, "billing": None, "autoscale": None,
+    "day_requests": None,
 }  # fmt: skip
 
 
@@ -422,7 +435,8 @@ def plan(
     notes: list[str] = []
     fams = []
     families = _families(a, traffic, notes)
-    if not families:  # nothing fits or nothing is priced: a bad input, not an empty plan
+    unpriced = any(" fits as " in n and "no price" in n for n in notes)
+    if not families and not (unpriced and has_api(model)):  # nothing fits: a bad input
         why = notes[0] if notes else "no hardware given"
         raise SpecError("plan", "hardware", ",".join(a["hardware"]), f"no deployment of {model} "
                         f"can run ({len(notes)} tried); first: {why}")  # fmt: skip
@@ -432,20 +446,29 @@ def plan(
             notes.append(f"pruned {f.mode} {f.hardware} tp{f.tp} cap{f.cap}: {why}")
         else:
             fams.append(f)
-    rows, configs = _search(a, fams, traffic, targets, runner or default_runner, notes)
-    return _finish(a, traffic, rows, configs, notes, out)
+    from servesim.studies.planning.daysim import samples_runner
+    from servesim.studies.planning.options import check_filters
+
+    check_filters(a["providers"], a["billing"])
+    a["billing"] = a["billing"] or billing_for_pricing(a["pricing"])
+    runner = runner or samples_runner
+    rows, configs, peaks = _search(a, fams, traffic, targets, runner, notes)
+    return _finish(a, traffic, rows, configs, notes, out, peaks, runner)
 
 
-def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict[str, dict]]:
+def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict, dict]:
     rate = traffic["design_rps"]
     queue = []
     for f in fams:
         for shape in _shapes(f, rate, int(a["extra_replicas"])):
-            est = _devices(f, shape) * f.price_hour * HOURS_PER_MONTH
+            hour = hetero.hour_usd(f, shape) if f.dec else _devices(f, shape) * f.price_hour
+            est = hour * HOURS_PER_MONTH
             queue.append((est, f, shape))
     queue.sort(
-        key=lambda q: (q[0], q[1].mode, q[1].hardware, q[1].tp, q[1].cap, sorted(q[2].items()))
-    )
+        key=lambda q: (q[0], q[1].mode, q[1].hardware, q[1].tp, q[1].pp, q[1].cap,
+                       sorted(q[2].items()))
+    )  # fmt: skip
+    peaks: dict[str, Mapping[str, Any]] = {}
     rows: list[dict] = []
     configs: dict[str, dict] = {}
     seen: set[str] = set()
@@ -458,8 +481,10 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict[
             break
         if len(met_costs) >= int(a["top"]) and est > sorted(met_costs)[int(a["top"]) - 1]:
             break  # every cheaper estimate has been simulated
-        fam_key = (f.mode, f.hardware, f.tp, f.ep, f.cap)
-        cid = f"{f.mode}-{f.hardware}-tp{f.tp}-ep{f.ep}-cap{f.cap}-" + "-".join(
+        hw_txt = hetero.label(f) if f.dec else hetero.name(f.hardware)
+        fam_key = (f.mode, hw_txt, f.tp, f.pp, f.ep, f.cap)
+        pp_txt = f"-pp{f.pp}" if f.pp > 1 else ""
+        cid = f"{f.mode}-{hw_txt}-tp{f.tp}{pp_txt}-ep{f.ep}-cap{f.cap}-" + "-".join(
             f"{k[0]}{v}" for k, v in sorted(shape.items())
         )
         if f.mode in unsupported or cid in seen or fam_key in met_families:
@@ -478,10 +503,11 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict[
         row = _row(cid, f, shape, est, summary, targets, traffic)
         rows.append(row)
         configs[cid] = cfg
+        peaks[cid] = summary
         if row["meets_slo"]:
             met_costs.append(row["monthly_usd"])
             met_families.add(fam_key)  # more replicas of the same family cost more
-    return rows, configs
+    return rows, configs, peaks
 
 
 def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any]:
@@ -503,16 +529,23 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
     )
     if f.mode == "af":
         shape_txt = f"{shape['instances']} attention + {shape['instances']} FFN instances"
+    layout = f"TP{f.tp}" + (f" PP{f.pp}" if f.pp > 1 else "") + (f" EP{f.ep}" if f.ep > 1 else "")
+    deployment = (
+        f"{devices} x {hetero.name(f.hardware)} ({layout}, {shape_txt}, max_num_seqs {f.cap})"
+    )
+    if f.dec is not None:
+        deployment = f"{devices} devices: " + hetero.text(f, shape)
     if met:
         reason = (
             f"meets SLO with {_pct(headroom)} headroom at {_pct(util)} of estimated capacity; "
-            f"{devices} x {f.hardware} (TP{f.tp}, {shape_txt}, max_num_seqs {f.cap})"
+            + deployment
         )
     else:
         reason = "; ".join(fails)
     return {
-        "id": cid, "mode": f.mode, "hardware": f.hardware, "tp": f.tp, "ep": f.ep,
+        "id": cid, "mode": f.mode, "hardware": hetero.label(f) if f.dec else hetero.name(f.hardware), "tp": f.tp, "pp": f.pp, "ep": f.ep,
         "max_num_seqs": f.cap, **{f"n_{k}": v for k, v in shape.items()}, "devices": devices,
+        "replicas": sum(shape.values()), "deployment": deployment,
         "monthly_usd": monthly, "estimated_monthly_usd": est,
         "usd_per_mtok": summary.get("usd_per_mtok_blended"),
         "utilisation": min(util, 10.0), "slo_attainment": summary.get("goodput_fraction"),
@@ -524,14 +557,10 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
     }  # fmt: skip
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%" if math.isfinite(x) else "-"
-
-
 # --------------------------------------------------------------------------- results
 
 
-def _finish(a, traffic, rows, configs, notes, out) -> PlanResult:
+def _finish(a, traffic, rows, configs, notes, out, peaks=None, runner=None) -> PlanResult:
     cand = pd.DataFrame(rows)
     targets = slo_targets(a["slo"])
     if cand.empty:
@@ -547,9 +576,10 @@ def _finish(a, traffic, rows, configs, notes, out) -> PlanResult:
         )
         top = top.head(int(a["top"])).reset_index(drop=True)
         if top.empty:
-            notes.append(
-                "no simulated candidate met the SLO: add hardware, replicas (extra_replicas) or relax it"
-            )
+            c = cand.loc[cand["headroom"].idxmax()]
+            notes.insert(0, f"nothing meets the SLO; closest: {c['id']} ({c['devices']} devices, "
+                         f"${c['monthly_usd']:,.0f}/month): {c['reason']}; add hardware, "
+                         "replicas (extra_replicas) or relax the SLO")  # fmt: skip
     lat_key = f"{targets[0][0]}_{_STAT[targets[0][1]]}"
     fronts = {}
     if not cand.empty:
@@ -566,7 +596,12 @@ def _finish(a, traffic, rows, configs, notes, out) -> PlanResult:
         mean_osl=traffic["osl"],
         latency_key=lat_key,
     )
-    result = PlanResult(inputs, cand, top, fronts, notes, best, configs)
+    priced = price_the_day(a, {**traffic, "latency_key": lat_key}, top, configs, peaks or {},
+                           targets, runner, notes)  # fmt: skip
+    top = day_columns(top, priced)
+    day = day_info(traffic, priced)
+    result = PlanResult(inputs, cand, top, fronts, notes, best, configs, priced["options"],
+                        priced["callouts"], day)  # fmt: skip
     if out is not None:
         result.to_dir(out)
     return result
@@ -582,39 +617,6 @@ def write_front_figures(result: PlanResult, out: Path) -> list[Path]:
         p.write_bytes(fig.png)
         paths.append(p)
     return paths
-
-
-def format_plan(result: PlanResult) -> str:
-    """The ranked table printed by `servesim plan`."""
-    i = result.inputs
-    lines = [
-        f"plan for {i['model']}: {i['design_rps']:.3g} req/s design rate "
-        f"(mean {i['avg_rps']:.3g}), ISL {i['mean_isl']:.0f} / OSL {i['mean_osl']:.0f}; "
-        f"{len(result.candidates)} candidates simulated"
-    ]
-    if result.top.empty:
-        lines.append("no candidate met the SLO")
-    for rank, r in enumerate(result.top.to_dict("records"), 1):
-        usd_mtok = "-" if r.get("usd_per_mtok") is None else f"${r['usd_per_mtok']:.3g}/Mtok"
-        att = r.get("slo_attainment")
-        att_s = (
-            "-"
-            if att is None or (isinstance(att, float) and math.isnan(att))
-            else f"{100 * att:.1f}%"
-        )
-        lines.append(f"{rank}. {r['id']}")
-        lines.append(
-            f"   ${r['monthly_usd']:,.0f}/month, {usd_mtok}, {r['devices']} device{'s' if r['devices'] != 1 else ''}, "
-            f"utilisation {_pct(r['utilisation'])}, SLO attainment {att_s}, "
-            f"headroom {_pct(r['headroom'])}, idle waste ${r['idle_waste_usd']:,.0f}/month"
-        )
-        lines.append(f"   {r['reason']}")
-    if result.notes:
-        lines.append("notes:")
-        lines += [f"  - {n}" for n in result.notes[:20]]
-        if len(result.notes) > 20:
-            lines.append(f"  ... {len(result.notes) - 20} more (plan.json)")
-    return "\n".join(lines)
 
 
 make_callable(__name__, plan)

@@ -72,7 +72,8 @@ DEFAULT_METRICS: tuple[str, ...] = (
     "usd_per_mtok_blended",
 )
 
-SPEC_KEYS = ("name", "base", "grid", "zip", "seeds", "repeat", "metrics", "out")
+SPEC_KEYS = ("name", "base", "grid", "zip", "seeds", "repeat", "metrics", "out",
+             "workload", "workloads", "target", "targets")  # fmt: skip
 POINTS_DIR = "points"
 TABLE_PARQUET = "results.parquet"
 TABLE_CSV = "results.csv"
@@ -128,6 +129,10 @@ def load_sweep_spec(spec: str | Path | Mapping[str, Any]) -> SweepSpec:
         where, root = str(path), path.resolve().parent
         stem = str(data.get("name") or path.stem) if isinstance(data, Mapping) else path.stem
     check_keys(data, SPEC_KEYS, where, "")
+    if data.get("workload") or data.get("target"):  # named workload/target (planning.catalogs)
+        from servesim.studies.planning.catalogs import sweep_named
+
+        data = sweep_named(data, root)
     base, base_content = _parse_base(data, where, root)
     grid = _parse_axes(data.get("grid"), where, "grid")
     zipped = _parse_axes(data.get("zip"), where, "zip")

@@ -205,7 +205,7 @@ def test_roofline_model_that_does_not_fit_exits_2(capsys):
 def test_plan_where_nothing_fits_exits_2_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "plan"
     args = ["plan", "--model", "llama-3.1-70b", "--rate", "1", "--slo-tpot-p99", "50",
-            "--hw", "h100-sxm", "--tp", "1", "--out", str(out)]  # fmt: skip
+            "--hw", "h100-sxm", "--tp", "1", "--pp", "1", "--out", str(out)]  # fmt: skip
     assert "does not fit" in _bad(args, capsys) and not out.exists()
 
 

@@ -114,11 +114,10 @@ def test_pool_hardware_mapping_is_sweepable_and_round_trips():
 
 
 def test_costing_and_planner_use_the_bottom_up_price_when_there_is_no_market_price():
-    from servesim.costing import quote, tco_breakdown
-    from servesim.plan import _device_hour_usd
-
+    from servesim.accounting.costing import quote, tco_breakdown
     from servesim.accounting.hwcost import device_price
     from servesim.specs.cost import CostSpec
+    from servesim.studies.plan import _device_hour_usd
 
     groq = load_hardware("groq-lpu")
     q = quote(groq, CostSpec())

@@ -6,9 +6,9 @@ import json
 
 import pandas as pd
 import pytest
-from servesim.plan import format_plan, pareto, plan, slo_check, slo_targets
 
 from servesim.specs import SpecError
+from servesim.studies.plan import format_plan, pareto, plan, slo_check, slo_targets
 
 SLO = {"ttft_ms": {"p90": 300}, "tpot_ms": {"p99": 50}}
 
@@ -92,9 +92,18 @@ def test_plan_model_too_big_for_every_candidate_raises_does_not_fit(tmp_path):
             slo=SLO,
             hardware=["h100-sxm"],
             tp=[1],
+            pp=[1],
             runner=fake_runner,
             max_sims=2,
         )
+
+
+def test_plan_searches_pipeline_stages_when_tp_alone_does_not_fit():
+    slo = {"ttft_ms": {"p90": 3000}, "tpot_ms": {"p99": 100}}
+    res = plan("llama-3.1-70b", rate=1.0, isl=512, osl=128, slo=slo, hardware=["h100-sxm"],
+               tp=[1], runner=fake_runner, max_sims=2)  # fmt: skip
+    assert (res.candidates["pp"] >= 2).all()
+    assert (res.candidates["devices"] == res.candidates["pp"] * res.candidates["n_instances"]).all()
 
 
 def test_plan_bad_slo_raises_specerror():

@@ -83,8 +83,9 @@ def make_sweep_dir(d):
 
 
 def make_plan_dir(d):
-    from servesim.plan import plan
     from test_plan import fake_runner
+
+    from servesim.studies.plan import plan
 
     plan(
         "llama-3.1-8b",
