@@ -336,13 +336,23 @@ def _power(merged, base_raw, changed, derived, ratios, base_num) -> None:
 
 def _from_numbers(data: dict[str, Any], where: str, parse_hardware: Any) -> Any:
     """No base: the required numbers (all missing ones named at once), stated defaults for the rest."""
+    merged, derived = complete_numbers(data, where)
+    spec = parse_hardware(merged, where)
+    return dataclasses.replace(spec, base="(none)", overrides=json.dumps(data, sort_keys=True), derived=tuple(derived))  # fmt: skip
+
+
+def complete_numbers(
+    data: Mapping[str, Any], where: str = "<hardware>"
+) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """A full profile mapping from the few numbers a user has (``_REQUIRED``; every missing one
+    named in one error) plus (dotted field, rule) for each stated default filled in."""
     missing = [k for k in _REQUIRED if _get(data, k) is None]
     if missing:
         raise SpecError(
             where, "", "hardware",
             f"missing {', '.join(missing)} (or give base: a catalog device to derive from)",
         )  # fmt: skip
-    merged = copy.deepcopy(data)
+    merged = copy.deepcopy(dict(data))
     derived: list[tuple[str, str]] = []
     tdp = _num(_get(data, "power.tdp_W")) or 0.0
 
@@ -364,8 +374,7 @@ def _from_numbers(data: dict[str, Any], where: str, parse_hardware: Any) -> Any:
     default("power.host_W_per_node", 287.5 * dpn, "estimate: H100 host draw 2300 W per 8 devices")
     default("overhead_s", 0.002, "estimate: vLLM-class per-step CPU time")
     merged.setdefault("price", {"hour_usd": None, "purchase_usd": None})  # bottom-up applies
-    spec = parse_hardware(merged, where)
-    return dataclasses.replace(spec, base="(none)", overrides=json.dumps(data, sort_keys=True), derived=tuple(derived))  # fmt: skip
+    return merged, derived
 
 
 _KEY_LINE = re.compile(r"^(\s*)([A-Za-z0-9_]+):(.*)$")

@@ -95,7 +95,7 @@ def test_derive_hardware_fills_and_prints_the_rest(tmp_path):
                                    "price_hour_usd": 2.0}, tmp_path)  # fmt: skip
     hw = load_hardware(path)
     assert hw.memory_GB == 96 and hw.idle_W == pytest.approx(72.0) and hw.scaleup_devices == 8
-    assert any(line.startswith("mychip.idle_W = 72 (estimate: 0.12 x tdp_W)") for line in lines)
+    assert any(line.startswith("mychip.power.idle_W = 72 (estimate: 12% of TDP") for line in lines)
 
 
 def test_named_workload_and_target_fill_plan_arguments(tmp_path):

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from servesim.specs.common import SpecError
+from servesim.specs.derive import complete_numbers
 
 WORKLOAD_KEYS = ("model", "tokens_per_day", "rate", "pattern", "hourly", "isl", "osl", "slo",
                  "dtype", "trace", "speedup")  # fmt: skip
@@ -37,18 +38,24 @@ ACCEL_REQUIRED = (
 )
 ACCEL_OPTIONAL = ("price_hour_usd", "purchase_usd", "idle_W", "scaleup_devices", "devices_per_node",
                   "scaleout_bandwidth_GBps", "overhead_s", "host_W_per_node", "vendor", "source")  # fmt: skip
-# estimate: rules used when a user accelerator leaves a field out (each printed with the plan)
-_DERIVED = {
-    "idle_W": ("0.12 x tdp_W", lambda a: 0.12 * a["tdp_W"]),  # H200: 80 W idle at 700 W TDP
-    "scaleup_devices": ("8 (one HGX-style board)", lambda a: 8),
-    "devices_per_node": ("scaleup_devices", lambda a: a.get("scaleup_devices", 8)),
-    "scaleout_bandwidth_GBps": ("50 (one 400 Gb/s NIC per device)", lambda a: 50.0),
-    "overhead_s": ("0.002 (the GPU-engine per-step default)", lambda a: 0.002),
-    "host_W_per_node": (
-        "300 W per device on the node",
-        lambda a: 300.0 * a.get("scaleup_devices", 8),
-    ),
-}
+# user accelerator key -> dotted profile key
+_NESTED = {
+    "memory_GB": "memory.capacity_GB", "bandwidth_GBps": "memory.bandwidth_GBps",
+    "scaleup_bandwidth_GBps": "interconnect.scaleup.bandwidth_GBps",
+    "scaleup_devices": "interconnect.scaleup.devices",
+    "scaleout_bandwidth_GBps": "interconnect.scaleout.bandwidth_GBps",
+    "devices_per_node": "interconnect.devices_per_node", "tdp_W": "power.tdp_W",
+    "idle_W": "power.idle_W", "host_W_per_node": "power.host_W_per_node",
+    "price_hour_usd": "price.hour_usd", "purchase_usd": "price.purchase_usd",
+    "overhead_s": "overhead_s", "vendor": "vendor", "source": "source",
+}  # fmt: skip
+
+
+def _put(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for p in parents:
+        data = data.setdefault(p, {})
+    data[last] = value
 
 
 def _load(path: str | Path, kind: str) -> dict[str, Any]:
@@ -100,27 +107,14 @@ def derive_hardware(
     bad = sorted(set(data) - set(ACCEL_REQUIRED) - set(ACCEL_OPTIONAL))
     if bad:
         raise SpecError("accelerator", f"{name}.{bad[0]}", data[bad[0]], "unknown key")
-    a = dict(data)
-    lines = []
-    for key, (rule, fn) in _DERIVED.items():
-        if a.get(key) is None:
-            a[key] = fn(a)
-            lines.append(f"{name}.{key} = {a[key]:g} (estimate: {rule})")
-    profile = {
-        "name": name, "display_name": name, "vendor": a.get("vendor", "other"),
-        "source": a.get("source", "user accelerator (servesim.studies.planning.catalogs.derive_hardware)"),
-        "compute": {"tflops": dict(a["tflops"])},
-        "memory": {"capacity_GB": a["memory_GB"], "bandwidth_GBps": a["bandwidth_GBps"]},
-        "interconnect": {
-            "scaleup": {"devices": int(a["scaleup_devices"]),
-                        "bandwidth_GBps": a["scaleup_bandwidth_GBps"], "latency_us": 3.0},
-            "scaleout": {"bandwidth_GBps": a["scaleout_bandwidth_GBps"], "latency_us": 5.0},
-            "devices_per_node": int(a["devices_per_node"]),
-        },
-        "power": {"tdp_W": a["tdp_W"], "idle_W": a["idle_W"], "host_W_per_node": a["host_W_per_node"]},
-        "price": {"hour_usd": a.get("price_hour_usd"), "purchase_usd": a.get("purchase_usd")},
-        "overhead_s": a["overhead_s"],
-    }  # fmt: skip
+    # the flat keys a user writes -> the profile's sections; the rest is filled by the one
+    # derivation every device goes through (servesim.specs.derive.complete_numbers)
+    nested: dict[str, Any] = {"name": name, "compute": {"tflops": dict(data["tflops"])}}
+    for key, dotted in _NESTED.items():
+        if data.get(key) is not None:
+            _put(nested, dotted, data[key])
+    profile, derived = complete_numbers(nested, f"accelerator {name}")
+    lines = [f"{name}.{field} = {how}" for field, how in derived]
     folder = Path(out_dir or os.path.join(tempfile.gettempdir(), "servesim-accelerators"))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yaml"
