@@ -373,7 +373,9 @@ def complete_numbers(
     default("interconnect.devices_per_node", dpn, "the scale-up domain, at most 8")
     default("power.host_W_per_node", 287.5 * dpn, "estimate: H100 host draw 2300 W per 8 devices")
     default("overhead_s", 0.002, "estimate: vLLM-class per-step CPU time")
-    merged.setdefault("price", {"hour_usd": None, "purchase_usd": None})  # bottom-up applies
+    price = merged.setdefault("price", {})  # a price not given: the bottom-up one applies
+    price.setdefault("hour_usd", None)
+    price.setdefault("purchase_usd", None)
     return merged, derived
 
 
