@@ -113,7 +113,7 @@ def test_named_workload_and_target_fill_plan_arguments(tmp_path):
     assert model == "llama-3.1-8b" and kw["tokens_per_day"] == 1e6 and kw["pattern"] == "diurnal"
     assert kw["isl"] == 64 and kw["tp"] == [1, 2]
     assert kw["hardware"][0] == "h100-sxm" and kw["hardware"][1].endswith("chipx.yaml")
-    assert any(line.startswith("chipx.idle_W = 60") for line in derived)
+    assert any(line.startswith("chipx.power.idle_W = 60") for line in derived)
     with pytest.raises(SpecError, match="no workload of that name; it has: chat"):
         apply_named(None, {}, "nope", str(wl), None, None)
 
