@@ -30,7 +30,7 @@ import simpy
 from servesim.sim.events import INF, NORMAL, at
 from servesim.sim.instance import Instance
 from servesim.sim.pools import POOLS, ColocatedPool, InstanceInfo, make_cost
-from servesim.sim.records import RequestLog, StepLog
+from servesim.sim.records import RequestLog, RequestTable, StepLog, StepTable
 from servesim.sim.request import Request
 from servesim.specs.common import SpecError
 from servesim.specs.config import RunConfig, rng_streams
@@ -44,8 +44,8 @@ class Abort(Exception):
 class RawRun:
     """What the engine produces (docs/internals.md, "sim (engine)")."""
 
-    requests: dict[str, np.ndarray]
-    steps: dict[str, np.ndarray]
+    requests: RequestTable  # a dict of numpy columns (records.REQUEST_COLUMNS)
+    steps: StepTable  # a dict of numpy columns (records.STEP_COLUMNS)
     instances: list[InstanceInfo]
     sim_end_s: float
     transfers: dict[str, np.ndarray] = field(default_factory=dict)

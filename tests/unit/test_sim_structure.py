@@ -7,6 +7,7 @@ import ast
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from servesim.sim import batching
@@ -105,3 +106,15 @@ def test_only_events_module_touches_simpy_internals():
         if p.name != "events.py" and internal.search(p.read_text())
     ]
     assert offenders == []
+
+
+def test_engine_tables_are_typed_columns():
+    cfg = colocated_config(policy="sarathi", max_num_seqs=4, max_num_batched_tokens=64)
+    raw = run(cfg, step_fn=COST, workload=ListWorkload(SPECS), kv_blocks=100)
+    for table in (raw.steps, raw.requests):
+        assert list(table) == list(type(table).COLUMNS)
+        for name, code in type(table).COLUMNS.items():
+            assert table[name].dtype == np.dtype(code) and len(table[name]) == table.n_rows
+    assert raw.requests.n_rows == 4 and raw.steps.start_s is raw.steps["start_s"]
+    with pytest.raises(AttributeError, match="no column"):
+        _ = raw.steps.nope
