@@ -144,6 +144,7 @@ class Cluster:
         self.next_arrival = INF
         self.issued = 0
         self.done = 0
+        self.rejected = 0
         self.every = max(1, (self.total or 10_000) // 100)
         self.clients = workload.closed_loop
         self.pending: list[float] = []  # closed loop: times of requests scheduled to arrive
@@ -256,6 +257,14 @@ class Cluster:
 
     def finish(self, r: Request) -> None:
         self.reqs.add(r)
+        self._done(r)
+
+    def reject(self, r: Request) -> None:
+        """``r`` was turned away at arrival (admission): issued, never served, not recorded."""
+        self.rejected += 1
+        self._done(r)
+
+    def _done(self, r: Request) -> None:
         self.done += 1
         if self.progress is not None and self.done % self.every == 0:
             self.progress(self.done, self.total)

@@ -96,7 +96,8 @@ class PrefillInstance(Instance):
     step_start = 0.0
 
     def enqueue(self, r: Any) -> None:
-        self.check_request(r, r.prompt, "prefill instance", "max_input")
+        if not self.check_request(r, r.prompt, "prefill instance", "max_input"):
+            return
         r.instance = self.id
         r.prefill_instance = self.id
         was_idle = self.idle

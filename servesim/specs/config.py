@@ -58,6 +58,8 @@ LAYOUTS = (
 ROUTERS = ("round_robin", "least_loaded", "power_of_two", "random", "session")
 # waiting-queue order (sim/queues.py): arrival order, or a per-request priority from the workload
 QUEUE_ORDERS = ("fifo", "priority")
+# what an instance does with a request that can never fit its KV (sim/admission.py)
+ADMISSIONS = ("all", "reject_oversized")
 # how expert load spreads over the experts of a MoE layer (deployment.moe_load.distribution)
 MOE_DISTRIBUTIONS = ("uniform", "zipf", "fixed")
 PCT_NAMES = ("mean", "p50", "p90", "p95", "p99", "p99.9")
@@ -83,6 +85,7 @@ class SchedulerSpec:
     engine: str | None = None  # engine profile whose defaults filled the unset keys
     reserve_output: bool = False  # reserve KV for prompt + output at admission (no preemption)
     queue: str = "fifo"  # waiting-queue order: fifo | priority (lowest priority value first)
+    admission: str = "all"  # a request that can never fit: all (fail the run) | reject_oversized
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +445,7 @@ def parse_scheduler(data: Any, where: str, field: str, hardware: Any = None) -> 
         engine=engine,
         reserve_output=get_bool(merged, "reserve_output", where, field),
         queue=get_choice(merged, "queue", QUEUE_ORDERS, where, field),
+        admission=get_choice(merged, "admission", ADMISSIONS, where, field),
     )
 
 
