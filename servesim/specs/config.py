@@ -302,6 +302,7 @@ def _resolve_path(ref: str, where: str) -> str:
 
 def parse_deployment(data: Any, model: Any, where: str) -> DeploymentSpec:
     from servesim.specs.hardware import load_hardware
+    from servesim.specs.rules import validate_af_pools
 
     data = require_mapping(data, where, "deployment")
     check_keys(data, ("pools", "router", "kv_link", "af_link", "moe_load"), where, "deployment")
@@ -319,6 +320,7 @@ def parse_deployment(data: Any, model: Any, where: str) -> DeploymentSpec:
     kv_link = _parse_link(data.get("kv_link"), where, "deployment.kv_link")
     af_link = _parse_link(data.get("af_link"), where, "deployment.af_link")
     _check_role_keys(pools, kv_link, af_link, where)
+    validate_af_pools(model, pools, where)
     moe_load = _parse_moe_load(data.get("moe_load") or {}, where, "deployment.moe_load")
     return DeploymentSpec(pools, router, kv_link, af_link, moe_load)
 
