@@ -7,11 +7,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from servesim.specs.common import SpecError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
@@ -68,6 +69,8 @@ def check_out_path(path: str | Path, where: str, *, is_dir: bool) -> None:
 def read_table(path: str | Path, *, allow_empty: bool = False) -> pd.DataFrame:
     """A .parquet or .csv table; an empty (unless ``allow_empty``: a header and no rows), corrupt
     or unreadable file is a SpecError."""
+    import pandas as pd  # here, not at the top: the CLI imports this module on every start
+
     p = Path(path)
     kind = "Parquet" if p.suffix == ".parquet" else "CSV"
     try:

@@ -203,7 +203,9 @@ def build_result(raw: Any, cfg: Any) -> Result:
     return Result(
         summary=_clean(summary),
         requests=requests_frame(raw),
-        steps=pd.DataFrame({k: np.asarray(v) for k, v in raw.steps.items()}),
+        # the frames wrap the engine's arrays without a copy (a million-request step log is
+        # ~0.4 GB); under pandas < 3 (no copy-on-write) an in-place edit of one shows in the other
+        steps=pd.DataFrame({k: np.asarray(v) for k, v in raw.steps.items()}, copy=False),
         config=cfg,
         raw=raw,
     )
@@ -211,7 +213,7 @@ def build_result(raw: Any, cfg: Any) -> Result:
 
 def requests_frame(raw: Any) -> pd.DataFrame:
     """Per-request records plus derived ttft_s, tpot_s (NaN for one output token), e2el_s, queue_s."""
-    df = pd.DataFrame({k: np.asarray(v) for k, v in raw.requests.items()})
+    df = pd.DataFrame({k: np.asarray(v) for k, v in raw.requests.items()}, copy=False)
     if len(df):
         df["ttft_s"] = df["first_token_s"] - df["arrival_s"]
         df["e2el_s"] = df["finish_s"] - df["arrival_s"]

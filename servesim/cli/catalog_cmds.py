@@ -7,8 +7,6 @@ import math
 from typing import Any
 
 import click
-import pandas as pd
-from pandas.api.types import is_numeric_dtype
 
 import servesim
 from servesim import catalog
@@ -51,6 +49,8 @@ def _table(frame: Any) -> str:
     """Plain aligned text: text columns left-aligned, numbers right-aligned, missing as '-'."""
     cols = list(frame.columns)
     rows = [[_cell(v) for v in rec] for rec in frame.itertuples(index=False)]
+    from pandas.api.types import is_numeric_dtype  # pandas only when a table is shown
+
     numeric = [is_numeric_dtype(frame[c]) for c in cols]
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
 
@@ -220,6 +220,8 @@ def _flatten(info: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _missing(value: Any) -> bool:
+    import pandas as pd
+
     if value is None or value is pd.NA or value == "":
         return True
     return isinstance(value, float) and math.isnan(value)
@@ -255,6 +257,8 @@ def _clean(value: Any) -> Any:
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
+    import pandas as pd
+
     if value is pd.NA:
         return None
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):

@@ -30,7 +30,7 @@ import simpy
 from servesim.sim.events import INF, NORMAL, at
 from servesim.sim.instance import Instance
 from servesim.sim.pools import POOLS, ColocatedPool, InstanceInfo, make_cost
-from servesim.sim.records import RequestLog, StepLog
+from servesim.sim.records import RequestLog, RequestTable, StepLog, StepTable
 from servesim.sim.request import Request
 from servesim.specs.common import SpecError
 from servesim.specs.config import RunConfig, rng_streams
@@ -46,8 +46,8 @@ class Abort(Exception):
 class RawRun:
     """What the engine produces (docs/internals.md, "sim (engine)")."""
 
-    requests: dict[str, np.ndarray]
-    steps: dict[str, np.ndarray]
+    requests: RequestTable  # a dict of numpy columns (records.REQUEST_COLUMNS)
+    steps: StepTable  # a dict of numpy columns (records.STEP_COLUMNS)
     instances: list[InstanceInfo]
     sim_end_s: float
     transfers: dict[str, np.ndarray] = field(default_factory=dict)
@@ -152,6 +152,7 @@ class Cluster:
         self.next_arrival = INF
         self.issued = 0
         self.done = 0
+        self.rejected = 0
         self.every = max(1, (self.total or 10_000) // 100)
         self.clients = workload.closed_loop
         self.pending: list[float] = []  # closed loop: times of requests scheduled to arrive
@@ -264,6 +265,14 @@ class Cluster:
 
     def finish(self, r: Request) -> None:
         self.reqs.add(r)
+        self._done(r)
+
+    def reject(self, r: Request) -> None:
+        """``r`` was turned away at arrival (admission): issued, never served, not recorded."""
+        self.rejected += 1
+        self._done(r)
+
+    def _done(self, r: Request) -> None:
         self.done += 1
         if self.progress is not None and self.done % self.every == 0:
             self.progress(self.done, self.total)

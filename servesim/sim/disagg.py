@@ -43,6 +43,7 @@ from servesim.sim.kvcache import KVCache
 from servesim.sim.pools import ColocatedPool, InstanceInfo
 from servesim.sim.request import WAITING
 from servesim.specs.common import SpecError
+from servesim.specs.rules import validate_af_pools
 
 # One row per hand-off. wait_s: queued behind other transfers on the link; busy_s: time the link
 # carried this transfer; decode_queue_s: arrival at the decode pool to admission there.
@@ -96,7 +97,8 @@ class PrefillInstance(Instance):
     step_start = 0.0
 
     def enqueue(self, r: Any) -> None:
-        self.check_request(r, r.prompt, "prefill instance", "max_input")
+        if not self.check_request(r, r.prompt, "prefill instance", "max_input"):
+            return
         r.instance = self.id
         r.prefill_instance = self.id
         was_idle = self.idle
@@ -365,12 +367,8 @@ class AttentionPool(DecodePool):
         self.ffn: Any = None
         self.memo: dict = {}
         self.ffn_of: list[list[int]] = []  # attention instance -> the FFN instances serving it
-        cfg = cluster.cfg
-        model = cfg.model
-        if not (model.intermediate_size or model.num_experts):
-            raise SpecError(cfg.source, "deployment.pools", "ffn",
-                            f"{model.name} has no MLP or experts to put on an FFN pool")  # fmt: skip
-        _no_pipeline(cfg, spec)
+        cfg = cluster.cfg  # load_config ran the same rule; a RunConfig built in code may not have
+        validate_af_pools(cfg.model, cfg.deployment.pools, cfg.source)
 
     def start(self) -> None:
         self.ffn = next(p for p in self.cluster.pools if p.role == "ffn")
@@ -454,19 +452,6 @@ _SCALED = (
 )
 
 
-def _no_pipeline(cfg: Any, spec: Any) -> None:
-    """Attention/FFN pools split every layer between them: pipeline stages do not apply."""
-    if spec.parallelism.pp != 1:
-        i = cfg.deployment.pools.index(spec)
-        raise SpecError(
-            cfg.source,
-            f"deployment.pools.{i}.parallelism.pp",
-            spec.parallelism.pp,
-            f"must be 1 in an {spec.role} pool: attention/FFN disaggregation splits each layer, "
-            "not the layers",
-        )
-
-
 class FFNPool:
     """FFN/expert instances: capacity for the attention pool's steps; no scheduler of their own."""
 
@@ -483,7 +468,7 @@ class FFNPool:
             raise SpecError(
                 cfg.source, "deployment.pools", "ffn", "an ffn pool needs an attention pool"
             )
-        _no_pipeline(cfg, spec)
+        validate_af_pools(cfg.model, cfg.deployment.pools, cfg.source)
 
     def start(self) -> None:
         return None

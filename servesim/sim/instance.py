@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from servesim.sim.admission import POLICIES as ADMISSION
 from servesim.sim.decodeset import DecodeSet
 from servesim.sim.events import INF, NORMAL, URGENT, at
 from servesim.sim.kvcache import KVCache
@@ -102,6 +103,7 @@ class Instance:
         fast_forward: bool = True,
         pipeline: Pipeline | None = None,
         queue: str = "fifo",
+        admission: str = "all",
     ):
         self.id = iid
         self.env = env
@@ -118,6 +120,7 @@ class Instance:
         self.pipe = pipeline
         self.bs = kv.block_size
         self.waiting = make_queue(queue)
+        self.admission = ADMISSION[admission]
         self.prefilling: list[Request] = []
         self.dec = DecodeSet(self.bs, kv.blocks_for)
         self.intake: Callable[[], None] | None = None  # run before each scheduling decision
@@ -143,12 +146,14 @@ class Instance:
 
     # -- arrivals ------------------------------------------------------------------------------
     def enqueue(self, r: Request) -> None:
-        self.check_request(r, r.prompt + r.output - 1, "instance", "max_input/max_output")
+        if not self.check_request(r, r.prompt + r.output - 1, "instance", "max_input/max_output"):
+            return
         r.instance = self.id
         self.queue(r, r.prompt + r.output)
 
-    def check_request(self, r: Request, kv_tokens: int, kind: str, clip: str) -> None:
-        """Fail the run (one SpecError) for a request this instance can never serve."""
+    def check_request(self, r: Request, kv_tokens: int, kind: str, clip: str) -> bool:
+        """Whether this instance can ever serve ``r``; if not, a malformed request fails the run
+        (one SpecError) and one that can never fit goes to the admission policy."""
         if r.prompt < 1 or r.output < 1:
             self.sink.fail(
                 SpecError(
@@ -160,15 +165,17 @@ class Instance:
             )
         need = self.kv.blocks_for(kv_tokens)
         if need > self.kv.total:
-            self.sink.fail(
-                SpecError(
-                    "workload",
-                    "request",
-                    f"#{r.id}: {r.prompt} prompt + {r.output} output tokens",
-                    f"needs {need} KV blocks, more than {kind} {self.id} has ({self.kv.total}); "
-                    f"clip lengths (trace {clip}) or add memory",
-                )
+            err = SpecError(
+                "workload",
+                "request",
+                f"#{r.id}: {r.prompt} prompt + {r.output} output tokens",
+                f"needs {need} KV blocks, more than {kind} {self.id} has ({self.kv.total}); "
+                f"clip lengths (trace {clip}), add memory or set scheduler.admission: "
+                "reject_oversized",
             )
+            self.admission.oversized(self, r, err)
+            return False
+        return True
 
     def queue(self, r: Request, load: int) -> None:
         """Add an admissible request to the waiting queue and wake the process if idle."""

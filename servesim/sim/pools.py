@@ -100,6 +100,7 @@ class ColocatedPool:
                     fast_forward=cluster.fast_forward,
                     pipeline=pipe,
                     queue=s.queue,
+                    admission=s.admission,
                 )
                 self.instances.append(inst)
         # routing order: the first virtual engine of every replica, then the second, ... so that
@@ -140,6 +141,9 @@ class ColocatedPool:
 
     def fail(self, err: Exception) -> None:
         self.cluster.fail(err)
+
+    def reject(self, r: Any) -> None:
+        self.cluster.reject(r)
 
     def horizon(self, inst: Any) -> float:
         return self.cluster.horizon(inst)

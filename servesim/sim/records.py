@@ -53,6 +53,37 @@ def _np(col: array, code: str) -> np.ndarray:
     return np.array(col, dtype=dtype) if len(col) else np.zeros(0, dtype=dtype)
 
 
+class Table(dict):
+    """Named numpy columns of equal length, each of the dtype ``COLUMNS`` declares; a column reads
+    as ``table["start_s"]`` or ``table.start_s``. A dict, so every consumer of the old plain
+    mappings keeps working."""
+
+    COLUMNS: dict[str, str] = {}
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no column {name!r}") from None
+
+    @property
+    def n_rows(self) -> int:
+        return len(next(iter(self.values()))) if self else 0
+
+
+class StepTable(Table):
+    """The step log: one row per iteration, or per run of like decode iterations ("runs" mode;
+    ``steps`` counts them), ordered by (start_s, instance)."""
+
+    COLUMNS = {**STEP_COLUMNS, "instance": "q"}
+
+
+class RequestTable(Table):
+    """One row per finished request, ordered by request_id."""
+
+    COLUMNS = {**REQUEST_COLUMNS, "preemptions": "q", "instance": "q", "prefill_instance": "q"}
+
+
 # The step log keeps two interleaved typed arrays: one row = FLOAT_COLS doubles + INT_COLS int32s,
 # written with one extend() each (a step row costs two C calls, not one append per column).
 # prefill_tokens travels as a double (exact below 2**53) and leaves as int64.
@@ -104,7 +135,7 @@ class StepLog:
         self._full(inst, start, dur, cost, agg, emitted, steps)
         self._last[inst.id] = (row, start + dur, n if agg[0] == 0 else -1)
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> StepTable:
         """Columns as numpy arrays, rows ordered by (start_s, instance). Consumes the log."""
         f = np.frombuffer(self.f, dtype=np.float64).reshape(-1, _NF) if len(self.f) else (
             np.zeros((0, _NF)))  # fmt: skip
@@ -128,7 +159,7 @@ class StepLog:
         out["instance"] = out["instance"].astype(np.int64)
         del f, ints
         self.f, self.i = array("d"), array("i")
-        return out
+        return StepTable(out)
 
 
 def _ties_ordered(start: np.ndarray, inst: np.ndarray) -> bool:
@@ -175,11 +206,11 @@ class RequestLog:
         a[11](r.kv_transfer_s)
         self.count += 1
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> RequestTable:
         """Columns as numpy arrays, rows ordered by request_id."""
         out = {k: _np(v, t) for (k, v), t in zip(self.cols.items(), self._codes)}
         order = np.argsort(out["request_id"], kind="stable")
         out = {k: v[order] for k, v in out.items()}
         for k in ("instance", "prefill_instance", "preemptions"):
             out[k] = out[k].astype(np.int64)
-        return out
+        return RequestTable(out)

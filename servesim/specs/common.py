@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser when built
     """SafeLoader that reads ``1e-08`` as a float (YAML 1.2), not the string PyYAML's 1.1 rules give."""
 
 

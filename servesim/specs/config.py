@@ -31,7 +31,10 @@ from servesim.specs.common import (
     require_mapping,
 )
 from servesim.specs.dtypes import DTypes, parse_dtypes
-from servesim.specs.engines import split_engine
+from servesim.specs.engines import (
+    ENGINE_PROFILES,  # re-exported: config keys use it
+    split_engine,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,8 @@ LAYOUTS = (
 ROUTERS = ("round_robin", "least_loaded", "power_of_two", "random", "session")
 # waiting-queue order (sim/queues.py): arrival order, or a per-request priority from the workload
 QUEUE_ORDERS = ("fifo", "priority")
+# what an instance does with a request that can never fit its KV (sim/admission.py)
+ADMISSIONS = ("all", "reject_oversized")
 # how expert load spreads over the experts of a MoE layer (deployment.moe_load.distribution)
 MOE_DISTRIBUTIONS = ("uniform", "zipf", "fixed")
 PCT_NAMES = ("mean", "p50", "p90", "p95", "p99", "p99.9")
@@ -68,71 +73,6 @@ STEP_LOG_MODES = ("full", "runs")
 # ENGINE_PROFILES["vllm"]): every default budget in servesim (scheduler, memory model, roofline,
 # planner) is this one number.
 DEFAULT_MAX_NUM_BATCHED_TOKENS = 8192
-
-# Engine profiles: scheduler defaults of a serving engine, applied under explicit keys.
-# overhead_s None = the hardware profile's per-iteration overhead applies (no engine-specific
-# per-iteration overhead has been measured for servesim; see docs/engine.md).
-ENGINE_PROFILES: dict[str, dict[str, Any]] = {
-    "vllm": {
-        "description": "vLLM V1: chunked prefill always on, running requests first, then waiting, "
-        "under one token budget; preemption by recompute",
-        # vllm/engine/arg_utils.py (EngineArgs.get_batch_defaults, OpenAI server): on GPUs with
-        # >= 70 GiB that are not A100s, max_num_batched_tokens 8192 and max_num_seqs 1024;
-        # otherwise 2048 and 256 ("small_gpu" below). block_size 16, gpu_memory_utilization 0.9
-        # (CacheConfig); V1 always chunks prefills and enables prefix caching by default.
-        "small_gpu": {"max_num_seqs": 256, "max_num_batched_tokens": 2048},
-        "scheduler": {
-            "policy": "sarathi",
-            "max_num_seqs": 1024,
-            "max_num_batched_tokens": 8192,
-            "block_size": 16,
-            "gpu_memory_utilization": 0.9,
-            "enable_prefix_caching": True,
-        },
-        "overhead_s": None,
-    },
-    "sglang": {
-        "description": "SGLang: prefill batches first, chunked (chunked_prefill_size), decodes "
-        "paused meanwhile (no mixed chunks); radix prefix cache; running requests bounded by "
-        "the KV pool, not by a fixed count",
-        # python/sglang/srt/server_args.py: enable_mixed_chunk False (store_true flag), so the
-        # scheduler runs a prefill batch whenever one can be formed, else a decode batch
-        # (policy prefill_first); chunked_prefill_size 2048 under 35 GiB of GPU
-        # memory, 8192 under 160 GiB (A100, H100, H200), 16384 above (B200, MI300X);
-        # mem_fraction_static 0.88 at TP1; page_size 1 (we keep 16-token blocks: the KV capacity
-        # is the same to within a block per request); max_running_requests derived from the KV
-        # pool -> None (unbounded here).
-        "small_gpu": {"max_num_batched_tokens": 2048},
-        "large_gpu": {"max_num_batched_tokens": 16384},
-        "scheduler": {
-            "policy": "prefill_first",
-            "max_num_seqs": None,
-            "max_num_batched_tokens": 8192,
-            "block_size": 16,
-            "gpu_memory_utilization": 0.88,
-            "enable_prefix_caching": True,
-        },
-        "overhead_s": None,
-    },
-    "trtllm": {
-        "description": "TensorRT-LLM in-flight batching: whole context phases mixed with "
-        "generation (chunked context off by default), GUARANTEED_NO_EVICT capacity policy "
-        "(KV for the whole output reserved at admission, so no preemption)",
-        # tensorrt_llm/llmapi/llm_args.py: max_batch_size 2048, max_num_tokens 8192,
-        # enable_chunked_prefill False, CapacitySchedulerPolicy.GUARANTEED_NO_EVICT;
-        # tokens_per_block 32 (KvCacheConfig); free_gpu_memory_fraction 0.9.
-        "scheduler": {
-            "policy": "orca",
-            "max_num_seqs": 2048,
-            "max_num_batched_tokens": 8192,
-            "block_size": 32,
-            "gpu_memory_utilization": 0.9,
-            "enable_prefix_caching": False,
-            "reserve_output": True,
-        },
-        "overhead_s": None,
-    },
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +89,7 @@ class SchedulerSpec:
     engine: str | None = None  # engine profile whose defaults filled the unset keys
     reserve_output: bool = False  # reserve KV for prompt + output at admission (no preemption)
     queue: str = "fifo"  # waiting-queue order: fifo | priority (lowest priority value first)
+    admission: str = "all"  # a request that can never fit: all (fail the run) | reject_oversized
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +319,7 @@ def _resolve_path(ref: str, where: str) -> str:
 
 def parse_deployment(data: Any, model: Any, where: str) -> DeploymentSpec:
     from servesim.specs.hardware import load_hardware
+    from servesim.specs.rules import validate_af_pools
 
     data = require_mapping(data, where, "deployment")
     check_keys(data, ("pools", "router", "kv_link", "af_link", "moe_load"), where, "deployment")
@@ -395,6 +337,7 @@ def parse_deployment(data: Any, model: Any, where: str) -> DeploymentSpec:
     kv_link = _parse_link(data.get("kv_link"), where, "deployment.kv_link")
     af_link = _parse_link(data.get("af_link"), where, "deployment.af_link")
     _check_role_keys(pools, kv_link, af_link, where)
+    validate_af_pools(model, pools, where)
     moe_load = _parse_moe_load(data.get("moe_load") or {}, where, "deployment.moe_load")
     return DeploymentSpec(pools, router, kv_link, af_link, moe_load)
 
@@ -533,6 +476,7 @@ def parse_scheduler(data: Any, where: str, field: str, hardware: Any = None) -> 
         engine=engine,
         reserve_output=get_bool(merged, "reserve_output", where, field),
         queue=get_choice(merged, "queue", QUEUE_ORDERS, where, field),
+        admission=get_choice(merged, "admission", ADMISSIONS, where, field),
     )
 
 

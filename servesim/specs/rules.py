@@ -56,3 +56,23 @@ def validate_parallelism(
             ep,
             f"must divide tp x dp_attn = {tp * dp} (the devices of one stage)",
         )
+
+
+def validate_af_pools(model: Any, pools: Any, where: str = "") -> None:
+    """Attention/FFN disaggregation splits every layer between two pools, so neither takes
+    pipeline stages, and the model needs an MLP or experts to put on the FFN pool."""
+    roles = {p.role for p in pools}
+    if not roles & {"attention", "ffn"}:
+        return
+    for i, p in enumerate(pools):
+        if p.role in ("attention", "ffn") and p.parallelism.pp != 1:
+            raise SpecError(
+                where,
+                f"deployment.pools.{i}.parallelism.pp",
+                p.parallelism.pp,
+                f"must be 1 in an {p.role} pool: attention/FFN disaggregation splits each layer, "
+                "not the layers",
+            )
+    if "ffn" in roles and not (model.intermediate_size or model.num_experts):
+        raise SpecError(where, "deployment.pools", "ffn",
+                        f"{model.name} has no MLP or experts to put on an FFN pool")  # fmt: skip

@@ -90,6 +90,15 @@ def test_run_out_dir_holds_every_output(fake_engine, tmp_path):
             "timeseries.csv"} == {p.name for p in out.iterdir()}  # fmt: skip
 
 
+def test_run_save_detailed_adds_per_request_lists(fake_engine, tmp_path):
+    for flags, detailed in (([], False), (["--save-detailed"], True)):
+        out = tmp_path / f"res{detailed}"
+        res = CliRunner().invoke(cli, ["run", "-q", "--out", str(out), *flags])
+        assert res.exit_code == 0, res.output
+        bench = json.loads((out / "benchmark.json").read_text())
+        assert ("itls" in bench) is detailed and bench["completed"] == 2
+
+
 def test_run_unknown_scheduler_exits_2_with_one_line_and_no_out(fake_engine, tmp_path, capsys):
     out = tmp_path / "res"
     code, _, err = _main(["run", "--scheduler", "nope", "--out", str(out)], capsys)

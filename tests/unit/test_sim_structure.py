@@ -7,6 +7,7 @@ import ast
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from servesim.sim import batching
@@ -105,3 +106,44 @@ def test_only_events_module_touches_simpy_internals():
         if p.name != "events.py" and internal.search(p.read_text())
     ]
     assert offenders == []
+
+
+def test_engine_tables_are_typed_columns():
+    cfg = colocated_config(policy="sarathi", max_num_seqs=4, max_num_batched_tokens=64)
+    raw = run(cfg, step_fn=COST, workload=ListWorkload(SPECS), kv_blocks=100)
+    for table in (raw.steps, raw.requests):
+        assert list(table) == list(type(table).COLUMNS)
+        for name, code in type(table).COLUMNS.items():
+            assert table[name].dtype == np.dtype(code) and len(table[name]) == table.n_rows
+    assert raw.requests.n_rows == 4 and raw.steps.start_s is raw.steps["start_s"]
+    with pytest.raises(AttributeError, match="no column"):
+        _ = raw.steps.nope
+
+
+def test_admission_all_fails_the_run_on_a_request_that_can_never_fit():
+    cfg = colocated_config(policy="sarathi", max_num_seqs=4, max_num_batched_tokens=64)
+    specs = [(0.0, 10, 5), (0.01, 5000, 5), (0.02, 10, 5)]  # 5000 tokens: 313 blocks of 16
+    with pytest.raises(SpecError, match="reject_oversized"):
+        run(cfg, step_fn=COST, workload=ListWorkload(specs), kv_blocks=100)
+
+
+def test_admission_reject_oversized_turns_the_request_away_and_counts_it_failed():
+    from servesim.accounting.metrics import summarize
+
+    cfg = colocated_config(policy="sarathi", max_num_seqs=4, max_num_batched_tokens=64,
+                           admission="reject_oversized")  # fmt: skip
+    specs = [(0.0, 10, 5), (0.01, 5000, 5), (0.02, 10, 5)]
+    raw = run(cfg, step_fn=COST, workload=ListWorkload(specs), kv_blocks=100)
+    assert list(raw.requests["request_id"]) == [0, 2] and raw.issued == 3
+    s = summarize(raw, cfg)
+    assert (s["num_requests"], s["completed"], s["failed"]) == (3, 2, 1)
+
+
+def test_admission_reject_in_closed_loop_lets_the_client_go_on():
+    from servesim.sim.testing import ClientSpec
+
+    cfg = colocated_config(policy="sarathi", max_num_seqs=4, max_num_batched_tokens=64,
+                           admission="reject_oversized")  # fmt: skip
+    wl = ListWorkload([(0.0, 10, 3), (0.0, 5000, 3)], clients=ClientSpec(1), num_requests=6)
+    raw = run(cfg, step_fn=COST, workload=wl, kv_blocks=100)
+    assert raw.issued == 6 and len(raw.requests["request_id"]) == 3  # every other one rejected

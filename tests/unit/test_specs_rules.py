@@ -26,3 +26,17 @@ def test_cost_model_uses_the_same_rule_function():
     from servesim.specs import rules
 
     assert ops.validate_parallelism is rules.validate_parallelism
+
+
+def test_af_pool_with_pipeline_stages_fails_at_load():
+    pools = [
+        {"role": "attention", "hardware": "h200-sxm", "parallelism": {"tp": 8}},
+        {"role": "ffn", "hardware": "h200-sxm", "parallelism": {"tp": 8, "pp": 2}},
+    ]
+    data = {
+        "model": "deepseek-v3",
+        "deployment": {"pools": pools},
+        "workload": placeholder_workload(),
+    }
+    with pytest.raises(SpecError, match=r"pools\.1\.parallelism\.pp = 2: must be 1 in an ffn pool"):
+        load_config(data)
