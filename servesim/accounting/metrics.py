@@ -129,7 +129,10 @@ def itl_samples(steps: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray
     dur = _col(steps, "duration_s")[order]
     k = iterations(steps)[order]
     n = _col(steps, "decode_seqs", np.int64)[order]
-    first_tokens = np.maximum(_col(steps, "new_tokens", np.int64)[order] - n * k, 0)
+    new = _col(steps, "new_tokens", np.int64)[order]
+    if "spec_tokens" in steps:  # speculative steps emit extra tokens per sequence, one ITL sample
+        new = new - _col(steps, "spec_tokens", np.int64)[order]
+    first_tokens = np.maximum(new - n * k, 0)
     end = start + dur
     per_iter = dur / k
     first_end = start + per_iter  # end of a row's first iteration
@@ -458,6 +461,10 @@ def summarize(raw: Any, cfg: Any) -> dict[str, Any]:
     out.update(_transfer_stats(req))
     out.update(_link_stats(getattr(raw, "transfers", None) or {}, inst, duration))
     out.update(_pool_stats(raw, inst, duration))
+    if getattr(raw, "spec", None):
+        from servesim.accounting.speculative import spec_summary
+
+        out.update(spec_summary(raw.spec))
     return out
 
 
