@@ -204,6 +204,7 @@ def request_itls(raw: Any) -> list[list[float]]:
     first = _col(req, "first_token_s")
     finish = _col(req, "finish_s")
     outputs = _col(req, "output_tokens", np.int64)
+    spec = "spec_tokens" in steps
     for r in range(n):
         k = int(outputs[r]) - 1
         if k <= 0 or not math.isfinite(finish[r]) or int(inst[r]) not in bounds:
@@ -212,7 +213,9 @@ def request_itls(raw: Any) -> list[list[float]]:
         ends = s_end[a:b]
         # float tolerance: the engine's clock and start + duration may differ in the last bit
         j = int(np.searchsorted(ends, finish[r] + 1e-9, side="right"))
-        token_times = np.concatenate(([first[r]], ends[max(j - k, 0) : j]))
+        # speculative steps emit a varying number of tokens: one gap per step since the first
+        i = int(np.searchsorted(ends, first[r] + 1e-9, side="right")) if spec else max(j - k, 0)
+        token_times = np.concatenate(([first[r]], ends[i:j]))
         out[r] = np.diff(token_times).tolist()
     return out
 
