@@ -128,11 +128,19 @@ class _Progress:
 @click.option("--num-requests", type=int, help="[workload.num_requests]")
 @click.option("--concurrency", type=int, help="closed-loop clients  [workload.clients.concurrency]")
 @click.option("--seed", type=int, help="[seed]")
-@click.option("--spec-method", help="eagle|eagle3|mtp|draft|ngram  [deployment.pools.0.speculative.method]")
-@click.option("--num-speculative-tokens", type=int,
-              help="draft tokens per step  [deployment.pools.0.speculative.num_speculative_tokens]")
-@click.option("--spec-acceptance-rate", type=float,
-              help="per-token acceptance  [deployment.pools.0.speculative.acceptance.rate]")
+@click.option(
+    "--spec-method", help="eagle|eagle3|mtp|draft|ngram  [deployment.pools.0.speculative.method]"
+)
+@click.option(
+    "--num-speculative-tokens",
+    type=int,
+    help="draft tokens per step  [deployment.pools.0.speculative.num_speculative_tokens]",
+)
+@click.option(
+    "--spec-acceptance-rate",
+    type=float,
+    help="per-token acceptance  [deployment.pools.0.speculative.acceptance.rate]",
+)
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
               help="override any config key (dotted; list items by index); repeatable")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
