@@ -22,46 +22,28 @@ SPEC_KEYS = ("method", "num_speculative_tokens", "model", "draft_tensor_parallel
 MAX_SPECULATIVE_TOKENS = 16
 
 # Published acceptance lengths tau (mean tokens emitted per verification step, bonus token
-# counted) at k_ref draft tokens, chain drafting, temperature 0 unless noted.
-# (method, model family, dataset) -> (k_ref, tau, source)
-ACCEPTANCE_TABLE: dict[tuple[str, str, str], tuple[int, float, str]] = {
+# counted) with chain drafting at temperature 0: (method, model family, dataset) ->
+# ((k_ref, tau), ...), source. A configured k uses the entry with the nearest k_ref.
+_I20780 = ("vLLM issue #20780: Llama-3.1-8B-Instruct, MT-bench, batch 1, vLLM V1 (EAGLE-LLaMA3.1-"
+           "Instruct-8B / EAGLE3-LLaMA3.1-Instruct-8B), AL per num_speculative_tokens")  # fmt: skip
+ACCEPTANCE_TABLE: dict[tuple[str, str, str], tuple[tuple[tuple[int, float], ...], str]] = {
     ("eagle3", "llama", "mt-bench"): (
-        7,
-        3.53,
-        "vLLM issue #26191: EAGLE3-LLaMA3.1-Instruct-8B, "
-        "MT-bench, 80 prompts, num_spec_tokens 7, AL 3.53",
-    ),
+        ((2, 2.36), (3, 2.79), (4, 3.08), (5, 3.32), (6, 3.46), (7, 3.54)), _I20780),
     ("eagle", "llama", "mt-bench"): (
-        2,
-        1.89,
-        "vLLM PR #16035: sglang-EAGLE-LLaMA3-Instruct-8B, "
-        "MT-bench, max_num_seqs 1, k=2 AL 1.89 (k=4 AL 2.08)",
-    ),
-    ("eagle3", "llama", "blazedit"): (
-        3,
-        2.46,
-        "vLLM PR #24344: EAGLE on vdaita/edit_5k_char, k=3, AL 2.46, per position 0.77/0.45/0.24",
-    ),
+        ((2, 2.10), (3, 2.29), (4, 2.39), (5, 2.43), (6, 2.45), (7, 2.47)), _I20780),
+    ("eagle", "llama", "blazedit"): (
+        ((3, 2.46),), "vLLM PR #24344: EAGLE on vdaita/edit_5k_char (code editing), k=3, AL 2.46, "
+                      "acceptance at positions 0.77/0.45/0.24"),
     ("ngram", "any", "blazedit"): (
-        5,
-        4.59,
-        "vLLM PR #24344: ngram (lookup 2..5) on "
-        "vdaita/edit_5k_char, k=5, AL 4.59 over drafted steps",
-    ),
+        ((5, 4.59),), "vLLM PR #24344: ngram (lookup 2..5) on vdaita/edit_5k_char, k=5, AL 4.59 "
+                      "over the steps that drafted"),
     ("mtp", "deepseek", "mixed"): (
-        1,
-        1.875,
-        "DeepSeek-V3 technical report (arXiv:2412.19437) "
-        "5.4.3: second-token acceptance 85-90% (midpoint 87.5%)",
-    ),
+        ((1, 1.875),), "DeepSeek-V3 technical report (arXiv:2412.19437) 5.4.3: second-token "
+                       "acceptance 85-90% across generation topics (midpoint 87.5%)"),
     ("mtp", "deepseek", "mt-bench"): (
-        7,
-        3.20,
-        "huggingface.co/nebius/MTP-DeepSeek-V3-0324: "
-        "original MTP, K=7, tau 3.20 (mean of MT-bench, HumanEval, "
-        "GSM8K), temperature 0",
-    ),
-}
+        ((7, 3.20),), "huggingface.co/nebius/MTP-DeepSeek-V3-0324 model card: original MTP module, "
+                      "K=7, tau 3.20 (mean of MT-bench, HumanEval, GSM8K), temperature 0"),
+}  # fmt: skip
 DATASETS = tuple(sorted({d for _, _, d in ACCEPTANCE_TABLE}))
 
 
@@ -127,7 +109,7 @@ def family_of(model: Any) -> str:
     return "any"
 
 
-def table_rate(method: str, model: Any, dataset: str, where: str, field: str) -> float:
+def table_rate(method: str, model: Any, dataset: str, k: int, where: str, field: str) -> float:
     """The constant acceptance rate a published (method, family, dataset) entry implies."""
     fam = family_of(model)
     entry = None
@@ -140,7 +122,8 @@ def table_rate(method: str, model: Any, dataset: str, where: str, field: str) ->
         raise SpecError(where, field, dataset,
                         f"no published acceptance for method {method} on a {fam} model and this "
                         f"dataset; known method/family/dataset: {known}; or give acceptance.rate")  # fmt: skip
-    k_ref, tau, _src = entry
+    points, _src = entry
+    k_ref, tau = min(points, key=lambda p: (abs(p[0] - k), -p[0]))
     return rate_for_length(tau, k_ref)
 
 
@@ -170,7 +153,7 @@ def parse_acceptance(
     ds = data["dataset"]
     if not isinstance(ds, str) or ds.lower() not in DATASETS:
         raise SpecError(where, f"{field}.dataset", ds, "must be one of " + ", ".join(DATASETS))
-    return (table_rate(method, model, ds.lower(), where, f"{field}.dataset"),) * k
+    return (table_rate(method, model, ds.lower(), k, where, f"{field}.dataset"),) * k
 
 
 def parse_speculative(

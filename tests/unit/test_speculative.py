@@ -50,7 +50,11 @@ def test_dataset_acceptance_reproduces_the_published_length():
     c = cfg({"method": "eagle3", "num_speculative_tokens": 7,
              "acceptance": {"dataset": "mt-bench"}})  # fmt: skip
     sp = c.deployment.pools[0].speculative
-    assert sp.expected_length == pytest.approx(3.53, abs=1e-6)  # vLLM issue #26191, k=7
+    assert sp.expected_length == pytest.approx(3.54, abs=1e-6)  # vLLM issue #20780, k=7
+    c = cfg(
+        {"method": "eagle3", "num_speculative_tokens": 3, "acceptance": {"dataset": "mt-bench"}}
+    )
+    assert c.deployment.pools[0].speculative.expected_length == pytest.approx(2.79, abs=1e-6)
     # DeepSeek-V3's MTP: 85-90% second-token acceptance at k=1
     c = cfg({"method": "mtp", "num_speculative_tokens": 1, "acceptance": {"dataset": "mixed"}},
             model="deepseek-v3")  # fmt: skip
@@ -307,3 +311,21 @@ def test_cli_bad_speculative_flags_are_one_line_exit_2(args, needle, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2, err
     assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
+
+
+def test_prefill_decode_split_speculates_on_the_decode_pool():
+    pools = [{"role": "prefill", "hardware": "h100-sxm"},
+             {"role": "decode", "hardware": "h100-sxm", "speculative": eagle(0.7, 2)}]  # fmt: skip
+    c = load_config({"model": "llama-3.1-8b", "deployment": {"pools": pools},
+                     "workload": placeholder_workload(), "seed": 1})  # fmt: skip
+    rng = np.random.default_rng(2)
+    specs = [(float(t), int(p), int(o)) for t, p, o in zip(np.cumsum(rng.exponential(0.05, 40)),
+             rng.integers(50, 500, 40), rng.integers(2, 200, 40))]  # fmt: skip
+    raw = run(c, workload=ListWorkload(specs))
+    req = raw.requests
+    assert len(req["request_id"]) == 40
+    assert int(np.asarray(raw.steps["new_tokens"]).sum()) == int(req["output_tokens"].sum())
+    s = raw.spec
+    # the first token comes from the prefill pool; the decode pool emits the rest
+    assert s["emitted"] == int(req["output_tokens"].sum()) - 40
+    assert 1 + 0.7 + 0.49 > s["emitted"] / s["seq_steps"] > 1.9
