@@ -8,11 +8,13 @@ A step of a pool with ``speculative`` (k draft tokens) costs, for its n decoding
   vocabulary; ``mtp``: DeepSeek's MTP module, one more decoder layer of the target, reused for
   every draft position as vLLM and SGLang do), or nothing (``ngram``: a CPU lookup);
 - the verification: one target pass over k+1 tokens per sequence, costed as a prefill chunk of
-  k+1 tokens at the sequence's context (``Aggregates`` of a chunk), so it is as cheap as a decode
-  token while weights dominate and grows k+1-fold once the batch is compute-bound.
+  k+1 tokens at the sequence's context (``Aggregates`` of a chunk; MLA models: k+1 absorbed
+  decode rows, see verify_aggregates), so it is as cheap as a decode token while weights
+  dominate and grows k+1-fold once the batch is compute-bound.
 
-Prefill chunks of the same step share the verification pass. Draft passes add no per-step
-framework overhead (estimate: vLLM captures the draft loop in CUDA graphs).
+Prefill chunks of the same step share the verification pass. Each draft pass adds
+DRAFT_PASS_OVERHEAD of the pool's per-step overhead (launch, sampling, input preparation of the
+next pass).
 Memory: the drafter's weights and its KV (per token, next to the target's) come off the KV
 budget, so a speculative pool holds fewer KV tokens.
 """
@@ -33,6 +35,11 @@ from servesim.specs.config import Parallelism
 # EAGLE-3 drafters predict over a reduced vocabulary (draft_vocab_size 32000 in
 # huggingface.co/yuhuili/EAGLE3-LLaMA3.1-Instruct-8B/blob/main/config.json).
 EAGLE3_DRAFT_VOCAB = 32_000
+# Fixed cost of one draft pass as a fraction of the pool's per-step overhead. Fit: vLLM issue
+# #20780 (Llama-3.1-8B, H100, batch 1) step time TPOT x acceptance length grows by 0.73 ms (EAGLE)
+# and 1.1 ms (EAGLE-3) per draft token; less the head's roofline time (~0.15 ms) that is 0.58 and
+# 0.95 ms, i.e. 0.29 and 0.47 of the 2 ms per-step overhead of h100-sxm; their mean, rounded.
+DRAFT_PASS_OVERHEAD = 0.4
 
 
 class SpecStepCost(NamedTuple):
@@ -68,22 +75,34 @@ def draft_context(ctx: CostContext, spec: Any) -> CostContext | None:
     """The CostContext of one draft pass (None for ngram: no device work)."""
     if spec.method == "ngram":
         return None
+    over = DRAFT_PASS_OVERHEAD * ctx.overhead_s
     if spec.method == "draft":
         par = Parallelism(tp=spec.draft_tensor_parallel_size)
-        return CostContext(spec.draft_model, ctx.hardware, par, ctx.dtypes, 0.0)
-    par = replace(ctx.parallel, pp=1)
-    return CostContext(head_model(ctx.model, spec.method), ctx.hardware, par, ctx.dtypes, 0.0,
+        return CostContext(spec.draft_model, ctx.hardware, par, ctx.dtypes, over)
+    head = head_model(ctx.model, spec.method)
+    # the head's own layer on the target's devices; a dense head is not expert-parallel
+    par = replace(ctx.parallel, pp=1, ep=ctx.parallel.ep if head.is_moe else 1)
+    return CostContext(head, ctx.hardware, par, ctx.dtypes, over,
                        ctx.moe_imbalance)  # fmt: skip
 
 
-def verify_aggregates(agg: tuple, k: int) -> Aggregates:
-    """The target pass of a step whose n decoding sequences verify k drafts each: every decode
-    becomes a chunk of k+1 tokens at its context (agg in cost.step.Aggregates order)."""
+def verify_aggregates(agg: tuple, k: int, mla: bool = False) -> Aggregates:
+    """The target pass of a step whose n decoding sequences verify k drafts each (agg in
+    cost.step.Aggregates order): every decode becomes a chunk of k+1 tokens at its context.
+
+    MLA models (``mla``) verify on the weight-absorbed decode path (FlashMLA and the engines' MTP
+    verification take k+1 query tokens per sequence over the compressed latent): each of the k+1
+    tokens counts as a decode row with its own context, which reads a sequence's latent KV k+1
+    times (an overestimate; the latent KV is a few percent of the bytes of a step of such a model).
+    The prefill form would up-project every cached latent (``kv_b_proj`` over the context)."""
     pt, ps, pa, pc, n, dctx, sampled = agg
     if not n:
         return Aggregates(*agg)
     c = k + 1
     ctx_sum = dctx - n  # tokens in KV before the step
+    if mla:
+        return Aggregates(pt, ps, pa, pc, n * c, c * ctx_sum + n * c * (c + 1) // 2,
+                          sampled - n + n * c)  # fmt: skip
     return Aggregates(pt + n * c, ps + n, pa + c * ctx_sum + n * c * (c + 1) // 2, pc + ctx_sum,
                       0, 0, sampled - n + n * c)  # fmt: skip
 
@@ -117,7 +136,7 @@ def spec_step_cost(
     if not n or not speculate:
         c = step_fn(ctx, role, Aggregates(*agg))
         return SpecStepCost(c, 0.0, c.seconds if n else 0.0)
-    verify = step_fn(ctx, role, verify_aggregates(agg, spec.k))
+    verify = step_fn(ctx, role, verify_aggregates(agg, spec.k, ctx.model.attention == "mla"))
     if draft_ctx is None:
         return SpecStepCost(verify, 0.0, verify.seconds)
     one = step_fn(draft_ctx, "colocated", Aggregates(0, 0, 0, 0, n, agg[5], n))

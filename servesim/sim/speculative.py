@@ -254,6 +254,7 @@ def make_spec_cost(ctx: Any, role: str, spec: Any, step_fn: Any) -> Any:
             memo[agg] = c
         return c
 
+    cost((0, 0, 0, 0, 1, 2, 1, spec.k))  # input errors (a drafter that cannot run) surface now
     return cost
 
 
