@@ -15,7 +15,9 @@ that finished since, the gap from that prefill step's end. Percentiles are weigh
 over these (gap, count) pairs, equal to ``np.percentile`` over the expanded samples. This misses
 the long gap a preempted request sees while it waits to be recomputed (tails are optimistic under
 preemption), and on a decode instance of a prefill/decode split the first decode gap is measured
-from the previous step there, not from the first token on the prefill instance.
+from the previous step there, not from the first token on the prefill instance. With speculative
+decoding a step may emit several tokens per request and still gives one ITL sample per request
+(one streamed chunk); the step log's ``spec_tokens`` column keeps the first-token count exact.
 """
 
 from __future__ import annotations

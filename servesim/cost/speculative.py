@@ -36,9 +36,12 @@ from servesim.specs.config import Parallelism
 # huggingface.co/yuhuili/EAGLE3-LLaMA3.1-Instruct-8B/blob/main/config.json).
 EAGLE3_DRAFT_VOCAB = 32_000
 # Fixed cost of one draft pass as a fraction of the pool's per-step overhead. Fit: vLLM issue
-# #20780 (Llama-3.1-8B, H100, batch 1) step time TPOT x acceptance length grows by 0.73 ms (EAGLE)
-# and 1.1 ms (EAGLE-3) per draft token; less the head's roofline time (~0.15 ms) that is 0.58 and
-# 0.95 ms, i.e. 0.29 and 0.47 of the 2 ms per-step overhead of h100-sxm; their mean, rounded.
+# #20780 (Llama-3.1-8B, H100, batch 1): the step time (TPOT x acceptance length) grows by 0.73 ms
+# (EAGLE) and 1.1 ms (EAGLE-3) per draft token; less the heads' roofline time here (0.55 ms with
+# the 128k-vocabulary LM head, 0.29 ms with EAGLE-3's 32k one) that leaves 0.18 and 0.81 ms of
+# fixed cost per pass (0.09 and 0.4 of h100-sxm's 2 ms per-step overhead): one constant cannot
+# fit both. 0.4 gives the smallest largest speedup error over the issue's 12 (method, k) points
+# (scan of 0.3/0.4/0.5: experiments/speculative/compare.py; an in-sample fit).
 DRAFT_PASS_OVERHEAD = 0.4
 
 
