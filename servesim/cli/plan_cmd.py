@@ -42,6 +42,23 @@ def _ints(text: str | None, flag: str) -> list[int] | None:
     return [int(t) for t in items] if items else None
 
 
+def _spec_options(items: tuple[str, ...]) -> list | None:
+    """--spec METHOD:K:RATE -> the planner's speculative options (no speculation tried too)."""
+    if not items:
+        return None
+    out: list = [None]
+    for item in items:
+        parts = item.split(":")
+        try:
+            method, k, rate = parts[0], int(parts[1]), float(parts[2])
+        except (IndexError, ValueError):
+            raise SpecError(
+                "--spec", "", item, "must be METHOD:K:RATE, e.g. eagle3:3:0.7"
+            ) from None
+        out.append({"method": method, "num_speculative_tokens": k, "acceptance": {"rate": rate}})
+    return out
+
+
 def register(group: click.Group) -> None:
     group.add_command(plan_command)
 
@@ -94,6 +111,13 @@ def register(group: click.Group) -> None:
 @click.option("--max-sims", type=click.IntRange(min=1), default=40, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--spec",
+    "spec_options",
+    multiple=True,
+    metavar="METHOD:K:RATE",
+    help="Also try speculative decoding (e.g. eagle3:3:0.7); repeatable.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False),
     default=None,
@@ -121,6 +145,7 @@ def plan_command(
     num_requests,
     max_sims,
     seed,
+    spec_options,
     out,
     fmt,
     **slo_flags,
@@ -138,7 +163,7 @@ def plan_command(
         slo=_slo(slo_flags, slo_general), hardware=_csv(hw), dtype=dtype, pricing=pricing,
         modes=_csv(modes), tp=_ints(tp_list, "--tp"),
         caps=_ints(caps, "--caps"), top=top, num_requests=num_requests,
-        max_sims=max_sims, seed=seed, out=out,
+        max_sims=max_sims, seed=seed, out=out, speculative=_spec_options(spec_options),
     )  # fmt: skip
     if fmt == "json":
         click.echo(json.dumps(result.to_dict(), indent=2, default=str))

@@ -68,6 +68,7 @@ class Family:
     capacity_rps: float  # one replica (colocated) or per prefill/decode instance pair basis
     prefill_rps: float = 0.0  # PD: one prefill instance
     decode_rps: float = 0.0  # PD: one decode instance
+    speculative: Any = None  # a pool `speculative` mapping tried on the decoding pool, or None
 
 
 @dataclass
@@ -259,7 +260,8 @@ def _families(a: Mapping[str, Any], traffic: Mapping[str, Any], notes: list[str]
                         continue
                     for mode in a["modes"]:
                         if mode != "af" or moe:
-                            fams.append(Family(mode, hw.name, tp, ep, cap, price, *b))
+                            fams += _spec_families(Family(mode, hw.name, tp, ep, cap, price, *b),
+                                                   a["speculative"])  # fmt: skip
     return fams
 
 
@@ -335,6 +337,40 @@ def _shapes(f: Family, rate: float, extra: int) -> list[dict[str, int]]:
     return [{"instances": r} for r in range(max(1, r0 // 2), r0 + extra + 1)]
 
 
+def _spec_families(f: Family, options: Any) -> list[Family]:
+    """``f`` once per speculative option (None: without). With k drafts a step emits at most
+    k+1 tokens, so the TPOT floor of a speculative family is the plain floor / (k+1): still a
+    lower bound for pruning. AF deployments are left without speculation."""
+    out = []
+    for sp in options or (None,):
+        if sp is None:
+            out.append(f)
+        elif f.mode != "af":
+            k = int(sp.get("num_speculative_tokens", 1)) if isinstance(sp, Mapping) else 1
+            g = copy.copy(f)
+            g.speculative = dict(sp) if isinstance(sp, Mapping) else sp
+            g.tpot_floor_ms = f.tpot_floor_ms / (k + 1)
+            out.append(g)
+    return out
+
+
+def _check_speculative(model: str, options: Any) -> None:
+    """Each speculative option parses as a pool's ``speculative`` (one SpecError otherwise)."""
+    from servesim.specs.model import load_model
+    from servesim.specs.speculative import parse_speculative
+
+    for i, sp in enumerate(options or ()):
+        if sp is not None:
+            parse_speculative(sp, load_model(model), "plan", f"speculative.{i}")
+
+
+def _spec_label(f: Family) -> str:
+    sp = f.speculative
+    if not isinstance(sp, Mapping):
+        return ""
+    return f"{sp.get('method')}-k{sp.get('num_speculative_tokens')}"
+
+
 def _devices(f: Family, shape: Mapping[str, int]) -> int:
     # an af replica is one attention and one FFN instance, each of tp devices
     return f.tp * sum(shape.values()) * (2 if f.mode == "af" else 1)
@@ -359,6 +395,8 @@ def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -
         dep = {"pools": [pool("prefill", shape["prefill"]), pool("decode", shape["decode"])]}
     else:
         dep = {"pools": [pool("attention", shape["instances"]), pool("ffn", shape["instances"])]}
+    if f.speculative is not None:  # speculation runs where requests decode
+        dep["pools"][-1]["speculative"] = copy.deepcopy(f.speculative)
     return {
         "model": a["model"],
         "dtype": a["dtype"],
@@ -381,6 +419,7 @@ PLAN_DEFAULTS: dict[str, Any] = {
     "isl": 1024, "osl": 256, "lengths": None, "slo": None, "hardware": ("h100-sxm",),
     "dtype": "bf16", "pricing": "cloud", "modes": ("colocated",), "tp": None, "caps": CAPS,
     "top": 5, "num_requests": None, "max_sims": 40, "extra_replicas": 2, "seed": 0,
+    "speculative": (None,),
 }  # fmt: skip
 
 
@@ -400,6 +439,7 @@ def plan(
     if a["pricing"] not in PRICING_MODELS:
         raise SpecError("plan", "pricing", a["pricing"], "one of " + ", ".join(PRICING_MODELS))
     a["hardware"], a["modes"] = list(a["hardware"]), list(a["modes"])
+    _check_speculative(model, a["speculative"])
     targets = slo_targets(a["slo"])
     if out is not None:
         check_out_path(out, "plan", is_dir=True)
@@ -443,10 +483,12 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict[
             break
         if len(met_costs) >= int(a["top"]) and est > sorted(met_costs)[int(a["top"]) - 1]:
             break  # every cheaper estimate has been simulated
-        fam_key = (f.mode, f.hardware, f.tp, f.ep, f.cap)
+        spec = _spec_label(f)
+        fam_key = (f.mode, f.hardware, f.tp, f.ep, f.cap, spec)
         cid = f"{f.mode}-{f.hardware}-tp{f.tp}-ep{f.ep}-cap{f.cap}-" + "-".join(
             f"{k[0]}{v}" for k, v in sorted(shape.items())
         )
+        cid += f"-{spec}" if spec else ""
         if f.mode in unsupported or cid in seen or fam_key in met_families:
             continue
         seen.add(cid)
@@ -491,13 +533,15 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
     if met:
         reason = (
             f"meets SLO with {_pct(headroom)} headroom at {_pct(util)} of estimated capacity; "
-            f"{devices} x {f.hardware} (TP{f.tp}, {shape_txt}, max_num_seqs {f.cap})"
+            f"{devices} x {f.hardware} (TP{f.tp}, {shape_txt}, max_num_seqs {f.cap}"
+            + (f", speculative {_spec_label(f)})" if f.speculative is not None else ")")
         )
     else:
         reason = "; ".join(fails)
     return {
         "id": cid, "mode": f.mode, "hardware": f.hardware, "tp": f.tp, "ep": f.ep,
         "max_num_seqs": f.cap, **{f"n_{k}": v for k, v in shape.items()}, "devices": devices,
+        "speculative": _spec_label(f) or None,
         "monthly_usd": monthly, "estimated_monthly_usd": est,
         "usd_per_mtok": summary.get("usd_per_mtok_blended"),
         "utilisation": min(util, 10.0), "slo_attainment": summary.get("goodput_fraction"),

@@ -329,3 +329,26 @@ def test_prefill_decode_split_speculates_on_the_decode_pool():
     # the first token comes from the prefill pool; the decode pool emits the rest
     assert s["emitted"] == int(req["output_tokens"].sum()) - 40
     assert 1 + 0.7 + 0.49 > s["emitted"] / s["seq_steps"] > 1.9
+
+
+def test_planner_searches_speculation_and_prunes_by_the_speculative_tpot_floor():
+    from servesim.studies.plan import plan
+
+    seen = []
+
+    def runner(config):
+        pool = config["deployment"]["pools"][-1]
+        seen.append(pool.get("speculative"))
+        tpot = 5.0 if pool.get("speculative") else 12.0
+        return {"tpot_ms_p90": tpot, "ttft_ms_p90": 100.0, "output_throughput": 100.0,
+                "goodput_fraction": 1.0}  # fmt: skip
+
+    spec = {"method": "eagle3", "num_speculative_tokens": 3, "acceptance": {"rate": 0.7}}
+    res = plan("llama-3.1-8b", runner=runner, rate=1.0, isl=256, osl=128, tp=[1], caps=[64],
+               slo={"tpot_ms": {"p90": 8}}, speculative=[None, spec], max_sims=4)  # fmt: skip
+    # the plain family's TPOT floor (~8.7 ms on one H100) is above 8 ms: pruned, never simulated
+    assert seen and all(s == spec for s in seen)
+    assert any("pruned" in n for n in res.notes)
+    assert res.top.iloc[0]["speculative"] == "eagle3-k3"
+    with pytest.raises(SpecError, match="method"):
+        plan("llama-3.1-8b", runner=runner, rate=1.0, speculative=[{"method": "x"}])
