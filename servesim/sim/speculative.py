@@ -8,8 +8,9 @@ the other streams). A sequence emits its accepted drafts plus the bonus token, c
 has left to emit.
 
 KV: the verification pass writes the KV of k+1 tokens per sequence, so before a step each
-sequence holds ``blocks_for(context + k + 1)`` blocks (the slots of rejected drafts stay
-allocated and are reused as the context grows, as in vLLM's paged cache); the set keeps per
+sequence holds ``blocks_for(context + k + 1)`` blocks, never more than its last token needs (so a
+request that fits the KV without speculation fits with it). The slots of rejected drafts stay
+allocated and are reused as the context grows, as in vLLM's paged cache; the set keeps per
 sequence ``held`` blocks in numpy arrays and the KV manager sees the same totals as without
 speculation.
 
@@ -86,15 +87,18 @@ class SpecDecodeSet:
     def k_now(self) -> int:
         return self.k if self.limit is None or self.n <= self.limit else 0
 
-    def _need(self, n: int, look: int) -> np.ndarray:
-        bs = self.bs
-        return np.maximum(-(-(self.ctx[:n] + look) // bs) - self.held[:n], 0)
+    def _blocks(self, n: int, k: int) -> np.ndarray:
+        """Blocks each sequence holds for a step with k drafts: its context plus the k+1 tokens
+        the verification writes, never past its last token (context + tokens left - 1)."""
+        look = np.minimum(k + 1, self.rem[:n])
+        return -(-(self.ctx[:n] + look) // self.bs)
 
     def blocks_needed(self) -> int:
         if self.alloc_clock != self.clock or not self.n:
             return 0
         self.k_step = self.k_now()
-        return int(self._need(self.n, self.k_step + 1).sum())
+        n = self.n
+        return int(np.maximum(self._blocks(n, self.k_step) - self.held[:n], 0).sum())
 
     def newest_seq(self) -> int:
         return max(self.members) if self.members else -1
@@ -126,7 +130,8 @@ class SpecDecodeSet:
         del self.members[r.seq]
         held = int(self.held[i])
         if self.alloc_clock == self.clock + 1:  # the step's growth was allocated for it too
-            held = max(held, -(-(int(self.ctx[i]) + self.k_step + 1) // self.bs))
+            look = min(self.k_step + 1, int(self.rem[i]))
+            held = max(held, -(-(int(self.ctx[i]) + look) // self.bs))
         r.blocks = held - len(r.cached_hashes)
         r.generated = r.output - int(self.rem[i])
         self.dsum -= int(self.ctx[i])
@@ -148,8 +153,7 @@ class SpecDecodeSet:
         emitted by the set)."""
         n, k = self.n, self.k_step
         if self.alloc_clock == self.clock + 1:
-            need = -(-(self.ctx[:n] + k + 1) // self.bs)
-            np.maximum(self.held[:n], need, out=self.held[:n])
+            np.maximum(self.held[:n], self._blocks(n, k), out=self.held[:n])
         self.clock += 1
         self.alloc_clock = self.clock
         rem = self.rem[:n]

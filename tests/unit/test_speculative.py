@@ -352,3 +352,11 @@ def test_planner_searches_speculation_and_prunes_by_the_speculative_tpot_floor()
     assert res.top.iloc[0]["speculative"] == "eagle3-k3"
     with pytest.raises(SpecError, match="method"):
         plan("llama-3.1-8b", runner=runner, rate=1.0, speculative=[{"method": "x"}])
+
+
+def test_a_request_that_fills_the_whole_kv_still_runs_with_lookahead():
+    # prompt + output - 1 = 63 tokens = exactly 4 blocks of 16: drafts past the last token would
+    # need a fifth block (there is none); the lookahead stops at the request's last token
+    raw = run(cfg(eagle(0.5, 4)), step_fn=COST, workload=ListWorkload([(0.0, 40, 24)]),
+              kv_blocks=4)  # fmt: skip
+    assert raw.requests["output_tokens"][0] == 24 and raw.requests["preemptions"][0] == 0
