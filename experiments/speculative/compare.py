@@ -44,14 +44,14 @@ def summary(cfg):
 
 def batch1() -> tuple[list[str], list[float]]:
     d = P.LLAMA8B_BS1
-    base = summary(config(d["model"], d["hardware"], 1, 8))["tpot_ms_mean"]
+    base = summary(config(d["model"], d["hardware"], 1, 24))["tpot_ms_mean"]
     rows = [f"| vanilla | - | - | {d['vanilla_tpot_ms']:.2f} | {base:.2f} | - | - | - |"]
     errs = []
     best = {}
     for method in ("eagle", "eagle3"):
         sim_tpot = {}
         for k, (al, tpot) in sorted(d[method].items()):
-            s = summary(config(d["model"], d["hardware"], 1, 8, spec=spec_of(method, k, al)))
+            s = summary(config(d["model"], d["hardware"], 1, 24, spec=spec_of(method, k, al)))
             sim_tpot[k] = s["tpot_ms_mean"]
             meas, sim = d["vanilla_tpot_ms"] / tpot, base / s["tpot_ms_mean"]
             err = sim / meas - 1

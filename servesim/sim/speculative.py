@@ -1,8 +1,8 @@
 """Speculative decoding in the engine: the decode set of a pool with ``speculative``.
 
 Each step every decoding sequence verifies k drafts; how many it accepts is drawn per sequence
-(numpy, vectorised over the set: one ``random((n, k))`` call per step, so a step costs O(1)
-Python work), from the pool's acceptance model (specs/speculative.py) with a Generator of its
+(numpy, vectorised over the set: one ``random(n)`` call per step, inverted through the
+product-form distribution, so a step costs O(1) Python work), from the pool's acceptance model (specs/speculative.py) with a Generator of its
 own (a SeedSequence child of the run seed per instance: deterministic for a seed, independent of
 the other streams). A sequence emits its accepted drafts plus the bonus token, capped by what it
 has left to emit.
@@ -67,7 +67,9 @@ class SpecDecodeSet:
     def __init__(self, block_size: int, spec: Any, rng: np.random.Generator):
         self.bs = block_size
         self.k = spec.k
-        self.p = np.asarray(spec.per_position, dtype=float)
+        # P(at least j drafts accepted) = p1 ... pj, ascending: one uniform u per sequence
+        # accepts the j drafts with u < p1 ... pj (the product form, one draw instead of k)
+        self.reach_asc = np.cumprod(np.asarray(spec.per_position, dtype=float))[::-1].copy()
         self.limit = spec.disable_by_batch_size
         self.rng = rng
         self.members: dict[int, Request] = {}
@@ -158,11 +160,12 @@ class SpecDecodeSet:
         self.alloc_clock = self.clock
         rem = self.rem[:n]
         if k:
-            ok = (self.rng.random((n, k)) < self.p[:k]).cumprod(axis=1)
-            emit = np.minimum(ok.sum(axis=1) + 1, rem)
+            acc = k - np.searchsorted(self.reach_asc, self.rng.random(n), side="right")
+            emit = np.minimum(acc + 1, rem)
             stats.spec_steps += 1
             stats.seq_steps += n
-            stats.accepted_at += ok.sum(axis=0)
+            # sequences that accepted at least j drafts, j = 1..k
+            stats.accepted_at += np.cumsum(np.bincount(acc, minlength=k + 1)[::-1])[::-1][1:]
         else:
             emit = np.minimum(1, rem)
             stats.plain_steps += 1
