@@ -360,3 +360,21 @@ def test_a_request_that_fills_the_whole_kv_still_runs_with_lookahead():
     raw = run(cfg(eagle(0.5, 4)), step_fn=COST, workload=ListWorkload([(0.0, 40, 24)]),
               kv_blocks=4)  # fmt: skip
     assert raw.requests["output_tokens"][0] == 24 and raw.requests["preemptions"][0] == 0
+
+
+def test_bench_result_has_vllms_speculative_keys_and_block():
+    import servesim
+    from servesim.studies.bench import format_summary
+
+    res = servesim.bench(spec_method="eagle3", num_speculative_tokens=3, spec_acceptance_rate=0.6,
+                         num_prompts=12, random_input_len=128, random_output_len=200)  # fmt: skip
+    drafts = res["spec_decode_num_drafts"]
+    assert res["spec_decode_draft_tokens"] == 3 * drafts
+    pos = res["spec_decode_per_position_acceptance_rates"]
+    assert pos == pytest.approx([0.6, 0.36, 0.216], abs=0.03)
+    assert res["spec_decode_acceptance_length"] == pytest.approx(1 + sum(pos))
+    assert res["spec_decode_acceptance_rate"] == pytest.approx(100 * sum(pos) / 3)
+    text = format_summary(res)
+    assert "Speculative Decoding" in text and "Position 2:" in text
+    plain = servesim.bench(num_prompts=4, random_input_len=128, random_output_len=20)
+    assert not any(k.startswith("spec_decode_") for k in plain)
