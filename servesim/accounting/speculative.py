@@ -54,3 +54,9 @@ def bench_spec_keys(spec: dict[str, Any]) -> dict[str, Any]:
         "spec_decode_per_position_acceptance_rates": [a / drafts if drafts else None
                                                       for a in accepted_at],
     }  # fmt: skip
+
+
+def spec_section(view: Any, _so_far: dict) -> dict[str, Any]:
+    """``spec_summary`` as a summary section (a ``(RunView, summary so far) -> keys`` function
+    for a SECTIONS tuple over a view with ``.raw``)."""
+    return spec_summary(getattr(view.raw, "spec", None) or {})
