@@ -73,6 +73,10 @@ def benchmark_json(
                 v = per_metric[m]
                 q = float(np.percentile(v, p)) if v.size else None
             res[f"p{word}_{m}_ms"] = None if q is None else float(q) * 1e3
+    if getattr(raw, "spec", None):  # vLLM's speculative keys
+        from servesim.accounting.speculative import bench_spec_keys
+
+        res.update(bench_spec_keys(raw.spec))
     if extra:
         res.update(extra)
     return res

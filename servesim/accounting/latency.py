@@ -15,7 +15,9 @@ that finished since, the gap from that prefill step's end. Percentiles are weigh
 over these (gap, count) pairs, equal to ``np.percentile`` over the expanded samples. This misses
 the long gap a preempted request sees while it waits to be recomputed (tails are optimistic under
 preemption), and on a decode instance of a prefill/decode split the first decode gap is measured
-from the previous step there, not from the first token on the prefill instance.
+from the previous step there, not from the first token on the prefill instance. With speculative
+decoding a step may emit several tokens per request and still gives one ITL sample per request
+(one streamed chunk); the step log's ``spec_tokens`` column keeps the first-token count exact.
 """
 
 from __future__ import annotations
@@ -72,7 +74,10 @@ def itl_samples(steps: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray
     dur = _col(steps, "duration_s")[order]
     k = iterations(steps)[order]
     n = _col(steps, "decode_seqs", np.int64)[order]
-    first_tokens = np.maximum(_col(steps, "new_tokens", np.int64)[order] - n * k, 0)
+    new = _col(steps, "new_tokens", np.int64)[order]
+    if "spec_tokens" in steps:  # speculative steps emit extra tokens per sequence, one ITL sample
+        new = new - _col(steps, "spec_tokens", np.int64)[order]
+    first_tokens = np.maximum(new - n * k, 0)
     end = start + dur
     per_iter = dur / k
     first_end = start + per_iter  # end of a row's first iteration
@@ -144,6 +149,7 @@ def request_itls(raw: Any) -> list[list[float]]:
     first = _col(req, "first_token_s")
     finish = _col(req, "finish_s")
     outputs = _col(req, "output_tokens", np.int64)
+    spec = "spec_tokens" in steps
     for r in range(n):
         k = int(outputs[r]) - 1
         if k <= 0 or not math.isfinite(finish[r]) or int(inst[r]) not in bounds:
@@ -152,7 +158,9 @@ def request_itls(raw: Any) -> list[list[float]]:
         ends = s_end[a:b]
         # float tolerance: the engine's clock and start + duration may differ in the last bit
         j = int(np.searchsorted(ends, finish[r] + 1e-9, side="right"))
-        token_times = np.concatenate(([first[r]], ends[max(j - k, 0) : j]))
+        # speculative steps emit a varying number of tokens: one gap per step since the first
+        i = int(np.searchsorted(ends, first[r] + 1e-9, side="right")) if spec else max(j - k, 0)
+        token_times = np.concatenate(([first[r]], ends[i:j]))
         out[r] = np.diff(token_times).tolist()
     return out
 

@@ -47,6 +47,7 @@ from servesim.accounting.latency import (
     slo_targets,
     step_order,
 )
+from servesim.accounting.speculative import spec_section
 from servesim.accounting.stats import STAT_NAMES, stats, weighted_percentiles, weighted_stats
 from servesim.accounting.timeseries import time_series
 from servesim.accounting.utilisation import (
@@ -175,6 +176,7 @@ def _pools(v: RunView, _so_far: dict) -> dict:
 # docs/metrics.md.
 SECTIONS: tuple[Callable[[RunView, dict], dict], ...] = (
     _counts, _latency, _queue, _slos, _utilisation, _preemption_and_cache, _transfers, _pools,
+    spec_section,
 )  # fmt: skip
 
 

@@ -130,6 +130,11 @@ def _no_effect_options(fn):
 @click.option("--engine", default=None, help="Engine profile (vllm, sglang, trtllm).")
 @click.option("--max-num-seqs", type=click.IntRange(min=1), default=None)
 @click.option("--max-num-batched-tokens", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--spec-method", default=None, help="Speculative decoding: eagle|eagle3|mtp|draft|ngram."
+)
+@click.option("--num-speculative-tokens", type=click.IntRange(min=1), default=None)
+@click.option("--spec-acceptance-rate", type=float, default=None, help="Per-token acceptance rate.")
 # matrices
 @click.option(
     "--matrix",

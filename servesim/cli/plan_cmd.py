@@ -62,6 +62,23 @@ def _explicit() -> set[str]:
     }
 
 
+def _spec_options(items: tuple[str, ...]) -> list | None:
+    """--spec METHOD:K:RATE -> the planner's speculative options (no speculation tried too)."""
+    if not items:
+        return None
+    out: list = [None]
+    for item in items:
+        parts = item.split(":")
+        try:
+            method, k, rate = parts[0], int(parts[1]), float(parts[2])
+        except (IndexError, ValueError):
+            raise SpecError(
+                "--spec", "", item, "must be METHOD:K:RATE, e.g. eagle3:3:0.7"
+            ) from None
+        out.append({"method": method, "num_speculative_tokens": k, "acceptance": {"rate": rate}})
+    return out
+
+
 def register(group: click.Group) -> None:
     group.add_command(plan_command)
 
@@ -194,6 +211,13 @@ def register(group: click.Group) -> None:
 @click.option("--engine", default=None, help="Engine profile: vllm|sglang|trtllm[@version].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--spec",
+    "spec_options",
+    multiple=True,
+    metavar="METHOD:K:RATE",
+    help="Also try speculative decoding (e.g. eagle3:3:0.7); repeatable.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False),
     default=None,
@@ -222,6 +246,7 @@ def plan_command(
     max_sims,
     engine,
     seed,
+    spec_options,
     out,
     fmt,
     hourly,
@@ -258,7 +283,7 @@ def plan_command(
         caps=_ints(caps, "--caps"), top=top, num_requests=num_requests,
         max_sims=max_sims, seed=seed, out=out, engine=engine, hourly=_floats(hourly),
         providers=_csv(providers), billing=_csv(billing), autoscale=auto or None,
-        day_requests=day_requests,
+        day_requests=day_requests, speculative=_spec_options(spec_options),
     )  # fmt: skip
     model, kwargs, derived = apply_named(model, kwargs, workload_name, workloads_file,
                                          target_name, targets_file, explicit=_explicit())  # fmt: skip

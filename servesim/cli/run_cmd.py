@@ -34,6 +34,9 @@ FLAG_KEYS: dict[str, str] = {
     "concurrency": "workload.clients.concurrency",
     "max_concurrency": "workload.max_concurrency",
     "seed": "seed",
+    "spec_method": "deployment.pools.0.speculative.method",
+    "num_speculative_tokens": "deployment.pools.0.speculative.num_speculative_tokens",
+    "spec_acceptance_rate": "deployment.pools.0.speculative.acceptance.rate",
 }
 
 
@@ -108,6 +111,19 @@ def _title(cfg: Any) -> str:
               help="open loop: at most this many outstanding  [workload.max_concurrency]")  # fmt: skip
 @click.option("--concurrency", type=int, help="closed-loop clients  [workload.clients.concurrency]")
 @click.option("--seed", type=int, help="[seed]")
+@click.option(
+    "--spec-method", help="eagle|eagle3|mtp|draft|ngram  [deployment.pools.0.speculative.method]"
+)
+@click.option(
+    "--num-speculative-tokens",
+    type=int,
+    help="draft tokens per step  [deployment.pools.0.speculative.num_speculative_tokens]",
+)
+@click.option(
+    "--spec-acceptance-rate",
+    type=float,
+    help="per-token acceptance  [deployment.pools.0.speculative.acceptance.rate]",
+)
 @click.option("--set", "set_items", multiple=True, metavar="KEY=VALUE",
               help="override any config key (dotted; list items by index); repeatable")  # fmt: skip
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),

@@ -30,6 +30,9 @@ _FACE = {
     "kv_bytes_per_token": ("memory", "kv_bytes_per_token"),
     "af_stage_cost": ("afstep", "af_step_cost"),
     "moe_imbalance": ("afstep", "moe_imbalance"),
+    "draft_context": ("speculative", "draft_context"),
+    "spec_step_cost": ("speculative", "spec_step_cost"),
+    "spec_kv_capacity_tokens": ("speculative", "spec_kv_capacity_tokens"),
 }
 
 __all__ = sorted(_FACE)

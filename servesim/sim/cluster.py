@@ -52,6 +52,7 @@ class RawRun:
     sim_end_s: float
     transfers: dict[str, np.ndarray] = field(default_factory=dict)
     issued: int = 0  # requests that arrived (== len(requests["request_id"]) when all finished)
+    spec: dict = field(default_factory=dict)  # speculative decoding counters (sim/speculative.py)
 
 
 def run(
@@ -136,6 +137,10 @@ class Cluster:
             blocks = kv_blocks if kv_blocks is not None else _kv_blocks(ctx, spec, cfg.source)
             cost = make_cost(step_fn, ctx, spec.role, Aggregates)
             pool = cls(self, spec, first, cost, blocks, cfg.deployment.router, rngs["router"])
+            if getattr(spec, "speculative", None) is not None:
+                from servesim.sim.speculative import enable
+
+                enable(pool, ctx, spec.speculative, step_fn, cfg.seed)
             first += len(pool.instances)
             self.pools.append(pool)
         # requests enter the pool that prefills them (a decode-only AF study starts at attention)
@@ -196,9 +201,13 @@ class Cluster:
         for pool in self.pools:
             if hasattr(pool, "transfers"):
                 transfers = pool.transfers()
-        return RawRun(
-            self.reqs.arrays(), self.steps.arrays(), info, env.now, transfers, self.issued
-        )
+        steps = self.steps.arrays()
+        spec: dict = {}
+        if any(getattr(p.spec, "speculative", None) is not None for p in self.pools):
+            from servesim.sim.speculative import collect
+
+            spec = collect(self.pools, steps)
+        return RawRun(self.reqs.arrays(), steps, info, env.now, transfers, self.issued, spec)
 
     def _arrivals(self, stream):
         env = self.env
@@ -335,6 +344,12 @@ def _kv_blocks(ctx: Any, spec: Any, where: str) -> int:
     if spec.role == "ffn":  # FFN/expert instances hold no KV
         return 0
     tokens = kv_capacity_tokens(ctx, s.gpu_memory_utilization, spec.role, s.max_num_batched_tokens)
+    if getattr(spec, "speculative", None) is not None:  # the drafter's weights and KV
+        from servesim.cost import spec_kv_capacity_tokens
+
+        tokens = spec_kv_capacity_tokens(
+            ctx, spec.speculative, s.gpu_memory_utilization, spec.role, s.max_num_batched_tokens
+        )
     blocks = tokens // s.block_size
     if blocks < 1:
         raise SpecError(

@@ -101,6 +101,7 @@ class PoolSpec:
     scheduler: SchedulerSpec = SchedulerSpec()
     overhead_s: float | None = None  # per-iteration overhead; None = the hardware profile's
     micro_batches: int = 1  # attention/FFN ping-pong micro-batches
+    speculative: Any = None  # specs.speculative.SpeculativeSpec, or None (no speculation)
 
     @property
     def devices(self) -> int:
@@ -202,6 +203,7 @@ _POOL_KEYS = (
     "overhead_s",
     "micro_batches",
     "engine",  # alias of scheduler.engine (engine[@version])
+    "speculative",
 )
 _SCHED_KEYS = tuple(f.name for f in fields(SchedulerSpec))
 RNG_STREAMS = ("arrivals", "lengths", "router", "moe")
@@ -408,7 +410,13 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
     if overhead is None:
         overhead = hardware.overhead_s
     micro = get_number(data, "micro_batches", where, field, default=1, minimum=1, integer=True)
-    return PoolSpec(role, hardware, instances, par, sched, overhead, micro)
+    from servesim.specs.speculative import parse_speculative
+
+    spec = parse_speculative(data.get("speculative"), model, where, f"{field}.speculative")
+    if spec is not None and role not in ("colocated", "decode"):
+        raise SpecError(where, f"{field}.speculative", role,
+                        "speculation runs where requests decode: a colocated or decode pool")  # fmt: skip
+    return PoolSpec(role, hardware, instances, par, sched, overhead, micro, spec)
 
 
 def parse_parallelism(data: Any, model: Any, where: str, field: str) -> Parallelism:
@@ -543,6 +551,8 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
                 "micro_batches": p.micro_batches,
             }
         )
+        if p.speculative is not None:
+            pools[-1]["speculative"] = p.speculative.to_dict()
     dep: dict[str, Any] = {"pools": pools, "router": cfg.deployment.router}
     for key in ("kv_link", "af_link"):
         link = getattr(cfg.deployment, key)

@@ -120,6 +120,9 @@ BENCH_DEFAULTS: dict[str, Any] = {
     "engine": None,
     "max_num_seqs": None,
     "max_num_batched_tokens": None,
+    "spec_method": None,
+    "num_speculative_tokens": None,
+    "spec_acceptance_rate": None,
 }
 BACKEND = "servesim"
 
@@ -275,6 +278,9 @@ def _apply_deployment(cfg: dict[str, Any], a: Mapping[str, Any]) -> None:
             "engine",
             "max_num_seqs",
             "max_num_batched_tokens",
+            "spec_method",
+            "num_speculative_tokens",
+            "spec_acceptance_rate",
         )
     ]
     if len(pools) != 1 and any(v is not None for v in wanted):
@@ -311,6 +317,15 @@ def _apply_deployment(cfg: dict[str, Any], a: Mapping[str, Any]) -> None:
     ):
         if a[key] is not None:
             sched[name] = a[key]
+    for key, path in (("spec_method", ("method",)),
+                      ("num_speculative_tokens", ("num_speculative_tokens",)),
+                      ("spec_acceptance_rate", ("acceptance", "rate"))):  # fmt: skip
+        if a[key] is not None:
+            node = pool.setdefault("speculative", None) or {}
+            pool["speculative"] = node
+            if len(path) == 2:
+                node = node.setdefault(path[0], {})
+            node[path[-1]] = a[key]
 
 
 def _workload(a: Mapping[str, Any]) -> dict[str, Any]:
@@ -457,6 +472,9 @@ def _finish(data: dict, a: Mapping, cfg: Mapping, metrics: list[str], percentile
         for p in percentiles:
             word = str(int(p)) if int(p) == p else str(p)
             out[f"p{word}_{m}_ms"] = data.get(f"p{word}_{m}_ms")
+    for key in data:  # the speculative block, after the latencies as the client writes it
+        if key.startswith("spec_decode_"):
+            out[key] = data[key]
     out[BACKEND] = _provenance(cfg, a, data)
     return out
 

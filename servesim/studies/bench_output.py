@@ -164,6 +164,16 @@ def format_summary(
         for p in _percentile_list(metric_percentiles):
             word = str(int(p)) if int(p) == p else str(p)
             row(f"P{word} {name} (ms):", result.get(f"p{word}_{m}_ms"), ".2f")
+    if result.get("spec_decode_acceptance_rate") is not None:  # vLLM prints this block then
+        lines.append("{s:{c}^{n}}".format(s="Speculative Decoding", n=50, c="-"))
+        row("Acceptance rate (%):", result["spec_decode_acceptance_rate"], ".2f")
+        row("Acceptance length:", result.get("spec_decode_acceptance_length"), ".2f")
+        row("Drafts:", result.get("spec_decode_num_drafts"))
+        row("Draft tokens:", result.get("spec_decode_draft_tokens"))
+        row("Accepted tokens:", result.get("spec_decode_accepted_tokens"))
+        lines.append("Per-position acceptance (%):")
+        for i, a in enumerate(result.get("spec_decode_per_position_acceptance_rates") or []):
+            row(f"  Position {i}:", None if a is None else 100 * a, ".2f")
     lines.append("=" * 50)
     return "\n".join(lines)
 

@@ -74,6 +74,7 @@ class Family:
     decode_rps: float = 0.0  # PD: one decode instance
     mbt: int = 8192  # max_num_batched_tokens (smaller where only a small budget fits: SRAM)
     dec: Any = None  # heterogeneous PD: the decode side's Family (planning.hetero)
+    speculative: Any = None  # a pool `speculative` mapping tried on the decoding pool, or None
 
 
 @dataclass
@@ -261,7 +262,8 @@ def _families(a: Mapping[str, Any], traffic: Mapping[str, Any], notes: list[str]
                     continue
                 for mode in a["modes"]:
                     if mode != "af" or moe:
-                        fams.append(Family(mode, hw_id, tp, ep, pp, cap, price, *b, mbt=mbt))
+                        fam = Family(mode, hw_id, tp, ep, pp, cap, price, *b, mbt=mbt)
+                        fams += _spec_families(fam, a["speculative"])
     return fams + hetero.hetero_families(fams)
 
 
@@ -351,6 +353,40 @@ def _shapes(f: Family, rate: float, extra: int) -> list[dict[str, int]]:
     return [{"instances": r} for r in range(max(1, r0 // 2), r0 + extra + 1)]
 
 
+def _spec_families(f: Family, options: Any) -> list[Family]:
+    """``f`` once per speculative option (None: without). With k drafts a step emits at most
+    k+1 tokens, so the TPOT floor of a speculative family is the plain floor / (k+1): still a
+    lower bound for pruning. AF deployments are left without speculation."""
+    out = []
+    for sp in options or (None,):
+        if sp is None:
+            out.append(f)
+        elif f.mode != "af":
+            k = int(sp.get("num_speculative_tokens", 1)) if isinstance(sp, Mapping) else 1
+            g = copy.copy(f)
+            g.speculative = dict(sp) if isinstance(sp, Mapping) else sp
+            g.tpot_floor_ms = f.tpot_floor_ms / (k + 1)
+            out.append(g)
+    return out
+
+
+def _check_speculative(model: str, options: Any) -> None:
+    """Each speculative option parses as a pool's ``speculative`` (one SpecError otherwise)."""
+    from servesim.specs.model import load_model
+    from servesim.specs.speculative import parse_speculative
+
+    for i, sp in enumerate(options or ()):
+        if sp is not None:
+            parse_speculative(sp, load_model(model), "plan", f"speculative.{i}")
+
+
+def _spec_label(f: Family) -> str:
+    sp = f.speculative
+    if not isinstance(sp, Mapping):
+        return ""
+    return f"{sp.get('method')}-k{sp.get('num_speculative_tokens')}"
+
+
 def _devices(f: Family, shape: Mapping[str, int]) -> int:
     if f.dec is not None:
         return hetero.devices(f, shape)
@@ -384,6 +420,8 @@ def _config(a: Mapping, f: Family, shape: Mapping[str, int], traffic: Mapping) -
         dep = {"pools": [pool("prefill", shape["prefill"]), pool("decode", shape["decode"])]}
     else:
         dep = {"pools": [pool("attention", shape["instances"]), pool("ffn", shape["instances"])]}
+    if f.speculative is not None:  # speculation runs where requests decode
+        dep["pools"][-1]["speculative"] = copy.deepcopy(f.speculative)
     return {
         "model": a["model"],
         "dtype": a["dtype"],
@@ -409,6 +447,7 @@ PLAN_DEFAULTS: dict[str, Any] = {
     "engine": None,
     "hourly": None, "pp": None, "providers": None, "billing": None, "autoscale": None,
     "day_requests": None,
+    "speculative": (None,),
 }  # fmt: skip
 
 
@@ -428,6 +467,7 @@ def plan(
     if a["pricing"] not in PRICING_MODELS:
         raise SpecError("plan", "pricing", a["pricing"], "one of " + ", ".join(PRICING_MODELS))
     a["hardware"], a["modes"] = list(a["hardware"]), list(a["modes"])
+    _check_speculative(model, a["speculative"])
     targets = slo_targets(a["slo"])
     if out is not None:
         check_out_path(out, "plan", is_dir=True)
@@ -482,11 +522,13 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict,
         if len(met_costs) >= int(a["top"]) and est > sorted(met_costs)[int(a["top"]) - 1]:
             break  # every cheaper estimate has been simulated
         hw_txt = hetero.label(f) if f.dec else hetero.name(f.hardware)
-        fam_key = (f.mode, hw_txt, f.tp, f.pp, f.ep, f.cap)
+        spec = _spec_label(f)
+        fam_key = (f.mode, hw_txt, f.tp, f.pp, f.ep, f.cap, spec)
         pp_txt = f"-pp{f.pp}" if f.pp > 1 else ""
         cid = f"{f.mode}-{hw_txt}-tp{f.tp}{pp_txt}-ep{f.ep}-cap{f.cap}-" + "-".join(
             f"{k[0]}{v}" for k, v in sorted(shape.items())
         )
+        cid += f"-{spec}" if spec else ""
         if f.mode in unsupported or cid in seen or fam_key in met_families:
             continue
         seen.add(cid)
@@ -530,9 +572,8 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
     if f.mode == "af":
         shape_txt = f"{shape['instances']} attention + {shape['instances']} FFN instances"
     layout = f"TP{f.tp}" + (f" PP{f.pp}" if f.pp > 1 else "") + (f" EP{f.ep}" if f.ep > 1 else "")
-    deployment = (
-        f"{devices} x {hetero.name(f.hardware)} ({layout}, {shape_txt}, max_num_seqs {f.cap})"
-    )
+    spec_txt = f", speculative {_spec_label(f)}" if f.speculative is not None else ""
+    deployment = f"{devices} x {hetero.name(f.hardware)} ({layout}, {shape_txt}, max_num_seqs {f.cap}{spec_txt})"
     if f.dec is not None:
         deployment = f"{devices} devices: " + hetero.text(f, shape)
     if met:
@@ -546,6 +587,7 @@ def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any
         "id": cid, "mode": f.mode, "hardware": hetero.label(f) if f.dec else hetero.name(f.hardware), "tp": f.tp, "pp": f.pp, "ep": f.ep,
         "max_num_seqs": f.cap, **{f"n_{k}": v for k, v in shape.items()}, "devices": devices,
         "replicas": sum(shape.values()), "deployment": deployment,
+        "speculative": _spec_label(f) or None,
         "monthly_usd": monthly, "estimated_monthly_usd": est,
         "usd_per_mtok": summary.get("usd_per_mtok_blended"),
         "utilisation": min(util, 10.0), "slo_attainment": summary.get("goodput_fraction"),
