@@ -55,6 +55,8 @@ def weighted_stats(values: np.ndarray, weights: np.ndarray, prefix: str) -> dict
     n = int(w.sum()) if w.size else 0
     if n == 0:
         return _pack(prefix, None, None, [None] * len(_PCTS))
-    mean = float(np.dot(v, w) / n)
-    std = math.sqrt(max(float(np.dot(w, (v - mean) ** 2)) / n, 0.0))
+    # sums of products by numpy's pairwise sum, not np.dot: BLAS kernels round differently from
+    # one CPU to another, and summaries must be the same bytes on every machine
+    mean = float(np.sum(v * w) / n)
+    std = math.sqrt(max(float(np.sum(w * (v - mean) ** 2)) / n, 0.0))
     return _pack(prefix, mean, std, weighted_percentiles(v, w, list(_PCTS.values())))

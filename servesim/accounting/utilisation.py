@@ -51,11 +51,12 @@ def _step_stats(steps: Mapping[str, np.ndarray], inst: pd.DataFrame, duration: f
         "busy_fraction": _per(busy, duration * len(inst)),
         "mfu": _per(float(_col(steps, "flops").sum()), flops_cap),
         "mbu": _per(float(_col(steps, "bytes").sum()), bw_cap),
-        "batch_size_mean": float(np.dot(batch, iters) / iters.sum()),
+        # np.sum of products, not np.dot (BLAS rounds differently per CPU; stats.weighted_stats)
+        "batch_size_mean": float(np.sum(batch * iters) / iters.sum()),
         "batch_size_max": int(batch.max()),
-        "kv_usage_mean": float(np.dot(kv, dur) / busy) if busy > 0 else float(kv.mean()),
+        "kv_usage_mean": float(np.sum(kv * dur) / busy) if busy > 0 else float(kv.mean()),
         "kv_usage_max": float(kv.max()),
-        "queue_len_mean": _per(float(np.dot(waiting, dur)), duration * len(inst)),
+        "queue_len_mean": _per(float(np.sum(waiting * dur)), duration * len(inst)),
         "queue_len_max": int(waiting.max()),
     }
 
