@@ -30,6 +30,7 @@ from typing import Any
 
 from servesim._callable import make_callable
 from servesim._files import check_out_path, write_atomic
+from servesim.cost import intervals  # calibration bands in the servesim block
 from servesim.specs.common import SpecError, check_keys, load_yaml, require_mapping
 
 PERCENTILE_METRICS = ("ttft", "tpot", "itl", "e2el")
@@ -289,6 +290,7 @@ def bench(**kwargs: Any) -> dict[str, Any]:
         percentiles=percentiles,
     )
     data = _finish(data, a, cfg, metrics, percentiles)
+    data[BACKEND]["interval"] = intervals.nested(result.summary)  # calibration bands
     if a["save_result"]:
         path = result_path(a, cfg.get("model"))
         write_json_atomic(path, data)

@@ -197,6 +197,10 @@ def read_measured(path: str | Path) -> tuple[str, list[Sample], list[tuple[str, 
         raise SpecError(
             str(p), "", str(p), f"not a readable CSV ({exc.__class__.__name__})"
         ) from None
+    from servesim.cost import formats
+
+    if formats.is_wide(df.columns):  # vidur's own time_stats.<op>.median files
+        df = formats.wide_to_long(df, p)
     kind = next((k for k, cols in _KINDS.items() if set(cols) <= set(df.columns)), None)
     if kind is None:
         best = min(_KINDS, key=lambda k: len(set(_KINDS[k]) - set(df.columns)))
@@ -343,6 +347,7 @@ def with_efficiency(hw: HardwareSpec, values: dict[str, float]) -> HardwareSpec:
 
 
 def _bounds(key: str) -> tuple[float, float]:
+    key = key.partition("@")[0]  # per-format keys bound as their base key
     for suffix, bounds in _BOUNDS.items():
         if key.endswith(suffix):
             return bounds
@@ -350,9 +355,16 @@ def _bounds(key: str) -> tuple[float, float]:
 
 
 def fit_parameters(
-    hw: HardwareSpec, keys: Sequence[str], train: Sequence[Sample]
+    hw: HardwareSpec,
+    keys: Sequence[str],
+    train: Sequence[Sample],
+    predictor: Callable[[HardwareSpec, Sample], float] | None = None,
+    max_nfev: int = 400,
 ) -> dict[str, float]:
-    """Least squares on log(predicted / measured), soft-L1 loss, parameters in log space."""
+    """Least squares on log(predicted / measured), soft-L1 loss, parameters in log space.
+
+    ``predictor``: seconds of one row (default: ``predict``, vidur's formats)."""
+    predict_row = predictor or predict
     from scipy.optimize import least_squares
 
     lo = np.log([_bounds(k)[0] for k in keys])
@@ -367,7 +379,7 @@ def fit_parameters(
 
     def residuals(x: np.ndarray) -> np.ndarray:
         trial = with_efficiency(hw, dict(zip(keys, np.exp(x).tolist())))
-        pred = np.array([predict(trial, s) for s in train])
+        pred = np.array([predict_row(trial, s) for s in train])
         return weight * np.log(pred / measured)
 
     # A parameter the rows do not depend on (no multi-node rows for the scale-out efficiency, no
@@ -388,7 +400,7 @@ def fit_parameters(
     # so single jagged rows (another kernel picked for one shape) pull the fit little.
     res = least_squares(
         partial, x0[free], bounds=(lo[free], hi[free]), loss="soft_l1", f_scale=0.03,
-        diff_step=1e-3, max_nfev=400,
+        diff_step=1e-3, max_nfev=max_nfev,
     )  # fmt: skip
     return {keys[i]: _round(float(np.exp(v))) for i, v in zip(free, res.x)}
 
@@ -515,8 +527,29 @@ def calibrate(
         detail=tuple(detail),
     )
     if out is not None:
-        write_atomic(out, result.to_yaml())
+        write_profile(out, hw, result.to_yaml())
     return result
+
+
+def write_profile(out: str | Path, hw: HardwareSpec, block: str) -> None:
+    """A profile ``--hw`` loads: the catalog profile's datasheet part (when ``hw`` is one) with
+    the calibration sections replaced by ``block``; else the block alone (to paste)."""
+    from servesim.cost.profile_io import _TOP, SECTIONS
+    from servesim.specs.hardware import resolve_catalog
+
+    try:
+        base = resolve_catalog("hardware", hw.name)
+    except SpecError:
+        write_atomic(out, block)
+        return
+    lines = base.read_text(encoding="utf-8").splitlines()
+    keep = []
+    for ln in lines:
+        m = _TOP.match(ln)
+        if m and m.group(1) in SECTIONS:
+            break
+        keep.append(ln)
+    write_atomic(out, "\n".join(keep).rstrip() + "\n" + block)
 
 
 def _load_samples(

@@ -428,6 +428,7 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
     if overhead is None:
         overhead = hardware.overhead_s
     micro = get_number(data, "micro_batches", where, field, default=1, minimum=1, integer=True)
+    hardware = hardware.for_engine(sched.engine)  # the engine's fitted kernel efficiencies
     return PoolSpec(role, hardware, instances, par, sched, overhead, micro)
 
 

@@ -6,6 +6,7 @@ its source in a comment there; docs/catalog.md describes the layout.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import re
@@ -68,7 +69,16 @@ EFFICIENCY_DEFAULTS: dict[str, tuple[float, str]] = {
     "p2p_scaleup": (0.75, "fraction of scale-up link bandwidth a point-to-point send reaches"),
     "p2p_scaleout": (0.70, "fraction of scale-out NIC bandwidth a point-to-point send reaches"),
     "p2p_launch_s": (5e-6, "fixed cost per point-to-point send (launch, handshake)"),
+    # MoE grouped GEMMs (fused MoE kernels: routing, permute, grouped GEMMs, combine); 0 = the
+    # dense GEMM's value. Fitted on aiconfigurator's fused-MoE timings (servesim/cost/aic.py).
+    "moe_compute": (0.0, "fraction of peak FLOP/s a grouped MoE GEMM reaches; 0 = gemm_compute"),
+    "moe_memory": (0.0, "fraction of bandwidth a grouped MoE GEMM reaches; 0 = gemm_memory"),
+    "moe_launch_s": (0.0, "fixed cost per grouped GEMM incl. routing/permute; 0 = gemm_launch_s"),
 }
+# Efficiency keys may be fitted per compute format: `gemm_compute@fp8` is used for fp8 GEMMs and
+# `gemm_compute` for the others (servesim.cost.roofline.by_dtype).
+EFFICIENCY_DTYPES = ("bf16", "fp16", "fp8", "fp8_block", "fp4", "int8", "int4")
+GENERATIONS = ("ampere", "ada", "hopper", "blackwell", "other")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +121,12 @@ class HardwareSpec:
     memory_type: str = ""  # e.g. HBM3, SRAM
     scaleup_name: str = ""  # e.g. NVLink 4 (NVSwitch)
     scaleout_name: str = ""  # e.g. ConnectX-7 400G InfiniBand
+    # Calibration (servesim/cost/aic.py, fitted.py): the chip generation efficiencies transfer
+    # by, per-engine efficiency overlays, and per op family (lo, hi) multipliers of the 80%
+    # prediction band (10th/90th percentile of measured/predicted on held-out rows).
+    generation: str = ""
+    engines: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    intervals: tuple[tuple[str, float, float], ...] = ()
 
     def peak_flops(self, dtype: str) -> float:
         """Dense peak FLOP/s in ``dtype``; falls back to the next wider supported format."""
@@ -127,7 +143,20 @@ class HardwareSpec:
         for k, v in self.efficiency:
             if k == key:
                 return v
+        if "@" in key:  # a per-format key not fitted: the format-independent value
+            return self.eff(key.partition("@")[0])
         return EFFICIENCY_DEFAULTS[key][0]
+
+    def for_engine(self, engine: str | None) -> HardwareSpec:
+        """This spec with the ``engines:`` overlay of ``engine`` (``vllm``, ``vllm@0.24``: the
+        version is ignored) merged into its efficiencies; itself when there is none."""
+        if not engine:
+            return self
+        overlay = dict(self.engines).get(str(engine).partition("@")[0])
+        if not overlay:
+            return self
+        merged = dict(self.efficiency) | dict(overlay)
+        return dataclasses.replace(self, efficiency=tuple(sorted(merged.items())))
 
     @property
     def memory_bytes(self) -> float:
@@ -158,6 +187,7 @@ _WIDER: dict[str, tuple[str, ...]] = {
 _TOP_KEYS = (
     "name", "display_name", "vendor", "aliases", "source", "compute", "memory",
     "interconnect", "power", "price", "overhead_s", "efficiency", "fitted",
+    "generation", "engines", "intervals",
 )  # fmt: skip
 _VENDORS = ("nvidia", "amd", "intel", "google", "groq", "sambanova", "cerebras", "other")
 _TFLOPS_DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp6", "fp4", "int4")
@@ -234,7 +264,37 @@ def parse_hardware(data: Mapping[str, Any], where: str) -> HardwareSpec:
         memory_type=_optional_text(memory, "type", where, "memory"),
         scaleup_name=_optional_text(up, "name", where, "interconnect.scaleup"),
         scaleout_name=_optional_text(out, "name", where, "interconnect.scaleout"),
+        **_parse_calibration(data, where),
     )
+
+
+def _parse_calibration(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The optional `generation`, `engines: {engine: {key: value}}` and
+    `intervals: {family: [lo, hi]}` sections written by `servesim calibrate`."""
+    out: dict[str, Any] = {}
+    if data.get("generation") is not None:
+        out["generation"] = get_choice(data, "generation", GENERATIONS, where)
+    engines = require_mapping(data.get("engines") or {}, where, "engines")
+    out["engines"] = tuple(
+        (str(name), _parse_efficiency(engines[name], where, f"engines.{name}"))
+        for name in sorted(engines, key=str)
+    )
+    bands = require_mapping(data.get("intervals") or {}, where, "intervals")
+    parsed = []
+    for family in sorted(bands, key=str):
+        pair = bands[family]
+        ok = isinstance(pair, (list, tuple)) and len(pair) == 2
+        if (
+            not ok
+            or not all(isinstance(v, (int, float)) and v > 0 for v in pair)
+            or pair[0] > pair[1]
+        ):
+            raise SpecError(
+                where, f"intervals.{family}", pair, "must be [lo, hi] with 0 < lo <= hi"
+            )
+        parsed.append((str(family), float(pair[0]), float(pair[1])))
+    out["intervals"] = tuple(parsed)
+    return out
 
 
 def _section(
@@ -282,12 +342,18 @@ def _parse_compute_units(compute: Mapping[str, Any], where: str) -> int | None:
     return get_number(compute, "compute_units", where, "compute", minimum=1, integer=True)
 
 
-def _parse_efficiency(data: Any, where: str) -> tuple[tuple[str, float], ...]:
-    values = _parse_number_map(data, where, "efficiency")
+def _parse_efficiency(
+    data: Any, where: str, field: str = "efficiency"
+) -> tuple[tuple[str, float], ...]:
+    values = _parse_number_map(data, where, field)
     for key, _ in values:
-        if key not in EFFICIENCY_DEFAULTS:
+        base, at, dtype = key.partition("@")
+        if base not in EFFICIENCY_DEFAULTS:
             allowed = ", ".join(EFFICIENCY_DEFAULTS)
-            raise SpecError(where, f"efficiency.{key}", key, f"unknown key; allowed: {allowed}")
+            raise SpecError(where, f"{field}.{key}", key, f"unknown key; allowed: {allowed}")
+        if at and dtype not in EFFICIENCY_DTYPES:
+            allowed = ", ".join(EFFICIENCY_DTYPES)
+            raise SpecError(where, f"{field}.{key}", dtype, f"unknown format; allowed: {allowed}")
     return values
 
 
