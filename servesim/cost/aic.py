@@ -7,7 +7,8 @@ cost). Each row is mapped to the operator call the simulator makes for the same 
 (roofline.py, comm.py; the same formulas as ops.py/step.py), so fitted efficiencies are exactly
 what the simulator runs with.
 
-Families are ``<op>.<format>``: gemm.bf16|fp8|fp8_block|fp4, moe.<same>, attn_prefill.bf16|fp8,
+Families are ``<op>.<format>``: gemm.bf16|fp8|fp8_block|fp4, moe.<same> (balanced routing),
+moe_powerlaw.<same> (power-law routing: the busiest rank), attn_prefill.bf16|fp8,
 attn_decode.bf16|fp8 (fp8 = FP8 KV cache), mla_prefill.bf16, mla_decode.bf16|fp8,
 allreduce.custom|nccl. A row's ``device`` is ``<system>/<engine>``; its ``group`` is the shape
 held out together (GEMM weight shape, attention head layout, MoE model shape).
@@ -209,7 +210,8 @@ def _moe(r: dict) -> Sample | None:
     alpha = float(r["power_law_alpha"])
     group = f"{hidden}/{inter}/{e}/{topk}"
     call = (fmt, t, hidden, inter // tp, e, topk, ep, alpha, gated)
-    family = f"moe.{fmt}"
+    # balanced rows fit the kernel; power-law rows also test the busiest-rank model
+    family = f"moe.{fmt}" if alpha == 0.0 else f"moe_powerlaw.{fmt}"
     return Sample(family, group, (hidden, inter, e, topk), _dev(r), r["latency_ms"] * 1e-3, call,
                   alpha == 0.0)  # fmt: skip
 
@@ -238,23 +240,33 @@ _MAP = {
 
 @functools.lru_cache(maxsize=4096)
 def power_law_imbalance(experts: int, ep: int, topk: int, tokens: int, alpha: float) -> float:
-    """Rows of the busiest EP rank over the mean rank's, when expert loads follow a power law.
+    """Rows of the busiest EP rank over the mean rank's under aiconfigurator's power-law routing.
 
-    As aiconfigurator's collector: per-expert loads drawn from a power law (exponent ``alpha``),
-    experts dealt to ``ep`` ranks, the most loaded rank timed; mean of 5 draws (fixed seeds).
-    Balanced routing (alpha 0) or one rank: 1."""
+    As its collector (collector/*/collect_moe.py, power_law_logits_v4): per-expert loads drawn
+    from a power law x^-alpha bounded to [1, 0.8 tokens] (to [0.01, 2] when tokens x topk <=
+    experts), scaled to tokens x topk, redrawn while an expert would get more than every token;
+    experts dealt to ranks in contiguous groups and the most loaded group timed. Mean of 5 draws
+    (fixed seeds). Balanced routing (alpha 0) or one rank: 1."""
     if alpha <= 0.0 or ep <= 1 or experts < ep:
         return 1.0
     rng = np.random.default_rng(np.random.SeedSequence([experts, ep, topk, tokens, 7]))
+    lo, hi = (1.0, tokens * 0.8) if tokens * topk > experts else (0.01, 2.0)
+    if hi <= lo:
+        return 1.0
+    e = 1.0 - alpha
     per = experts // ep
     worst = []
     for _ in range(5):
-        # Pareto(alpha-1 tail) loads: P(x) ~ x^-alpha on [1, inf), capped at all the tokens
-        loads = np.minimum((1.0 - rng.random(experts)) ** (-1.0 / max(alpha - 1.0, 0.05)), 1e9)
-        loads = loads / loads.sum() * tokens * topk
-        loads = np.minimum(loads, tokens)  # an expert sees each token at most once
-        ranks = rng.permutation(experts)[: per * ep].reshape(ep, per)
-        worst.append(loads[ranks].sum(axis=1).max() / (loads.sum() / ep))
+        for _attempt in range(20):
+            x = ((hi**e - lo**e) * rng.random(experts) + lo**e) ** (1.0 / e)
+            loads = np.round(x / x.sum() * tokens * topk)
+            if loads.max() <= tokens:
+                break
+        loads = np.minimum(loads, tokens)
+        total = loads[: per * ep].sum()
+        if total <= 0:
+            return 1.0
+        worst.append(loads[: per * ep].reshape(ep, per).sum(axis=1).max() / (total / ep))
     return float(np.mean(worst))
 
 
@@ -304,7 +316,7 @@ def predict(hw: HardwareSpec, s: Sample) -> float:
     if op == "gemm":
         m, n, k, fmt = c
         return roofline.gemm_time(_for_format(hw, fmt), m, n, k, _DT[fmt]).seconds
-    if op == "moe":
+    if op in ("moe", "moe_powerlaw"):
         return moe_time(_for_format(hw, c[0]), c)
     if op in ("attn_prefill", "attn_decode", "mla_prefill", "mla_decode"):
         phase, fmt, seqs, h, kvh, hd, tokens, pairs, causal, flops, bytes_ = c
