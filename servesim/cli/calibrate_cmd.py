@@ -124,14 +124,12 @@ def render(result) -> str:
 def _is_aic(paths) -> bool:
     import pandas as pd
 
-    from servesim.cost.aic import is_aic
-
     for p in map(Path, paths):
         if p.is_dir():
             return True
         if p.is_file():
             try:
-                if is_aic(pd.read_csv(p, nrows=0).columns):
+                if servesim.is_aic_table(pd.read_csv(p, nrows=0).columns):
                     return True
             except (ValueError, UnicodeDecodeError, OSError):
                 return False
@@ -139,10 +137,8 @@ def _is_aic(paths) -> bool:
 
 
 def _calibrate_aic(measured, hw, out, per_stratum, fmt) -> None:
-    from servesim.cost import fitted
-
     spec = servesim.load_hardware(hw, where="servesim calibrate --hw")
-    result = fitted.calibrate_tables(list(measured), spec, per_stratum=per_stratum, out=out)
+    result = servesim.calibrate_tables(list(measured), spec, per_stratum=per_stratum, out=out)
     if fmt == "json":
         click.echo(to_json(dataclasses.asdict(result)))
         return

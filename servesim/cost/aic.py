@@ -82,7 +82,7 @@ def _kind(columns: Iterable[str], path: str) -> str:
     raise SpecError(path, "columns", ", ".join(sorted(cols)), "not an aiconfigurator kernel table")
 
 
-def is_aic(columns: Iterable[str]) -> bool:
+def is_aic_table(columns: Iterable[str]) -> bool:
     cols = set(columns)
     return {"system", "backend", "latency_ms", "sm_version"} <= cols
 
