@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--score-per", type=int, default=40, help="own-fit scoring rows per stratum")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--from-json", action="store_true", help="reuse --out/own_fits.json's fits")
+    ap.add_argument("--no-score", action="store_true", help="skip the held-out-system scores")
     ap.add_argument("--out", default=str(ROOT / "experiments" / "accuracy" / "aic"))
     args = ap.parse_args()
     out = Path(args.out)
@@ -94,7 +95,7 @@ def main() -> None:
                "efficiency": f.efficiency, "engine_overlays": f.engines} for s, f in fits.items()}  # fmt: skip
     (out / "own_fits.json").write_text(json.dumps(own, indent=1, sort_keys=True))
     cross = {}
-    for held in HOLDOUTS:
+    for held in () if args.no_score else HOLDOUTS:
         t = time.time()
         others = {s: (GENERATION[s], f) for s, f in fits.items() if s not in held}
         # B300+GB300 (the headline case) on every row; the others on a stratified subsample
@@ -102,16 +103,20 @@ def main() -> None:
         for system in held:
             cross[system] = score_derived(system, others, per)
         print(f"held out {'+'.join(held)}: scored in {time.time() - t:.0f} s", flush=True)
-    (out / "cross_system.json").write_text(json.dumps(cross, indent=1, sort_keys=True))
+    if not args.no_score:
+        (out / "cross_system.json").write_text(json.dumps(cross, indent=1, sort_keys=True))
     if args.write:
         pooled = {s: (GENERATION[s], f.efficiency) for s, f in fits.items()}
+        mem = {s: load_hardware(p).memory_type for s, p in aic.SYSTEM_PROFILES.items()}
         for profile, gen in DERIVED.items():
-            eff, how = fitted.derive_efficiency(gen, pooled)
-            engines = derived_engines(gen, fits)
-            bands = derive_bands(gen, {s: (GENERATION[s], f.intervals) for s, f in fits.items()})
+            target = load_hardware(profile).memory_type
+            eff, how = fitted.derive_efficiency(gen, pooled, target, mem)
+            engines = derived_engines(gen, fits, target, mem)
+            bands = derive_bands(gen, {s: (GENERATION[s], f.intervals) for s, f in fits.items()},
+                                 target, mem)  # fmt: skip
             write_sections(ROOT / "hw_profiles" / f"{profile}.yaml", eff, engines, bands, gen,
                            f"derived by experiments/accuracy/aic_fit.py: {how} (not measured "
-                           "on this device)")  # fmt: skip
+                           "on this device)", label="derived (see fitted:)")  # fmt: skip
     print(f"total {time.time() - t0:.0f} s")
 
 
@@ -119,24 +124,24 @@ def _effective(f: fitted.DeviceFit, engine: str) -> dict[str, float]:
     return {**f.efficiency, **f.engines.get(engine, {})}
 
 
-def derive_bands(gen: str, bands) -> dict[str, tuple[float, float]]:
+def derive_bands(gen: str, bands, memory=None, memories=None) -> dict[str, tuple[float, float]]:
     """A device's bands from other devices' (name -> (generation, bands)), as efficiencies are
     derived: per family, the geometric mean of lo and of hi (same generation, else all)."""
     lo, _ = fitted.derive_efficiency(gen, {s: (g, {f: b[0] for f, b in v.items()})
-                                           for s, (g, v) in bands.items()})  # fmt: skip
+                                           for s, (g, v) in bands.items()}, memory, memories)  # fmt: skip
     hi, _ = fitted.derive_efficiency(gen, {s: (g, {f: b[1] for f, b in v.items()})
-                                           for s, (g, v) in bands.items()})  # fmt: skip
+                                           for s, (g, v) in bands.items()}, memory, memories)  # fmt: skip
     return {f: (lo[f], hi[f]) for f in lo if f in hi}
 
 
-def derived_engines(gen: str, fits) -> dict[str, dict[str, float]]:
+def derived_engines(gen: str, fits, memory=None, memories=None) -> dict[str, dict[str, float]]:
     """Per engine, the derived overlay: keys whose derived engine value differs from pooled."""
     pooled, _ = fitted.derive_efficiency(gen, {s: (GENERATION[s], f.efficiency)
-                                               for s, f in fits.items()})  # fmt: skip
+                                               for s, f in fits.items()}, memory, memories)  # fmt: skip
     out = {}
     for engine in aic.ENGINES:
         eff, _ = fitted.derive_efficiency(gen, {s: (GENERATION[s], _effective(f, engine))
-                                                for s, f in fits.items()})  # fmt: skip
+                                                for s, f in fits.items()}, memory, memories)  # fmt: skip
         out[engine] = {k: v for k, v in eff.items() if abs(v / pooled.get(k, v) - 1) > 0.03}
     return out
 

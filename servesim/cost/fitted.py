@@ -204,12 +204,22 @@ def fit_device(
 
 
 def derive_efficiency(
-    generation: str, fitted: Mapping[str, tuple[str, Mapping[str, float]]]
+    generation: str,
+    fitted: Mapping[str, tuple[str, Mapping[str, float]]],
+    memory: str | None = None,
+    memories: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, float], str]:
     """(efficiencies, how) for a device of ``generation`` from other devices' fits
     (name -> (generation, efficiency)): per key, the geometric mean over the same generation's
-    devices; over every device when the generation has none ("generation unknown")."""
+    devices; over every device when the generation has none ("generation unknown"). With
+    ``memory`` (e.g. "HBM3e") and the fitted devices' ``memories``, the same generation's
+    devices of the same memory class (HBM or GDDR) are preferred when there are any: an HBM
+    datacenter part is not derived from a GDDR workstation part of its generation."""
     same = {n: e for n, (g, e) in fitted.items() if g == generation}
+    if memory and memories:
+        cls = _memory_class(memory)
+        alike = {n: e for n, e in same.items() if _memory_class(memories.get(n, "")) == cls}
+        same = alike or same
     pool = same or {n: e for n, (_, e) in fitted.items()}
     keys = sorted({k for e in pool.values() for k in e})
     out = {}
@@ -219,6 +229,10 @@ def derive_efficiency(
             out[k] = float(f"{math.exp(float(np.mean(np.log(vals)))):.4g}")
     how = "generation " + generation + " from " if same else "generation unknown: all of "
     return out, how + ", ".join(sorted(pool))
+
+
+def _memory_class(memory: str) -> str:
+    return "hbm" if "hbm" in memory.lower() else ("gddr" if "gddr" in memory.lower() else "")
 
 
 def system_of(hw: HardwareSpec, systems: Sequence[str]) -> str:

@@ -36,10 +36,11 @@ def sections_text(
     intervals: Mapping[str, tuple[float, float]],
     generation: str,
     note: str,
+    label: str = "fitted",
 ) -> str:
     """The YAML of the calibration sections (every value commented with its meaning)."""
     lines = [f"generation: {generation}  # efficiencies transfer within a generation (derive)"]
-    lines.append("efficiency:                # fitted; the default when no engine is selected")
+    lines.append(f"efficiency:                # {label}; the default when no engine is selected")
     for key in sorted(efficiency):
         lines.append(f"  {key}: {_num(efficiency[key])}  # {_meaning(key)}")
     if not efficiency:
@@ -76,6 +77,7 @@ def write_sections(
     intervals: Mapping[str, tuple[float, float]],
     generation: str,
     note: str,
+    label: str = "fitted",
 ) -> None:
     """Replace the calibration sections of the profile at ``path`` (they must come last)."""
     from servesim.cost.calibrate import write_atomic
@@ -89,4 +91,4 @@ def write_sections(
         if m and m.group(1) not in SECTIONS:
             raise ValueError(f"{p}: key {m.group(1)!r} follows the calibration sections")
     head = "\n".join(lines[:cut]).rstrip() + "\n"
-    write_atomic(p, head + sections_text(efficiency, engines, intervals, generation, note))
+    write_atomic(p, head + sections_text(efficiency, engines, intervals, generation, note, label))

@@ -116,6 +116,18 @@ def test_derive_uses_the_generation_else_all_devices():
     assert "unknown" in how
 
 
+def test_derive_prefers_the_memory_class_within_a_generation():
+    fits = {
+        "hbm": ("blackwell", {"gemm_compute": 0.8}),
+        "gddr": ("blackwell", {"gemm_compute": 0.4}),
+    }
+    mem = {"hbm": "HBM3e", "gddr": "GDDR7"}
+    eff, how = fitted.derive_efficiency("blackwell", fits, "HBM3e", mem)
+    assert eff["gemm_compute"] == 0.8 and how.endswith("from hbm")
+    eff, _ = fitted.derive_efficiency("blackwell", fits, "LPDDR5", mem)  # no class match: all
+    assert eff["gemm_compute"] == pytest.approx(math.sqrt(0.32), rel=1e-3)
+
+
 def test_power_law_imbalance_is_one_when_balanced_and_grows_with_ep():
     assert aic.power_law_imbalance(256, 8, 8, 4096, 0.0) == 1.0
     assert aic.power_law_imbalance(256, 1, 8, 4096, 1.2) == 1.0
