@@ -28,11 +28,12 @@ from servesim.specs.hardware import HardwareSpec
 
 _G = ("gemm_compute", "gemm_memory", "gemm_launch_s")
 _M = ("moe_compute", "moe_memory", "moe_launch_s")
+_Q = ("gemm_quant_memory", "gemm_quant_launch_s")
 # (families fitted together, keys): in order, later groups see earlier fits. Per-format keys
 # (``key@fmt``) are fitted only where the format has rows; MLA is scored with the attention fit.
 FIT_PLAN: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("gemm.bf16",), (*_G, "gemm_overlap", "gemm_overlap_s", "gemm_wave", "gemm_fill_wave")),
-    *(((f"gemm.{f}",), tuple(f"{k}@{f}" for k in _G)) for f in ("fp8", "fp8_block", "fp4")),
+    *(((f"gemm.{f}",), tuple(f"{k}@{f}" for k in (*_G, *_Q))) for f in ("fp8", "fp8_block", "fp4")),
     (("moe.bf16",), _M),
     *(((f"moe.{f}",), tuple(f"{k}@{f}" for k in _M)) for f in ("fp8", "fp8_block", "fp4")),
     (("attn_prefill.bf16",), ("attn_compute", "attn_causal", "attn_overlap",
@@ -110,11 +111,14 @@ def _hash(text: str) -> float:
 
 
 def _seed(hw: HardwareSpec, keys: Sequence[str]) -> HardwareSpec:
-    """Start MoE keys at the dense GEMM's values (their 0 default means 'as dense')."""
+    """Start MoE keys at the dense GEMM's values (their 0 default means 'as dense'), and the
+    activation-quantisation pass (0 = off) at half the bandwidth and 2 us."""
     start = {}
     for k in keys:
         if k.startswith("moe_") and hw.eff(k) == 0.0:
             start[k] = hw.eff(k.replace("moe_", "gemm_"))
+        elif k.startswith("gemm_quant_") and hw.eff(k) == 0.0:  # a quantisation pass starts on
+            start[k] = 0.5 if "memory" in k else 2e-6
     return with_efficiency(hw, start) if start else hw
 
 

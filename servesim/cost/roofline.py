@@ -177,7 +177,28 @@ def gemm_time(hw: HardwareSpec, m: int, n: int, k: int, dtypes: DTypes) -> OpTim
     _, _, e, flop_rate, w_bytes, a_bytes, byte_rate, k_s, overlap, overlap_s, launch = c
     compute_s = 2.0 * m * n * k / flop_rate * _gemm_quantisation(e, m, n)
     memory_s = (k * n * w_bytes + m * (k + n) * a_bytes) / byte_rate + k * k_s
-    return _gemm_timed(compute_s, memory_s, overlap, overlap_s, launch)
+    t = _gemm_timed(compute_s, memory_s, overlap, overlap_s, launch)
+    quant = _QUANT.get((id(hw), id(dtypes)))
+    if quant is None or quant[0] is not hw:
+        quant = _quant_consts(hw, dtypes)
+    if quant[1] > 0.0:  # dynamic quantisation of the activation: read 16-bit, write a_bytes
+        t = OpTime(t.seconds + m * k * (2.0 + a_bytes) / quant[1] + quant[2], t.bound)
+    return t
+
+
+# Per (device, dtypes): (hw, bytes/s, fixed s) of the activation-quantisation kernel a low-precision
+# GEMM runs first (``gemm_quant_memory``/``gemm_quant_launch_s``, fitted per format; 0 = none).
+_QUANT: dict[tuple[int, int], tuple] = {}
+
+
+def _quant_consts(hw: HardwareSpec, dtypes: DTypes) -> tuple:
+    e, dt = params(hw), dtypes.compute
+    frac = by_dtype(e, "gemm_quant_memory", dt) if DTYPE_BYTES[dtypes.activations] < 2 else 0.0
+    consts = (hw, hw.memory_bw * frac, by_dtype(e, "gemm_quant_launch_s", dt) if frac else 0.0)
+    if len(_QUANT) >= 256:
+        _QUANT.clear()
+    _QUANT[(id(hw), id(dtypes))] = consts
+    return consts
 
 
 def _gemm_timed(

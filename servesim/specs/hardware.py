@@ -69,6 +69,13 @@ EFFICIENCY_DEFAULTS: dict[str, tuple[float, str]] = {
     "p2p_scaleup": (0.75, "fraction of scale-up link bandwidth a point-to-point send reaches"),
     "p2p_scaleout": (0.70, "fraction of scale-out NIC bandwidth a point-to-point send reaches"),
     "p2p_launch_s": (5e-6, "fixed cost per point-to-point send (launch, handshake)"),
+    # Low-precision GEMMs quantise their 16-bit activation in a kernel of their own first
+    # (dynamic per-tensor/per-token/per-group scales): 0 = not charged (e.g. fused into the norm).
+    "gemm_quant_memory": (
+        0.0,
+        "fraction of bandwidth of the activation-quantisation pass; 0 = none",
+    ),
+    "gemm_quant_launch_s": (0.0, "fixed cost of the activation-quantisation kernel"),
     # MoE grouped GEMMs (fused MoE kernels: routing, permute, grouped GEMMs, combine); 0 = the
     # dense GEMM's value. Fitted on aiconfigurator's fused-MoE timings (servesim/cost/aic.py).
     "moe_compute": (0.0, "fraction of peak FLOP/s a grouped MoE GEMM reaches; 0 = gemm_compute"),

@@ -32,8 +32,9 @@ def _bare(name: str):
 
 def write_gemm_table(path: Path, hw, engines=("vllm", "trtllm")) -> None:
     """GEMM rows timed by the model itself with known per-format and per-engine efficiencies."""
-    truth = {"vllm": {"gemm_compute": 0.7, "gemm_compute@fp8": 0.45},
-             "trtllm": {"gemm_compute": 0.55, "gemm_compute@fp8": 0.6}}  # fmt: skip
+    quant = {"gemm_quant_memory@fp8": 0.5, "gemm_quant_launch_s@fp8": 2e-6}
+    truth = {"vllm": {"gemm_compute": 0.7, "gemm_compute@fp8": 0.45, **quant},
+             "trtllm": {"gemm_compute": 0.55, "gemm_compute@fp8": 0.6, **quant}}  # fmt: skip
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(AIC_GEMM)
@@ -61,6 +62,19 @@ def test_per_format_efficiency_keys_change_only_their_format():
         > 2 * roofline.gemm_time(base, m, n, k, FP8).seconds
     )
     assert hw.eff("attn_compute@fp4") == hw.eff("attn_compute")  # unfitted format: base key
+
+
+def test_activation_quantisation_pass_adds_its_bytes_and_fixed_cost():
+    base = _bare("h100-sxm")
+    quant = with_efficiency(base, {"gemm_quant_memory@fp8": 0.5, "gemm_quant_launch_s@fp8": 2e-6})
+    m, n, k = 64, 4096, 8192
+    extra = (
+        roofline.gemm_time(quant, m, n, k, FP8).seconds
+        - roofline.gemm_time(base, m, n, k, FP8).seconds
+    )
+    assert extra == pytest.approx(m * k * 3.0 / (base.memory_bw * 0.5) + 2e-6, rel=1e-9)
+    bf16 = DTypes()  # 16-bit activations are not quantised
+    assert roofline.gemm_time(quant, m, n, k, bf16) == roofline.gemm_time(base, m, n, k, bf16)
 
 
 def test_profile_sections_parse_and_reject_bad_values():
