@@ -31,7 +31,8 @@ def register(group: click.Group) -> None:
     "out",
     default=None,
     metavar="FILE.yaml",
-    help="Write the fitted efficiency block (ready to paste into a profile) here.",
+    help="Write a whole profile here (HW's datasheet part plus the fitted sections); "
+    "--hw FILE.yaml accepts it.",
 )
 @click.option(
     "--holdout",
