@@ -16,18 +16,15 @@ SECTIONS = ("generation", "efficiency", "engines", "intervals", "fitted")
 _TOP = re.compile(r"^([A-Za-z_]+):")
 
 
-def _num(x: float) -> str:
-    text = f"{x:.4g}"
-    mantissa, e, exponent = text.partition("e")
-    if "." not in mantissa:
-        mantissa += ".0"
-    return mantissa + (e + exponent if e else "")
-
-
 def _meaning(key: str) -> str:
     base, _, fmt = key.partition("@")
     what = EFFICIENCY_DEFAULTS[base][1]
     return f"{what} ({fmt} kernels)" if fmt else what
+
+
+def _section(head: str, rows: list[str]) -> list[str]:
+    """``head`` (with its comment) and its indented rows; ``name: {}`` when there are none."""
+    return [head, *rows] if rows else [head.split(":")[0] + ": {}"]
 
 
 def sections_text(
@@ -39,33 +36,26 @@ def sections_text(
     label: str = "fitted",
 ) -> str:
     """The YAML of the calibration sections (every value commented with its meaning)."""
+    from servesim.cost.calibrate import _yaml_num as num
+
     lines = [f"generation: {generation}  # efficiencies transfer within a generation (derive)"]
-    lines.append(f"efficiency:                # {label}; the default when no engine is selected")
-    for key in sorted(efficiency):
-        lines.append(f"  {key}: {_num(efficiency[key])}  # {_meaning(key)}")
-    if not efficiency:
-        lines[-1] = "efficiency: {}"
-    lines.append(
-        "engines:                   # per-engine overlays: keys that differ from efficiency"
+    rows = [f"  {k}: {num(efficiency[k])}  # {_meaning(k)}" for k in sorted(efficiency)]
+    lines += _section(
+        f"efficiency:                # {label}; the default when no engine is selected", rows
     )
+    rows = []
     for engine in sorted(engines):
         values = engines[engine]
-        if not values:
-            lines.append(f"  {engine}: {{}}")
-            continue
-        lines.append(f"  {engine}:")
-        for key in sorted(values):
-            lines.append(f"    {key}: {_num(values[key])}")
-    if not engines:
-        lines[-1] = "engines: {}"
-    lines.append(
-        "intervals:                 # 80% band: [p10, p90] of measured/predicted, held-out rows"
+        rows.append(f"  {engine}:" if values else f"  {engine}: {{}}")
+        rows += [f"    {k}: {num(values[k])}" for k in sorted(values)]
+    lines += _section(
+        "engines:                   # per-engine overlays: keys that differ from efficiency", rows
     )
-    for family in sorted(intervals):
-        lo, hi = intervals[family]
-        lines.append(f"  {family}: [{_num(lo)}, {_num(hi)}]")
-    if not intervals:
-        lines[-1] = "intervals: {}"
+    rows = [f"  {f}: [{num(intervals[f][0])}, {num(intervals[f][1])}]" for f in sorted(intervals)]
+    lines += _section(
+        "intervals:                 # 80% band: [p10, p90] of measured/predicted, held-out rows",
+        rows,
+    )
     lines.append(yaml.safe_dump({"fitted": note}, width=10**6).strip())
     return "\n".join(lines) + "\n"
 
