@@ -222,3 +222,12 @@ def test_shipped_profiles_rescored_on_aiconfigurator(shared_data, system, family
     assert fitted.stats(r)["mape"] <= bound
     # H100 prefill attention used to be 4-5x slower than FlashAttention-3 measures
     assert 0.7 < float(np.median(r)) < 1.4
+
+
+def test_bench_json_carries_the_bands_in_its_servesim_block():
+    from servesim.bench import bench
+
+    data = bench(model="llama-3.1-8b", hw="h100-sxm", tp=1, num_prompts=12, max_concurrency=4,
+                 random_input_len=128, random_output_len=16)  # fmt: skip
+    band = data["servesim"]["interval"]["tpot_ms_median"]
+    assert band["lo"] <= data["median_tpot_ms"] <= band["hi"]
