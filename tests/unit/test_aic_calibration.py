@@ -231,3 +231,17 @@ def test_bench_json_carries_the_bands_in_its_servesim_block():
                  random_input_len=128, random_output_len=16)  # fmt: skip
     band = data["servesim"]["interval"]["tpot_ms_median"]
     assert band["lo"] <= data["median_tpot_ms"] <= band["hi"]
+
+
+def test_b300_derived_from_its_generation_rescored(shared_data):
+    """Section 3 on the data: B300's GEMM efficiencies derived from the other shipped Blackwell
+    fits (GB300 by memory class), scored on B300 rows none of them saw (a small subsample)."""
+    fits = {p: (load_hardware(p).generation, dict(load_hardware(p).efficiency))
+            for p in ("gb300", "rtx-pro-6000", "h100-sxm")}  # fmt: skip
+    mem = {p: load_hardware(p).memory_type for p in fits}
+    eff, how = fitted.derive_efficiency("blackwell", fits, "HBM3e", mem)
+    assert how == "generation blackwell from gb300"
+    spec = with_efficiency(_bare("b300"), eff)
+    rows = fitted.load(_aic(shared_data), ["b300_sxm"], per_stratum=2, kinds=["gemm"], seed=4)
+    r = fitted.ratios(spec, rows["gemm.bf16"])
+    assert len(r) > 30 and fitted.stats(r)["mape"] <= 0.2  # 12.7% here, 15.4% at 25 per stratum
