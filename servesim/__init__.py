@@ -31,6 +31,9 @@ _EXPORTS: dict[str, str] = {
     "roofline": "servesim.analysis",
     "model_info": "servesim.analysis",
     "calibrate": "servesim.cost.calibrate",
+    "calibrate_tables": "servesim.cost.fitted",  # aiconfigurator tables (docs/accuracy.md)
+    "derive_efficiency": "servesim.cost.fitted",
+    "is_aic_table": "servesim.cost.aic",
     # workloads
     "trace_stats": "servesim.workload.traces",
     "fetch_trace": "servesim.workload.traces",

@@ -25,6 +25,7 @@ import yaml
 
 from servesim._files import check_writable_parent, share_mode
 from servesim.accounting import metrics
+from servesim.cost.intervals import run_intervals  # prediction intervals (calibration)
 from servesim.specs.common import SpecError
 
 # Files of a result folder; a folder holding summary.json may be replaced by a new result.
@@ -200,6 +201,8 @@ def build_result(raw: Any, cfg: Any) -> Result:
     """Summary (metrics + energy + cost) and DataFrames from an engine run."""
     summary = metrics.summarize(raw, cfg)
     summary.update(_energy_and_cost(raw, cfg))
+    # prediction intervals from the calibration residuals (servesim/cost/intervals.py)
+    summary.update(run_intervals(summary, cfg))
     return Result(
         summary=_clean(summary),
         requests=requests_frame(raw),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import click
 
 import servesim
@@ -28,7 +31,8 @@ def register(group: click.Group) -> None:
     "out",
     default=None,
     metavar="FILE.yaml",
-    help="Write the fitted efficiency block (ready to paste into a profile) here.",
+    help="Write a whole profile here (HW's datasheet part plus the fitted sections); "
+    "--hw FILE.yaml accepts it.",
 )
 @click.option(
     "--holdout",
@@ -51,14 +55,39 @@ def register(group: click.Group) -> None:
     default=None,
     help="At most this many rows per operator family (evenly spaced), for quick runs.",
 )
+@click.option(
+    "--per-stratum",
+    "per_stratum",
+    type=click.IntRange(min=0),
+    default=8,
+    show_default=True,
+    help="aiconfigurator tables: rows fitted per system x engine x format x shape class x size "
+    "octave (a stratified subsample; 0 = all rows). Scores use every held-out row.",
+)
 @format_option("table", "json")
-def calibrate(measured, hw, out, holdout, fit, max_rows, fmt) -> None:  # fmt: skip
-    """Fit HW's efficiency parameters to measured per-operator timings (vidur's formats: linear
-    ops, attention, collectives) and print the error before (defaults) and after, per operator
-    family, on rows held out of the fit: MAPE, median and p90 absolute percentage error."""
+def calibrate(measured, hw, out, holdout, fit, max_rows, per_stratum, fmt) -> None:  # fmt: skip
+    """Fit HW's efficiency parameters to measured per-operator timings and print the error per
+    operator family on rows held out of the fit (MAPE, median and p90 absolute error).
+
+    MEASURED accepts three formats (docs/accuracy.md):
+
+    \b
+    - servesim's long CSVs (linear ops, attention, collectives; one row per op and shape,
+      column measured_ms_median), e.g. ../shared/data/measured/vidur_*.csv;
+    - vidur's own wide profiling files (mlp.csv, attention.csv, all_reduce.csv, send_recv.csv:
+      one time_stats.<op>.median column per op; device read from the path);
+    - aiconfigurator's kernel tables (gemm, context/generation attention, MLA, moe,
+      custom_allreduce, nccl .csv.gz, or their folder): fits the default efficiencies, one
+      overlay per engine (trtllm, vllm, sglang) and the 80% prediction bands.
+
+    --out writes a whole profile (HW's datasheet part plus the fitted sections) that --hw
+    accepts directly: servesim run cfg.yaml --hw fitted.yaml."""
     groups = [g.strip() for g in fit.split(",") if g.strip()] if fit else None
     if out:
         check_out_path(out, "calibrate", is_dir=False)
+    if _is_aic(measured):
+        _calibrate_aic(measured, hw, out, per_stratum, fmt)
+        return
     result = servesim.calibrate(
         list(measured), hw, out=out, holdout=holdout, fit=groups, max_rows=max_rows
     )
@@ -91,3 +120,41 @@ def render(result) -> str:
     for reason, count in result.excluded:
         lines.append(f"left out: {count} rows ({reason})")
     return "\n".join(lines)
+
+
+def _is_aic(paths) -> bool:
+    import pandas as pd
+
+    for p in map(Path, paths):
+        if p.is_dir():
+            return True
+        if p.is_file():
+            try:
+                if servesim.is_aic_table(pd.read_csv(p, nrows=0).columns):
+                    return True
+            except (ValueError, UnicodeDecodeError, OSError):
+                return False
+    return False
+
+
+def _calibrate_aic(measured, hw, out, per_stratum, fmt) -> None:
+    spec = servesim.load_hardware(hw, where="servesim calibrate --hw")
+    result = servesim.calibrate_tables(list(measured), spec, per_stratum=per_stratum, out=out)
+    if fmt == "json":
+        click.echo(to_json(dataclasses.asdict(result)))
+        return
+    rows = [
+        [family, fmt_num(e.get("n", 0)), fmt_pct(e.get("mape")), fmt_pct(e.get("median")),
+         fmt_pct(e.get("p90")), fmt_pct(e.get("bias")),
+         "-" if family not in result.intervals else
+         "[{:.2f}, {:.2f}]".format(*result.intervals[family])]
+        for family, e in result.errors.items() if e.get("n")
+    ]  # fmt: skip
+    headers = ["family", "rows", "MAPE", "median", "p90", "bias", "80% band"]
+    click.echo(f"calibration of {result.hardware} on aiconfigurator tables "
+               "(error on shapes held out of the fit; engines pooled)")  # fmt: skip
+    click.echo(table(rows, headers, align="lrrrrrl"))
+    for engine, values in result.engines.items():
+        click.echo(f"engine {engine}: {len(values)} keys differ from the pooled fit")
+    if out:
+        click.echo(f"\nwrote the profile to {out} (use it as --hw {out})")

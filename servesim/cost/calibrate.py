@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,6 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from servesim.cost import comm, roofline
+from servesim.cost.profile_io import _yaml_num, write_atomic  # noqa: F401  (public here too)
 from servesim.specs.common import SpecError
 from servesim.specs.dtypes import DTypes
 from servesim.specs.hardware import EFFICIENCY_DEFAULTS, HardwareSpec, load_hardware
@@ -172,15 +171,6 @@ def _round(x: float) -> float:
     return float(f"{x:.4g}")
 
 
-def _yaml_num(x: float) -> str:
-    """A float YAML reads back as a float (YAML 1.1 needs a dot in '1.0e-08')."""
-    text = f"{x:.4g}"
-    mantissa, e, exponent = text.partition("e")
-    if "." not in mantissa:
-        mantissa += ".0"
-    return mantissa + (e + exponent if e else "")
-
-
 # ----------------------------------------------------------------------------------- reading
 
 
@@ -197,6 +187,10 @@ def read_measured(path: str | Path) -> tuple[str, list[Sample], list[tuple[str, 
         raise SpecError(
             str(p), "", str(p), f"not a readable CSV ({exc.__class__.__name__})"
         ) from None
+    from servesim.cost import formats
+
+    if formats.is_wide(df.columns):  # vidur's own time_stats.<op>.median files
+        df = formats.wide_to_long(df, p)
     kind = next((k for k, cols in _KINDS.items() if set(cols) <= set(df.columns)), None)
     if kind is None:
         best = min(_KINDS, key=lambda k: len(set(_KINDS[k]) - set(df.columns)))
@@ -343,6 +337,7 @@ def with_efficiency(hw: HardwareSpec, values: dict[str, float]) -> HardwareSpec:
 
 
 def _bounds(key: str) -> tuple[float, float]:
+    key = key.partition("@")[0]  # per-format keys bound as their base key
     for suffix, bounds in _BOUNDS.items():
         if key.endswith(suffix):
             return bounds
@@ -350,9 +345,16 @@ def _bounds(key: str) -> tuple[float, float]:
 
 
 def fit_parameters(
-    hw: HardwareSpec, keys: Sequence[str], train: Sequence[Sample]
+    hw: HardwareSpec,
+    keys: Sequence[str],
+    train: Sequence[Sample],
+    predictor: Callable[[HardwareSpec, Sample], float] | None = None,
+    max_nfev: int = 400,
 ) -> dict[str, float]:
-    """Least squares on log(predicted / measured), soft-L1 loss, parameters in log space."""
+    """Least squares on log(predicted / measured), soft-L1 loss, parameters in log space.
+
+    ``predictor``: seconds of one row (default: ``predict``, vidur's formats)."""
+    predict_row = predictor or predict
     try:
         from scipy.optimize import least_squares
     except ImportError:  # an extra: pip install 'servesim[calibrate]'
@@ -372,7 +374,7 @@ def fit_parameters(
 
     def residuals(x: np.ndarray) -> np.ndarray:
         trial = with_efficiency(hw, dict(zip(keys, np.exp(x).tolist())))
-        pred = np.array([predict(trial, s) for s in train])
+        pred = np.array([predict_row(trial, s) for s in train])
         return weight * np.log(pred / measured)
 
     # A parameter the rows do not depend on (no multi-node rows for the scale-out efficiency, no
@@ -393,7 +395,7 @@ def fit_parameters(
     # so single jagged rows (another kernel picked for one shape) pull the fit little.
     res = least_squares(
         partial, x0[free], bounds=(lo[free], hi[free]), loss="soft_l1", f_scale=0.03,
-        diff_step=1e-3, max_nfev=400,
+        diff_step=1e-3, max_nfev=max_nfev,
     )  # fmt: skip
     return {keys[i]: _round(float(np.exp(v))) for i, v in zip(free, res.x)}
 
@@ -520,8 +522,29 @@ def calibrate(
         detail=tuple(detail),
     )
     if out is not None:
-        write_atomic(out, result.to_yaml())
+        write_profile(out, hw, result.to_yaml())
     return result
+
+
+def write_profile(out: str | Path, hw: HardwareSpec, block: str) -> None:
+    """A profile ``--hw`` loads: the catalog profile's datasheet part (when ``hw`` is one) with
+    the calibration sections replaced by ``block``; else the block alone (to paste)."""
+    from servesim.cost.profile_io import _TOP, SECTIONS  # noqa: F811
+    from servesim.specs.hardware import resolve_catalog
+
+    try:
+        base = resolve_catalog("hardware", hw.name)
+    except SpecError:
+        write_atomic(out, block)
+        return
+    lines = base.read_text(encoding="utf-8").splitlines()
+    keep = []
+    for ln in lines:
+        m = _TOP.match(ln)
+        if m and m.group(1) in SECTIONS:
+            break
+        keep.append(ln)
+    write_atomic(out, "\n".join(keep).rstrip() + "\n" + block)
 
 
 def _load_samples(
@@ -554,17 +577,3 @@ def _family_errors(
         rows.append(FamilyError(f"{family}>=1MiB", device, label,
                                 error_stats(before, large), error_stats(after, large)))  # fmt: skip
     return rows
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -130,19 +130,35 @@ def _n_tiles(n: int) -> tuple[tuple[int, int, float], ...]:
 _GEMM_CONSTS: dict[tuple[int, int], tuple] = {}
 
 
-def _gemm_consts(hw: HardwareSpec, dtypes: DTypes) -> tuple:
-    e = params(hw)
+def by_dtype(e: dict[str, float], key: str, dtype: str) -> float:
+    """``key@dtype`` where the profile fits it per format (calibrate: fp8, fp4 kernels), else ``key``."""
+    return e.get(f"{key}@{dtype}", e[key])
+
+
+def _gemm_consts(hw: HardwareSpec, dtypes: DTypes, grouped: bool = False) -> tuple:
+    e, dt = params(hw), dtypes.compute
+    compute = by_dtype(e, "gemm_compute", dt)
+    memory = by_dtype(e, "gemm_memory", dt)
+    launch = by_dtype(e, "gemm_launch_s", dt)
+    if grouped:  # MoE grouped GEMMs: their own fit where the profile has one (0 = as dense)
+        compute = by_dtype(e, "moe_compute", dt) or compute
+        memory = by_dtype(e, "moe_memory", dt) or memory
+        launch = by_dtype(e, "moe_launch_s", dt) or launch
     consts = (
         hw, dtypes, e,
-        _peak(hw, e, dtypes.compute) * e["gemm_compute"],  # FLOP/s
+        _peak(hw, e, dt) * compute,  # FLOP/s
         DTYPE_BYTES[dtypes.weights], DTYPE_BYTES[dtypes.activations],
-        hw.memory_bw * e["gemm_memory"],  # bytes/s
-        e["gemm_k_s"], e["gemm_overlap"], e["gemm_overlap_s"], e["gemm_launch_s"],
+        hw.memory_bw * memory,  # bytes/s
+        e["gemm_k_s"], e["gemm_overlap"], e["gemm_overlap_s"], launch,
     )  # fmt: skip
-    if len(_GEMM_CONSTS) >= 256:
-        _GEMM_CONSTS.clear()
-    _GEMM_CONSTS[(id(hw), id(dtypes))] = consts
+    cache = _GROUPED_CONSTS if grouped else _GEMM_CONSTS
+    if len(cache) >= 256:
+        cache.clear()
+    cache[(id(hw), id(dtypes))] = consts
     return consts
+
+
+_GROUPED_CONSTS: dict[tuple[int, int], tuple] = {}
 
 
 def gemm_time(hw: HardwareSpec, m: int, n: int, k: int, dtypes: DTypes) -> OpTime:
@@ -161,7 +177,28 @@ def gemm_time(hw: HardwareSpec, m: int, n: int, k: int, dtypes: DTypes) -> OpTim
     _, _, e, flop_rate, w_bytes, a_bytes, byte_rate, k_s, overlap, overlap_s, launch = c
     compute_s = 2.0 * m * n * k / flop_rate * _gemm_quantisation(e, m, n)
     memory_s = (k * n * w_bytes + m * (k + n) * a_bytes) / byte_rate + k * k_s
-    return _gemm_timed(compute_s, memory_s, overlap, overlap_s, launch)
+    t = _gemm_timed(compute_s, memory_s, overlap, overlap_s, launch)
+    quant = _QUANT.get((id(hw), id(dtypes)))
+    if quant is None or quant[0] is not hw:
+        quant = _quant_consts(hw, dtypes)
+    if quant[1] > 0.0:  # dynamic quantisation of the activation: read 16-bit, write a_bytes
+        t = OpTime(t.seconds + m * k * (2.0 + a_bytes) / quant[1] + quant[2], t.bound)
+    return t
+
+
+# Per (device, dtypes): (hw, bytes/s, fixed s) of the activation-quantisation kernel a low-precision
+# GEMM runs first (``gemm_quant_memory``/``gemm_quant_launch_s``, fitted per format; 0 = none).
+_QUANT: dict[tuple[int, int], tuple] = {}
+
+
+def _quant_consts(hw: HardwareSpec, dtypes: DTypes) -> tuple:
+    e, dt = params(hw), dtypes.compute
+    frac = by_dtype(e, "gemm_quant_memory", dt) if DTYPE_BYTES[dtypes.activations] < 2 else 0.0
+    consts = (hw, hw.memory_bw * frac, by_dtype(e, "gemm_quant_launch_s", dt) if frac else 0.0)
+    if len(_QUANT) >= 256:
+        _QUANT.clear()
+    _QUANT[(id(hw), id(dtypes))] = consts
+    return consts
 
 
 def _gemm_timed(
@@ -189,9 +226,9 @@ def grouped_gemm_time(
     """
     if tokens <= 0 or experts <= 0 or n <= 0 or k <= 0:
         return _ZERO
-    c = _GEMM_CONSTS.get((id(hw), id(dtypes)))
+    c = _GROUPED_CONSTS.get((id(hw), id(dtypes)))
     if c is None or c[0] is not hw or c[1] is not dtypes:
-        c = _gemm_consts(hw, dtypes)
+        c = _gemm_consts(hw, dtypes, grouped=True)
     _, _, e, flop_rate, w_bytes, a_bytes, byte_rate, k_s, overlap, overlap_s, launch = c
     experts = min(experts, tokens)  # a row goes to one matrix: no more matrices than rows
     rows = tokens / experts
@@ -412,12 +449,15 @@ def prefill_attention_kernel(hw: HardwareSpec, *, dtype: str = "bf16"):
     return kernel
 
 
+_ATTN_KEYS = tuple(k for k in EFFICIENCY_DEFAULTS if k.startswith("attn_"))
 # Per (device, compute dtype): (hw, efficiencies, FLOP/s over context, KV bytes/s, p, per seq).
 _ATTN_CONSTS: dict[tuple[int, str], tuple] = {}
 
 
 def _attn_consts(hw: HardwareSpec, dtype: str) -> tuple:
     e = params(hw)
+    if any("@" in k for k in e):  # per-format fits: a view where attn_x means attn_x@dtype
+        e = {**e, **{k: by_dtype(e, k, dtype) for k in _ATTN_KEYS}}
     consts = (
         hw, e, _peak(hw, e, dtype) * e["attn_compute"], hw.memory_bw * e["attn_memory"],
         e["attn_overlap"], e["attn_seq_s"],

@@ -416,6 +416,7 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
     if spec is not None and role not in ("colocated", "decode"):
         raise SpecError(where, f"{field}.speculative", role,
                         "speculation runs where requests decode: a colocated or decode pool")  # fmt: skip
+    hardware = hardware.for_engine(sched.engine)  # the engine's fitted kernel efficiencies
     return PoolSpec(role, hardware, instances, par, sched, overhead, micro, spec)
 
 

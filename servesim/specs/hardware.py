@@ -6,6 +6,7 @@ its source in a comment there; docs/catalog.md describes the layout.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import re
@@ -72,7 +73,23 @@ EFFICIENCY_DEFAULTS: dict[str, tuple[float, str]] = {
     # MoE grouped GEMMs (roofline.grouped_gemm_time); 0 = off until fitted on grouped-GEMM data
     "moe_rows_half": (0.0, "rows per expert at which a grouped GEMM runs at half efficiency"),
     "moe_expert_s": (0.0, "fixed cost per active expert of a grouped GEMM"),
+    # Low-precision GEMMs quantise their 16-bit activation in a kernel of their own first
+    # (dynamic per-tensor/per-token/per-group scales): 0 = not charged (e.g. fused into the norm).
+    "gemm_quant_memory": (
+        0.0,
+        "fraction of bandwidth of the activation-quantisation pass; 0 = none",
+    ),
+    "gemm_quant_launch_s": (0.0, "fixed cost of the activation-quantisation kernel"),
+    # MoE grouped GEMMs (fused MoE kernels: routing, permute, grouped GEMMs, combine); 0 = the
+    # dense GEMM's value. Fitted on aiconfigurator's fused-MoE timings (servesim/cost/aic.py).
+    "moe_compute": (0.0, "fraction of peak FLOP/s a grouped MoE GEMM reaches; 0 = gemm_compute"),
+    "moe_memory": (0.0, "fraction of bandwidth a grouped MoE GEMM reaches; 0 = gemm_memory"),
+    "moe_launch_s": (0.0, "fixed cost per grouped GEMM incl. routing/permute; 0 = gemm_launch_s"),
 }
+# Efficiency keys may be fitted per compute format: `gemm_compute@fp8` is used for fp8 GEMMs and
+# `gemm_compute` for the others (servesim.cost.roofline.by_dtype).
+EFFICIENCY_DTYPES = ("bf16", "fp16", "fp8", "fp8_block", "fp4", "int8", "int4")
+GENERATIONS = ("ampere", "ada", "hopper", "blackwell", "other")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +140,12 @@ class HardwareSpec:
     base: str = ""
     overrides: str = ""
     derived: tuple[tuple[str, str], ...] = ()
+    # Calibration (servesim/cost/aic.py, fitted.py): the chip generation efficiencies transfer
+    # by, per-engine efficiency overlays, and per op family (lo, hi) multipliers of the 80%
+    # prediction band (10th/90th percentile of measured/predicted on held-out rows).
+    generation: str = ""
+    engines: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    intervals: tuple[tuple[str, float, float], ...] = ()
 
     def peak_flops(self, dtype: str) -> float:
         """Dense peak FLOP/s in ``dtype``; falls back to the next wider supported format."""
@@ -146,7 +169,20 @@ class HardwareSpec:
         for k, v in self.efficiency:
             if k == key:
                 return v
+        if "@" in key:  # a per-format key not fitted: the format-independent value
+            return self.eff(key.partition("@")[0])
         return EFFICIENCY_DEFAULTS[key][0]
+
+    def for_engine(self, engine: str | None) -> HardwareSpec:
+        """This spec with the ``engines:`` overlay of ``engine`` (``vllm``, ``vllm@0.24``,
+        ``sglang+tbo``: version and options are ignored) merged into its efficiencies; itself when there is none."""
+        if not engine:
+            return self
+        overlay = dict(self.engines).get(re.split(r"[@+]", str(engine))[0])
+        if not overlay:
+            return self
+        merged = dict(self.efficiency) | dict(overlay)
+        return dataclasses.replace(self, efficiency=tuple(sorted(merged.items())))
 
     @property
     def memory_bytes(self) -> float:
@@ -178,6 +214,7 @@ _TOP_KEYS = (
     "name", "display_name", "vendor", "aliases", "source", "compute", "memory",
     "interconnect", "power", "price", "overhead_s", "efficiency", "fitted",
     "die", "clock", "packaging", "system",
+    "generation", "engines", "intervals",
 )  # fmt: skip
 # The optional bottom-up sections and keys: (section, key) -> (kind, minimum, maximum); kind "num"
 # (exclusive minimum), "num0" (inclusive), "int", "str" or a tuple of allowed strings.
@@ -330,6 +367,7 @@ def parse_hardware(data: Mapping[str, Any], where: str) -> HardwareSpec:
         scaleup_name=_optional_text(up, "name", where, "interconnect.scaleup"),
         scaleout_name=_optional_text(out, "name", where, "interconnect.scaleout"),
         bottom_up=_parse_bottom_up(data, where),
+        **_parse_calibration(data, where),
     )
 
 
@@ -353,6 +391,35 @@ def _parse_bottom_up(data: Mapping[str, Any], where: str) -> tuple[tuple[str, An
                                exclusive_min=kind == "num", integer=kind == "int")  # fmt: skip
         out.append((f"{section}.{key}", value))
     return tuple(sorted(out))
+
+
+def _parse_calibration(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The optional `generation`, `engines: {engine: {key: value}}` and
+    `intervals: {family: [lo, hi]}` sections written by `servesim calibrate`."""
+    out: dict[str, Any] = {}
+    if data.get("generation") is not None:
+        out["generation"] = get_choice(data, "generation", GENERATIONS, where)
+    engines = require_mapping(data.get("engines") or {}, where, "engines")
+    out["engines"] = tuple(
+        (str(name), _parse_efficiency(engines[name], where, f"engines.{name}"))
+        for name in sorted(engines, key=str)
+    )
+    bands = require_mapping(data.get("intervals") or {}, where, "intervals")
+    parsed = []
+    for family in sorted(bands, key=str):
+        pair = bands[family]
+        ok = isinstance(pair, (list, tuple)) and len(pair) == 2
+        if (
+            not ok
+            or not all(isinstance(v, (int, float)) and v > 0 for v in pair)
+            or pair[0] > pair[1]
+        ):
+            raise SpecError(
+                where, f"intervals.{family}", pair, "must be [lo, hi] with 0 < lo <= hi"
+            )
+        parsed.append((str(family), float(pair[0]), float(pair[1])))
+    out["intervals"] = tuple(parsed)
+    return out
 
 
 def _section(
@@ -400,12 +467,18 @@ def _parse_compute_units(compute: Mapping[str, Any], where: str) -> int | None:
     return get_number(compute, "compute_units", where, "compute", minimum=1, integer=True)
 
 
-def _parse_efficiency(data: Any, where: str) -> tuple[tuple[str, float], ...]:
-    values = _parse_number_map(data, where, "efficiency")
+def _parse_efficiency(
+    data: Any, where: str, field: str = "efficiency"
+) -> tuple[tuple[str, float], ...]:
+    values = _parse_number_map(data, where, field)
     for key, _ in values:
-        if key not in EFFICIENCY_DEFAULTS:
+        base, at, dtype = key.partition("@")
+        if base not in EFFICIENCY_DEFAULTS:
             allowed = ", ".join(EFFICIENCY_DEFAULTS)
-            raise SpecError(where, f"efficiency.{key}", key, f"unknown key; allowed: {allowed}")
+            raise SpecError(where, f"{field}.{key}", key, f"unknown key; allowed: {allowed}")
+        if at and dtype not in EFFICIENCY_DTYPES:
+            allowed = ", ".join(EFFICIENCY_DTYPES)
+            raise SpecError(where, f"{field}.{key}", dtype, f"unknown format; allowed: {allowed}")
     return values
 
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from servesim._callable import make_callable
 from servesim._files import check_out_path, write_atomic
+from servesim.cost import intervals  # calibration bands in the servesim block
 from servesim.specs.common import SpecError, check_keys, load_yaml, require_mapping
 from servesim.studies.bench_flags import DATASET_REASONS, DATASETS, NO_EFFECT
 from servesim.studies.bench_output import (  # noqa: F401  (format_summary, result_path: public here)
@@ -421,6 +422,7 @@ def bench(**kwargs: Any) -> dict[str, Any]:
         arrival = np.asarray(raw.requests["arrival_s"], dtype=float)
         data["start_times"] = arrival.tolist()
     data = _finish(data, a, cfg, metrics, percentiles)
+    data[BACKEND]["interval"] = intervals.nested(result.summary)  # calibration bands
     data["date"] = date
     if path is not None:
         save_result(path, data, append=bool(a["append_result"]))

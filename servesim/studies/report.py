@@ -141,6 +141,7 @@ def run_section(d: Path) -> Section:
             "ttft_ms_p99", "tpot_ms_median", "tpot_ms_p99", "e2el_ms_p99", "goodput_fraction",
             "mfu", "mbu", "kv_usage_mean", "preemptions", "energy_kwh", "j_per_output_token",
             "cost_usd", "monthly_usd", "usd_per_mtok_blended"]  # fmt: skip
+    keys += [k for k in summary if k.startswith("interval.")]  # calibration bands (intervals.py)
     sec.table = pd.DataFrame(
         [(k, summary[k]) for k in keys if k in summary], columns=["metric", "value"]
     )

@@ -1,8 +1,10 @@
-"""The shipped A100/H100 profiles against measured timings, on rows held out of their fit.
+"""The shipped A100/H100 profiles against microsoft/vidur's measured timings (2024-era fp16
+kernels), on rows held out of the model split.
 
-The aims (docs/accuracy.md): GEMMs MAPE <= 6%, decode attention <= 10%, prefill attention <= 15%,
-all-reduce <= 15% for messages >= 1 MiB. Where the shipped fit misses an aim, the test holds the
-documented limit instead, so a regression still fails; docs/accuracy.md says why.
+Since 2026-12-03 the shipped profiles are fitted on aiconfigurator's timings of today's engine
+kernels (docs/accuracy.md; tests/unit/test_aic_calibration.py re-scores those), so this is a
+cross-source check: none of these rows was fitted. The bounds are the measured error plus a
+small margin (a regression guard); the old kernels differ where noted.
 """
 
 from __future__ import annotations
@@ -16,24 +18,19 @@ from servesim.cost.calibrate import FamilyError, calibrate
 
 FILES = ("vidur_linear_ops.csv", "vidur_attention.csv", "vidur_collectives.csv")
 
-# (hardware, family) -> MAPE bound on held-out rows: the shipped error plus a small margin, never
-# above the aim; where the aim is missed, the documented limit (comment).
+# (hardware, family) -> MAPE bound on held-out rows: the measured cross-source error + margin.
 BOUNDS = {
-    ("a100-sxm", "gemm"): 0.057,  # shipped 5.3%
-    ("a100-sxm", "attn_decode"): 0.08,  # 7.1%
-    (
-        "a100-sxm",
-        "attn_prefill",
-    ): 0.13,  # 12.0%; the H100 fit's efficiencies, none of these rows fitted
-    ("a100-sxm", "allreduce>=1MiB"): 0.085,  # 7.6%
-    ("h100-sxm", "attn_prefill"): 0.05,  # 4.1%
-    ("h100-sxm", "allreduce>=1MiB"): 0.09,  # 7.9%
-    (
-        "h100-sxm",
-        "gemm",
-    ): 0.065,  # 6.1%; limit: aim 6%, cuBLAS kernel choice makes mid-M times jagged
-    ("h100-sxm", "attn_decode"): 0.10,  # 9.5%; one model, transcribed rows
-    ("a100-sxm", "p2p"): 0.10,  # 8.8%
+    ("a100-sxm", "gemm"): 0.095,  # 8.5% (cuBLAS 2024 fp16 vs today's bf16 kernels)
+    ("a100-sxm", "attn_decode"): 0.12,  # 10.9%
+    ("a100-sxm", "attn_prefill"): 0.18,  # 16.6%
+    ("a100-sxm", "allreduce>=1MiB"): 0.25,  # 23.6%: the custom-all-reduce fit, vidur's NCCL rows
+    ("h100-sxm", "gemm"): 0.11,  # 10.1%
+    # vidur's H100 attention rows are a fork's FlashAttention wrapper, 3-5x slower than the
+    # FlashAttention-3 kernels engines run today (69.1% / 38.3%): the old rows, not the model
+    ("h100-sxm", "attn_prefill"): 0.72,
+    ("h100-sxm", "attn_decode"): 0.40,
+    ("h100-sxm", "allreduce>=1MiB"): 0.14,  # 12.7%
+    ("a100-sxm", "p2p"): 0.10,  # 8.8% (p2p keeps the vidur fit: no aiconfigurator rows)
     ("h100-sxm", "p2p"): 0.10,  # 9.2%
 }
 
@@ -55,6 +52,10 @@ def test_accuracy_shipped_profile_meets_bound_on_held_out_rows(shared_data, hard
 
 @pytest.mark.parametrize("hardware", ["a100-sxm", "h100-sxm"])
 def test_accuracy_shipped_profile_beats_defaults_where_fitted(shared_data, hardware):
+    # GEMMs transfer across sources; p2p is still the vidur fit. Attention and all-reduce do
+    # not: the 2024 kernels and eager NCCL calls are not what the profiles now describe.
+    # (On A100 the datasheet defaults happen to sit at 6.0% on these 2024 fp16 GEMMs, the
+    # aiconfigurator fit at 8.5%: today's bf16 kernels are faster at small M.)
     scored = _scored(str(shared_data), hardware)
-    for family in ("gemm", "attn_decode", "allreduce>=1MiB", "p2p"):
+    for family in ("gemm", "p2p") if hardware == "h100-sxm" else ("p2p",):
         assert scored[family].after.mape < scored[family].before.mape, family

@@ -80,7 +80,8 @@ def test_calibrate_out_writes_a_profile_block(tmp_path):
     out = tmp_path / "eff" / "a100.yaml"
     cal.calibrate(path, "a100-sxm", fit=["gemm"], out=out, max_rows=40)
     block = yaml.safe_load(out.read_text())
-    assert set(block) == {"efficiency", "fitted"}
+    assert {"efficiency", "fitted", "name", "compute"} <= set(block)  # a whole profile
+    assert load_hardware(out).eff("gemm_compute") == block["efficiency"]["gemm_compute"]
     assert all(isinstance(v, float) for v in block["efficiency"].values())
     assert "gemm_compute" in block["fitted"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp file left

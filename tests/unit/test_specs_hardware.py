@@ -54,11 +54,14 @@ def test_profile_every_number_line_has_source_comment(path: Path):
 
 @pytest.mark.parametrize("path", PROFILES, ids=lambda p: p.stem)
 def test_profile_efficiency_and_fitted_are_the_last_keys(path: Path):
-    """The calibration writes `efficiency:` and `fitted:` at the end of a profile."""
+    """The calibration writes its sections (generation, efficiency, engines, intervals, fitted;
+    servesim/cost/profile_io.py) at the end of a profile, in that order."""
     keys = list(yaml.safe_load(path.read_text(encoding="utf-8")))
     if "base" in keys:
         return  # a derived profile inherits its base's efficiency and fitted text
-    assert keys[-2:] == ["efficiency", "fitted"]
+    tail = keys[keys.index("efficiency") - ("generation" in keys) :]
+    order = ["generation", "efficiency", "engines", "intervals", "fitted"]
+    assert tail == [k for k in order if k in keys] and tail[-1] == "fitted"
 
 
 def test_load_hardware_alias_case_insensitive_same_object():
