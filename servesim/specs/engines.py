@@ -263,6 +263,10 @@ def engine_kernels(
     moe_kernel, moe_scale = _MOE.get((generation(hardware), wclass), {}).get(
         name, (_DEFAULT_MOE[name], 1.0)
     )
+    if name in dict(getattr(hardware, "engines", ()) or ()):
+        # the profile was calibrated on this engine's own kernels (its `engines:` overlay): the
+        # relative factors above, measured against vLLM-fitted profiles, are already inside it
+        pf = df = moe_scale = 1.0
     return EngineKernels(
         name=f"{name}@{version}" + "".join(f"+{f}" for f in sorted(flags)),
         attention=backend,

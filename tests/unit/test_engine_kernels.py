@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -21,10 +22,14 @@ BF16 = DTypes("bf16", "bf16", "bf16")
 FP8 = DTypes("fp8", "fp8", "fp8")
 
 
-def _ctx(model: str, engine: str | None, dt=BF16, **par) -> CostContext:
+# H100 as a profile without per-engine calibration: the engines' relative kernel factors apply
+H100_ONE_FIT = dataclasses.replace(H100, engines=())
+
+
+def _ctx(model: str, engine: str | None, dt=BF16, hw=H100_ONE_FIT, **par) -> CostContext:
     kv = 1.0 if dt.kv_cache == "fp8" else 2.0
     return CostContext(
-        load_model(model), H100, Parallelism(**par), dt, 0.0, 1.0, engine_kernels(engine, H100, kv)
+        load_model(model), hw, Parallelism(**par), dt, 0.0, 1.0, engine_kernels(engine, hw, kv)
     )
 
 
@@ -75,6 +80,9 @@ def test_engines_choose_kernels_that_change_the_step():
     # no engine: the neutral kernel model, bit for bit what a vLLM profile computes for attention
     n = _ops(_ctx("llama-3.1-8b", None, FP8), agg)
     assert n["attn_decode"].seconds == ov["attn_decode"].seconds
+    # a profile calibrated on each engine's own kernels (`engines:` overlays) holds the factor
+    k = engine_kernels("trtllm", H100, 1.0)
+    assert k.attn_decode_scale == 1.0 and k.attn_prefill_scale == 1.0 and k.moe_scale == 1.0
 
 
 def test_bench_engine_flag_changes_results_for_the_right_reasons():
