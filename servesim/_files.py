@@ -3,7 +3,6 @@ JSON files whose failures become one SpecError naming the file, not a pandas tra
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from servesim.specs.common import SpecError
+from servesim.specs.common import SpecError, load_json
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
@@ -75,11 +74,10 @@ def read_table(path: str | Path, *, allow_empty: bool = False) -> pd.DataFrame:
 
 
 def read_json(path: str | Path) -> Any:
-    """A JSON file's content; an unreadable or malformed file is a SpecError."""
+    """A JSON file's content (the reader's limits apply); an unreadable, cut-short or malformed
+    file is a SpecError."""
     p = Path(path)
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SpecError(
-            str(p), "", p.name, f"not a readable JSON file ({exc.__class__.__name__})"
-        ) from None
+        return load_json(p)
+    except SpecError as exc:
+        raise SpecError(str(p), "", p.name, f"not a readable JSON file ({exc.allowed})") from None
