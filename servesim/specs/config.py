@@ -30,6 +30,7 @@ from servesim.specs.common import (
     require_mapping,
 )
 from servesim.specs.dtypes import DTypes, parse_dtypes
+from servesim.specs.limits import DEFAULT_MAX_DURATION_S, DEFAULT_MAX_REQUESTS, check_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +198,10 @@ class SimOptions:
 
     fast_forward: bool = True  # advance runs of decode-only steps without SimPy events
     step_log: str = "full"  # full: one row per step | runs: one row per fast-forwarded run
+    # caps and strictness (specs/limits.py, docs/reliability.md)
+    max_requests: int = DEFAULT_MAX_REQUESTS  # requests a run may issue
+    max_duration_s: float = DEFAULT_MAX_DURATION_S  # simulated seconds a workload may span
+    strict: bool = False  # a request that can never be served fails the run (else: dropped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,13 +335,21 @@ def parse_config(data: Mapping[str, Any], where: str) -> RunConfig:
     if "workload" not in data:
         raise SpecError(where, "workload", "<missing>", "required")
     workload = parse_workload(data["workload"], where)
-    slo = parse_slo(data.get("slo") or {}, where)
+    slo = parse_slo(_absent_empty(data.get("slo")), where)
     cost = parse_cost(data.get("cost"), where)
     # a provider that does not price a pool's device fails here, not after the simulation
     check_prices(cost, [p.hardware.name for p in deployment.pools], where)
     seed = get_number(data, "seed", where, "", default=0, minimum=0, integer=True)
-    sim = parse_sim(data.get("sim") or {}, where)
-    return RunConfig(model, dtypes, deployment, workload, slo, cost, seed, where, sim, model_ref)
+    sim = parse_sim(_absent_empty(data.get("sim")), where)
+    cfg = RunConfig(model, dtypes, deployment, workload, slo, cost, seed, where, sim, model_ref)
+    check_limits(cfg)
+    return cfg
+
+
+def _absent_empty(value: Any) -> Any:
+    """None (absent or ``key:``) is an empty block; anything else is checked as given, so
+    ``slo: false`` or ``sim: []`` is an error, not silently nothing."""
+    return {} if value is None else value
 
 
 def _resolve_path(ref: str, where: str) -> str:
@@ -529,7 +542,7 @@ def parse_slo(data: Any, where: str) -> SLOSpec:
     check_keys(data, ("ttft_ms", "tpot_ms", "e2el_ms"), where, "slo")
     out = {}
     for key in ("ttft_ms", "tpot_ms", "e2el_ms"):
-        block = data.get(key) or {}
+        block = _absent_empty(data.get(key))
         if isinstance(block, (int, float)) and not isinstance(block, bool):
             block = {"p90": block}  # `ttft_ms: 500` means p90
         block = require_mapping(block, where, f"slo.{key}")
@@ -544,11 +557,16 @@ def parse_slo(data: Any, where: str) -> SLOSpec:
 
 def parse_sim(data: Any, where: str) -> SimOptions:
     data = require_mapping(data, where, "sim")
-    check_keys(data, ("fast_forward", "step_log"), where, "sim")
+    check_keys(data, [f.name for f in fields(SimOptions)], where, "sim")
     return SimOptions(
         get_bool(data, "fast_forward", where, "sim", default=True),
         get_choice(data, "step_log", STEP_LOG_MODES, where, "sim", default="full"),
-    )
+        get_number(data, "max_requests", where, "sim", default=DEFAULT_MAX_REQUESTS, minimum=1,
+                   integer=True),
+        get_number(data, "max_duration_s", where, "sim", default=DEFAULT_MAX_DURATION_S,
+                   minimum=0, exclusive_min=True),
+        get_bool(data, "strict", where, "sim", default=False),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
