@@ -421,6 +421,7 @@ def summarize(raw: Any, cfg: Any) -> dict[str, Any]:
         "num_requests": issued,
         "completed": completed,
         "failed": issued - completed,
+        **getattr(raw, "dropped", {}),  # failed_<reason>: requests refused at entry
         "duration_s": duration,
         "sim_end_s": float(raw.sim_end_s),
         "total_input_tokens": total_in,
