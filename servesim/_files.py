@@ -13,20 +13,55 @@ import pandas as pd
 from servesim.specs.common import SpecError, load_json
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once: os.umask can only be read by setting it, which is not safe once threads run.
+_UMASK = _current_umask()
+FILE_MODE = 0o666 & ~_UMASK  # what open() would give: 0644 under the usual umask 022
+DIR_MODE = 0o777 & ~_UMASK  # what mkdir() would give: 0755
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file renamed into place, so a reader never
-    sees a half-written file; creates the parent folders."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder renamed into place,
+    so a reader sees the old file or the new one, never half of one (a killed writer leaves at
+    most a hidden ``.NAME.*.tmp`` that no reader lists). The file gets the permissions a plain
+    open() would (mkstemp's are 0600); creates the parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            os.fchmod(fh.fileno(), FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def is_hidden(path: str | Path) -> bool:
+    """A name starting with '.': temporary files and folders of atomic writes (``.NAME.tmp-*``,
+    ``.NAME.old-*``) and anything else a result listing must not read as a result."""
+    return Path(path).name.startswith(".")
+
+
+def contained(root: str | Path, name: str | Path, where: str, field: str) -> Path:
+    """``root / name``, refused (SpecError) unless it stays inside ``root`` once resolved: an
+    absolute ``name``, ``..`` that climbs out, or a symlink that points out are errors, so a
+    result filename or a sweep name from a shared file cannot write elsewhere."""
+    root_p = Path(root)
+    target = root_p / name
+    if Path(name).is_absolute() or not str(name).strip():
+        raise SpecError(where, field, str(name), f"must be a name inside {root_p}")
+    real_root = root_p.resolve()
+    if not target.resolve().is_relative_to(real_root) or target.resolve() == real_root:
+        raise SpecError(where, field, str(name), f"must stay inside {root_p}")
+    return target
 
 
 def check_writable_parent(target: str | Path, where: str) -> None:

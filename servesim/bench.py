@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from servesim._callable import make_callable
-from servesim._files import check_out_path, write_atomic
+from servesim._files import check_out_path, contained, write_atomic
 from servesim.specs.common import SpecError, check_keys, load_yaml, require_mapping
 
 PERCENTILE_METRICS = ("ttft", "tpot", "itl", "e2el")
@@ -361,7 +361,8 @@ def result_path(a: Mapping[str, Any], model: Any = None) -> Path:
         model = str(a.get("model") or model or "model").split("/")[-1]
         conc_s = f"-concurrency{conc}" if conc is not None else ""
         name = f"{label}-{rate}qps{conc_s}-{model}.json"
-    return Path(a.get("result_dir") or ".") / name
+    # the file stays inside --result-dir: `--result-filename ../x.json` is an error
+    return contained(a.get("result_dir") or ".", name, "bench", "result_filename")
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
@@ -468,7 +469,7 @@ def matrix_points(matrix: str | Path | Mapping[str, Any]) -> tuple[dict, list[di
                 "osl": osl,
                 "conc": conc,
                 "num_prompts": n,
-                "file": result_dir / name,
+                "file": contained(result_dir, name, str(matrix), "prefix"),
             }
         )
     return common, points

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from servesim._callable import make_callable
-from servesim._files import read_json, read_table
+from servesim._files import is_hidden, read_json, read_table
 from servesim.specs.common import SpecError
 
 FILE_KEYS = re.compile(r"_tp(?P<tp>\d+)_isl(?P<isl>\d+)_osl(?P<osl>\d+)_conc(?P<conc>\d+)$")
@@ -185,12 +185,17 @@ def load_results(path: str | Path, measured: bool | None = None) -> ResultSet:
 
 
 def _load_dir(p: Path) -> tuple[pd.DataFrame, list[str], bool]:
-    files = sorted(f for f in p.glob("*.json") if not f.name.endswith(".pytorch.json"))
+    # hidden names are temporaries of atomic writes (a killed `run --out` leaves .NAME.tmp-*)
+    files = sorted(
+        f for f in p.glob("*.json") if not f.name.endswith(".pytorch.json") and not is_hidden(f)
+    )
     if files:
         rows, flags = zip(*(_bench_row(f) for f in files))
         keys = ["tp", "isl", "osl", "conc"] if all("tp" in r for r in rows) else ["config"]
         return pd.DataFrame(list(rows)), keys, all(flags)
-    runs = sorted(d for d in p.iterdir() if d.is_dir() and (d / "summary.json").is_file())
+    runs = sorted(
+        d for d in p.iterdir() if d.is_dir() and not is_hidden(d) and (d / "summary.json").is_file()
+    )
     if runs:
         rows = [{"config": d.name, **_run_row(d)} for d in runs]
         return pd.DataFrame(rows), ["config"], False

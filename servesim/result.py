@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from servesim import metrics
-from servesim._files import check_writable_parent
+from servesim._files import DIR_MODE, check_writable_parent
 from servesim.specs.common import SpecError
 
 # Files of a result folder; a folder holding summary.json may be replaced by a new result.
@@ -70,6 +70,7 @@ class Result:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         try:
             self._write(tmp, detailed)
+            os.chmod(tmp, DIR_MODE)  # mkdtemp's 0700 -> what mkdir would give (0755)
             _replace_dir(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

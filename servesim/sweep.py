@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 
 from servesim._callable import make_callable
-from servesim._files import check_out_path, read_table, write_atomic
+from servesim._files import check_out_path, contained, read_table, write_atomic
 from servesim.specs.common import SpecError, check_keys, load_yaml, require_mapping
 
 # The metrics a sweep table holds unless the spec names others (summary keys of servesim.simulate).
@@ -143,7 +143,13 @@ def load_sweep_spec(spec: str | Path | Mapping[str, Any]) -> SweepSpec:
     if out is not None and not isinstance(out, str):
         raise SpecError(where, "out", out, "must be a directory path")
     out_path = (
-        (root / out) if out else (None if isinstance(spec, Mapping) else root / f"{stem}_results")
+        (root / out)
+        if out
+        else (
+            None
+            if isinstance(spec, Mapping)
+            else contained(root, f"{stem}_results", where, "name")  # `name: ../../x` is refused
+        )
     )
     result = SweepSpec(base, base_content, grid, zipped, seeds, metrics, out_path, stem, where)
     result.points = expand_points(result)
