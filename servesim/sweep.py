@@ -39,7 +39,7 @@ import pandas as pd
 
 from servesim._callable import make_callable
 from servesim._files import check_out_path, contained, read_table, write_atomic
-from servesim.specs.common import SpecError, check_keys, load_yaml, require_mapping
+from servesim.specs.common import SpecError, check_keys, get_number, load_yaml, require_mapping
 
 # The metrics a sweep table holds unless the spec names others (summary keys of servesim.simulate).
 DEFAULT_METRICS: tuple[str, ...] = (
@@ -72,7 +72,10 @@ DEFAULT_METRICS: tuple[str, ...] = (
     "usd_per_mtok_blended",
 )
 
-SPEC_KEYS = ("name", "base", "grid", "zip", "seeds", "repeat", "metrics", "out")
+SPEC_KEYS = ("name", "base", "grid", "zip", "seeds", "repeat", "metrics", "out", "max_points")
+# Points a sweep may expand to (grid x zip x seeds), checked before expanding: a cap on a typo
+# like `repeat: 1000000000`; the spec's `max_points` raises it (docs/reliability.md).
+DEFAULT_MAX_POINTS = 100_000
 POINTS_DIR = "points"
 TABLE_PARQUET = "results.parquet"
 TABLE_CSV = "results.csv"
@@ -137,6 +140,9 @@ def load_sweep_spec(spec: str | Path | Mapping[str, Any]) -> SweepSpec:
     dup = set(grid) & set(zipped)
     if dup:
         raise SpecError(where, "zip", sorted(dup), "a key cannot be in both grid and zip")
+    max_points = get_number(data, "max_points", where, default=DEFAULT_MAX_POINTS, minimum=1,
+                            integer=True)  # fmt: skip
+    _check_points(data, grid, zipped, max_points, where)
     seeds = _parse_seeds(data, where)
     metrics = _parse_metrics(data.get("metrics", None), where)
     out = data.get("out")
@@ -181,6 +187,19 @@ def _parse_axes(axes: Any, where: str, name: str) -> dict[str, list]:
             raise SpecError(where, f"{name}.{key}", values, "must be a non-empty list of values")
         out[key] = list(values)
     return out
+
+
+def _check_points(data: Mapping, grid: dict, zipped: dict, cap: int, where: str) -> None:
+    """SpecError when grid x zip x seeds would pass ``cap`` points (counted, not expanded)."""
+    n = math.prod(len(v) for v in grid.values()) * (
+        len(next(iter(zipped.values()))) if zipped else 1
+    )
+    seeds = data.get("seeds", data.get("repeat", 1))
+    n_seeds = len(seeds) if isinstance(seeds, list) else seeds if _is_int(seeds) else 1
+    if n * max(1, n_seeds) > cap:
+        raise SpecError(where, "grid", f"{n:,} combinations x {n_seeds:,} seeds",
+                        f"over the cap max_points = {cap:,}; raise max_points in the sweep spec "
+                        "to allow it")  # fmt: skip
 
 
 def _parse_seeds(data: Mapping, where: str) -> list[int | None]:
