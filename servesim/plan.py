@@ -35,6 +35,7 @@ from servesim._callable import make_callable
 from servesim._files import check_out_path, write_atomic
 from servesim.specs.common import SpecError
 from servesim.specs.cost import PRICING_MODELS
+from servesim.specs.limits import MAX_INSTANCES
 
 PATTERNS: dict[str, dict[str, Any]] = {
     "steady": {"peak_to_avg": 1.0, "process": "poisson"},
@@ -132,7 +133,8 @@ def slo_targets(slo: Mapping[str, Any]) -> list[tuple[str, str, float]]:
                 "metric one of ttft_ms, tpot_ms, e2el_ms with {percentile: ms}",
             )
         for pct, ms in entry.items():
-            if pct not in _STAT or not isinstance(ms, (int, float)) or ms <= 0:
+            bad = not isinstance(ms, (int, float)) or isinstance(ms, bool)
+            if pct not in _STAT or bad or not math.isfinite(ms) or ms <= 0:
                 raise SpecError(
                     "plan",
                     f"slo.{metric}.{pct}",
@@ -322,12 +324,16 @@ def _shapes(f: Family, rate: float, extra: int) -> list[dict[str, int]]:
     if f.mode == "pd":
         p0 = max(1, math.ceil(rate / f.prefill_rps))
         d0 = max(1, math.ceil(rate / f.decode_rps))
+        if max(p0, d0) > MAX_INSTANCES:  # a pool that large is refused by load_config anyway
+            return []
         return [
             {"prefill": p, "decode": d}
             for p in range(max(1, p0 - 1), p0 + extra + 1)
             for d in range(max(1, d0 - 1), d0 + extra + 1)
         ]
     r0 = max(1, math.ceil(rate / f.capacity_rps))
+    if r0 > MAX_INSTANCES:
+        return []
     # the capacity is an estimate: fewer replicas are tried too (cheapest first; a family stops
     # at its first count that meets the SLO)
     return [{"instances": r} for r in range(max(1, r0 // 2), r0 + extra + 1)]
@@ -423,7 +429,11 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict[
     rate = traffic["design_rps"]
     queue = []
     for f in fams:
-        for shape in _shapes(f, rate, int(a["extra_replicas"])):
+        shapes = _shapes(f, rate, int(a["extra_replicas"]))
+        if not shapes:
+            notes.append(f"skipped {f.mode} {f.hardware} tp{f.tp} cap{f.cap}: needs more than "
+                         f"{MAX_INSTANCES:,} replicas (the cap on one pool)")  # fmt: skip
+        for shape in shapes:
             est = _devices(f, shape) * f.price_hour * HOURS_PER_MONTH
             queue.append((est, f, shape))
     queue.sort(
