@@ -32,7 +32,8 @@ class Admission:
         self.kv = [
             (p.role, p.role == "prefill", p.instances[0].kv)
             for p in pools
-            if p.instances and getattr(p.instances[0], "kv", None) is not None
+            # FFN instances hold no KV (their kv manager, if any, has no blocks to check)
+            if p.role != "ffn" and p.instances and getattr(p.instances[0], "kv", None) is not None
         ]
         self.strict = bool(cfg.sim.strict)
         self.max_requests = cfg.sim.max_requests

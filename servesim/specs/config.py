@@ -382,7 +382,10 @@ def parse_deployment(data: Any, model: Any, where: str) -> DeploymentSpec:
     kv_link = _parse_link(data.get("kv_link"), where, "deployment.kv_link")
     af_link = _parse_link(data.get("af_link"), where, "deployment.af_link")
     _check_role_keys(pools, kv_link, af_link, where)
-    moe_load = _parse_moe_load(data.get("moe_load") or {}, where, "deployment.moe_load")
+    moe_load = _parse_moe_load(_absent_empty(data.get("moe_load")), where, "deployment.moe_load")
+    if data.get("moe_load") is not None and not model.num_experts:
+        raise SpecError(where, "deployment.moe_load", "set",
+                        f"only a MoE model takes moe_load; {model.name} is dense")  # fmt: skip
     return DeploymentSpec(pools, router, kv_link, af_link, moe_load)
 
 
