@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from servesim.specs.common import SpecError
+from servesim.specs.common import SpecError, short_value
 
 # Each module defines `register(group)`. Order = order in `servesim --help`.
 _COMMAND_MODULES = (
@@ -70,8 +70,14 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(0)
 
 
+MAX_ERROR_CHARS = 1000  # the safety net under SpecError's own truncation of echoed values
+
+
 def _fail(message: str) -> None:
-    click.echo(f"error: {' '.join(message.split())}", err=True)
+    text = " ".join(message.split())
+    if len(text) > MAX_ERROR_CHARS:
+        text = f"{text[: MAX_ERROR_CHARS - 40]}... ({len(text):,} characters)"
+    click.echo(f"error: {text}", err=True)
     sys.exit(2)
 
 
@@ -83,5 +89,5 @@ def _click_message(exc: click.ClickException) -> str:
 
 
 def _os_message(exc: OSError) -> str:
-    path = exc.filename if exc.filename is not None else "<file>"
+    path = short_value(str(exc.filename)) if exc.filename is not None else "<file>"
     return f"{path}: {exc.strerror or exc.__class__.__name__}"

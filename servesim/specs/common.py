@@ -17,6 +17,9 @@ import yaml
 # interpreter's recursion limit does.
 MAX_DEPTH = 64  # nested mappings/lists
 MAX_NODES = 1_000_000  # values after aliases are expanded ("billion laughs" expands to 3.9e8)
+# PyYAML reads about 1 MB/s in pure Python (the safe loader this module extends); a config,
+# sweep or template is kilobytes. JSON (HF config.json) is read by the C parser: no size bound.
+MAX_YAML_BYTES = 2 << 20
 
 
 class LimitError(yaml.YAMLError):
@@ -129,6 +132,8 @@ _Loader.add_implicit_resolver(
 def parse_yaml(text: str):
     """yaml.safe_load with YAML 1.2 floats and the reader's limits (MAX_DEPTH, MAX_NODES, no
     duplicate keys); raises yaml.YAMLError (LimitError for a limit) like safe_load."""
+    if len(text) > MAX_YAML_BYTES:
+        raise LimitError(f"longer than {MAX_YAML_BYTES >> 20} MiB ({len(text):,} characters)")
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
 
 
@@ -205,6 +210,8 @@ def _short_repr(value: Any, limit: int = MAX_SHOWN) -> str:
     size = len(value) if isinstance(value, (list, tuple, dict, set, bytes)) else None
     return f"{r} ({size:,} items)" if size is not None and "..." in r else r
 
+
+short_value = _short_repr  # for messages built outside SpecError (OS errors naming a path)
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel = 3
