@@ -3,6 +3,7 @@ JSON files whose failures become one SpecError naming the file, not a pandas tra
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -42,6 +43,29 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json_streamed(path: str | Path, head: dict[str, Any], lists: dict[str, Any]) -> None:
+    """One JSON object: the keys of ``head``, then each of ``lists`` written item by item from its
+    iterable (one item per line), so per-request lists of a million-request run are never held
+    in memory or in one string. ``path`` is written directly: write it inside a temporary folder
+    or through write_atomic's rename."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("{\n")
+        first = True
+        for key, value in head.items():
+            fh.write(("" if first else ",\n") + f" {json.dumps(key)}: "
+                     + json.dumps(value, allow_nan=False))  # fmt: skip
+            first = False
+        for key, items in lists.items():
+            fh.write(("" if first else ",\n") + f" {json.dumps(key)}: [")
+            first = False
+            sep = "\n  "
+            for item in items:
+                fh.write(sep + json.dumps(item, allow_nan=False))
+                sep = ",\n  "
+            fh.write("\n ]" if sep != "\n  " else "]")
+        fh.write("\n}\n")
 
 
 def is_hidden(path: str | Path) -> bool:

@@ -21,7 +21,7 @@ from the previous step there, not from the first token on the prefill instance.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -187,11 +187,19 @@ def request_itls(raw: Any) -> list[list[float]]:
     at the ends of the last ``output - 1`` decode steps of its instance that end no later than its
     finish. Unfinished requests get an empty list. Approximate under preemption (see module doc).
     """
+    return [gaps.tolist() for gaps in iter_request_itls(raw)]
+
+
+def iter_request_itls(raw: Any) -> Iterator[np.ndarray]:
+    """request_itls one request at a time (numpy arrays), so a million requests' gaps are never
+    held at once (Result.to_dir streams them into benchmark.json)."""
     req, steps = raw.requests, raw.steps
     n = len(req["request_id"])
-    out: list[list[float]] = [[] for _ in range(n)]
+    empty = np.zeros(0)
     if len(steps["instance"]) == 0:
-        return out
+        for _ in range(n):
+            yield empty
+        return
     order = step_order(steps)
     order = order[_col(steps, "decode_seqs", np.int64)[order] > 0]
     s_inst = np.repeat(_col(steps, "instance", np.int64)[order], iterations(steps)[order])
@@ -204,14 +212,14 @@ def request_itls(raw: Any) -> list[list[float]]:
     for r in range(n):
         k = int(outputs[r]) - 1
         if k <= 0 or not math.isfinite(finish[r]) or int(inst[r]) not in bounds:
+            yield empty
             continue
         a, b = bounds[int(inst[r])]
         ends = s_end[a:b]
         # float tolerance: the engine's clock and start + duration may differ in the last bit
         j = int(np.searchsorted(ends, finish[r] + 1e-9, side="right"))
         token_times = np.concatenate(([first[r]], ends[max(j - k, 0) : j]))
-        out[r] = np.diff(token_times).tolist()
-    return out
+        yield np.diff(token_times)
 
 
 def _runs(sorted_keys: np.ndarray) -> Iterable[tuple[int, int, int]]:
@@ -639,16 +647,23 @@ def _bench_meta(cfg: Any, num_prompts: int) -> dict[str, Any]:
 
 
 def _bench_lists(raw: Any, done: np.ndarray) -> dict[str, list]:
+    return {k: list(v) for k, v in bench_list_iters(raw).items()}
+
+
+def bench_list_iters(raw: Any) -> dict[str, Iterable]:
+    """The per-request lists of benchmark JSON (DETAILED_KEYS), each as a lazy iterable of
+    plain Python values, for writers that stream them."""
     req = raw.requests
-    ttft = _col(req, "first_token_s") - _col(req, "arrival_s")
+    done = _completed_mask(req)
+    ttft = np.where(done, _col(req, "first_token_s") - _col(req, "arrival_s"), 0.0)
     n = done.size
     return {
-        "input_lens": _col(req, "prompt_tokens", np.int64).tolist(),
-        "output_lens": np.where(done, _col(req, "output_tokens", np.int64), 0).tolist(),
-        "ttfts": [float(t) if d else 0.0 for t, d in zip(ttft.tolist(), done.tolist())],
-        "itls": request_itls(raw),
-        "generated_texts": [""] * n,
-        "errors": ["" if d else "not finished" for d in done.tolist()],
+        "input_lens": (int(x) for x in _col(req, "prompt_tokens", np.int64)),
+        "output_lens": (int(x) for x in np.where(done, _col(req, "output_tokens", np.int64), 0)),
+        "ttfts": (float(t) for t in ttft),
+        "itls": (g.tolist() for g in iter_request_itls(raw)),
+        "generated_texts": ("" for _ in range(n)),
+        "errors": ("" if d else "not finished" for d in done.tolist()),
     }
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from servesim import metrics
-from servesim._files import DIR_MODE, check_writable_parent
+from servesim._files import DIR_MODE, check_writable_parent, write_json_streamed
 from servesim.specs.common import SpecError
 
 # Files of a result folder; a folder holding summary.json may be replaced by a new result.
@@ -91,7 +91,11 @@ class Result:
         self.steps.to_parquet(folder / "steps.parquet", index=False)
         text = yaml.safe_dump(_plain(config_to_dict(self.config)), sort_keys=False)
         (folder / "config.yaml").write_text(text, encoding="utf-8")
-        _write_json(folder / "benchmark.json", self.benchmark(detailed=detailed))
+        # the per-request lists (itls: every token gap) are streamed: a million requests' worth
+        # would otherwise be tens of GB of Python lists (docs/reliability.md)
+        head = _plain(self.benchmark(detailed=False))
+        lists = metrics.bench_list_iters(self.raw) if detailed else {}
+        write_json_streamed(folder / "benchmark.json", head, lists)
         self.time_series().to_csv(folder / "timeseries.csv", index=False)
 
 

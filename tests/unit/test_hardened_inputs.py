@@ -190,3 +190,29 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# ---- streamed benchmark.json
+def test_streamed_benchmark_json_equals_the_in_memory_one(tmp_path):
+    import json
+
+    from servesim.result import simulate
+
+    res = simulate(BASE)
+    out = res.to_dir(tmp_path / "run")
+    on_disk = json.loads((out / "benchmark.json").read_text())
+    expected = json.loads(json.dumps(res.benchmark()))
+    assert on_disk == expected
+    assert len(on_disk["itls"]) == 10 and all(len(x) == 7 for x in on_disk["itls"])
+
+
+def test_write_json_streamed_handles_empty_lists(tmp_path):
+    import json
+
+    from servesim._files import write_json_streamed
+
+    p = tmp_path / "x.json"
+    write_json_streamed(p, {"a": 1}, {"e": iter(()), "l": iter([[1.5], []])})
+    assert json.loads(p.read_text()) == {"a": 1, "e": [], "l": [[1.5], []]}
+    write_json_streamed(p, {}, {})
+    assert json.loads(p.read_text()) == {}
