@@ -8,7 +8,7 @@ A sweep spec (YAML or mapping):
            deployment.pools.0.parallelism.tp: [2, 1]}                         # crossed with grid
     seeds: [0, 1]                      # or repeat: 3 (seeds 0..2); absent = the base config's seed
     metrics: [ttft_ms_p99, tpot_ms_p99]   # summary keys in the table; absent = DEFAULT_METRICS; "all"
-    out: results/chunk                 # optional, relative to the spec file (default NAME_results/,
+    out: results/chunk                 # optional, inside the spec file's folder (default NAME_results/,
                                        # NAME = the spec's `name` or its file stem)
 
 Every point is keyed by a content hash of (base config content, overrides, seed). A finished point
@@ -149,7 +149,8 @@ def load_sweep_spec(spec: str | Path | Mapping[str, Any]) -> SweepSpec:
     if out is not None and not isinstance(out, str):
         raise SpecError(where, "out", out, "must be a directory path")
     out_path = (
-        (root / out)
+        # a spec may come from someone else: its `out` stays beside it (--out goes anywhere)
+        (contained(root, out, where, "out") if not isinstance(spec, Mapping) else root / out)
         if out
         else (
             None

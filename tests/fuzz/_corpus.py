@@ -377,6 +377,13 @@ CASES: list[Case] = [
         {**BASE_FILES, "s.yaml": "name: ../../escaped\nbase: base.yaml\ngrid: {seed: [1]}\n"},
         "must stay inside",
     ),
+    Case(
+        "sweep_out_escapes",
+        ["sweep", "s.yaml"],
+        "error",
+        {**BASE_FILES, "s.yaml": "out: ../../escaped\nbase: base.yaml\ngrid: {seed: [1]}\n"},
+        "must stay inside",
+    ),
     # ---- silently accepted
     Case("slo_false", _run("--set", "slo=false"), "error", BASE_FILES, "mapping"),
     Case("sim_list", _run("--set", "sim=[1, 2]"), "error", BASE_FILES, "mapping"),
