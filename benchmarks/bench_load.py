@@ -57,14 +57,17 @@ def measure(name: str, keep: Path | None) -> dict:
     cfg = work / "config.yaml"
     cfg.write_text(yaml.safe_dump(SCENARIOS[name]()))
     out = work / "out"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = ru0.ru_maxrss
     t0 = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "servesim", "run", str(cfg), "--out", str(out), "-q"],
         cwd=REPO, capture_output=True, text=True, check=False,
     )  # fmt: skip
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, max over children
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = ru.ru_maxrss  # KiB, max over children
+    cpu = (ru.ru_utime + ru.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
     if proc.returncode:
         raise SystemExit(f"{name}: exit {proc.returncode}\n{proc.stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
@@ -74,6 +77,7 @@ def measure(name: str, keep: Path | None) -> dict:
         "requests": summary["num_requests"],
         "completed": summary["completed"],
         "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
         "peak_rss_mb": round(max(peak, before) / 1024, 1),
         "out_mb": sizes,
     }
