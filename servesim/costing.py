@@ -428,6 +428,9 @@ def compare_pricing(target: Any, cfg: Any = None, *, providers: Iterable[str] | 
     (then ``devices`` always-on devices, and $/Mtok at ``tokens_per_day`` if given).
     """
     wanted = _check_providers(providers)
+    if tokens_per_day is not None and not (0 < tokens_per_day < float("inf")):
+        # inf priced every token at $0/Mtok
+        raise SpecError("cost", "tokens_per_day", tokens_per_day, "must be a finite number > 0")
     if hasattr(target, "tdp_W") and hasattr(target, "peak_flops"):
         return _compare_hardware(
             target, devices, tokens_per_day, wanted, (cfg.cost if cfg else None)

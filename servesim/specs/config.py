@@ -30,7 +30,13 @@ from servesim.specs.common import (
     require_mapping,
 )
 from servesim.specs.dtypes import DTypes, parse_dtypes
-from servesim.specs.limits import DEFAULT_MAX_DURATION_S, DEFAULT_MAX_REQUESTS, check_limits
+from servesim.specs.limits import (
+    DEFAULT_MAX_DURATION_S,
+    DEFAULT_MAX_REQUESTS,
+    MAX_BATCH,
+    MAX_PARALLEL,
+    check_limits,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,7 +457,8 @@ def parse_parallelism(data: Any, model: Any, where: str, field: str) -> Parallel
     data = require_mapping(data, where, field)
     check_keys(data, ("tp", "pp", "ep", "dp_attn"), where, field)
     tp, pp, ep, dp = (
-        get_number(data, k, where, field, default=1, minimum=1, integer=True)
+        # the bound keeps devices (tp x pp x dp_attn) and every product of them finite ints
+        get_number(data, k, where, field, default=1, minimum=1, maximum=MAX_PARALLEL, integer=True)
         for k in ("tp", "pp", "ep", "dp_attn")
     )
     if model.num_heads % tp:
@@ -502,9 +509,11 @@ def parse_scheduler(data: Any, where: str, field: str, hardware: Any = None) -> 
     merged = {**base, **{k: v for k, v in data.items() if k != "engine"}}
     policy = get_choice(merged, "policy", POLICIES, where, field)
     seqs = get_number(
-        merged, "max_num_seqs", where, field, minimum=1, integer=True, allow_none=True
-    )
-    tokens = get_number(merged, "max_num_batched_tokens", where, field, minimum=1, integer=True)
+        merged, "max_num_seqs", where, field, minimum=1, maximum=MAX_BATCH, integer=True,
+        allow_none=True,
+    )  # fmt: skip
+    tokens = get_number(merged, "max_num_batched_tokens", where, field, minimum=1,
+                        maximum=MAX_BATCH, integer=True)  # fmt: skip
     if seqs is not None and tokens < seqs and policy != "static":
         raise SpecError(
             where,

@@ -22,6 +22,8 @@ MAX_REQUEST_TOKENS = 1 << 24
 # Fixed: hash blocks of all shared prefixes, allocated up front (groups x shared_tokens / 16).
 MAX_PREFIX_BLOCKS = 1 << 22
 MAX_INSTANCES = 100_000  # instances of one pool (each is an object with its own KV manager)
+MAX_PARALLEL = 65_536  # tp, pp, ep, dp_attn each (the largest scale-up domains are 576 devices)
+MAX_BATCH = 2**31 - 1  # max_num_seqs, max_num_batched_tokens: the step log's int32 columns
 
 
 def _raise(where: str, field: str, value: Any, what: str, cap_key: str | None, cap: Any) -> None:

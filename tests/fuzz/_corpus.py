@@ -439,6 +439,38 @@ CASES: list[Case] = [
         {"t.csv": _csv("0,100,5", "0.1,200000,5"), "c.yaml": _trace_config("t.csv")},
         "sim.strict",
     ),
+    # ---- found by probing after the first fixes
+    Case(
+        "dp_attn_1e9",
+        _run("--set", "deployment.pools.0.parallelism.dp_attn=1e9"),
+        "error",
+        BASE_FILES,
+        "65536",
+    ),
+    Case(
+        "max_num_seqs_1e12",
+        _run("--set", "deployment.pools.0.scheduler.max_num_seqs=1e12"),
+        "error",
+        BASE_FILES,
+        "max_num_seqs",
+    ),
+    Case(
+        "cost_tokens_per_day_inf",
+        ["cost", "--hw", "h100-sxm", "--tokens-per-day", "inf"],
+        "error",
+        {},
+        "finite",
+    ),
+    Case(
+        "roofline_overhead_nan",
+        ["roofline", "--model", "llama-3.1-8b", "--hw", "h100-sxm", "--overhead-s", "nan"],
+        "error",
+        {},
+        "overhead_s",
+    ),
+    Case(
+        "path_name_too_long", ["show", "hardware", "x" * 100_000], "error", {}, "100,000 characters"
+    ),
     # ---- unreadable errors
     Case(
         "error_echoes_5mb_value",
