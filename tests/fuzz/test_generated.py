@@ -10,6 +10,7 @@ caps themselves are never mutated.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -19,10 +20,13 @@ from _harness import run_case
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+# CI runs 60 derandomised examples per test; SERVESIM_FUZZ_EXAMPLES=N runs N random ones (a
+# longer local hunt: `SERVESIM_FUZZ_EXAMPLES=1000 pytest tests/fuzz/test_generated.py`).
+_LONG = os.environ.get("SERVESIM_FUZZ_EXAMPLES")
 SETTINGS = settings(
-    max_examples=60,
+    max_examples=int(_LONG) if _LONG else 60,
     deadline=None,
-    derandomize=True,
+    derandomize=not _LONG,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
