@@ -378,7 +378,13 @@ def _csv_hashes(col: pd.Series, p: Path) -> pd.Series:
                                 "prefix ids must be integers separated by spaces or ;") from None  # fmt: skip
         return out
 
-    cells = col.fillna("").astype(str).tolist()
+    # a column of single ids with blanks is read as floats (5 -> 5.0): whole floats are ids
+    cells = [
+        "" if c is None or (isinstance(c, float) and np.isnan(c))
+        else str(int(c)) if isinstance(c, float) and c.is_integer() and abs(c) < 2**63
+        else str(c)
+        for c in col.tolist()
+    ]  # fmt: skip
     return pd.Series([parse(i, c) for i, c in enumerate(cells)], name=col.name, dtype=object)
 
 

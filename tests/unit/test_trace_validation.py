@@ -93,3 +93,9 @@ def test_stats_of_huge_counts_do_not_wrap(tmp_path):
     st = frame_stats(df)
     assert st["input_tokens_per_s"] == pytest.approx(2 * float(I64_MAX))
     assert st["input_mean"] > 0
+
+
+def test_csv_single_prefix_ids_with_blanks_are_ids_not_floats(tmp_path):
+    header = "arrival,prompt_tokens,output_tokens,prefix_hashes"
+    df = load_trace(_csv(tmp_path, "0,10,5,7", "1,10,5,", "2,10,5,9", header=header))
+    assert list(df["prefix_hashes"]) == [(7,), (), (9,)]
