@@ -419,6 +419,7 @@ def format_summary(
 
 # --------------------------------------------------------------------------- matrices
 
+MAX_MATRIX_POINTS = 100_000  # runs of one matrix (tp x isl/osl x conc), counted before listing
 MATRIX_KEYS = ("prefix", "result_dir", "tp", "isl_osl", "isl", "osl", "conc", "prompts_per_conc")
 _MATRIX_PASS = tuple(k for k in BENCH_DEFAULTS if k not in ("tp", "max_concurrency", "num_prompts",
                      "random_input_len", "random_output_len", "result_dir", "result_filename",
@@ -457,7 +458,14 @@ def matrix_points(matrix: str | Path | Mapping[str, Any]) -> tuple[dict, list[di
     if isinstance(common.get("config"), str) and not Path(common["config"]).is_absolute():
         common["config"] = str(root / common["config"])
     result_dir = Path(data.get("result_dir", "results"))
-    result_dir = result_dir if result_dir.is_absolute() else root / result_dir
+    if isinstance(matrix, Mapping):
+        result_dir = result_dir if result_dir.is_absolute() else root / result_dir
+    else:  # a matrix file may come from someone else: its results stay beside it
+        result_dir = contained(root, result_dir, where, "result_dir")
+    n_points = len(tps) * len(lengths) * len(concs)
+    if n_points > MAX_MATRIX_POINTS:
+        raise SpecError(where, "tp/isl_osl/conc", f"{n_points:,} points",
+                        f"over the fixed cap of {MAX_MATRIX_POINTS:,} (docs/reliability.md)")  # fmt: skip
     points = []
     for tp, (isl, osl), conc in itertools.product(tps, lengths, concs):
         name = f"{prefix}_tp{tp}_isl{isl}_osl{osl}_conc{conc}.json"

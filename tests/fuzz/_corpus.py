@@ -384,6 +384,35 @@ CASES: list[Case] = [
         {**BASE_FILES, "s.yaml": "out: ../../escaped\nbase: base.yaml\ngrid: {seed: [1]}\n"},
         "must stay inside",
     ),
+    Case(
+        "bench_matrix_result_dir_escapes",
+        ["bench", "--matrix", "m.yaml"],
+        "error",
+        {
+            "m.yaml": "prefix: p\nresult_dir: ../../escaped\ntp: [1]\nisl_osl: [[32, 4]]\nconc: [1]\n"
+        },
+        "must stay inside",
+    ),
+    Case(
+        "bench_matrix_prefix_escapes",
+        ["bench", "--matrix", "m.yaml"],
+        "error",
+        {"m.yaml": "prefix: ../../../escaped\ntp: [1]\nisl_osl: [[32, 4]]\nconc: [1]\n"},
+        "must stay inside",
+    ),
+    Case(
+        "bench_matrix_1e9_points",
+        ["bench", "--matrix", "m.yaml"],
+        "error",
+        {
+            "m.yaml": "prefix: p\ntp: [1]\nisl: ["
+            + ", ".join(map(str, range(1, 1001)))
+            + "]\nosl: ["
+            + ", ".join(map(str, range(1, 1001)))
+            + "]\nconc: [1, 2, 3, 4, 5]\n"
+        },
+        "fixed cap",
+    ),
     # ---- silently accepted
     Case("slo_false", _run("--set", "slo=false"), "error", BASE_FILES, "mapping"),
     Case("sim_list", _run("--set", "sim=[1, 2]"), "error", BASE_FILES, "mapping"),
