@@ -443,7 +443,7 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
     par = parse_parallelism(data.get("parallelism") or {}, model, where, f"{field}.parallelism")
     sched = parse_scheduler(data.get("scheduler") or {}, where, f"{field}.scheduler", hardware)
     overhead = get_number(
-        data, "overhead_s", where, field, default=None, minimum=0, allow_none=True
+        data, "overhead_s", where, field, default=None, minimum=0, maximum=1.0, allow_none=True
     )
     if overhead is None and sched.engine is not None:
         overhead = ENGINE_PROFILES[sched.engine]["overhead_s"]

@@ -61,7 +61,7 @@ def _check_rate(wl: Any, where: str, max_n: int, max_t: float) -> None:
     rate = wl.arrivals.mean_rate
     field = "workload.arrivals.rate"
     if wl.num_requests is not None and wl.duration_s is None:
-        span = wl.num_requests / rate
+        span = wl.num_requests / rate if rate > 0 else float("inf")  # rate may underflow to 0
         if not span <= max_t:  # also catches inf from a subnormal rate
             _raise(where, field, wl.arrivals.rate,
                    f"{wl.num_requests:,} requests at this rate span {span:.3g} simulated s,",

@@ -500,6 +500,34 @@ CASES: list[Case] = [
     Case(
         "path_name_too_long", ["show", "hardware", "x" * 100_000], "error", {}, "100,000 characters"
     ),
+    Case(
+        "gamma_cv_tiny",
+        _run("--set", "workload.arrivals={process: gamma, rate: 10, cv: 1e-300}"),
+        "error",
+        BASE_FILES,
+        "cv",
+    ),
+    Case(
+        "gamma_cv_huge",
+        _run("--set", "workload.arrivals={process: gamma, rate: 10, cv: 1e300}"),
+        "error",
+        BASE_FILES,
+        "cv",
+    ),
+    Case(
+        "bursty_on_tiny",
+        _run("--set", "workload.arrivals={process: bursty, rate: 10, on_s: 1e-300, off_s: 1e300}"),
+        "error",
+        BASE_FILES,
+        "on_s",
+    ),
+    Case(
+        "pool_overhead_huge",
+        _run("--set", "deployment.pools.0.overhead_s=1e300"),
+        "error",
+        BASE_FILES,
+        "overhead_s",
+    ),
     # ---- unreadable errors
     Case(
         "error_echoes_5mb_value",
