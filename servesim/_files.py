@@ -76,11 +76,11 @@ def is_hidden(path: str | Path) -> bool:
 
 def contained(root: str | Path, name: str | Path, where: str, field: str) -> Path:
     """``root / name``, refused (SpecError) unless it stays inside ``root`` once resolved: an
-    absolute ``name``, ``..`` that climbs out, or a symlink that points out are errors, so a
+    absolute ``name`` elsewhere, ``..`` that climbs out, or a symlink that points out are errors, so a
     result filename or a sweep name from a shared file cannot write elsewhere."""
     root_p = Path(root)
-    target = root_p / name
-    if Path(name).is_absolute() or not str(name).strip():
+    target = root_p / name  # an absolute ``name`` replaces root: then it must lie inside it
+    if not str(name).strip():
         raise SpecError(where, field, str(name), f"must be a name inside {root_p}")
     real_root = root_p.resolve()
     if not target.resolve().is_relative_to(real_root) or target.resolve() == real_root:

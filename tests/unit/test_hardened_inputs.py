@@ -168,6 +168,9 @@ def test_efficiencies_outside_their_range_are_errors(key, low_bad, high_bad):
 def test_contained_paths(tmp_path):
     assert contained(tmp_path, "a.json", "w", "f") == tmp_path / "a.json"
     assert contained(tmp_path, "sub/a.json", "w", "f") == tmp_path / "sub" / "a.json"
+    assert (
+        contained(tmp_path, str(tmp_path / "b" / "a.json"), "w", "f") == tmp_path / "b" / "a.json"
+    )
     for bad in ("../a.json", "sub/../../a.json", str(tmp_path.parent / "a.json"), "", "."):
         with pytest.raises(SpecError, match="inside"):
             contained(tmp_path, bad, "w", "f")
