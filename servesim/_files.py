@@ -76,8 +76,8 @@ def is_hidden(path: str | Path) -> bool:
 
 def contained(root: str | Path, name: str | Path, where: str, field: str) -> Path:
     """``root / name``, refused (SpecError) unless it stays inside ``root`` once resolved: an
-    absolute ``name`` elsewhere, ``..`` that climbs out, or a symlink that points out are errors, so a
-    result filename or a sweep name from a shared file cannot write elsewhere."""
+    absolute ``name`` elsewhere, ``..`` that climbs out, or a symlink that points out are errors,
+    so a result filename or a sweep name from a shared file cannot write elsewhere."""
     root_p = Path(root)
     target = root_p / name  # an absolute ``name`` replaces root: then it must lie inside it
     if not str(name).strip():
