@@ -38,7 +38,7 @@ from typing import Any
 import pandas as pd
 
 from servesim._callable import make_callable
-from servesim._files import check_out_path, contained, read_table, write_atomic
+from servesim._files import FILE_MODE, check_out_path, contained, read_table, write_atomic
 from servesim.specs.common import SpecError, check_keys, get_number, load_yaml, require_mapping
 
 # The metrics a sweep table holds unless the spec names others (summary keys of servesim.simulate).
@@ -486,6 +486,7 @@ def write_table(out_dir: Path, spec: SweepSpec, table: pd.DataFrame) -> None:
     os.close(fd)
     try:
         pq.to_parquet(tmp, index=False)
+        os.chmod(tmp, FILE_MODE)  # mkstemp's 0600 -> what open() would give
         os.replace(tmp, out_dir / TABLE_PARQUET)
     finally:
         if os.path.exists(tmp):

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from servesim._files import FILE_MODE
 from servesim.specs.common import SpecError
 from servesim.specs.workload import TRACE_COLUMNS, TRACE_FORMATS
 
@@ -562,6 +563,7 @@ def fetch_trace(name: str, cache_dir: str | Path | None = None, *, timeout_s: fl
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
             while chunk := resp.read(1 << 20):
                 out.write(chunk)
+            os.fchmod(out.fileno(), FILE_MODE)  # mkstemp's 0600 -> what open() would give
         os.replace(tmp, target)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or exc

@@ -219,3 +219,18 @@ def test_write_json_streamed_handles_empty_lists(tmp_path):
     assert json.loads(p.read_text()) == {"a": 1, "e": [], "l": [[1.5], []]}
     write_json_streamed(p, {}, {})
     assert json.loads(p.read_text()) == {}
+
+
+def test_sweep_and_calibrate_outputs_have_normal_permissions(tmp_path):
+    import pandas as pd
+
+    from servesim.cost.calibrate import write_atomic as calibrate_write
+    from servesim.sweep import load_sweep_spec, write_table
+
+    calibrate_write(tmp_path / "hw.yaml", "x: 1\n")
+    assert (tmp_path / "hw.yaml").stat().st_mode & 0o777 == FILE_MODE
+    spec = load_sweep_spec({"base": BASE, "grid": {"seed": [1]}})
+    table = pd.DataFrame({"point": ["p"], "seed": [1], "error": [None], "x": [1.0]})
+    write_table(tmp_path / "sw", spec, table)
+    for f in (tmp_path / "sw").iterdir():
+        assert f.stat().st_mode & 0o777 == FILE_MODE, f
