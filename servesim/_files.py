@@ -80,7 +80,7 @@ def contained(root: str | Path, name: str | Path, where: str, field: str) -> Pat
     so a result filename or a sweep name from a shared file cannot write elsewhere."""
     root_p = Path(root)
     target = root_p / name  # an absolute ``name`` replaces root: then it must lie inside it
-    if not str(name).strip():
+    if not str(name).strip() or "\x00" in str(name):  # resolve() raises on a NUL byte
         raise SpecError(where, field, str(name), f"must be a name inside {root_p}")
     real_root = root_p.resolve()
     if not target.resolve().is_relative_to(real_root) or target.resolve() == real_root:

@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(_click_message(exc))
     except OSError as exc:  # a path the user gave that cannot be read or written
         _fail(_os_message(exc))
+    except ValueError as exc:  # the OS layer's one ValueError: a path with a NUL byte
+        if "null byte" not in str(exc):
+            raise
+        _fail("a path contains a NUL byte")
     sys.exit(0)
 
 

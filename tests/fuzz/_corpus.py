@@ -528,6 +528,14 @@ CASES: list[Case] = [
         BASE_FILES,
         "overhead_s",
     ),
+    Case(
+        "sweep_name_nul_byte",
+        ["sweep", "s.yaml"],
+        "error",
+        {**BASE_FILES, "s.yaml": 'name: "a\\0b"\nbase: base.yaml\ngrid: {seed: [1]}\n'},
+        "inside",
+    ),
+    Case("out_nul_byte", ["run", "base.yaml", "--out", "a\x00b"], "error", BASE_FILES, "NUL"),
     # ---- unreadable errors
     Case(
         "error_echoes_5mb_value",

@@ -186,3 +186,41 @@ def test_mutated_command_lines_keep_the_contract(flags):
     files = {"base.yaml": BASE + f"sim: {json.dumps(CAPS)}\n"}
     with tempfile.TemporaryDirectory() as tmp:
         run_case(Path(tmp) / "a" / "b", files, argv, "either")
+
+
+SWEEP_KEYS = st.sampled_from(["name", "base", "grid", "zip", "seeds", "repeat", "metrics", "out",
+                              "max_points", "bogus"])  # fmt: skip
+SWEEP_VALUES = st.one_of(
+    VALUES,
+    st.sampled_from(["../../x", "/tmp/x", "a/b", ".", "..", "base.yaml", "all"]),
+    st.dictionaries(
+        st.sampled_from(["seed", "workload.num_requests", "x.y"]),
+        st.lists(HOSTILE_SCALARS, max_size=4),
+        max_size=3,
+    ),  # fmt: skip
+)
+
+
+@SETTINGS
+@given(st.dictionaries(SWEEP_KEYS, SWEEP_VALUES, max_size=5))
+def test_mutated_sweep_specs_validate_or_fail_cleanly(changes):
+    """Spec validation only (running points spawns processes): a SpecError or a spec whose
+    output folder lies inside the spec's folder and whose points respect max_points."""
+    from servesim.specs.common import SpecError, parse_yaml
+    from servesim.sweep import DEFAULT_MAX_POINTS, load_sweep_spec
+
+    data = {"base": "base.yaml", "grid": {"seed": [1, 2]}, **changes}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "a" / "b"
+        folder.mkdir(parents=True)
+        (folder / "base.yaml").write_text(BASE)
+        spec_file = folder / "s.yaml"
+        spec_file.write_text(yaml.safe_dump(data))
+        try:
+            spec = load_sweep_spec(spec_file)
+        except SpecError as exc:
+            assert len(str(exc)) < 600
+            return
+        assert spec.out.resolve().is_relative_to(folder.resolve())
+        cap = parse_yaml(spec_file.read_text()).get("max_points", DEFAULT_MAX_POINTS)
+        assert len(spec.points) <= cap
