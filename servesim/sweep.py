@@ -39,7 +39,14 @@ import pandas as pd
 
 from servesim._callable import make_callable
 from servesim._files import FILE_MODE, check_out_path, contained, read_table, write_atomic
-from servesim.specs.common import SpecError, check_keys, get_number, load_yaml, require_mapping
+from servesim.specs.common import (
+    SpecError,
+    check_keys,
+    get_number,
+    load_json,
+    load_yaml,
+    require_mapping,
+)
 
 # The metrics a sweep table holds unless the spec names others (summary keys of servesim.simulate).
 DEFAULT_METRICS: tuple[str, ...] = (
@@ -518,10 +525,13 @@ def load_table(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     inputs: list[str] = []
     meta = d / META_FILE
     if meta.is_file():
+        # sweep.json is optional: one that is unreadable or of the wrong shape names no inputs
         try:
-            inputs = list(json.loads(meta.read_text(encoding="utf-8")).get("inputs", []))
-        except ValueError:
-            inputs = []
+            data = load_json(meta)
+        except SpecError:
+            data = {}
+        raw = data.get("inputs", []) if isinstance(data, dict) else []
+        inputs = [x for x in raw if isinstance(x, str)] if isinstance(raw, list) else []
     return table, inputs
 
 

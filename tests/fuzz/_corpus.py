@@ -536,6 +536,13 @@ CASES: list[Case] = [
         "inside",
     ),
     Case("out_nul_byte", ["run", "base.yaml", "--out", "a\x00b"], "error", BASE_FILES, "NUL"),
+    Case(
+        "sweep_meta_wrong_shape",
+        ["compare", "sw", "sw"],
+        "ok",
+        {"sw/results.csv": "point,seed,error,x\np,1,,1.5\n", "sw/sweep.json": '{"inputs": 5}'},
+        "",
+    ),
     # ---- unreadable errors
     Case(
         "error_echoes_5mb_value",
