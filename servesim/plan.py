@@ -185,6 +185,9 @@ def _traffic(a: Mapping[str, Any]) -> dict[str, Any]:
         st = trace_stats(a["trace"])
         speed = float(a.get("speedup") or 1.0)
         rate = float(st["rate_rps"]) * speed
+        if not math.isfinite(rate) or rate <= 0:  # every request at one instant: no rate
+            raise SpecError("plan", "trace", str(a["trace"]),
+                            "spans no time (all requests arrive at once): its rate is undefined")  # fmt: skip
         n = _num_requests(a, rate)
         wl = {"trace": {"path": str(a["trace"]), "speedup": speed}, "num_requests": n}
         return {

@@ -543,6 +543,13 @@ CASES: list[Case] = [
         {"sw/results.csv": "point,seed,error,x\np,1,,1.5\n", "sw/sweep.json": '{"inputs": 5}'},
         "",
     ),
+    Case(
+        "plan_trace_without_duration",
+        ["plan", "--model", "llama-3.1-8b", "--trace", "t.csv", "--slo-tpot-p99", "50"],
+        "error",
+        {"t.csv": _csv("0,10,5", "0,10,5")},
+        "spans no time",
+    ),
     # ---- unreadable errors
     Case(
         "error_echoes_5mb_value",
