@@ -78,6 +78,14 @@ class Admission:
         self.dropped[key] += 1
         return False
 
+    def check_clock(self, now: float) -> None:
+        """SpecError once a request finishes past sim.max_duration_s: a deployment that slow
+        (a profile with 1e-300 TFLOP/s) reports nonsense, and float time stops advancing."""
+        if now > self.max_time:
+            raise SpecError(self.where, "deployment", f"simulated time {now:.6g} s",
+                            f"past sim.max_duration_s = {self.max_time:g} s before the workload "
+                            "finished; raise sim.max_duration_s to allow it")  # fmt: skip
+
     def summary(self) -> dict[str, int]:
         """``failed_<reason>`` counts, only the non-zero ones (a run without drops has none)."""
         return {f"failed_{k}": n for k, n in self.dropped.items() if n}

@@ -269,6 +269,11 @@ class Cluster:
         raise Abort(str(err))
 
     def finish(self, r: Request) -> None:
+        if self.env.now > self.admission.max_time:
+            try:
+                self.admission.check_clock(self.env.now)
+            except SpecError as err:
+                self.fail(err)
         self.reqs.add(r)
         self.done += 1
         if self.progress is not None and self.done % self.every == 0:

@@ -550,6 +550,18 @@ CASES: list[Case] = [
         {"t.csv": _csv("0,10,5", "0,10,5")},
         "spans no time",
     ),
+    Case(
+        "hw_tflops_subnormal",
+        ["run", "base.yaml", "--hw", "hw.yaml"],
+        "error",
+        {
+            **BASE_FILES,
+            "hw.yaml": (REPO / "hw_profiles" / "h100-sxm.yaml")
+            .read_text()
+            .replace("\n    bf16: ", "\n    bf16: 1.0e-300 #", 1),
+        },
+        "max_duration_s",
+    ),
     # ---- unreadable errors
     Case(
         "error_echoes_5mb_value",

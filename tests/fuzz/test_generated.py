@@ -250,3 +250,27 @@ def test_mutated_sweep_specs_validate_or_fail_cleanly(changes):
         assert spec.out.resolve().is_relative_to(folder.resolve())
         cap = parse_yaml(spec_file.read_text()).get("max_points", DEFAULT_MAX_POINTS)
         assert len(spec.points) <= cap
+
+
+HW_PATHS = st.sampled_from(
+    ["compute.tflops.bf16", "compute.tflops.fp8", "compute.tflops", "compute.compute_units",
+     "memory.capacity_GB", "memory.bandwidth_GBps", "memory", "interconnect.scaleup.devices",
+     "interconnect.scaleup.bandwidth_GBps", "interconnect.scaleout.latency_us",
+     "interconnect.devices_per_node", "power.tdp_W", "power.idle_W", "price.hour_usd",
+     "overhead_s", "efficiency.gemm_compute", "efficiency.gemm_wave", "efficiency.attn_overlap",
+     "efficiency.gemm_launch_s", "efficiency.bogus", "efficiency", "vendor", "name", "aliases"]
+)  # fmt: skip
+
+
+@SETTINGS
+@given(st.lists(st.tuples(HW_PATHS, VALUES), min_size=0, max_size=2))
+def test_mutated_hardware_profiles_keep_the_contract(mutations):
+    from _corpus import REPO
+
+    data = yaml.safe_load((REPO / "hw_profiles" / "h100-sxm.yaml").read_text())
+    for path, value in mutations:
+        data = _set(data, path, value)
+    argv = ["roofline", "--model", "llama-3.1-8b", "--hw", "hw.yaml", "--prefill", "512",
+            "--decode", "8@1024"]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        run_case(Path(tmp) / "a" / "b", {"hw.yaml": yaml.safe_dump(data)}, argv, "either")

@@ -76,3 +76,11 @@ def test_request_count_and_arrival_time_caps_apply_at_run_time():
         run(cfg(max_requests=3), step_fn=COST, workload=ListWorkload(specs))
     with pytest.raises(SpecError, match="sim.max_duration_s"):
         run(cfg(max_duration_s=2.5), step_fn=COST, workload=ListWorkload(specs))
+
+
+def test_a_run_past_the_simulated_time_cap_is_an_error():
+    slow = linear_step_cost(base_s=10.0)  # 10 s per step: 4 requests take well over 30 s
+    specs = [(0.0, 10, 4), (0.1, 10, 4), (0.2, 10, 4), (0.3, 10, 4)]
+    assert run(cfg(), step_fn=slow, workload=ListWorkload(specs)).issued == 4
+    with pytest.raises(SpecError, match="past sim.max_duration_s = 30"):
+        run(cfg(max_duration_s=30.0), step_fn=slow, workload=ListWorkload(specs))
