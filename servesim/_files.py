@@ -9,15 +9,29 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from servesim.specs.common import SpecError
+from servesim.specs.common import SpecError, load_json
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once: os.umask can only be read by setting it, which is not safe once threads run.
+_UMASK = _current_umask()
+FILE_MODE = 0o666 & ~_UMASK  # what open() would give: 0644 under the usual umask 022
+DIR_MODE = 0o777 & ~_UMASK  # what mkdir() would give: 0755
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file renamed into place, so a reader never
-    sees a half-written file; creates the parent folders."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder renamed into place,
+    so a reader sees the old file or the new one, never half of one (a killed writer leaves at
+    most a hidden ``.NAME.*.tmp`` that no reader lists). The file gets the permissions a plain
+    open() would (mkstemp's are 0600); creates the parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -25,6 +39,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         share_mode(tmp)  # mkstemp makes 0600; results are for colleagues too
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            os.fchmod(fh.fileno(), FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -38,6 +53,49 @@ def share_mode(path: str | Path, *, is_dir: bool = False) -> None:
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(path, (0o777 if is_dir else 0o666) & ~mask)
+
+
+def write_json_streamed(path: str | Path, head: dict[str, Any], lists: dict[str, Any]) -> None:
+    """One JSON object: the keys of ``head``, then each of ``lists`` written item by item from its
+    iterable (one item per line), so per-request lists of a million-request run are never held
+    in memory or in one string. ``path`` is written directly: write it inside a temporary folder
+    or through write_atomic's rename."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("{\n")
+        first = True
+        for key, value in head.items():
+            fh.write(("" if first else ",\n") + f" {json.dumps(key)}: "
+                     + json.dumps(value, allow_nan=False))  # fmt: skip
+            first = False
+        for key, items in lists.items():
+            fh.write(("" if first else ",\n") + f" {json.dumps(key)}: [")
+            first = False
+            sep = "\n  "
+            for item in items:
+                fh.write(sep + json.dumps(item, allow_nan=False))
+                sep = ",\n  "
+            fh.write("\n ]" if sep != "\n  " else "]")
+        fh.write("\n}\n")
+
+
+def is_hidden(path: str | Path) -> bool:
+    """A name starting with '.': temporary files and folders of atomic writes (``.NAME.tmp-*``,
+    ``.NAME.old-*``) and anything else a result listing must not read as a result."""
+    return Path(path).name.startswith(".")
+
+
+def contained(root: str | Path, name: str | Path, where: str, field: str) -> Path:
+    """``root / name``, refused (SpecError) unless it stays inside ``root`` once resolved: an
+    absolute ``name`` elsewhere, ``..`` that climbs out, or a symlink that points out are errors,
+    so a result filename or a sweep name from a shared file cannot write elsewhere."""
+    root_p = Path(root)
+    target = root_p / name  # an absolute ``name`` replaces root: then it must lie inside it
+    if not str(name).strip() or "\x00" in str(name):  # resolve() raises on a NUL byte
+        raise SpecError(where, field, str(name), f"must be a name inside {root_p}")
+    real_root = root_p.resolve()
+    if not target.resolve().is_relative_to(real_root) or target.resolve() == real_root:
+        raise SpecError(where, field, str(name), f"must stay inside {root_p}")
+    return target
 
 
 def check_writable_parent(target: str | Path, where: str) -> None:
@@ -87,11 +145,10 @@ def read_table(path: str | Path, *, allow_empty: bool = False) -> pd.DataFrame:
 
 
 def read_json(path: str | Path) -> Any:
-    """A JSON file's content; an unreadable or malformed file is a SpecError."""
+    """A JSON file's content (the reader's limits apply); an unreadable, cut-short or malformed
+    file is a SpecError."""
     p = Path(path)
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SpecError(
-            str(p), "", p.name, f"not a readable JSON file ({exc.__class__.__name__})"
-        ) from None
+        return load_json(p)
+    except SpecError as exc:
+        raise SpecError(str(p), "", p.name, f"not a readable JSON file ({exc.allowed})") from None

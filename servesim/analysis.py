@@ -87,7 +87,7 @@ def _context(model, hardware, tp, pp, ep, dp_attn, dtype, overhead_s) -> CostCon
     par = Parallelism(tp=tp, pp=pp, ep=ep, dp_attn=dp_attn)
     memory.validate_parallelism(m, par, _WHERE)
     ovh = hw.overhead_s if overhead_s is None else overhead_s
-    if not isinstance(ovh, (int, float)) or ovh < 0:
+    if not isinstance(ovh, (int, float)) or not 0 <= ovh < float("inf"):  # nan fails too
         raise SpecError(_WHERE, "overhead_s", ovh, "must be a number >= 0")
     return CostContext(m, hw, par, _dtypes(dtype, _WHERE), float(ovh))
 

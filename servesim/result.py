@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from servesim._files import check_writable_parent, share_mode
+from servesim._files import DIR_MODE, check_writable_parent, share_mode, write_json_streamed
 from servesim.accounting import metrics
 from servesim.cost.intervals import run_intervals  # prediction intervals (calibration)
 from servesim.specs.common import SpecError
@@ -87,6 +87,7 @@ class Result:
         try:
             share_mode(tmp, is_dir=True)  # mkdtemp makes 0700
             self._write(tmp, detailed)
+            os.chmod(tmp, DIR_MODE)  # mkdtemp's 0700 -> what mkdir would give (0755)
             _replace_dir(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -107,7 +108,11 @@ class Result:
         self.steps.to_parquet(folder / "steps.parquet", index=False)
         text = yaml.safe_dump(_plain(config_to_dict(self.config)), sort_keys=False)
         (folder / "config.yaml").write_text(text, encoding="utf-8")
-        _write_json(folder / "benchmark.json", self.benchmark(detailed=detailed))
+        # the per-request lists (itls: every token gap) are streamed: a million requests' worth
+        # would otherwise be tens of GB of Python lists (docs/reliability.md)
+        head = _plain(self.benchmark(detailed=False))
+        lists = metrics.bench_list_iters(self.raw) if detailed else {}
+        write_json_streamed(folder / "benchmark.json", head, lists)
         self.time_series().to_csv(folder / "timeseries.csv", index=False)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,8 +10,8 @@ import numpy as np
 from servesim.accounting.latency import (
     _col,
     _completed_mask,
+    iter_request_itls,
     itl_samples,
-    request_itls,
     request_latencies,
 )
 from servesim.accounting.stats import weighted_percentiles
@@ -112,16 +112,24 @@ def _bench_meta(cfg: Any, num_prompts: int) -> dict[str, Any]:
 
 
 def _bench_lists(raw: Any, done: np.ndarray) -> dict[str, list]:
+    return {k: list(v) for k, v in bench_list_iters(raw).items()}
+
+
+def bench_list_iters(raw: Any) -> dict[str, Iterable]:
+    """The per-request lists of benchmark JSON (DETAILED_KEYS), each as a lazy iterable of
+    plain Python values, for writers that stream them (a million requests' token gaps are never
+    held at once)."""
     req = raw.requests
-    ttft = _col(req, "first_token_s") - _col(req, "arrival_s")
+    done = _completed_mask(req)
+    ttft = np.where(done, _col(req, "first_token_s") - _col(req, "arrival_s"), 0.0)
     n = done.size
     return {
-        "input_lens": _col(req, "prompt_tokens", np.int64).tolist(),
-        "output_lens": np.where(done, _col(req, "output_tokens", np.int64), 0).tolist(),
-        "ttfts": [float(t) if d else 0.0 for t, d in zip(ttft.tolist(), done.tolist())],
-        "itls": request_itls(raw),
-        "generated_texts": [""] * n,
-        "errors": ["" if d else "not finished" for d in done.tolist()],
+        "input_lens": (int(x) for x in _col(req, "prompt_tokens", np.int64)),
+        "output_lens": (int(x) for x in np.where(done, _col(req, "output_tokens", np.int64), 0)),
+        "ttfts": (float(t) for t in ttft),
+        "itls": (g.tolist() for g in iter_request_itls(raw)),
+        "generated_texts": ("" for _ in range(n)),
+        "errors": ("" if d else "not finished" for d in done.tolist()),
     }
 
 

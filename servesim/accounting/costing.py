@@ -10,7 +10,6 @@ summary (servesim.energy); nothing is simulated again.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from servesim.accounting import energy, hwcost
-from servesim.specs.common import SpecError
+from servesim.specs.common import SpecError, load_json, require_mapping
 from servesim.specs.cost import (
     DAYS_PER_MONTH,
     HOURS_PER_MONTH,
@@ -447,6 +446,9 @@ def compare_pricing(target: Any, cfg: Any = None, *, providers: Iterable[str] | 
     (then ``devices`` always-on devices, and $/Mtok at ``tokens_per_day`` if given).
     """
     wanted = _check_providers(providers)
+    if tokens_per_day is not None and not (0 < tokens_per_day < float("inf")):
+        # inf priced every token at $0/Mtok
+        raise SpecError("cost", "tokens_per_day", tokens_per_day, "must be a finite number > 0")
     if hasattr(target, "tdp_W") and hasattr(target, "peak_flops"):
         return _compare_hardware(
             target, devices, tokens_per_day, wanted, (cfg.cost if cfg else None)
@@ -592,6 +594,15 @@ def _hw_row(pricing, label, column, rate, per_hour, mtok_day, date, source) -> d
 # --- finished run directories ------------------------------------------------------------------
 
 
+def _read_parquet(p: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(p)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise SpecError(
+            str(p), "", p.name, f"not a readable Parquet file ({exc.__class__.__name__})"
+        ) from None
+
+
 def load_run(path: str | Path) -> tuple[Any, Any]:
     """(raw-like view, RunConfig) of a run directory written by Result.to_dir. The view has the
     step and request columns, and instances rebuilt from the config (numbered in pool order)."""
@@ -602,9 +613,10 @@ def load_run(path: str | Path) -> tuple[Any, Any]:
         if not (d / name).is_file():
             raise SpecError(str(d), "", name, "missing: not a finished servesim run directory")
     cfg = load_config(str(d / "config.yaml"))
-    steps = {k: v.to_numpy() for k, v in pd.read_parquet(d / "steps.parquet").items()}
-    reqs = {k: v.to_numpy() for k, v in pd.read_parquet(d / "requests.parquet").items()}
-    summary = json.loads((d / "summary.json").read_text(encoding="utf-8"))
+    steps = {k: v.to_numpy() for k, v in _read_parquet(d / "steps.parquet").items()}
+    reqs = {k: v.to_numpy() for k, v in _read_parquet(d / "requests.parquet").items()}
+    # a summary cut short (a killed writer, a truncated copy) is one SpecError, not a traceback
+    summary = require_mapping(load_json(d / "summary.json"), str(d / "summary.json"), "")
     instances, i = [], 0
     for pidx, pool in enumerate(cfg.deployment.pools):
         for _ in range(pool.instances):

@@ -23,7 +23,7 @@ decoding a step may emit several tokens per request and still gives one ITL samp
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -135,11 +135,19 @@ def request_itls(raw: Any) -> list[list[float]]:
     at the ends of the last ``output - 1`` decode steps of its instance that end no later than its
     finish. Unfinished requests get an empty list. Approximate under preemption (see module doc).
     """
+    return [gaps.tolist() for gaps in iter_request_itls(raw)]
+
+
+def iter_request_itls(raw: Any) -> Iterator[np.ndarray]:
+    """request_itls one request at a time (numpy arrays), so a million requests' gaps are never
+    held at once (Result.to_dir streams them into benchmark.json)."""
     req, steps = raw.requests, raw.steps
     n = len(req["request_id"])
-    out: list[list[float]] = [[] for _ in range(n)]
+    empty = np.zeros(0)
     if len(steps["instance"]) == 0:
-        return out
+        for _ in range(n):
+            yield empty
+        return
     order = step_order(steps)
     order = order[_col(steps, "decode_seqs", np.int64)[order] > 0]
     s_inst = np.repeat(_col(steps, "instance", np.int64)[order], iterations(steps)[order])
@@ -153,6 +161,7 @@ def request_itls(raw: Any) -> list[list[float]]:
     for r in range(n):
         k = int(outputs[r]) - 1
         if k <= 0 or not math.isfinite(finish[r]) or int(inst[r]) not in bounds:
+            yield empty
             continue
         a, b = bounds[int(inst[r])]
         ends = s_end[a:b]
@@ -161,8 +170,7 @@ def request_itls(raw: Any) -> list[list[float]]:
         # speculative steps emit a varying number of tokens: one gap per step since the first
         i = int(np.searchsorted(ends, first[r] + 1e-9, side="right")) if spec else max(j - k, 0)
         token_times = np.concatenate(([first[r]], ends[i:j]))
-        out[r] = np.diff(token_times).tolist()
-    return out
+        yield np.diff(token_times)
 
 
 def _runs(sorted_keys: np.ndarray) -> Iterable[tuple[int, int, int]]:

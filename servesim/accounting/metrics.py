@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from servesim.accounting.benchjson import DETAILED_KEYS, benchmark_json
+from servesim.accounting.benchjson import DETAILED_KEYS, bench_list_iters, benchmark_json
 from servesim.accounting.latency import (
     _col,
     _completed_mask,
@@ -109,6 +109,7 @@ def _counts(v: RunView, _so_far: dict) -> dict:
         "num_requests": issued,
         "completed": completed,
         "failed": issued - completed,
+        **getattr(v.raw, "dropped", {}),  # failed_<reason>: requests refused at entry
         "duration_s": duration,
         "sim_end_s": float(v.raw.sim_end_s),
         "total_input_tokens": total_in,
@@ -192,7 +193,7 @@ def summarize(raw: Any, cfg: Any) -> dict[str, Any]:
 
 
 __all__ = [
-    "DETAILED_KEYS", "SECTIONS", "STAT_NAMES", "RunView", "benchmark_json", "itl_samples", "iterations", "request_itls",
+    "DETAILED_KEYS", "SECTIONS", "STAT_NAMES", "RunView", "bench_list_iters", "benchmark_json", "itl_samples", "iterations", "request_itls",
     "request_latencies", "slo_targets", "stats", "step_order", "summarize", "time_series",
     "weighted_percentiles", "weighted_stats",
 ]  # fmt: skip

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from servesim.specs.common import SpecError
+from servesim.specs.common import SpecError, short_value
 
 # Each module defines `register(group)`. Order = order in `servesim --help`.
 _COMMAND_MODULES = (
@@ -64,11 +64,21 @@ def main(argv: list[str] | None = None) -> None:
         _fail(_click_message(exc))
     except OSError as exc:  # a path the user gave that cannot be read or written
         _fail(_os_message(exc))
+    except ValueError as exc:  # the OS layer's one ValueError: a path with a NUL byte
+        if "null byte" not in str(exc):
+            raise
+        _fail("a path contains a NUL byte")
     sys.exit(0)
 
 
+MAX_ERROR_CHARS = 1000  # the safety net under SpecError's own truncation of echoed values
+
+
 def _fail(message: str) -> None:
-    click.echo(f"error: {' '.join(message.split())}", err=True)
+    text = " ".join(message.split())
+    if len(text) > MAX_ERROR_CHARS:
+        text = f"{text[: MAX_ERROR_CHARS - 40]}... ({len(text):,} characters)"
+    click.echo(f"error: {text}", err=True)
     sys.exit(2)
 
 
@@ -80,5 +90,5 @@ def _click_message(exc: click.ClickException) -> str:
 
 
 def _os_message(exc: OSError) -> str:
-    path = exc.filename if exc.filename is not None else "<file>"
+    path = short_value(str(exc.filename)) if exc.filename is not None else "<file>"
     return f"{path}: {exc.strerror or exc.__class__.__name__}"

@@ -141,6 +141,11 @@ def summary_text(s: Mapping[str, Any], title: str | None = None) -> str:
                        f"{fmt_num(s.get('output_throughput'))} output tok/s, "
                        f"{fmt_num(s.get('total_token_throughput'))} total tok/s"),
     ]  # fmt: skip
+    why = {"failed_context_window": "longer than the context window",
+           "failed_kv_capacity": "larger than the KV cache"}  # fmt: skip
+    dropped = [f"{s[k]} {text}" for k, text in why.items() if s.get(k)]
+    if dropped:
+        kv.insert(1, ("failed", f"{fmt_num(s.get('failed'))} refused: " + ", ".join(dropped)))
     if s.get("goodput_fraction") is not None:
         kv.append(("goodput", f"{fmt_pct(s['goodput_fraction'])} of requests meet the SLO "
                               f"({fmt_num(s.get('goodput_rps'))} req/s)"))  # fmt: skip

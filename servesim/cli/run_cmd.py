@@ -49,8 +49,9 @@ def parse_set(items: tuple[str, ...]) -> dict[str, Any]:
             raise SpecError("--set", "", item, "must be KEY=VALUE with a dotted config key")
         try:
             out[key.strip()] = parse_yaml(text) if text.strip() else ""
-        except yaml.YAMLError:
-            raise SpecError("--set", key.strip(), text, "value is not valid YAML") from None
+        except yaml.YAMLError as exc:
+            why = getattr(exc, "problem", None) or "invalid syntax"  # a limit names itself
+            raise SpecError("--set", key.strip(), text, f"value is not valid YAML: {why}") from None
     return out
 
 

@@ -201,14 +201,40 @@ def read_measured(path: str | Path) -> tuple[str, list[Sample], list[tuple[str, 
     if df.empty:
         raise SpecError(str(p), "rows", 0, "the file has a header but no rows")
     t = pd.to_numeric(df["measured_ms_median"], errors="coerce")
-    if t.isna().any() or (t <= 0).any():
-        bad = df["measured_ms_median"][t.isna() | (t <= 0)].iloc[0]
+    if t.isna().any() or (t <= 0).any() or not np.isfinite(t).all():
+        bad = df["measured_ms_median"][t.isna() | (t <= 0) | ~np.isfinite(t)].iloc[0]
         raise SpecError(str(p), "measured_ms_median", bad, "must be a positive number (ms)")
+    _check_counts(df, kind, p)
     try:
         samples, excluded = _MAPPERS[kind](df)
     except (TypeError, ValueError, KeyError) as exc:
         raise SpecError(str(p), "rows", str(exc), f"malformed {kind} row") from None
     return kind, samples, excluded
+
+
+# Columns that are counts: whole numbers, at least 1 where the model divides by them (n_head 0
+# would be a ZeroDivisionError deep inside a fit), at least 0 otherwise.
+_COUNT_MIN: dict[str, int] = {
+    "tp": 1, "num_tokens": 1, "n_embd": 1, "n_head": 1, "n_kv_head": 1, "n_expanded_embd": 1,
+    "batch_size": 1, "prefill_chunk_size": 0, "kv_cache_size": 0, "q_heads_per_gpu": 1,
+    "kv_heads_per_gpu": 1, "head_dim": 1, "num_workers": 1, "devices_per_node": 1,
+    "num_nodes": 1, "size_bytes": 0,
+}  # fmt: skip
+
+
+def _check_counts(df: Any, kind: str, p: Path) -> None:
+    import pandas as pd
+
+    for col in _KINDS[kind]:
+        if col not in _COUNT_MIN:
+            continue
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(v) | (v < _COUNT_MIN[col]) | (v != np.floor(v)) | (v >= 2.0**53)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise SpecError(str(p), f"line {i + 2}, column {col}", str(df[col].iloc[i]),
+                            f"must be a whole number >= {_COUNT_MIN[col]}")  # fmt: skip
 
 
 def _linear_samples(df: Any) -> tuple[list[Sample], list[tuple[str, int]]]:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from servesim.sim.admission import Admission
 from servesim.sim.events import INF, NORMAL, at
 from servesim.sim.instance import Instance
 from servesim.sim.pools import POOLS, ColocatedPool, InstanceInfo, make_cost
@@ -53,6 +54,7 @@ class RawRun:
     transfers: dict[str, np.ndarray] = field(default_factory=dict)
     issued: int = 0  # requests that arrived (== len(requests["request_id"]) when all finished)
     spec: dict = field(default_factory=dict)  # speculative decoding counters (sim/speculative.py)
+    dropped: dict[str, int] = field(default_factory=dict)  # failed_<reason> -> count (admission)
 
 
 def run(
@@ -147,6 +149,7 @@ class Cluster:
         by_role = {p.role: p for p in self.pools}
         self.entry = next(by_role[r] for r in ENTRY_ROLES if r in by_role)
         self.instances = [x for p in self.pools for x in p.instances]
+        self.admission = Admission(cfg, self.pools)
         if workload is None:
             from servesim.workload import build
 
@@ -207,7 +210,16 @@ class Cluster:
             from servesim.sim.speculative import collect
 
             spec = collect(self.pools, steps)
-        return RawRun(self.reqs.arrays(), steps, info, env.now, transfers, self.issued, spec)
+        return RawRun(
+            self.reqs.arrays(),
+            steps,
+            info,
+            env.now,
+            transfers,
+            self.issued,
+            spec,
+            self.admission.summary(),
+        )
 
     def _arrivals(self, stream):
         env = self.env
@@ -241,7 +253,8 @@ class Cluster:
                 spec.priority,
             )
             self.issued += 1
-            submit(r)
+            if self._admit(r):
+                submit(r)
         self.next_arrival = INF
 
     def _schedule_client(self, client: int, t: float) -> None:
@@ -263,7 +276,21 @@ class Cluster:
         )
         r.client = client
         self.issued += 1
-        self.entry.submit(r)
+        if self._admit(r):
+            self.entry.submit(r)
+        else:
+            self._client_next(client)
+
+    def _admit(self, r: Request) -> bool:
+        """The entry check (sim/admission.py): False = dropped, failed with its reason (counted
+        as done, never simulated); a request past the run's caps fails the run."""
+        try:
+            ok = self.admission.admit(r, self.issued)
+        except SpecError as err:
+            self.fail(err)
+        if not ok:
+            self.done += 1
+        return ok
 
     # -- what pools call -----------------------------------------------------------------------
     def fail(self, err: Exception) -> None:
@@ -273,6 +300,11 @@ class Cluster:
         raise Abort(str(err))
 
     def finish(self, r: Request) -> None:
+        if self.env.now > self.admission.max_time:
+            try:
+                self.admission.check_clock(self.env.now)
+            except SpecError as err:
+                self.fail(err)
         self.reqs.add(r)
         self._done(r)
 
@@ -290,12 +322,16 @@ class Cluster:
             self.slot = None
             self.next_arrival = self.env.now
         if self.clients is not None and r.client >= 0:
-            promised = self.issued + len(self.pending)
-            t = self.env.now + self.clients.think_time_s
-            if (self.total is None or promised < self.total) and (
-                self.duration is None or t < self.duration
-            ):
-                self._schedule_client(r.client, t)
+            self._client_next(r.client)
+
+    def _client_next(self, client: int) -> None:
+        """A closed-loop client got its answer: it sends its next request after think time."""
+        promised = self.issued + len(self.pending)
+        t = self.env.now + self.clients.think_time_s
+        if (self.total is None or promised < self.total) and (
+            self.duration is None or t < self.duration
+        ):
+            self._schedule_client(client, t)
 
     def horizon(self, inst: Any) -> float:
         """Earliest time anything outside ``inst`` could change or observe it."""

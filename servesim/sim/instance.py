@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from servesim.sim.admission import POLICIES as ADMISSION
 from servesim.sim.decodeset import DecodeSet
 from servesim.sim.events import INF, NORMAL, URGENT, at
 from servesim.sim.kvcache import KVCache
 from servesim.sim.kvmanager import KVManager
+from servesim.sim.oversized import POLICIES as ADMISSION
 from servesim.sim.queues import make_queue
 from servesim.sim.request import DONE, PREFILL, WAITING, Request
 from servesim.specs.common import SpecError

@@ -35,6 +35,13 @@ from servesim.specs.engines import (
     ENGINE_PROFILES,  # re-exported: config keys use it
     split_engine,
 )
+from servesim.specs.limits import (
+    DEFAULT_MAX_DURATION_S,
+    DEFAULT_MAX_REQUESTS,
+    MAX_BATCH,
+    MAX_PARALLEL,
+    check_limits,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +160,10 @@ class SimOptions:
 
     fast_forward: bool = True  # advance runs of decode-only steps without SimPy events
     step_log: str = "full"  # full: one row per step | runs: one row per fast-forwarded run
+    # caps and strictness (specs/limits.py, docs/reliability.md)
+    max_requests: int = DEFAULT_MAX_REQUESTS  # requests a run may issue
+    max_duration_s: float = DEFAULT_MAX_DURATION_S  # simulated seconds a workload may span
+    strict: bool = False  # a request that can never be served fails the run (else: dropped)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,13 +310,21 @@ def parse_config(data: Mapping[str, Any], where: str) -> RunConfig:
     if "workload" not in data:
         raise SpecError(where, "workload", "<missing>", "required")
     workload = parse_workload(data["workload"], where)
-    slo = parse_slo(data.get("slo") or {}, where)
+    slo = parse_slo(_absent_empty(data.get("slo")), where)
     cost = parse_cost(data.get("cost"), where)
     # a provider that does not price a pool's device fails here, not after the simulation
     check_prices(cost, [p.hardware.name for p in deployment.pools], where)
     seed = get_number(data, "seed", where, "", default=0, minimum=0, integer=True)
-    sim = parse_sim(data.get("sim") or {}, where)
-    return RunConfig(model, dtypes, deployment, workload, slo, cost, seed, where, sim, model_ref)
+    sim = parse_sim(_absent_empty(data.get("sim")), where)
+    cfg = RunConfig(model, dtypes, deployment, workload, slo, cost, seed, where, sim, model_ref)
+    check_limits(cfg)
+    return cfg
+
+
+def _absent_empty(value: Any) -> Any:
+    """None (absent or ``key:``) is an empty block; anything else is checked as given, so
+    ``slo: false`` or ``sim: []`` is an error, not silently nothing."""
+    return {} if value is None else value
 
 
 def _resolve_path(ref: str, where: str) -> str:
@@ -340,7 +359,10 @@ def parse_deployment(data: Any, model: Any, where: str) -> DeploymentSpec:
     af_link = _parse_link(data.get("af_link"), where, "deployment.af_link")
     _check_role_keys(pools, kv_link, af_link, where)
     validate_af_pools(model, pools, where)
-    moe_load = _parse_moe_load(data.get("moe_load") or {}, where, "deployment.moe_load")
+    moe_load = _parse_moe_load(_absent_empty(data.get("moe_load")), where, "deployment.moe_load")
+    if data.get("moe_load") is not None and not model.num_experts:
+        raise SpecError(where, "deployment.moe_load", "set",
+                        f"only a MoE model takes moe_load; {model.name} is dense")  # fmt: skip
     return DeploymentSpec(pools, router, kv_link, af_link, moe_load)
 
 
@@ -403,7 +425,7 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
         sched_data["engine"] = data["engine"]
     sched = parse_scheduler(sched_data, where, f"{field}.scheduler", hardware)
     overhead = get_number(
-        data, "overhead_s", where, field, default=None, minimum=0, allow_none=True
+        data, "overhead_s", where, field, default=None, minimum=0, maximum=1.0, allow_none=True
     )
     if overhead is None and sched.engine is not None:
         overhead = ENGINE_PROFILES[split_engine(sched.engine, where, field)[0]]["overhead_s"]
@@ -426,7 +448,8 @@ def parse_parallelism(data: Any, model: Any, where: str, field: str) -> Parallel
     data = require_mapping(data, where, field)
     check_keys(data, ("tp", "pp", "ep", "dp_attn"), where, field)
     tp, pp, ep, dp = (
-        get_number(data, k, where, field, default=1, minimum=1, integer=True)
+        # the bound keeps devices (tp x pp x dp_attn) and every product of them finite ints
+        get_number(data, k, where, field, default=1, minimum=1, maximum=MAX_PARALLEL, integer=True)
         for k in ("tp", "pp", "ep", "dp_attn")
     )
     par = Parallelism(tp, pp, ep, dp)
@@ -461,9 +484,11 @@ def parse_scheduler(data: Any, where: str, field: str, hardware: Any = None) -> 
     merged = {**base, **{k: v for k, v in data.items() if k != "engine"}}
     policy = get_choice(merged, "policy", POLICIES, where, field)
     seqs = get_number(
-        merged, "max_num_seqs", where, field, minimum=1, integer=True, allow_none=True
-    )
-    tokens = get_number(merged, "max_num_batched_tokens", where, field, minimum=1, integer=True)
+        merged, "max_num_seqs", where, field, minimum=1, maximum=MAX_BATCH, integer=True,
+        allow_none=True,
+    )  # fmt: skip
+    tokens = get_number(merged, "max_num_batched_tokens", where, field, minimum=1,
+                        maximum=MAX_BATCH, integer=True)  # fmt: skip
     if seqs is not None and tokens < seqs and policy != "static":
         raise SpecError(
             where,
@@ -506,7 +531,7 @@ def parse_slo(data: Any, where: str) -> SLOSpec:
     check_keys(data, ("ttft_ms", "tpot_ms", "e2el_ms"), where, "slo")
     out = {}
     for key in ("ttft_ms", "tpot_ms", "e2el_ms"):
-        block = data.get(key) or {}
+        block = _absent_empty(data.get(key))
         if isinstance(block, (int, float)) and not isinstance(block, bool):
             block = {"p90": block}  # `ttft_ms: 500` means p90
         block = require_mapping(block, where, f"slo.{key}")
@@ -521,11 +546,16 @@ def parse_slo(data: Any, where: str) -> SLOSpec:
 
 def parse_sim(data: Any, where: str) -> SimOptions:
     data = require_mapping(data, where, "sim")
-    check_keys(data, ("fast_forward", "step_log"), where, "sim")
+    check_keys(data, [f.name for f in fields(SimOptions)], where, "sim")
     return SimOptions(
         get_bool(data, "fast_forward", where, "sim", default=True),
         get_choice(data, "step_log", STEP_LOG_MODES, where, "sim", default="full"),
-    )
+        get_number(data, "max_requests", where, "sim", default=DEFAULT_MAX_REQUESTS, minimum=1,
+                   integer=True),
+        get_number(data, "max_duration_s", where, "sim", default=DEFAULT_MAX_DURATION_S,
+                   minimum=0, exclusive_min=True),
+        get_bool(data, "strict", where, "sim", default=False),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

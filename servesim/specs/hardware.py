@@ -29,6 +29,8 @@ from servesim.specs.common import (
 )
 from servesim.specs.silicon import PACKAGING, YIELD_MODELS
 
+MAX_HW_NUMBER = 1e9  # bound on any profile number (GB, GB/s, W, TFLOP/s, USD), docs/reliability.md
+
 # Every efficiency parameter of the cost model, with the default used when a profile does not set
 # it, and what it means. The cost model (servesim/cost/roofline.py) owns the meaning.
 EFFICIENCY_DEFAULTS: dict[str, tuple[float, str]] = {
@@ -326,7 +328,9 @@ def parse_hardware(data: Mapping[str, Any], where: str) -> HardwareSpec:
         ("tdp_W", "idle_W", "host_W_per_node", "model", "static_fraction", "memory_pJ_per_bit"),
     )
     price = _section(data, "price", where, ("hour_usd", "purchase_usd", "gross_margin"))
-    pos = {"minimum": 0.0, "exclusive_min": True}
+    # the upper bound keeps every product finite (1e30 GB overflows the KV block count); the
+    # largest datasheet number in hw_profiles/ is about 2e7 (a wafer's GB/s)
+    pos = {"minimum": 0.0, "exclusive_min": True, "maximum": MAX_HW_NUMBER}
     tdp = get_number(power, "tdp_W", where, "power", **pos)
     idle = get_number(power, "idle_W", where, "power", **pos)
     if idle > tdp:
@@ -354,7 +358,7 @@ def parse_hardware(data: Mapping[str, Any], where: str) -> HardwareSpec:
         tdp_W=tdp,
         idle_W=idle,
         host_W_per_node=get_number(power, "host_W_per_node", where, "power", minimum=0.0),
-        overhead_s=get_number(data, "overhead_s", where, minimum=0.0),
+        overhead_s=get_number(data, "overhead_s", where, minimum=0.0, maximum=1.0),
         price_hour_usd=get_number(price, "hour_usd", where, "price", allow_none=True, **pos),
         purchase_usd=get_number(price, "purchase_usd", where, "price", allow_none=True, **pos),
         efficiency=_parse_efficiency(data.get("efficiency"), where),
@@ -451,6 +455,7 @@ def _parse_tflops(compute: Mapping[str, Any], where: str) -> tuple[tuple[str, fl
                 allow_none=True,
                 minimum=0.0,
                 exclusive_min=True,
+                maximum=MAX_HW_NUMBER,
             )
             out.append((dtype, value))
     if not any(v for d, v in out if d in ("bf16", "fp16", "fp8", "int8")):
@@ -471,7 +476,7 @@ def _parse_efficiency(
     data: Any, where: str, field: str = "efficiency"
 ) -> tuple[tuple[str, float], ...]:
     values = _parse_number_map(data, where, field)
-    for key, _ in values:
+    for key, value in values:
         base, at, dtype = key.partition("@")
         if base not in EFFICIENCY_DEFAULTS:
             allowed = ", ".join(EFFICIENCY_DEFAULTS)
@@ -479,7 +484,36 @@ def _parse_efficiency(
         if at and dtype not in EFFICIENCY_DTYPES:
             allowed = ", ".join(EFFICIENCY_DTYPES)
             raise SpecError(where, f"{field}.{key}", dtype, f"unknown format; allowed: {allowed}")
+        lo, hi, open_lo = efficiency_range(base)
+        if value > hi or (value <= lo if open_lo else value < lo):
+            raise SpecError(
+                where,
+                f"{field}.{key}",
+                value,
+                f"must be {'>' if open_lo else '>='} {lo:g} and <= {hi:g} "
+                f"({EFFICIENCY_DEFAULTS[base][1]})",
+            )
     return values
+
+
+# Documented range of each kind of efficiency parameter (docs/reliability.md): (low, high, low
+# excluded). Wider than calibrate's fit bounds, so any fitted profile passes; outside them the
+# cost model divides by zero or prices 20 requests in kilowatt-hours.
+_EFF_RANGES: tuple[tuple[str, tuple[float, float, bool]], ...] = (
+    ("compute_units", (0.0, 1e6, False)),  # SMs / CUs; 0 = unknown
+    ("_row_keys", (0.0, 1e6, False)),  # key positions
+    ("_k_s", (0.0, 1e-6, False)),  # seconds per element of K
+    ("_overlap_s", (0.0, 1.0, True)),  # a duration the overlap p grows over
+    ("_s", (0.0, 1.0, False)),  # fixed costs: seconds per kernel or call
+    ("_overlap", (1.0, 20.0, False)),  # p of a smooth max: 1 = sum, large = max
+    ("_wave", (0.0, 1.0, False)),  # exponents; 0 = no tile/block model
+    ("", (0.0, 1.0, True)),  # fractions of a peak
+)
+
+
+def efficiency_range(key: str) -> tuple[float, float, bool]:
+    """(low, high, low excluded) allowed for an efficiency parameter."""
+    return next(r for suffix, r in _EFF_RANGES if key.endswith(suffix))
 
 
 def _parse_number_map(data: Any, where: str, field: str) -> tuple[tuple[str, float], ...]:
@@ -489,7 +523,9 @@ def _parse_number_map(data: Any, where: str, field: str) -> tuple[tuple[str, flo
     data = require_mapping(data, where, field)
     pairs = []
     for key in sorted(data, key=str):
-        pairs.append((str(key), get_number(data, key, where, field, minimum=0.0)))
+        pairs.append(
+            (str(key), get_number(data, key, where, field, minimum=0.0, maximum=MAX_HW_NUMBER))
+        )
     return tuple(pairs)
 
 
@@ -509,10 +545,22 @@ def _parse_tiers(data: Any, where: str) -> tuple[MemoryTier, ...]:
             MemoryTier(
                 name=get_str(item, "name", where, field),
                 capacity_GB=get_number(
-                    item, "capacity_GB", where, field, minimum=0.0, exclusive_min=True
+                    item,
+                    "capacity_GB",
+                    where,
+                    field,
+                    minimum=0.0,
+                    exclusive_min=True,
+                    maximum=MAX_HW_NUMBER,
                 ),
                 bandwidth_GBps=get_number(
-                    item, "bandwidth_GBps", where, field, minimum=0.0, exclusive_min=True
+                    item,
+                    "bandwidth_GBps",
+                    where,
+                    field,
+                    minimum=0.0,
+                    exclusive_min=True,
+                    maximum=MAX_HW_NUMBER,
                 ),
             )
         )

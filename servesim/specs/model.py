@@ -9,7 +9,6 @@ agree with the shapes the cost model uses.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from servesim.specs.common import (
     SpecError,
     check_keys,
     get_str,
+    load_json,
     load_yaml,
     require_mapping,
 )
@@ -266,20 +266,8 @@ def _load_cached(path: str, mtime_ns: int) -> ModelSpec:
 
 
 def _load_json(path: Path) -> Mapping[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(
-            str(path), "", str(path), f"cannot be read ({exc.__class__.__name__})"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise SpecError(
-            str(path),
-            "",
-            str(path),
-            f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-        ) from None
-    return require_mapping(data, str(path), "")
+    # the reader's limits (depth, duplicate keys) apply to JSON as to YAML
+    return require_mapping(load_json(path), str(path), "")
 
 
 def _name_from_path(path: Path) -> str:

@@ -41,6 +41,7 @@ TRACE_COLUMNS = (
     "arrival", "prompt_tokens", "output_tokens", "session_id", "prefix_hashes", "priority"
 )  # fmt: skip
 TIME_UNITS = ("s", "ms", "us", "ns", "datetime")
+MIN_SPAN_S = 1e-6  # shortest diurnal period or bursty on-phase (docs/reliability.md)
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,15 +332,19 @@ def _parse_arrivals(data: Any, where: str, field: str) -> ArrivalSpec:
     return ArrivalSpec(
         process=process,
         rate=rate,
-        cv=_opt_pos(data, "cv", where, field),
+        # gamma shape is 1/cv^2: outside [1e-4, 1e4] it overflows or divides by zero
+        cv=get_number(
+            data, "cv", where, field, default=None, minimum=1e-4, maximum=1e4, allow_none=True
+        ),
         peak_to_trough=get_number(
             data, "peak_to_trough", where, field, default=None, minimum=1, allow_none=True
         ),
-        period_s=get_number(
-            data, "period_s", where, field, default=86400.0, minimum=0, exclusive_min=True
-        ),
+        period_s=get_number(data, "period_s", where, field, default=86400.0, minimum=MIN_SPAN_S),
         phase_s=get_number(data, "phase_s", where, field, default=0.0, minimum=0),
-        on_s=_opt_pos(data, "on_s", where, field),
+        # spans shorter than a microsecond underflow the on/off arithmetic (1e-300 divided by 0)
+        on_s=get_number(
+            data, "on_s", where, field, default=None, minimum=MIN_SPAN_S, allow_none=True
+        ),
         off_s=get_number(data, "off_s", where, field, default=None, minimum=0, allow_none=True),
     )
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from servesim._callable import make_callable
-from servesim._files import check_out_path, write_atomic
+from servesim._files import check_out_path, contained, write_atomic
 from servesim.cost import intervals  # calibration bands in the servesim block
 from servesim.specs.common import SpecError, check_keys, load_yaml, require_mapping
 from servesim.studies.bench_flags import DATASET_REASONS, DATASETS, NO_EFFECT
@@ -535,6 +535,7 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- matrices
 
+MAX_MATRIX_POINTS = 100_000  # runs of one matrix (tp x isl/osl x conc), counted before listing
 MATRIX_KEYS = ("prefix", "result_dir", "tp", "isl_osl", "isl", "osl", "conc", "prompts_per_conc")
 _MATRIX_PASS = tuple(k for k in BENCH_DEFAULTS if k not in ("tp", "max_concurrency", "num_prompts",
                      "random_input_len", "random_output_len", "result_dir", "result_filename",
@@ -574,7 +575,14 @@ def matrix_points(matrix: str | Path | Mapping[str, Any]) -> tuple[dict, list[di
     if isinstance(common.get("config"), str) and not Path(common["config"]).is_absolute():
         common["config"] = str(root / common["config"])
     result_dir = Path(data.get("result_dir", "results"))
-    result_dir = result_dir if result_dir.is_absolute() else root / result_dir
+    if isinstance(matrix, Mapping):
+        result_dir = result_dir if result_dir.is_absolute() else root / result_dir
+    else:  # a matrix file may come from someone else: its results stay beside it
+        result_dir = contained(root, result_dir, where, "result_dir")
+    n_points = len(tps) * len(lengths) * len(concs)
+    if n_points > MAX_MATRIX_POINTS:
+        raise SpecError(where, "tp/isl_osl/conc", f"{n_points:,} points",
+                        f"over the fixed cap of {MAX_MATRIX_POINTS:,} (docs/reliability.md)")  # fmt: skip
     points = []
     for tp, (isl, osl), conc in itertools.product(tps, lengths, concs):
         name = f"{prefix}_tp{tp}_isl{isl}_osl{osl}_conc{conc}.json"
@@ -586,7 +594,7 @@ def matrix_points(matrix: str | Path | Mapping[str, Any]) -> tuple[dict, list[di
                 "osl": osl,
                 "conc": conc,
                 "num_prompts": n,
-                "file": result_dir / name,
+                "file": contained(result_dir, name, str(matrix), "prefix"),
             }
         )
     return common, points

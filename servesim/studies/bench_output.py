@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from servesim._files import write_atomic
+from servesim._files import contained, write_atomic
 from servesim.specs.common import SpecError
 
 PERCENTILE_METRICS = ("ttft", "tpot", "itl", "e2el")
@@ -75,7 +75,8 @@ def result_path(a: Mapping[str, Any], model: Any = None, date: str | None = None
         else:
             head = f"{label}-{float(a.get('request_rate', math.inf))}qps"
         name = f"{head}{conc_s}-{base}{tail}.json"
-    return Path(a.get("result_dir") or ".") / name
+    # the file stays inside --result-dir: `--result-filename ../x.json` is an error
+    return contained(a.get("result_dir") or ".", name, "bench", "result_filename")
 
 
 def save_result(path: Path, data: Mapping[str, Any], *, append: bool = False) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from servesim._callable import make_callable
-from servesim._files import read_json, read_table
+from servesim._files import is_hidden, read_json, read_table
 from servesim.specs.common import SpecError
 
 CONTENT_KEYS = ("model", "isl", "osl", "rate", "conc", "tp")
@@ -273,12 +273,17 @@ def load_results(path: str | Path, measured: bool | None = None) -> ResultSet:
 
 
 def _load_dir(p: Path) -> tuple[pd.DataFrame, list[str], bool]:
-    files = sorted(f for f in p.glob("*.json") if not f.name.endswith(".pytorch.json"))
+    # hidden names are temporaries of atomic writes (a killed `run --out` leaves .NAME.tmp-*)
+    files = sorted(
+        f for f in p.glob("*.json") if not f.name.endswith(".pytorch.json") and not is_hidden(f)
+    )
     if files:
         parts = [_bench_rows(f) for f in files]
         table = pd.DataFrame([r for rows, _ in parts for r in rows])
         return table, _present_keys(table), all(flag for _, flag in parts)
-    runs = sorted(d for d in p.iterdir() if d.is_dir() and (d / "summary.json").is_file())
+    runs = sorted(
+        d for d in p.iterdir() if d.is_dir() and not is_hidden(d) and (d / "summary.json").is_file()
+    )
     if runs:
         rows = [{"config": d.name, **_run_row(d)} for d in runs]
         return pd.DataFrame(rows), ["config"], False

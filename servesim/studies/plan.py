@@ -40,6 +40,7 @@ from servesim.specs.config import DEFAULT_MAX_NUM_BATCHED_TOKENS as BUDGET
 from servesim.specs.cost import PRICING_MODELS
 from servesim.specs.dtypes import DTYPE_BYTES
 from servesim.specs.engines import engine_kernels
+from servesim.specs.limits import MAX_INSTANCES
 from servesim.studies.pareto import pareto  # also servesim.plan.pareto
 from servesim.studies.planning import hetero
 from servesim.studies.planning.day import autoscale_policy, day_profile, levels
@@ -204,6 +205,9 @@ def _trace_traffic(a: Mapping[str, Any]) -> dict[str, Any]:
     speed = float(a.get("speedup") or 1.0)
     prof = trace_profile(df["arrival_s"].to_numpy()) or day_profile("flat")
     rate = float(st["rate_rps"]) * speed
+    if not math.isfinite(rate) or rate <= 0:  # every request at one instant: no rate
+        raise SpecError("plan", "trace", str(a["trace"]),
+                        "spans no time (all requests arrive at once): its rate is undefined")  # fmt: skip
     design = rate * prof.peak_to_mean
     n = _num_requests(a, design)
     wl = {"trace": {"path": str(a["trace"]), "speedup": speed * prof.peak_to_mean},
@@ -342,12 +346,16 @@ def _shapes(f: Family, rate: float, extra: int) -> list[dict[str, int]]:
     if f.mode == "pd":
         p0 = max(1, math.ceil(rate / f.prefill_rps))
         d0 = max(1, math.ceil(rate / f.decode_rps))
+        if max(p0, d0) > MAX_INSTANCES:  # a pool that large is refused by load_config anyway
+            return []
         return [
             {"prefill": p, "decode": d}
             for p in range(max(1, p0 - 1), p0 + extra + 1)
             for d in range(max(1, d0 - 1), d0 + extra + 1)
         ]
     r0 = max(1, math.ceil(rate / f.capacity_rps))
+    if r0 > MAX_INSTANCES:
+        return []
     # the capacity is an estimate: fewer replicas are tried too (cheapest first; a family stops
     # at its first count that meets the SLO)
     return [{"instances": r} for r in range(max(1, r0 // 2), r0 + extra + 1)]
@@ -500,7 +508,11 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict,
     rate = traffic["design_rps"]
     queue = []
     for f in fams:
-        for shape in _shapes(f, rate, int(a["extra_replicas"])):
+        shapes = _shapes(f, rate, int(a["extra_replicas"]))
+        if not shapes:
+            notes.append(f"skipped {f.mode} {f.hardware} tp{f.tp} cap{f.cap}: needs more than "
+                         f"{MAX_INSTANCES:,} replicas (the cap on one pool)")  # fmt: skip
+        for shape in shapes:
             hour = hetero.hour_usd(f, shape) if f.dec else _devices(f, shape) * f.price_hour
             est = hour * HOURS_PER_MONTH
             queue.append((est, f, shape))

@@ -29,7 +29,14 @@ import numpy as np
 import pandas as pd
 
 from servesim._callable import make_callable
-from servesim._files import check_out_path, read_json, read_table, write_atomic
+from servesim._files import (
+    check_out_path,
+    contained,
+    is_hidden,
+    read_json,
+    read_table,
+    write_atomic,
+)
 from servesim.specs.common import SpecError
 
 LOAD_HINTS = ("rate", "speedup", "concurrency", "conc", "num_prompts")
@@ -85,7 +92,7 @@ def kind_of(path: Path) -> str:
             return "plan"
         if (path / "results.parquet").is_file() or (path / "results.csv").is_file():
             return "sweep"
-        if any(path.glob("*.json")):
+        if any(not is_hidden(f) for f in path.glob("*.json")):
             return "bench"
         raise SpecError(str(path), "", str(path), "not a run, sweep, plan or benchmark directory")
     if path.suffix == ".json":
@@ -575,7 +582,7 @@ def report(
     if out.suffix == ".md":
         text, images = render_markdown(sections, title, out)
         for p, data in images.items():
-            write_atomic(p, data)
+            write_atomic(contained(out.parent, p.relative_to(out.parent), "report", "assets"), data)
         write_atomic(out, text.encode("utf-8"))
     else:
         write_atomic(out, render_html(sections, title).encode("utf-8"))

@@ -8,7 +8,7 @@ A sweep spec (YAML or mapping):
            deployment.pools.0.parallelism.tp: [2, 1]}                         # crossed with grid
     seeds: [0, 1]                      # or repeat: 3 (seeds 0..2); absent = the base config's seed
     metrics: [ttft_ms_p99, tpot_ms_p99]   # summary keys in the table; absent = DEFAULT_METRICS; "all"
-    out: results/chunk                 # optional, relative to the spec file (default NAME_results/,
+    out: results/chunk                 # optional, inside the spec file's folder (default NAME_results/,
                                        # NAME = the spec's `name` or its file stem)
 
 Every point is keyed by a content hash of (base config content, overrides, seed). A finished point
@@ -38,8 +38,22 @@ from typing import Any
 import pandas as pd
 
 from servesim._callable import make_callable
-from servesim._files import check_out_path, read_table, share_mode, write_atomic
-from servesim.specs.common import SpecError, check_keys, load_yaml, require_mapping
+from servesim._files import (
+    FILE_MODE,
+    check_out_path,
+    contained,
+    read_table,
+    share_mode,
+    write_atomic,
+)
+from servesim.specs.common import (
+    SpecError,
+    check_keys,
+    get_number,
+    load_json,
+    load_yaml,
+    require_mapping,
+)
 
 # The metrics a sweep table holds unless the spec names others (summary keys of servesim.simulate).
 DEFAULT_METRICS: tuple[str, ...] = (
@@ -73,7 +87,10 @@ DEFAULT_METRICS: tuple[str, ...] = (
 )
 
 SPEC_KEYS = ("name", "base", "grid", "zip", "seeds", "repeat", "metrics", "out",
-             "workload", "workloads", "target", "targets")  # fmt: skip
+             "workload", "workloads", "target", "targets", "max_points")  # fmt: skip
+# Points a sweep may expand to (grid x zip x seeds), checked before expanding: a cap on a typo
+# like `repeat: 1000000000`; the spec's `max_points` raises it (docs/reliability.md).
+DEFAULT_MAX_POINTS = 100_000
 POINTS_DIR = "points"
 TABLE_PARQUET = "results.parquet"
 TABLE_CSV = "results.csv"
@@ -142,13 +159,23 @@ def load_sweep_spec(spec: str | Path | Mapping[str, Any]) -> SweepSpec:
     dup = set(grid) & set(zipped)
     if dup:
         raise SpecError(where, "zip", sorted(dup), "a key cannot be in both grid and zip")
+    max_points = get_number(data, "max_points", where, default=DEFAULT_MAX_POINTS, minimum=1,
+                            integer=True)  # fmt: skip
+    _check_points(data, grid, zipped, max_points, where)
     seeds = _parse_seeds(data, where)
     metrics = _parse_metrics(data.get("metrics", None), where)
     out = data.get("out")
     if out is not None and not isinstance(out, str):
         raise SpecError(where, "out", out, "must be a directory path")
     out_path = (
-        (root / out) if out else (None if isinstance(spec, Mapping) else root / f"{stem}_results")
+        # a spec may come from someone else: its `out` stays beside it (--out goes anywhere)
+        (contained(root, out, where, "out") if not isinstance(spec, Mapping) else root / out)
+        if out
+        else (
+            None
+            if isinstance(spec, Mapping)
+            else contained(root, f"{stem}_results", where, "name")  # `name: ../../x` is refused
+        )
     )
     result = SweepSpec(base, base_content, grid, zipped, seeds, metrics, out_path, stem, where)
     result.points = expand_points(result)
@@ -180,6 +207,19 @@ def _parse_axes(axes: Any, where: str, name: str) -> dict[str, list]:
             raise SpecError(where, f"{name}.{key}", values, "must be a non-empty list of values")
         out[key] = list(values)
     return out
+
+
+def _check_points(data: Mapping, grid: dict, zipped: dict, cap: int, where: str) -> None:
+    """SpecError when grid x zip x seeds would pass ``cap`` points (counted, not expanded)."""
+    n = math.prod(len(v) for v in grid.values()) * (
+        len(next(iter(zipped.values()))) if zipped else 1
+    )
+    seeds = data.get("seeds", data.get("repeat", 1))
+    n_seeds = len(seeds) if isinstance(seeds, list) else seeds if _is_int(seeds) else 1
+    if n * max(1, n_seeds) > cap:
+        raise SpecError(where, "grid", f"{n:,} combinations x {n_seeds:,} seeds",
+                        f"over the cap max_points = {cap:,}; raise max_points in the sweep spec "
+                        "to allow it")  # fmt: skip
 
 
 def _parse_seeds(data: Mapping, where: str) -> list[int | None]:
@@ -482,6 +522,7 @@ def write_table(out_dir: Path, spec: SweepSpec, table: pd.DataFrame) -> None:
     share_mode(tmp)  # mkstemp makes 0600
     try:
         pq.to_parquet(tmp, index=False)
+        os.chmod(tmp, FILE_MODE)  # mkstemp's 0600 -> what open() would give
         os.replace(tmp, out_dir / TABLE_PARQUET)
     finally:
         if os.path.exists(tmp):
@@ -513,10 +554,13 @@ def load_table(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     inputs: list[str] = []
     meta = d / META_FILE
     if meta.is_file():
+        # sweep.json is optional: one that is unreadable or of the wrong shape names no inputs
         try:
-            inputs = list(json.loads(meta.read_text(encoding="utf-8")).get("inputs", []))
-        except ValueError:
-            inputs = []
+            data = load_json(meta)
+        except SpecError:
+            data = {}
+        raw = data.get("inputs", []) if isinstance(data, dict) else []
+        inputs = [x for x in raw if isinstance(x, str)] if isinstance(raw, list) else []
     return table, inputs
 
 

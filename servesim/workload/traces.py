@@ -206,20 +206,43 @@ def _short(exc: Exception) -> str:
     return " ".join(str(exc).split())[:200]
 
 
+# Whole-number columns must fit int64 exactly as floats compare: below 2^63.
+_INT64_END = 2.0**63
+
+
+def _numeric(raw: pd.Series) -> pd.Series:
+    """Numbers of a column as float64 (NaN where a cell is not a number: text, a list, a bool)."""
+    if raw.dtype == object:
+        raw = raw.map(lambda v: v if isinstance(v, (int, float, str)) and not isinstance(v, bool)
+                      else None)  # fmt: skip
+    elif raw.dtype == bool:
+        raw = pd.Series(np.nan, index=raw.index)
+    return pd.to_numeric(raw, errors="coerce").astype(np.float64)
+
+
 def _ints(df: pd.DataFrame, col: str, p: Path, line0: int = 2) -> np.ndarray:
-    """A column of non-negative whole numbers; the first bad cell is reported by file line."""
+    """A column of non-negative whole numbers below 2^63; the first bad cell is reported by file
+    line (a value past int64 would wrap to a negative count)."""
     raw = df[col]
-    vals = pd.to_numeric(raw, errors="coerce")
-    bad = vals.isna() | (vals < 0) | (vals != np.floor(vals))
+    if raw.dtype.kind == "i":
+        bad = (raw < 0).to_numpy()
+    elif raw.dtype.kind == "u":
+        bad = (raw > np.iinfo(np.int64).max).to_numpy()
+    else:
+        vals = _numeric(raw).to_numpy()
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(vals) | (vals < 0) | (vals >= _INT64_END) | (vals != np.floor(vals))
     if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
+        i = int(np.flatnonzero(bad)[0])
         raise SpecError(
             str(p),
             f"line {i + line0}, column {col}",
             str(raw.iloc[i]),
-            "must be a whole number >= 0",
+            "must be a whole number >= 0 and < 2^63",
         )
-    return vals.to_numpy(dtype=np.int64)
+    if raw.dtype.kind in "iu":
+        return raw.to_numpy(dtype=np.int64)  # exact, also past 2^53
+    return vals.astype(np.int64)
 
 
 def _seconds(df: pd.DataFrame, col: str, p: Path, unit: str, line0: int = 2) -> np.ndarray:
@@ -231,9 +254,9 @@ def _seconds(df: pd.DataFrame, col: str, p: Path, unit: str, line0: int = 2) -> 
         ns = ts.dt.as_unit("ns").array.asi8  # pandas may infer us or ns resolution
         values = None if bad.any() else (ns - ns.min()).astype(np.float64) / 1e9
     else:
-        num = pd.to_numeric(raw, errors="coerce")
-        bad = (num.isna() | (num < 0)).to_numpy()
-        what = f"must be a number >= 0 (time in {unit})"
+        num = _numeric(raw)
+        bad = ~np.isfinite(num.to_numpy()) | (num < 0).to_numpy()
+        what = f"must be a finite number >= 0 (time in {unit})"
         scale = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}[unit]
         # rebase before scaling: integer ms stay exact
         values = None if bad.any() else (num.to_numpy() - num.min()).astype(np.float64) * scale
@@ -287,7 +310,7 @@ def _read_jsonl(p: Path) -> pd.DataFrame:
     _first_line(p)
     try:
         df = pd.read_json(p, lines=True, dtype=False)
-    except ValueError:
+    except (ValueError, RecursionError):
         _raise_bad_json_line(p)
         raise
     if len(df) == 0:
@@ -303,6 +326,8 @@ def _raise_bad_json_line(p: Path) -> None:
                 continue
             try:
                 rec = json.loads(line)
+            except RecursionError:
+                raise SpecError(str(p), f"line {i}", line.strip()[:40], "nested too deep") from None
             except json.JSONDecodeError as exc:
                 raise SpecError(
                     str(p),
@@ -328,18 +353,47 @@ def _require(df: pd.DataFrame, cols: tuple[str, ...], p: Path) -> None:
             )
 
 
-def _hash_tuples(col: pd.Series, p: Path) -> list[tuple[int, ...]]:
+def _hash_tuples(col: pd.Series, p: Path, line0: int = 1) -> list[tuple[int, ...]]:
+    """Prefix block ids: per row a list of integers in int64 (or nothing)."""
     out = []
     for i, v in enumerate(col.tolist()):
-        if isinstance(v, list):
-            out.append(tuple(int(h) for h in v))
+        if isinstance(v, list) and all(_is_hash_id(h) for h in v):
+            out.append(tuple(v))
         elif v is None or (isinstance(v, float) and np.isnan(v)):
             out.append(())
         else:
             raise SpecError(
-                str(p), f"line {i + 1}, key {col.name}", v, "must be a list of integers"
+                str(p), f"line {i + line0}, key {col.name}", v, "must be a list of integers"
             )
     return out
+
+
+def _is_hash_id(h: Any) -> bool:
+    return isinstance(h, int) and not isinstance(h, bool) and -(2**63) <= h < 2**63
+
+
+def _csv_hashes(col: pd.Series, p: Path) -> pd.Series:
+    """A CSV cell holds the ids separated by spaces or semicolons; anything else is an error
+    naming the line."""
+
+    def parse(i: int, cell: Any) -> list[int]:
+        out = []
+        for tok in str(cell).replace(";", " ").split():
+            try:
+                out.append(int(tok, 10))
+            except ValueError:
+                raise SpecError(str(p), f"line {i + 2}, column {col.name}", tok,
+                                "prefix ids must be integers separated by spaces or ;") from None  # fmt: skip
+        return out
+
+    # a column of single ids with blanks is read as floats (5 -> 5.0): whole floats are ids
+    cells = [
+        "" if c is None or (isinstance(c, float) and np.isnan(c))
+        else str(int(c)) if isinstance(c, float) and c.is_integer() and abs(c) < 2**63
+        else str(c)
+        for c in col.tolist()
+    ]  # fmt: skip
+    return pd.Series([parse(i, c) for i, c in enumerate(cells)], name=col.name, dtype=object)
 
 
 def _read_mooncake(p: Path) -> pd.DataFrame:
@@ -368,13 +422,9 @@ def _read_generic(p: Path, fmt: str, mapping: dict[str, str], unit: str) -> pd.D
     hashes = None
     if mapping["prefix_hashes"] in df.columns:
         col = df[mapping["prefix_hashes"]]
-        if fmt == "csv":  # a CSV cell holds the ids separated by spaces or semicolons
-            col = (
-                col.fillna("")
-                .astype(str)
-                .map(lambda s: [int(x) for x in s.replace(";", " ").split()])
-            )
-        hashes = _hash_tuples(col, p)
+        if fmt == "csv":
+            col = _csv_hashes(col, p)
+        hashes = _hash_tuples(col, p, line0)
     priority = None
     if mapping["priority"] in df.columns:
         priority = _ints(df, mapping["priority"], p, line0)
@@ -471,8 +521,9 @@ def frame_stats(df: pd.DataFrame) -> dict[str, Any]:
             }
         )
     span = duration if duration > 0 else float("nan")
-    out["input_tokens_per_s"] = float(df["prompt_tokens"].sum()) / span
-    out["output_tokens_per_s"] = float(df["output_tokens"].sum()) / span
+    # float sums: int64 ones would wrap on a trace of huge counts
+    out["input_tokens_per_s"] = float(df["prompt_tokens"].to_numpy(dtype=np.float64).sum()) / span
+    out["output_tokens_per_s"] = float(df["output_tokens"].to_numpy(dtype=np.float64).sum()) / span
     out["tokens_per_s"] = out["input_tokens_per_s"] + out["output_tokens_per_s"]
     sessions = df["session_id"].to_numpy()
     out["sessions"] = int(len(np.unique(sessions[sessions >= 0])))

@@ -86,7 +86,7 @@ def test_disagg_model_without_ffn_part_raises_spec_error():
         run(cfg, workload=ListWorkload([(0.0, 10, 2)]), kv_blocks=100)
 
 
-def test_disagg_request_too_long_for_decode_instance_raises_spec_error():
+def test_disagg_request_too_long_for_decode_instance_is_dropped_or_an_error_when_strict():
     cfg = load_config(
         {
             "model": "llama-3.1-8b",
@@ -94,5 +94,9 @@ def test_disagg_request_too_long_for_decode_instance_raises_spec_error():
             "workload": WORKLOAD,
         }
     )
+    # the prompt fits the prefill instance (7 blocks), prompt + output not a decode one (20)
+    raw = run(cfg, workload=ListWorkload([(0.0, 100, 400), (0.1, 10, 2)]), kv_blocks=20)
+    assert raw.dropped == {"failed_kv_capacity": 1} and raw.issued == 2
+    strict = dataclasses.replace(cfg, sim=dataclasses.replace(cfg.sim, strict=True))
     with pytest.raises(SpecError, match="decode instance"):
-        run(cfg, workload=ListWorkload([(0.0, 100, 400)]), kv_blocks=20)
+        run(strict, workload=ListWorkload([(0.0, 100, 400)]), kv_blocks=20)

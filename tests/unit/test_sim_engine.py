@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -189,9 +191,12 @@ def test_engine_kv_blocks_all_free_at_end():
         assert inst.n_dec == 0 and inst.load == 0
 
 
-def test_engine_request_too_large_for_kv_raises_spec_error():
+def test_engine_request_too_large_for_kv_raises_spec_error_when_strict():
+    # without sim.strict such a request is dropped as failed (tests/unit/test_admission.py)
+    cfg = make_cfg()
+    cfg = dataclasses.replace(cfg, sim=dataclasses.replace(cfg.sim, strict=True))
     with pytest.raises(SpecError, match="KV blocks"):
-        run(make_cfg(), step_fn=COST, workload=ListWorkload([(0.0, 1000, 10)]), kv_blocks=10)
+        run(cfg, step_fn=COST, workload=ListWorkload([(0.0, 1000, 10)]), kv_blocks=10)
 
 
 def test_engine_closed_loop_never_exceeds_concurrency():

@@ -24,7 +24,8 @@ def slo_targets(slo: Mapping[str, Any]) -> list[tuple[str, str, float]]:
                 "metric one of ttft_ms, tpot_ms, e2el_ms with {percentile: ms}",
             )
         for pct, ms in entry.items():
-            if pct not in _STAT or not isinstance(ms, (int, float)) or ms <= 0:
+            bad = not isinstance(ms, (int, float)) or isinstance(ms, bool)
+            if pct not in _STAT or bad or not math.isfinite(ms) or ms <= 0:
                 raise SpecError(
                     "plan",
                     f"slo.{metric}.{pct}",
