@@ -501,6 +501,12 @@ def _parse_efficiency(
 # cost model divides by zero or prices 20 requests in kilowatt-hours.
 _EFF_RANGES: tuple[tuple[str, tuple[float, float, bool]], ...] = (
     ("compute_units", (0.0, 1e6, False)),  # SMs / CUs; 0 = unknown
+    ("_half", (0.0, 1e6, False)),  # rows at which a kernel runs at half efficiency; 0 = off
+    # fractions whose 0 means "not modelled" or "as the dense GEMM" (grouped MoE GEMMs, the
+    # activation-quantisation pass)
+    ("moe_compute", (0.0, 1.0, False)),
+    ("moe_memory", (0.0, 1.0, False)),
+    ("quant_memory", (0.0, 1.0, False)),
     ("_row_keys", (0.0, 1e6, False)),  # key positions
     ("_k_s", (0.0, 1e-6, False)),  # seconds per element of K
     ("_overlap_s", (0.0, 1.0, True)),  # a duration the overlap p grows over

@@ -21,7 +21,7 @@ class Case:
     expect: str  # "error" | "ok"
     files: dict[str, str | bytes] = field(default_factory=dict)
     says: str = ""  # a fragment the error line (or stdout) must contain
-    xfail: str = ""  # reason, while a fix lives on another branch
+    xfail: str = ""  # reason, while a known bug is open (none today)
 
 
 BASE = """\
@@ -207,7 +207,6 @@ CASES: list[Case] = [
         "error",
         {**BASE_FILES, "s.yaml": "base: base.yaml\ngrid: {seed: [1]}\n"},
         "",
-        xfail="the Dask error path is fixed on the vLLM-interop branch",
     ),
     # ---- hangs and memory
     Case(

@@ -202,9 +202,9 @@ def test_streamed_benchmark_json_equals_the_in_memory_one(tmp_path):
     from servesim.result import simulate
 
     res = simulate(BASE)
-    out = res.to_dir(tmp_path / "run")
+    out = res.to_dir(tmp_path / "run", detailed=True)  # the per-request lists: --save-detailed
     on_disk = json.loads((out / "benchmark.json").read_text())
-    expected = json.loads(json.dumps(res.benchmark()))
+    expected = json.loads(json.dumps(res.benchmark(detailed=True)))
     assert on_disk == expected
     assert len(on_disk["itls"]) == 10 and all(len(x) == 7 for x in on_disk["itls"])
 

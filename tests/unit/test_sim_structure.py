@@ -120,11 +120,16 @@ def test_engine_tables_are_typed_columns():
         _ = raw.steps.nope
 
 
-def test_admission_all_fails_the_run_on_a_request_that_can_never_fit():
+def test_a_request_that_can_never_fit_is_dropped_at_entry_or_fails_a_strict_run():
+    import dataclasses
+
     cfg = colocated_config(policy="sarathi", max_num_seqs=4, max_num_batched_tokens=64)
     specs = [(0.0, 10, 5), (0.01, 5000, 5), (0.02, 10, 5)]  # 5000 tokens: 313 blocks of 16
-    with pytest.raises(SpecError, match="reject_oversized"):
-        run(cfg, step_fn=COST, workload=ListWorkload(specs), kv_blocks=100)
+    raw = run(cfg, step_fn=COST, workload=ListWorkload(specs), kv_blocks=100)
+    assert raw.issued == 3 and raw.dropped == {"failed_kv_capacity": 1}
+    strict = dataclasses.replace(cfg, sim=dataclasses.replace(cfg.sim, strict=True))
+    with pytest.raises(SpecError, match="KV blocks"):
+        run(strict, step_fn=COST, workload=ListWorkload(specs), kv_blocks=100)
 
 
 def test_admission_reject_oversized_turns_the_request_away_and_counts_it_failed():
