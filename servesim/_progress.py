@@ -1,5 +1,6 @@
 """Progress bars with rate and ETA on stderr, through one library (rich), for every long command:
-`run` (requests simulated), `sweep` (points), `bench --matrix` (points), `trace fetch` (bytes).
+`run` (requests simulated), `sweep` (points), `plan` (candidate simulations), `bench --matrix`
+(points), `trace fetch` (bytes).
 
 ``Bar(label, total, unit)`` is a context manager with ``update(done, total=None)`` (absolute) and
 ``advance(n=1)``; it draws only on a terminal (stderr is a tty) unless ``force``, so logs and

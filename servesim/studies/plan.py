@@ -527,6 +527,17 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict,
     met_costs: list[float] = []
     unsupported: set[str] = set()
     met_families: set[tuple] = set()
+    from servesim._progress import Bar  # drawn on a terminal only (rate and ETA on stderr)
+
+    with Bar("plan", min(len(queue), int(a["max_sims"])), "sim") as bar:
+        rows = _simulate_queue(a, queue, traffic, targets, runner, notes, bar, peaks, rows,
+                               configs, seen, met_costs, unsupported, met_families)  # fmt: skip
+    return rows, configs, peaks
+
+
+def _simulate_queue(a, queue, traffic, targets, runner, notes, bar, peaks, rows, configs, seen,
+                    met_costs, unsupported, met_families) -> list[dict]:  # fmt: skip
+    """Simulate candidates cheapest first until ``top`` met the SLO (or ``max_sims`` ran)."""
     for est, f, shape in queue:
         if len(rows) >= int(a["max_sims"]):
             notes.append(f"stopped after max_sims={a['max_sims']} simulations")
@@ -545,6 +556,7 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict,
             continue
         seen.add(cid)
         cfg = _config(a, f, shape, traffic)
+        bar.update(len(seen))
         try:
             summary = runner(cfg)
         except SpecError as exc:
@@ -561,7 +573,7 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict,
         if row["meets_slo"]:
             met_costs.append(row["monthly_usd"])
             met_families.add(fam_key)  # more replicas of the same family cost more
-    return rows, configs, peaks
+    return rows
 
 
 def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any]:
