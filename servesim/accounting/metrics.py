@@ -12,15 +12,7 @@ utilisation.py (MFU/MBU, batch/KV/queue, pools, links), timeseries.py, benchjson
 runs SECTIONS in order; a new metric is one function added there (and its keys in
 docs/metrics.md). Every public name of the parts is importable from here.
 
-ITL without per-token lists: a decoding request takes part in every decode step of its instance,
-so each decode step stands for ``decode_seqs`` ITL samples: for requests that also decoded in the
-instance's previous decode step, the gap between the two step ends (prefill-only steps of the
-prefill-first `vllm` policy fall inside it); for requests whose first token came from a prefill
-that finished since, the gap from that prefill step's end. Percentiles are weighted percentiles
-over these (gap, count) pairs, equal to ``np.percentile`` over the expanded samples. This misses
-the long gap a preempted request sees while it waits to be recomputed (tails are optimistic under
-preemption), and on a decode instance of a prefill/decode split the first decode gap is measured
-from the previous step there, not from the first token on the prefill instance.
+How ITL is counted without per-token lists: latency.py's module doc.
 """
 
 from __future__ import annotations
