@@ -6,7 +6,8 @@ A step of a pool with ``speculative`` (k draft tokens) costs, for its n decoding
   model at its own tensor parallelism (``draft``), or one decoder layer of the target's shape on
   the target's devices (``eagle``/``eagle3``: the EAGLE head, EAGLE-3's with its 32k draft
   vocabulary; ``mtp``: DeepSeek's MTP module, one more decoder layer of the target, reused for
-  every draft position as vLLM and SGLang do), or nothing (``ngram``: a CPU lookup);
+  every draft position as vLLM and SGLang do; a config's ``num_nextn_predict_layers`` modules
+  are all resident in memory), or nothing (``ngram``: a CPU lookup);
 - the verification: one target pass over k+1 tokens per sequence, costed as a prefill chunk of
   k+1 tokens at the sequence's context (``Aggregates`` of a chunk; MLA models: k+1 absorbed
   decode rows, see verify_aggregates), so it is as cheap as a decode token while weights
@@ -152,9 +153,16 @@ def draft_memory(ctx: CostContext, spec: Any) -> tuple[float, float]:
     d = draft_context(ctx, spec)
     if d is None:
         return 0.0, 0.0
+    model = d.model
+    if spec.method == "mtp" and ctx.model.mtp_layers > 1:
+        # the config's num_nextn_predict_layers MTP modules are all resident, each with its own
+        # KV; a draft pass runs one of them (the cost above)
+        n = ctx.model.mtp_layers
+        layers = {"num_layers": n, "moe_layers": model.moe_layers * n}
+        model = replace(model, **layers, dense_layers=n - layers["moe_layers"])
     return (
-        weight_bytes_per_device(d.model, d.dtypes, d.parallel),
-        kv_bytes_per_token_per_device(d.model, d.dtypes, d.parallel),
+        weight_bytes_per_device(model, d.dtypes, d.parallel),
+        kv_bytes_per_token_per_device(model, d.dtypes, d.parallel),
     )
 
 

@@ -378,3 +378,29 @@ def test_bench_result_has_vllms_speculative_keys_and_block():
     assert "Speculative Decoding" in text and "Position 2:" in text
     plain = servesim.bench(num_prompts=4, random_input_len=128, random_output_len=20)
     assert not any(k.startswith("spec_decode_") for k in plain)
+
+
+def test_mtp_drafter_memory_counts_every_resident_mtp_module():
+    import dataclasses
+
+    from servesim.cost.speculative import draft_memory
+    from servesim.cost.step import CostContext
+    from servesim.specs.config import Parallelism
+    from servesim.specs.dtypes import DTypes
+    from servesim.specs.hardware import load_hardware
+    from servesim.specs.model import load_model
+    from servesim.specs.speculative import parse_speculative
+
+    model = load_model("deepseek-v3")
+    assert model.mtp_layers == 1  # the model card's num_nextn_predict_layers
+    spec = parse_speculative(
+        {"method": "mtp", "num_speculative_tokens": 2, "acceptance": {"rate": 0.8}}, model, "t", "s"
+    )
+    dt = DTypes("fp8", "bf16", "bf16")
+    hw, par = load_hardware("h200-sxm"), Parallelism(tp=8, ep=8)
+    one = draft_memory(CostContext(model, hw, par, dt, 0.0), spec)
+    two = draft_memory(
+        CostContext(dataclasses.replace(model, mtp_layers=2), hw, par, dt, 0.0), spec
+    )
+    assert two[1] == 2 * one[1]  # KV per token: one cache per resident module
+    assert one[0] < two[0] < 2 * one[0]  # a second layer; embeddings and LM head are shared
