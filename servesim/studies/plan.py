@@ -529,15 +529,7 @@ def _search(a, fams, traffic, targets, runner, notes) -> tuple[list[dict], dict,
     met_families: set[tuple] = set()
     from servesim._progress import Bar  # drawn on a terminal only (rate and ETA on stderr)
 
-    with Bar("plan", min(len(queue), int(a["max_sims"])), "sim") as bar:
-        rows = _simulate_queue(a, queue, traffic, targets, runner, notes, bar, peaks, rows,
-                               configs, seen, met_costs, unsupported, met_families)  # fmt: skip
-    return rows, configs, peaks
-
-
-def _simulate_queue(a, queue, traffic, targets, runner, notes, bar, peaks, rows, configs, seen,
-                    met_costs, unsupported, met_families) -> list[dict]:  # fmt: skip
-    """Simulate candidates cheapest first until ``top`` met the SLO (or ``max_sims`` ran)."""
+    bar = Bar("plan", min(len(queue), int(a["max_sims"])), "sim").start()
     for est, f, shape in queue:
         if len(rows) >= int(a["max_sims"]):
             notes.append(f"stopped after max_sims={a['max_sims']} simulations")
@@ -573,7 +565,8 @@ def _simulate_queue(a, queue, traffic, targets, runner, notes, bar, peaks, rows,
         if row["meets_slo"]:
             met_costs.append(row["monthly_usd"])
             met_families.add(fam_key)  # more replicas of the same family cost more
-    return rows
+    bar.close()
+    return rows, configs, peaks
 
 
 def _row(cid, f: Family, shape, est, summary, targets, traffic) -> dict[str, Any]:
