@@ -12,6 +12,7 @@ import servesim
 from servesim import catalog
 from servesim.cli._render import format_option
 from servesim.specs import SpecError
+from servesim.specs.common import flatten_keys
 from servesim.specs.cost import CostSpec
 from servesim.specs.dtypes import parse_dtypes
 from servesim.specs.hardware import load_hardware
@@ -203,20 +204,10 @@ def _render(info: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(_clean(info), indent=2))
         return
-    width = max(len(k) for k in _flatten(info))
-    for key, value in _flatten(info).items():
+    flat = flatten_keys(info)
+    width = max(len(k) for k in flat)
+    for key, value in flat.items():
         click.echo(f"{key:<{width}}  {_show(key, value)}")
-
-
-def _flatten(info: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in info.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _missing(value: Any) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from servesim._files import write_atomic  # noqa: F401  (used by write_sections; public here)
+from servesim._files import write_atomic
 from servesim.specs.hardware import EFFICIENCY_DEFAULTS
 
 # Top-level keys calibration owns; they are written last in a profile, in this order.

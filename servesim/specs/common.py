@@ -377,3 +377,15 @@ def get_bool(
     if not isinstance(value, bool):
         raise SpecError(where, field, value, "must be true or false")
     return value
+
+
+def flatten_keys(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (dotted keys; empty mappings stay values)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten_keys(value, name + "."))
+        else:
+            out[name] = value
+    return out

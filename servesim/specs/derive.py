@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from servesim.specs.common import SpecError, load_yaml, require_mapping
+from servesim.specs.common import SpecError, flatten_keys, load_yaml, require_mapping
 from servesim.specs.silicon import (
     DEFAULT_STATIC_FRACTION,
     HBM,
@@ -74,7 +74,7 @@ def derive(
         return dataclasses.replace(
             spec, base=parent.base, overrides=parent.overrides, derived=parent.derived
         )
-    changed = _flatten(data)
+    changed = flatten_keys(data)
     merged = _merge(base_raw, data)
     derived: list[tuple[str, str]] = []
     _identity(merged, data, base_raw, base_id, changed)
@@ -103,7 +103,7 @@ def raw_profile(
     merged = _merge(parent_raw, data)  # the derived file as a full profile, its physics applied
     if "aliases" not in data:
         merged.pop("aliases", None)
-    _physics(merged, parent_raw, parent_id, _flatten(data), [], str(path))
+    _physics(merged, parent_raw, parent_id, flatten_keys(data), [], str(path))
     return merged, str(data.get("name") or path.stem)
 
 
@@ -112,7 +112,7 @@ def derivation(hw: Any) -> dict[str, str]:
     if not hw.base:
         return {}
     out = {"base": hw.base}
-    for key, value in _flatten(json.loads(hw.overrides or "{}")).items():
+    for key, value in flatten_keys(json.loads(hw.overrides or "{}")).items():
         if key in ("name", "display_name", "aliases", "source"):
             continue  # identity, shown in the profile itself
         out[f"set {key}"] = json.dumps(value) if not isinstance(value, str) else value
@@ -124,17 +124,6 @@ def derivation(hw: Any) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------ helpers
-
-
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
