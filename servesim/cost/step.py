@@ -18,9 +18,7 @@ from typing import NamedTuple
 from servesim.cost import comm, roofline
 from servesim.cost.afstep import af_step_cost, moe_imbalance  # noqa: F401  (for the engine)
 from servesim.cost.ops import (
-    ATTENTION,
     DECODE,
-    FFN,
     PREFILL_KV,
     SAMPLED,
     TOKENS,
@@ -29,7 +27,9 @@ from servesim.cost.ops import (
     expected_distinct_experts,
     gemm_flops_bytes,
     local_rows,
+    merge_ops,
     model_ops,
+    role_parts,
 )
 from servesim.specs.common import SpecError
 from servesim.specs.config import ROLES, Parallelism  # ROLES: the one role registry
@@ -92,7 +92,6 @@ class OpCost(NamedTuple):
     bound: str
 
 
-_PARTS = {"attention": (ATTENTION,), "ffn": (FFN,)}
 _STEP_CACHE_MAX = 2**16
 # DeepEP low-latency kernels serve up to 128 tokens per rank (num_max_dispatch_tokens_per_rank,
 # SGLang's default for decode); larger batches use the normal (node-deduplicating) kernels.
@@ -152,15 +151,10 @@ class _Plan:
             rope_fused=bool(eng and eng.rope_fused),
             moe_comm=eng.moe_comm if eng else "alltoall",
         )
-        parts = _PARTS.get(role, (ATTENTION, FFN))
-        merged: dict[tuple, Op] = {}
-        for op in mo.ops:
-            if op.part in parts:
-                key = op._replace(count=0, part="")
-                old = merged.get(key)
-                merged[key] = op if old is None else old._replace(count=old.count + op.count)
+        parts = role_parts(role)
         self.ctx, self.mo = ctx, mo
-        self.ops = tuple(merged.values())
+        # the role's operators; the same operator in both parts (a TP all-reduce) is one row
+        self.ops = merge_ops((op for op in mo.ops if op.part in parts), across_parts=True)
         self.stage = mo.stage_devices
         self.scaleout = _stage_sends_crossing(mo.stage_devices, mo.pp, ctx.hardware.scaleup_devices)
         self.by_src = {
