@@ -466,7 +466,11 @@ def breakdown(ctx: CostContext, role: str, agg: Aggregates) -> list[OpCost]:
 
 
 def clear_caches() -> None:
-    """Drop every memoised plan and step (tests, or after editing a profile in place)."""
+    """Drop every memoised plan, step and operator list (tests, after editing a profile in place,
+    or after adding an operator at run time)."""
+    from servesim.cost.afstep import af_link
+
     _BY_ID.clear()
     _plan_by_value.cache_clear()
     model_ops.cache_clear()
+    af_link.cache_clear()
