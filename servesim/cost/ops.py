@@ -210,10 +210,11 @@ def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int, rope_fused: bool) 
         ops.append(
             Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=2 * (qh + 1) * rope * act)
         )
+        latent = kv_elems_per_token_layer_device(model, tp) * kvb  # the cached latent + rope key
         kinds = [
             ("attn_prefill", full, 0, dict(kv_heads=qh, head_dim=qk, qk_dim=qk, v_dim=v, kv_tok_bytes=qh * (qk + v) * act, qo_tok_bytes=qh * (qk + v) * act)),
             # decode absorbs W_UK / W_UV: MQA over the compressed latent (kv_lora_rank + rope per token)
-            ("attn_decode", full, 0, dict(kv_heads=1, head_dim=r + rope, qk_dim=r + rope, v_dim=r, kv_tok_bytes=(r + rope) * kvb, qo_tok_bytes=qh * (2 * r + rope) * act)),
+            ("attn_decode", full, 0, dict(kv_heads=1, head_dim=r + rope, qk_dim=r + rope, v_dim=r, kv_tok_bytes=latent, qo_tok_bytes=qh * (2 * r + rope) * act)),
         ]  # fmt: skip
         for name, count, window, kw in kinds:
             ops.append(
@@ -243,7 +244,8 @@ def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int, rope_fused: bool) 
         rope_row = 2 * (qh + kvh) * hd * act * model.rotary_fraction  # partial rotary
         ops.append(Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=rope_row))
     common = dict(q_heads=qh, kv_heads=kvh, head_dim=hd, qk_dim=hd, v_dim=hd, attn_dtype=ad)
-    kv_tok, qo_tok = 2 * kvh * hd * kvb, 2 * qh * hd * act
+    # K and V of a context token: what the KV cache stores per layer (memory.py sizes it the same way)
+    kv_tok, qo_tok = kv_elems_per_token_layer_device(model, tp) * kvb, 2 * qh * hd * act
     for suffix, count, window in (("", full, 0), *local):
         if count:
             for phase in ("attn_prefill", "attn_decode"):
