@@ -374,6 +374,19 @@ def merge_ops(ops, across_parts: bool = False) -> tuple[Op, ...]:
     return tuple(out.values())
 
 
+def _check_scopes(model: ModelSpec, ops: list[Op]) -> None:
+    """An operator holding weights runs once per layer of its scope (the stage split counts its
+    weights by scope): catches an entry that forgot ``scope=DENSE`` / ``scope=MOE``."""
+    dense, moe = layer_counts(model)
+    layers = {LAYER: model.num_layers, DENSE: dense, MOE: moe, FIRST: 1, LAST: 1}
+    for op in ops:
+        if op.params and op.count != layers.get(op.scope):
+            raise AssertionError(
+                f"operator {op.name}: holds weights, runs {op.count} times, but scope {op.scope!r} "
+                f"has {layers.get(op.scope, 0)} layers"
+            )
+
+
 @lru_cache(maxsize=256)
 def model_ops(
     model: ModelSpec,
@@ -426,6 +439,7 @@ def model_ops(
                   dtypes=edge, scope=LAST, params=0 if model.tie_word_embeddings else table,
                   param_bytes=_b(edge.weights), act_bytes=model.vocab_size // tp * 4.0))  # fmt: skip
     ops += _af_link_ops(model, dtypes)
+    _check_scopes(model, ops)
     stage = tp * dp
     return ModelOps(merge_ops(ops), tp, pp, parallel.ep, dp, stage, stage * pp, dtypes.compute)
 

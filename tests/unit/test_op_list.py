@@ -152,3 +152,23 @@ def test_every_weighted_operator_sits_in_one_stage_scope():
             for op in ops.model_ops(m, dt, par).ops:
                 assert op.scope in (ops.LAYER, ops.DENSE, ops.MOE, ops.FIRST, ops.LAST, ops.BETWEEN)
                 assert not op.params or op.param_bytes > 0, (name, op.name)
+
+
+def test_a_weighted_operator_must_name_its_scope(monkeypatch, fresh_caches):
+    """An expert-side entry that holds weights but forgot scope=MOE is refused: its weights would
+    be counted on every layer of a stage instead of its MoE layers."""
+    ds = load_model("deepseek-v3")  # 58 MoE layers of 61
+    _, moe = ops.layer_counts(ds)
+    bad = ops.Op("toy_gate", "gemm", ops.FFN, moe, ops.TOKENS, dims=((8, ds.hidden_size),),
+                 params=8 * ds.hidden_size, param_bytes=2.0)  # fmt: skip
+    ffn_ops = ops._ffn_ops
+    monkeypatch.setattr(ops, "_ffn_ops", lambda *a: ffn_ops(*a) + [bad])
+    clear_caches()
+    with pytest.raises(AssertionError, match="toy_gate.*scope 'layer' has 61"):
+        memory.weight_bytes(ds, BF16)
+    monkeypatch.setattr(ops, "_ffn_ops", ffn_ops)
+    clear_caches()
+    plain = memory.weight_bytes(ds, BF16)
+    monkeypatch.setattr(ops, "_ffn_ops", lambda *a: ffn_ops(*a) + [bad._replace(scope=ops.MOE)])
+    clear_caches()
+    assert memory.weight_bytes(ds, BF16) == plain + moe * 8 * ds.hidden_size * 2
