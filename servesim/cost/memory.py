@@ -21,6 +21,7 @@ from servesim.cost.ops import (
     LAYER,
     MOE,
     SAMPLED,
+    Op,
     kv_elems_per_token_layer_device,
     layer_counts,
     model_ops,
@@ -38,6 +39,7 @@ __all__ = [
     "kv_bytes_per_token",
     "kv_bytes_per_token_per_device",
     "kv_capacity_tokens",
+    "op_weight_bytes",
     "param_counts",
     "validate_parallelism",
     "weight_bytes",
@@ -57,26 +59,37 @@ def _stage_layers(model: ModelSpec, pp: int) -> dict[str, int]:
     return {LAYER: n, DENSE: n - m, MOE: m}
 
 
+def op_weight_bytes(
+    model: ModelSpec, dtypes: DTypes, parallel: Parallelism, role: str = "colocated"
+) -> list[tuple[Op, float]]:
+    """(operator, its weight bytes on the most loaded device) for every operator of the role
+    holding weights: its weights per layer times its layers on the largest stage (ceil(layers /
+    pp), its MoE layers counted first: an upper bound); the embedding and LM head once."""
+    parts = role_parts(role)
+    layers = _stage_layers(model, parallel.pp)
+    layers[FIRST] = layers[LAST] = 1
+    return [
+        (op, layers[op.scope] * (op.params * op.param_bytes))
+        for op in model_ops(model, dtypes, parallel).ops
+        if op.params and op.part in parts
+    ]
+
+
 def weight_bytes_per_device(
     model: ModelSpec, dtypes: DTypes, parallel: Parallelism, role: str = "colocated"
 ) -> float:
-    """Weight bytes on the most loaded device (largest stage), summed over the operator list: each
-    operator's weights times its layers on that stage. Roles attention/ffn hold only their part.
-    One stage holds the embedding, the last one the LM head; with pp = 1 the same device holds both
-    (pp > 1: the larger of the two, an upper bound)."""
-    parts = role_parts(role)
-    layers = _stage_layers(model, parallel.pp)
+    """Weight bytes on the most loaded device (largest stage), summed over the operator list
+    (``op_weight_bytes``). Roles attention/ffn hold only their part. One stage holds the
+    embedding, the last one the LM head; with pp = 1 the same device holds both (pp > 1: the
+    larger of the two, an upper bound)."""
     body = first = last = 0.0
-    for op in model_ops(model, dtypes, parallel).ops:
-        if not op.params or op.part not in parts:
-            continue
-        w = op.params * op.param_bytes
+    for op, w in op_weight_bytes(model, dtypes, parallel, role):
         if op.scope == FIRST:
             first += w
         elif op.scope == LAST:
             last += w
         else:
-            body += layers[op.scope] * w
+            body += w
     return body + (first + last if parallel.pp == 1 else max(first, last))
 
 

@@ -3,6 +3,8 @@ the attention/FFN link all derive from it, so an operator added there shows up i
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from servesim.analysis import batch_aggregates, roofline
@@ -172,3 +174,40 @@ def test_a_weighted_operator_must_name_its_scope(monkeypatch, fresh_caches):
     monkeypatch.setattr(ops, "_ffn_ops", lambda *a: ffn_ops(*a) + [bad._replace(scope=ops.MOE)])
     clear_caches()
     assert memory.weight_bytes(ds, BF16) == plain + moe * 8 * ds.hidden_size * 2
+
+
+def test_operators_table_is_the_list_with_its_weights():
+    import servesim
+
+    df = servesim.operators("deepseek-v3", tp=8, ep=8, dtype="fp8")
+    par = Parallelism(tp=8, ep=8)
+    want = memory.weight_bytes_per_device(load_model("deepseek-v3"), FP8, par)
+    assert df["weight_bytes"].sum() == want == df.attrs["weight_bytes_per_device"]
+    row = df.set_index("name").loc["moe_experts_gate_up"]
+    # 256 experts / ep 8 = 32 held, each gate+up 2 x 2048 x 7168 at 1 byte, on 58 MoE layers
+    assert row["params"] == 32 * 2 * 2048 * 7168 and row["weight_bytes"] == 58 * row["params"]
+    assert set(df["part"]) == {"attention", "ffn"}  # the AF link only for AF roles
+    att = servesim.operators("deepseek-v3", tp=8, ep=8, dtype="fp8", role="attention")
+    assert set(att["part"]) == {"attention", "link"}
+
+
+def test_show_model_ops_cli():
+    from click.testing import CliRunner
+
+    from servesim.cli import cli
+
+    res = CliRunner().invoke(cli, ["show", "model", "llama-3.1-8b", "--ops", "--tp", "2"])
+    assert res.exit_code == 0, res.output
+    assert "qkv_proj" in res.output and "weights MB" in res.output and "8.03 GB" in res.output
+    res = CliRunner().invoke(cli, ["show", "model", "llama-3.1-8b", "--ops", "--format", "json"])
+    data = json.loads(res.output)
+    assert data["summary"]["weight_bytes_per_device"] == sum(o["weight_bytes"] for o in data["ops"])
+
+
+def test_show_model_ops_bad_parallelism_is_one_error_line(capsys):
+    from servesim.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["show", "model", "llama-3.1-8b", "--ops", "--tp", "3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and err[0].startswith("error:") and "tp" in err[0]
