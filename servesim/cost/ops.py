@@ -172,12 +172,8 @@ def _local_layers(model: ModelSpec) -> list[tuple[str, int, int]]:
 def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int, rope_fused: bool) -> list[Op]:
     """QKV/O projections and the attention kernels (GQA/MHA or MLA)."""
     L, h, act = model.num_layers, model.hidden_size, _b(dtypes.activations)
-    kvb, qh, wb, hid = (
-        _b(dtypes.kv_cache),
-        model.num_heads // tp,
-        _b(dtypes.weights),
-        hidden_bytes(dtypes),
-    )
+    kvb, wb, hid = _b(dtypes.kv_cache), _b(dtypes.weights), hidden_bytes(dtypes)
+    qh = model.num_heads // tp
     ad = _attn_dtype(dtypes)
     local = _local_layers(model)
     full = L - sum(n for _, n, _ in local)
