@@ -168,12 +168,13 @@ def show_model(
     """One model (id, alias, template YAML or HF config.json): shapes, params, weight and KV bytes."""
     dtypes = parse_dtypes(dtype, "show model", "--dtype")
     model = load_model(name, where="show model")
+    hw = load_hardware(hardware, where="show model --hw") if hardware else None
     if ops:
         from servesim.cli.ops_table import render_operators
 
-        click.echo(render_operators(model, dtypes, tp=tp, pp=pp, ep=ep, fmt=fmt))
+        fit = dict(hw=hw, gpu_memory_utilization=gpu_mem) if hw else None
+        click.echo(render_operators(model, dtypes, tp=tp, pp=pp, ep=ep, fmt=fmt, fit=fit))
         return
-    hw = load_hardware(hardware, where="show model --hw") if hardware else None
     info: dict[str, Any] = catalog.describe_model(model, ("bf16", "fp8", dtypes.weights))
     model_info = _optional_api("model_info", "--hw" if hw else None)
     if model_info is not None:

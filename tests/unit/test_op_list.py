@@ -202,6 +202,10 @@ def test_show_model_ops_cli():
     res = CliRunner().invoke(cli, ["show", "model", "llama-3.1-8b", "--ops", "--format", "json"])
     data = json.loads(res.output)
     assert data["summary"]["weight_bytes_per_device"] == sum(o["weight_bytes"] for o in data["ops"])
+    # with a device: whether it fits and the KV tokens left (as `show model --hw`)
+    args = ["show", "model", "llama-3.1-70b", "--ops", "--hw", "h100", "--format", "json"]
+    summary = json.loads(CliRunner().invoke(cli, args).output)["summary"]
+    assert summary["fits"] is False and summary["kv_capacity_tokens"] == 0
 
 
 def test_show_model_ops_bad_parallelism_is_one_error_line(capsys):
