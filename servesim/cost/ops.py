@@ -169,77 +169,34 @@ def _local_layers(model: ModelSpec) -> list[tuple[str, int, int]]:
     return out
 
 
+def _proj(model: ModelSpec, dtypes: DTypes, name: str, n: int, k: int, m_src: str = TOKENS,
+          held: int = -1, **kw) -> Op:  # fmt: skip
+    """A projection of every layer: one [M x k] @ [k x n] GEMM holding its n x k weights in the
+    weight format (``held`` overrides: 0 when it multiplies by another operator's weights)."""
+    w = n * k if held < 0 else held
+    return Op(name, "gemm", ATTENTION, model.num_layers, m_src, dims=((n, k),), params=w,
+              param_bytes=_b(dtypes.weights), **kw)  # fmt: skip
+
+
 def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int, rope_fused: bool) -> list[Op]:
     """QKV/O projections and the attention kernels (GQA/MHA or MLA)."""
+    if model.attention == "mla":
+        return _mla_ops(model, dtypes, tp)
     L, h, act = model.num_layers, model.hidden_size, _b(dtypes.activations)
-    kvb, wb, hid = _b(dtypes.kv_cache), _b(dtypes.weights), hidden_bytes(dtypes)
-    qh = model.num_heads // tp
-    ad = _attn_dtype(dtypes)
+    kvb, hid = _b(dtypes.kv_cache), hidden_bytes(dtypes)
+    qh, hd, kvh = model.num_heads // tp, model.head_dim, kv_heads_per_device(model, tp)
     local = _local_layers(model)
     full = L - sum(n for _, n, _ in local)
-    ops: list[Op] = []
-
-    def proj(name: str, n: int, k: int, m_src: str = TOKENS, held: int = -1, **kw) -> Op:
-        # a projection holds its n x k weights (``held`` overrides: 0 for weights another op holds)
-        w = n * k if held < 0 else held
-        return Op(name, "gemm", ATTENTION, L, m_src, dims=((n, k),), params=w, param_bytes=wb, **kw)
-
-    if model.attention == "mla":
-        nope, rope, v, r = (
-            model.qk_nope_head_dim,
-            model.qk_rope_head_dim,
-            model.v_head_dim,
-            model.kv_lora_rank,
-        )
-        qk = nope + rope
-        if model.q_lora_rank:
-            ops.append(proj("q_a_proj", model.q_lora_rank, h))
-            ops.append(proj("q_b_proj", qh * qk, model.q_lora_rank))
-        else:
-            ops.append(proj("q_proj", qh * qk, h))
-        ops.append(proj("kv_a_proj", r + rope, h))
-        # prefill: up-project the latents of the new and the cached tokens (not absorbed); live
-        # at the peak: Q, K and V of the prefill path (estimate: 2 x heads x (qk + v))
-        ops.append(
-            proj("kv_b_proj", qh * (nope + v), r, PREFILL_KV, act_bytes=qh * (qk + v) * 2 * hid)
-        )
-        ops.append(
-            Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=2 * (qh + 1) * rope * act)
-        )
-        latent = kv_elems_per_token_layer_device(model, tp) * kvb  # the cached latent + rope key
-        kinds = [
-            ("attn_prefill", full, 0, dict(kv_heads=qh, head_dim=qk, qk_dim=qk, v_dim=v, kv_tok_bytes=qh * (qk + v) * act, qo_tok_bytes=qh * (qk + v) * act)),
-            # decode absorbs W_UK / W_UV: MQA over the compressed latent (kv_lora_rank + rope per token)
-            ("attn_decode", full, 0, dict(kv_heads=1, head_dim=r + rope, qk_dim=r + rope, v_dim=r, kv_tok_bytes=latent, qo_tok_bytes=qh * (2 * r + rope) * act)),
-        ]  # fmt: skip
-        for name, count, window, kw in kinds:
-            ops.append(
-                Op(
-                    name,
-                    name,
-                    ATTENTION,
-                    count,
-                    ATTN,
-                    q_heads=qh,
-                    window=window,
-                    attn_dtype=ad,
-                    **kw,
-                )
-            )
-        # the absorbed decode path multiplies by kv_b_proj's weights (held there)
-        ops.append(proj("mla_q_absorb", qh * r, nope, DECODE, held=0))
-        ops.append(proj("mla_v_absorb", qh * v, r, DECODE, held=0))
-        ops.append(proj("o_proj", h, qh * v))
-        return ops
-    hd, kvh = model.head_dim, kv_heads_per_device(model, tp)
     # live at the peak: the QKV output
-    ops.append(proj("qkv_proj", (qh + 2 * kvh) * hd, h, act_bytes=(qh + 2 * kvh) * hd * hid))
+    qkv = (qh + 2 * kvh) * hd
+    ops = [_proj(model, dtypes, "qkv_proj", qkv, h, act_bytes=qkv * hid)]
     if model.position == "rope" and not rope_fused:
         # ALiBi and learned positions have no rotary kernel; an engine that rotates Q/K inside
         # the attention kernel skips this pass
         rope_row = 2 * (qh + kvh) * hd * act * model.rotary_fraction  # partial rotary
         ops.append(Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=rope_row))
-    common = dict(q_heads=qh, kv_heads=kvh, head_dim=hd, qk_dim=hd, v_dim=hd, attn_dtype=ad)
+    common = dict(q_heads=qh, kv_heads=kvh, head_dim=hd, qk_dim=hd, v_dim=hd,
+                  attn_dtype=_attn_dtype(dtypes))  # fmt: skip
     # K and V of a context token: what the KV cache stores per layer (memory.py sizes it the same way)
     kv_tok, qo_tok = kv_elems_per_token_layer_device(model, tp) * kvb, 2 * qh * hd * act
     for suffix, count, window in (("", full, 0), *local):
@@ -249,7 +206,50 @@ def _attention_ops(model: ModelSpec, dtypes: DTypes, tp: int, rope_fused: bool) 
                     Op(phase + suffix, phase, ATTENTION, count, ATTN, window=window,
                        kv_tok_bytes=kv_tok, qo_tok_bytes=qo_tok, **common)
                 )  # fmt: skip
-    ops.append(proj("o_proj", h, qh * hd))
+    ops.append(_proj(model, dtypes, "o_proj", h, qh * hd))
+    return ops
+
+
+def _mla_ops(model: ModelSpec, dtypes: DTypes, tp: int) -> list[Op]:
+    """Multi-head latent attention (DeepSeek-V2/V3): projections through the latents, the
+    attention kernels (prefill up-projected, decode weight-absorbed)."""
+    L, h, act = model.num_layers, model.hidden_size, _b(dtypes.activations)
+    kvb, hid, qh = _b(dtypes.kv_cache), hidden_bytes(dtypes), model.num_heads // tp
+    full = L - sum(n for _, n, _ in _local_layers(model))
+    nope, rope, v, r = (
+        model.qk_nope_head_dim,
+        model.qk_rope_head_dim,
+        model.v_head_dim,
+        model.kv_lora_rank,
+    )
+    qk = nope + rope
+    ops: list[Op] = []
+    if model.q_lora_rank:
+        ops.append(_proj(model, dtypes, "q_a_proj", model.q_lora_rank, h))
+        ops.append(_proj(model, dtypes, "q_b_proj", qh * qk, model.q_lora_rank))
+    else:
+        ops.append(_proj(model, dtypes, "q_proj", qh * qk, h))
+    ops.append(_proj(model, dtypes, "kv_a_proj", r + rope, h))
+    # prefill: up-project the latents of the new and the cached tokens (not absorbed); live
+    # at the peak: Q, K and V of the prefill path (estimate: 2 x heads x (qk + v))
+    ops.append(_proj(model, dtypes, "kv_b_proj", qh * (nope + v), r, PREFILL_KV,
+                     act_bytes=qh * (qk + v) * 2 * hid))  # fmt: skip
+    ops.append(
+        Op("rope", "elementwise", ATTENTION, L, TOKENS, bytes_per_row=2 * (qh + 1) * rope * act)
+    )
+    latent = kv_elems_per_token_layer_device(model, tp) * kvb  # the cached latent + rope key
+    kinds = [
+        ("attn_prefill", dict(kv_heads=qh, head_dim=qk, qk_dim=qk, v_dim=v, kv_tok_bytes=qh * (qk + v) * act, qo_tok_bytes=qh * (qk + v) * act)),
+        # decode absorbs W_UK / W_UV: MQA over the compressed latent (kv_lora_rank + rope per token)
+        ("attn_decode", dict(kv_heads=1, head_dim=r + rope, qk_dim=r + rope, v_dim=r, kv_tok_bytes=latent, qo_tok_bytes=qh * (2 * r + rope) * act)),
+    ]  # fmt: skip
+    for name, kw in kinds:
+        ops.append(Op(name, name, ATTENTION, full, ATTN, q_heads=qh, window=0,
+                      attn_dtype=_attn_dtype(dtypes), **kw))  # fmt: skip
+    # the absorbed decode path multiplies by kv_b_proj's weights (held there)
+    ops.append(_proj(model, dtypes, "mla_q_absorb", qh * r, nope, DECODE, held=0))
+    ops.append(_proj(model, dtypes, "mla_v_absorb", qh * v, r, DECODE, held=0))
+    ops.append(_proj(model, dtypes, "o_proj", h, qh * v))
     return ops
 
 
@@ -257,10 +257,14 @@ def _ffn_ops(
     model: ModelSpec, dtypes: DTypes, parallel: Parallelism, moe_comm: str = "alltoall"
 ) -> list[Op]:
     """Dense MLP layers and MoE layers (router, experts, shared experts, EP all-to-all)."""
-    tp, ep, dp = parallel.tp, parallel.ep, parallel.dp_attn
+    return _dense_ops(model, dtypes, parallel.tp) + _moe_ops(model, dtypes, parallel, moe_comm)
+
+
+def _dense_ops(model: ModelSpec, dtypes: DTypes, tp: int) -> list[Op]:
+    """The dense MLP of the dense layers (gate and up fused), sharded over tp."""
     h, act, hid = model.hidden_size, _b(dtypes.activations), hidden_bytes(dtypes)
     wb = _b(dtypes.weights)
-    dense, moe = layer_counts(model)
+    dense, _ = layer_counts(model)
     up = 2 if model.gated_mlp else 1
     ops: list[Op] = []
     if dense and model.intermediate_size:
@@ -278,8 +282,19 @@ def _ffn_ops(
         if tp > 1:
             ops.append(Op("tp_allreduce", "allreduce", FFN, dense, TOKENS, bytes_per_row=h * hid,
                           group=tp, scope=DENSE))  # fmt: skip
+    return ops
+
+
+def _moe_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism, moe_comm: str) -> list[Op]:
+    """The MoE layers: router, token exchange, routed experts, shared experts, reduction."""
+    _, moe = layer_counts(model)
     if not moe:
-        return ops
+        return []
+    tp, ep, dp = parallel.tp, parallel.ep, parallel.dp_attn
+    h, act, hid = model.hidden_size, _b(dtypes.activations), hidden_bytes(dtypes)
+    wb = _b(dtypes.weights)
+    up = 2 if model.gated_mlp else 1
+    ops: list[Op] = []
     E, k = model.num_experts, model.experts_per_token
     etp = tp * dp // ep  # devices sharing one expert's weights (TP inside the expert)
     im = model.moe_intermediate_size // etp
