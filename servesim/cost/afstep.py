@@ -243,27 +243,29 @@ def af_step_cost(
         comm_s=m * att.comm_s + wait,
         overhead_s=other,
     )
+    f_step = _ffn_step(att, ffn, m, share, L * t_f * m, a2a, ffn_overhead_s)
+    return a_step, f_step, af
+
+
+def _ffn_step(att, ffn, m: int, share: float, f_work: float, a2a: float, ffn_overhead_s: float):
+    """The FFN instance's work for one attention instance's step: m micro-batches of ``share``
+    instances' tokens (``f_work`` seconds of layers), per attention instance it serves."""
     if ffn is None:
-        f_step = att._replace(
+        return att._replace(
             seconds=0.0, flops=0.0, bytes=0.0, comm_bytes=0.0, compute_s=0.0, memory_s=0.0,
             comm_s=0.0, overhead_s=0.0, devices=0,
         )  # fmt: skip
-    else:
-        # the FFN instance's work for this attention instance's step: m micro-batches of
-        # ``share`` instances' tokens, per attention instance it serves
-        k = m / share if share > 0 else 0.0
-        f_work = L * t_f * m
-        f_step = ffn._replace(
-            seconds=f_work / share if share > 0 else 0.0,
-            flops=k * ffn.flops,
-            bytes=k * ffn.bytes,
-            comm_bytes=0.0 if a2a else k * ffn.comm_bytes,
-            compute_s=k * ffn.compute_s,
-            memory_s=k * ffn.memory_s,
-            comm_s=k * (ffn.comm_s - a2a),
-            overhead_s=k * (ffn.overhead_s - ffn_overhead_s),
-        )
-    return a_step, f_step, af
+    k = m / share if share > 0 else 0.0
+    return ffn._replace(
+        seconds=f_work / share if share > 0 else 0.0,
+        flops=k * ffn.flops,
+        bytes=k * ffn.bytes,
+        comm_bytes=0.0 if a2a else k * ffn.comm_bytes,
+        compute_s=k * ffn.compute_s,
+        memory_s=k * ffn.memory_s,
+        comm_s=k * (ffn.comm_s - a2a),
+        overhead_s=k * (ffn.overhead_s - ffn_overhead_s),
+    )
 
 
 # ------------------------------------------------------------------------------ MoE load
