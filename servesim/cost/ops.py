@@ -4,7 +4,7 @@ This list is the one description of the model the cost model has. Each operator 
 multiplies or moves (GEMM shape, bytes per token, collective group), which batch aggregate sets its
 size, the weights it holds and the activations it keeps live, and where it runs (which layers,
 which pipeline stage, which part of an attention/FFN split). From it derive: the step time
-(step.py with roofline.py and comm.py, one time function per kind), the per-operator rows of
+(step.py with roofline.py and comm.py, one time function per kind in optime.py), the rows of
 ``servesim roofline`` (step.breakdown), the weight bytes per device, role and pipeline stage and
 the activation reserve (memory.py), and the attention/FFN stage costs (afstep.py). All sizes are
 per device (one TP/EP shard). See docs/cost-model.md for every formula and docs/internals.md for
@@ -54,9 +54,10 @@ class Op(NamedTuple):
     """One operator of one layer (or of the whole model, count 1) on one device."""
 
     name: str
-    kind: str  # gemm | experts | elementwise | attn_prefill | attn_decode | allreduce | alltoall
-    # | allgather | reducescatter | p2p
-    part: str  # ATTENTION | FFN
+    kind: str  # its time function (optime.TIME_OF): gemm | experts | elementwise | allreduce
+    # | alltoall | allgather | reducescatter | p2p; attn_prefill | attn_decode (step.py);
+    # af_link (afstep.py)
+    part: str  # ATTENTION | FFN | LINK
     count: int  # runs per step on the critical path (layers over all stages)
     m_src: str  # TOKENS | SAMPLED | PREFILL_KV | DECODE | ATTN
     local: bool = True  # M is split over the dp_attn groups (True) or global (MoE experts)
