@@ -2,8 +2,9 @@
 
 ``step_cost(ctx, role, agg)`` is pure and memoised. Per (ctx, role) a plan is built once: the
 operator list of ops.py filtered to the role. Every operator except the attention kernels depends
-on one row count only (tokens, sampled rows, ...), so those are evaluated once per distinct count
-and cached, and their summed totals once per tuple of counts; the attention kernels are closures
+on one row count only (tokens, sampled rows, ...), so those are evaluated (by their kind's time
+function, optime.TIME_OF) once per distinct count and cached, and their summed totals once per
+tuple of counts; the attention kernels are closures
 with their constants bound (roofline.decode_attention_kernel / prefill_attention_kernel). A call
 then costs two dictionary look-ups plus one or two kernel evaluations; ``breakdown`` takes the
 general path (same arithmetic, tested to the bit).
