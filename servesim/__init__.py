@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     # cost model
     "roofline": "servesim.analysis",
     "model_info": "servesim.analysis",
+    "operators": "servesim.analysis",
     "calibrate": "servesim.cost.calibrate",
     "calibrate_tables": "servesim.cost.fitted",  # aiconfigurator tables (docs/accuracy.md)
     "derive_efficiency": "servesim.cost.fitted",

@@ -14,12 +14,12 @@ import pandas as pd
 from servesim.cost import memory
 from servesim.cost.step import Aggregates, CostContext, breakdown, step_cost
 from servesim.specs.common import SpecError
-from servesim.specs.config import DEFAULT_MAX_NUM_BATCHED_TOKENS, Parallelism
+from servesim.specs.config import DEFAULT_MAX_NUM_BATCHED_TOKENS, ROLES, Parallelism
 from servesim.specs.dtypes import DTypes, parse_dtypes
 from servesim.specs.hardware import HardwareSpec
 from servesim.specs.model import ModelSpec
 
-__all__ = ["batch_aggregates", "model_info", "roofline", "roofline_summary"]
+__all__ = ["batch_aggregates", "model_info", "operators", "roofline", "roofline_summary"]
 
 _WHERE = "roofline"
 # The step `roofline` shows when no batch is given: one sequence decoding at a 1024-token context.
@@ -171,6 +171,64 @@ def _summary(
 def roofline_summary(df: pd.DataFrame) -> dict[str, Any]:
     """The step totals of a ``roofline`` table: step_s, mfu, mbu, bottleneck, flops, bytes, ..."""
     return dict(df.attrs)
+
+
+OP_COLUMNS = [
+    "name",
+    "kind",
+    "part",
+    "scope",
+    "count",
+    "rows",
+    "params",
+    "weight_bytes",
+    "act_bytes",
+]
+
+
+def operators(
+    model: ModelSpec | str,
+    *,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+    dp_attn: int = 1,
+    dtype: DTypes | str | Mapping | None = None,
+    role: str = "colocated",
+) -> pd.DataFrame:
+    """The operator list the cost model derives everything from (cost/ops.py), one row per
+    operator of the role on one device: kind, part (attention, ffn; link: shipped between an
+    attention and an FFN pool), scope (layers it runs in), count per step, rows (the batch
+    aggregate that sets its size), params (weight elements per layer, this device's shard),
+    weight_bytes (its weights on the most loaded device: its layers on the largest stage),
+    act_bytes (bytes per row live at the activation peak). ``df.attrs`` holds the totals:
+    weight_bytes_per_device and activation_reserve_bytes."""
+    from servesim.cost.ops import LINK, model_ops, role_parts
+
+    m = _model(model)
+    par = Parallelism(tp=tp, pp=pp, ep=ep, dp_attn=dp_attn)
+    memory.validate_parallelism(m, par, "operators")
+    dt = _dtypes(dtype, "operators")
+    if role not in ROLES:
+        raise SpecError("operators", "role", role, "must be one of " + ", ".join(ROLES))
+    held = dict(memory.op_weight_bytes(m, dt, par, role))
+    # an attention/FFN pool also sees what the split ships between the two
+    parts = role_parts(role) + ((LINK,) if role in ("attention", "ffn") else ())
+    rows = [
+        dict(name=op.name, kind=op.kind, part=op.part, scope=op.scope, count=op.count,
+             rows=op.m_src, params=op.params, weight_bytes=held.get(op, 0.0),
+             act_bytes=op.act_bytes)
+        for op in model_ops(m, dt, par).ops
+        if op.part in parts
+    ]  # fmt: skip
+    df = pd.DataFrame(rows, columns=OP_COLUMNS)
+    df.attrs.update(
+        model=m.name, tp=tp, pp=pp, ep=ep, dp_attn=dp_attn, role=role,
+        dtype=f"{dt.weights}/{dt.activations}/{dt.kv_cache}",
+        weight_bytes_per_device=memory.weight_bytes_per_device(m, dt, par, role),
+        activation_reserve_bytes=memory.activation_reserve_bytes(m, dt, par),
+    )  # fmt: skip
+    return df
 
 
 def model_info(

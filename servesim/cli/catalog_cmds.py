@@ -158,14 +158,23 @@ def _render_bottom_up(info: dict[str, Any]) -> None:
               help="Weights/activations/KV format (bf16, fp8, fp4, int4, ...).")  # fmt: skip
 @click.option("--gpu-memory-utilization", "gpu_mem", type=click.FloatRange(0, 1, min_open=True),
               default=0.9, show_default=True)  # fmt: skip
+@click.option("--ops", "ops", is_flag=True,
+              help="The operator list the cost model derives from, with each one's weights.")  # fmt: skip
 @_FORMAT
 def show_model(
-    name: str, hardware: str | None, tp: int, pp: int, ep: int, dtype: str, gpu_mem: float, fmt: str
-) -> None:
+    name: str, hardware: str | None, tp: int, pp: int, ep: int, dtype: str, gpu_mem: float,
+    fmt: str, ops: bool = False,
+) -> None:  # fmt: skip
     """One model (id, alias, template YAML or HF config.json): shapes, params, weight and KV bytes."""
     dtypes = parse_dtypes(dtype, "show model", "--dtype")
     model = load_model(name, where="show model")
     hw = load_hardware(hardware, where="show model --hw") if hardware else None
+    if ops:
+        from servesim.cli.ops_table import render_operators
+
+        fit = dict(hw=hw, gpu_memory_utilization=gpu_mem) if hw else None
+        click.echo(render_operators(model, dtypes, tp=tp, pp=pp, ep=ep, fmt=fmt, fit=fit))
+        return
     info: dict[str, Any] = catalog.describe_model(model, ("bf16", "fp8", dtypes.weights))
     model_info = _optional_api("model_info", "--hw" if hw else None)
     if model_info is not None:

@@ -27,6 +27,7 @@ making the attention and FFN fractions equal.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import NamedTuple
 
 from servesim.specs.common import SpecError
@@ -100,25 +101,25 @@ def micro_batch_rows(rows: int, micro_batches: int) -> int:
     return -(-int(rows) // int(micro_batches)) if rows > 0 else 0
 
 
-def activation_bytes(tokens: int, hidden_size: int, act_bytes: float, copies: float = 1) -> float:
-    """Bytes of one layer's activations for ``tokens`` tokens, one way, sent ``copies`` times."""
-    return float(tokens) * hidden_size * act_bytes * copies
+@lru_cache(maxsize=64)
+def af_link(model, dtypes) -> tuple[float, int, int, int]:
+    """The operator list's attention/FFN link (its LINK part): (bytes per token one way, one
+    layer, the mean of the directions; layers; experts; top-k)."""
+    from servesim.cost.ops import LINK, model_ops
+    from servesim.specs.config import Parallelism
+
+    link = [op for op in model_ops(model, dtypes, Parallelism()).ops if op.part == LINK]
+    row = sum(op.bytes_per_row for op in link) / len(link)
+    return row, link[0].count, link[0].num_experts, link[0].topk
 
 
 def af_activation_bytes(tokens: int, model, dtypes, ffn_ep: int = 1) -> float:
-    """One way, one layer, the mean of the two directions: each token goes to every FFN rank
-    holding one of its experts in the activation dtype (fp8 dispatch, as DeepEP does) and comes
-    back in the 16-bit hidden-state format (the combine), hence the mean element size."""
-    from servesim.cost.ops import hidden_bytes
-    from servesim.specs.dtypes import DTYPE_BYTES
-
-    copies = (
-        expected_destinations(model.num_experts, model.experts_per_token, ffn_ep)
-        if model.num_experts
-        else 1.0
-    )
-    elem = (DTYPE_BYTES[dtypes.activations] + hidden_bytes(dtypes)) / 2.0
-    return activation_bytes(tokens, model.hidden_size, elem, copies)
+    """One way, one layer, the mean of the two directions (ops.py's ``af_dispatch``: each token in
+    the activation dtype, fp8 as DeepEP; ``af_combine``: back in the 16-bit hidden-state format),
+    sent to every FFN rank holding one of its experts."""
+    row, _, experts, topk = af_link(model, dtypes)
+    copies = expected_destinations(experts, topk, ffn_ep) if experts else 1.0
+    return float(tokens) * row * copies
 
 
 # ------------------------------------------------------------------------------ engine step
@@ -206,7 +207,7 @@ def af_step_cost(
     tokens = mb[0] + mb[4]
     ffn_tokens = math.ceil(share * tokens - 1e-9)
     ffn = ffn_cost((0, 0, 0, 0, ffn_tokens, 0, 0)) if ffn_tokens > 0 else None
-    L = model.num_layers
+    L = af_link(model, dtypes)[1]  # layers: each one a round trip over the link
     t_a = max(att.seconds - attention_overhead_s, 0.0) / L
     # with EP the attention side sends each token straight to the FFN ranks holding its experts
     # (M2N), which replaces the FFN instance's own dispatch/combine all-to-all
@@ -242,27 +243,29 @@ def af_step_cost(
         comm_s=m * att.comm_s + wait,
         overhead_s=other,
     )
+    f_step = _ffn_step(att, ffn, m, share, L * t_f * m, a2a, ffn_overhead_s)
+    return a_step, f_step, af
+
+
+def _ffn_step(att, ffn, m: int, share: float, f_work: float, a2a: float, ffn_overhead_s: float):
+    """The FFN instance's work for one attention instance's step: m micro-batches of ``share``
+    instances' tokens (``f_work`` seconds of layers), per attention instance it serves."""
     if ffn is None:
-        f_step = att._replace(
+        return att._replace(
             seconds=0.0, flops=0.0, bytes=0.0, comm_bytes=0.0, compute_s=0.0, memory_s=0.0,
             comm_s=0.0, overhead_s=0.0, devices=0,
         )  # fmt: skip
-    else:
-        # the FFN instance's work for this attention instance's step: m micro-batches of
-        # ``share`` instances' tokens, per attention instance it serves
-        k = m / share if share > 0 else 0.0
-        f_work = L * t_f * m
-        f_step = ffn._replace(
-            seconds=f_work / share if share > 0 else 0.0,
-            flops=k * ffn.flops,
-            bytes=k * ffn.bytes,
-            comm_bytes=0.0 if a2a else k * ffn.comm_bytes,
-            compute_s=k * ffn.compute_s,
-            memory_s=k * ffn.memory_s,
-            comm_s=k * (ffn.comm_s - a2a),
-            overhead_s=k * (ffn.overhead_s - ffn_overhead_s),
-        )
-    return a_step, f_step, af
+    k = m / share if share > 0 else 0.0
+    return ffn._replace(
+        seconds=f_work / share if share > 0 else 0.0,
+        flops=k * ffn.flops,
+        bytes=k * ffn.bytes,
+        comm_bytes=0.0 if a2a else k * ffn.comm_bytes,
+        compute_s=k * ffn.compute_s,
+        memory_s=k * ffn.memory_s,
+        comm_s=k * (ffn.comm_s - a2a),
+        overhead_s=k * (ffn.overhead_s - ffn_overhead_s),
+    )
 
 
 # ------------------------------------------------------------------------------ MoE load
@@ -340,11 +343,11 @@ __all__ = [
     "AFStep",
     "af_step_cost",
     "af_activation_bytes",
+    "af_link",
     "af_transfer_s",
     "expected_destinations",
     "split_aggregates",
     "MOE_LOAD_DISTRIBUTIONS",
-    "activation_bytes",
     "af_step_time",
     "expert_popularity",
     "micro_batch_rows",

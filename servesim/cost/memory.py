@@ -1,5 +1,9 @@
 """Device memory: parameters, weight bytes per device, KV bytes per token, activation reserve, KV capacity.
 
+Weights and the activation reserve are sums over the operator list of ops.py (each operator
+carries its weights per device, their format, where it runs and the activations it keeps live),
+so an operator added there is counted here without another edit.
+
 Parallelism rules (vLLM): TP shards attention heads, MLP widths, the vocabulary and shared experts;
 KV heads are replicated when tp > kv_heads; the MLA latent is replicated on every TP rank; EP
 spreads the routed experts over ``ep`` devices of the tp x dp_attn devices of a stage (the rest
@@ -9,14 +13,19 @@ shard each expert); PP splits the layers. Formulas and assumptions: docs/cost-mo
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 from servesim.cost.ops import (
-    hidden_bytes,
+    DENSE,
+    FIRST,
+    LAST,
+    LAYER,
+    MOE,
+    SAMPLED,
+    Op,
     kv_elems_per_token_layer_device,
-    kv_heads_per_device,
     layer_counts,
-    shared_expert_width,
+    model_ops,
+    role_parts,
     validate_parallelism,
 )
 from servesim.specs.common import SpecError
@@ -30,6 +39,7 @@ __all__ = [
     "kv_bytes_per_token",
     "kv_bytes_per_token_per_device",
     "kv_capacity_tokens",
+    "op_weight_bytes",
     "param_counts",
     "validate_parallelism",
     "weight_bytes",
@@ -40,106 +50,68 @@ __all__ = [
 _DEFAULT_MAX_NUM_SEQS = 256
 
 
-class _Layer(NamedTuple):
-    """Parameters of one layer on one device, by kind (GEMM weights vs. 16-bit small tensors)."""
-
-    attn: float  # attention projections
-    mlp: float  # dense MLP (dense layers)
-    experts: float  # routed experts held (MoE layers)
-    shared: float  # shared experts (MoE layers)
-    router: float  # kept 16-bit
-    norms: float  # kept 16-bit
-
-
-def _layer(
-    model: ModelSpec, tp: int = 1, ep: int = 1, dp: int = 1, *, active: bool = False
-) -> _Layer:
-    h = model.hidden_size
-    qh = model.num_heads // tp
-    if model.attention == "mla":
-        nope, rope, v, r = (
-            model.qk_nope_head_dim,
-            model.qk_rope_head_dim,
-            model.v_head_dim,
-            model.kv_lora_rank,
-        )
-        q = (
-            model.q_lora_rank * (h + qh * (nope + rope))
-            if model.q_lora_rank
-            else h * qh * (nope + rope)
-        )
-        attn = q + h * (r + rope) + r * qh * (nope + v) + qh * v * h
-        norms = 2 * h + (model.q_lora_rank or 0) + r
-    else:
-        hd = model.head_dim
-        attn = h * (qh + 2 * kv_heads_per_device(model, tp)) * hd + qh * hd * h
-        norms = 2 * h
-    up = 3 if model.gated_mlp else 2
-    mlp = up * h * model.intermediate_size // tp
-    experts = shared = router = 0.0
-    if model.is_moe:
-        held = model.experts_per_token if active else model.num_experts // ep
-        etp = max(1, tp * dp // ep)
-        experts = held * up * h * model.moe_intermediate_size / etp
-        shared = up * h * shared_expert_width(model) / tp
-        router = h * model.num_experts
-    return _Layer(attn, mlp, experts, shared, router, norms)
-
-
-def param_counts(model: ModelSpec) -> tuple[float, float]:
-    """(total, active per token) parameters, embedding and LM head included (biases ignored)."""
-    dense, moe = layer_counts(model)
-    emb = model.vocab_size * model.hidden_size * (1 if model.tie_word_embeddings else 2)
-    out = []
-    for active in (False, True):
-        ly = _layer(model, active=active)
-        common = model.num_layers * (ly.attn + ly.norms)
-        out.append(
-            emb
-            + model.hidden_size
-            + common
-            + dense * ly.mlp
-            + moe * (ly.experts + ly.shared + ly.router)
-        )
-    return float(out[0]), float(out[1])
-
-
-def _edge_bytes(dtypes: DTypes) -> float:
-    """Embedding and LM head stay 16-bit when the body is quantised (vLLM, TensorRT-LLM default)."""
-    return max(DTYPE_BYTES[dtypes.weights], 2.0)
-
-
-def _stage_split(model: ModelSpec, pp: int) -> tuple[int, int, int]:
-    """(layers, dense layers, MoE layers) of the largest stage; its MoE layers counted first (upper bound)."""
+def _stage_layers(model: ModelSpec, pp: int) -> dict[str, int]:
+    """Layers of each scope on the largest stage: ceil(layers / pp), its MoE layers counted first
+    (an upper bound)."""
     dense, moe = layer_counts(model)
     n = math.ceil(model.num_layers / pp)
     m = min(moe, n)
-    return n, n - m, m
+    return {LAYER: n, DENSE: n - m, MOE: m}
+
+
+def op_weight_bytes(
+    model: ModelSpec, dtypes: DTypes, parallel: Parallelism, role: str = "colocated"
+) -> list[tuple[Op, float]]:
+    """(operator, its weight bytes on the most loaded device) for every operator of the role
+    holding weights: its weights per layer times its layers on the largest stage (ceil(layers /
+    pp), its MoE layers counted first: an upper bound); the embedding and LM head once."""
+    parts = role_parts(role)
+    layers = _stage_layers(model, parallel.pp)
+    layers[FIRST] = layers[LAST] = 1
+    return [
+        (op, layers[op.scope] * (op.params * op.param_bytes))
+        for op in model_ops(model, dtypes, parallel).ops
+        if op.params and op.part in parts
+    ]
 
 
 def weight_bytes_per_device(
     model: ModelSpec, dtypes: DTypes, parallel: Parallelism, role: str = "colocated"
 ) -> float:
-    """Weight bytes on the most loaded device (largest stage). Roles attention/ffn hold only their part."""
-    tp, pp, ep, dp = parallel.tp, parallel.pp, parallel.ep, parallel.dp_attn
-    wb, small = DTYPE_BYTES[dtypes.weights], 2.0
-    ly = _layer(model, tp, ep, dp)
-    n, nd, nm = _stage_split(model, pp)
-    attn_part = n * (ly.attn * wb + ly.norms * small)
-    ffn_part = nd * ly.mlp * wb + nm * ((ly.experts + ly.shared) * wb + ly.router * small)
-    emb = model.vocab_size // tp * model.hidden_size * _edge_bytes(dtypes)
-    # one stage holds the embedding, the last the LM head; with pp = 1 the same device holds both
-    edges = emb if (pp > 1 or model.tie_word_embeddings) else 2 * emb
-    if role == "attention":
-        return attn_part + edges
-    if role == "ffn":
-        return ffn_part
-    return attn_part + ffn_part + edges
+    """Weight bytes on the most loaded device (largest stage), summed over the operator list
+    (``op_weight_bytes``). Roles attention/ffn hold only their part. One stage holds the
+    embedding, the last one the LM head; with pp = 1 the same device holds both (pp > 1: the
+    larger of the two, an upper bound)."""
+    body = first = last = 0.0
+    for op, w in op_weight_bytes(model, dtypes, parallel, role):
+        if op.scope == FIRST:
+            first += w
+        elif op.scope == LAST:
+            last += w
+        else:
+            body += w
+    return body + (first + last if parallel.pp == 1 else max(first, last))
 
 
 def weight_bytes(model: ModelSpec, dtypes: DTypes) -> float:
     """Weight bytes of the whole model (one copy)."""
     return weight_bytes_per_device(model, dtypes, Parallelism())
+
+
+def param_counts(model: ModelSpec) -> tuple[float, float]:
+    """(total, active per token) parameters from the operator list, embedding and LM head included
+    (biases ignored); active: a token's top-k of the routed experts."""
+    dense, moe = layer_counts(model)
+    layers = {LAYER: model.num_layers, DENSE: dense, MOE: moe, FIRST: 1, LAST: 1}
+    total = active = model.hidden_size  # the final norm, which the weight bytes leave out
+    for op in model_ops(model, DTypes(), Parallelism()).ops:
+        if op.params:
+            n = layers[op.scope] * op.params
+            total += n
+            active += (
+                layers[op.scope] * (op.params // op.num_experts * op.topk) if op.num_experts else n
+            )
+    return float(total), float(active)
 
 
 def kv_bytes_per_token(model: ModelSpec, kv_dtype: str | DTypes) -> float:
@@ -169,31 +141,21 @@ def activation_reserve_bytes(
     vLLM's profiling run measures): per token the residual stream and hidden state (4 x hidden),
     the QKV output and the widest MLP/MoE intermediate (x3: gate, up, product), plus fp32 logits
     for ``max_num_seqs`` rows. Allocator slack, CUDA graphs and the CUDA context are not counted
-    (they live in the 1 - gpu_memory_utilization margin)."""
-    tp, dp = parallel.tp, parallel.dp_attn
-    tokens = math.ceil(max_num_batched_tokens / dp)
-    # GEMM outputs and the residual stream stay 16-bit when activations are quantised
-    h, act = model.hidden_size, hidden_bytes(dtypes)
-    if model.attention == "mla":
-        qkv = (
-            model.num_heads
-            // tp
-            * (model.qk_nope_head_dim + model.qk_rope_head_dim + model.v_head_dim)
-            * 2
-        )
-    else:
-        qkv = (model.num_heads // tp + 2 * kv_heads_per_device(model, tp)) * model.head_dim
-    width = model.intermediate_size // tp
-    if model.is_moe:
-        etp = max(1, tp * dp // parallel.ep)
-        moe = (
-            model.experts_per_token * model.moe_intermediate_size // etp
-            + shared_expert_width(model) // tp
-        )
-        width = max(width, moe)
-    per_token = (4 * h + qkv + 3 * width) * act
-    logits = min(max_num_seqs, tokens) * (model.vocab_size // tp) * 4.0
-    return tokens * per_token + logits
+    (they live in the 1 - gpu_memory_utilization margin). Summed from the operators' live bytes:
+    every layer's, plus the wider of a dense and a MoE layer's FFN, plus the LM head's logits."""
+    tokens = math.ceil(max_num_batched_tokens / parallel.dp_attn)
+    per_token = logits = 0.0
+    ffn = {DENSE: 0.0, MOE: 0.0}  # a layer is dense or MoE: the wider of the two is live
+    for op in model_ops(model, dtypes, parallel).ops:
+        if not op.act_bytes:
+            continue
+        if op.m_src == SAMPLED:
+            logits += min(max_num_seqs, tokens) * op.act_bytes
+        elif op.scope in ffn:
+            ffn[op.scope] += op.act_bytes
+        else:
+            per_token += op.act_bytes
+    return tokens * (per_token + max(ffn.values())) + logits
 
 
 def _role_weights(ctx, role: str) -> float:

@@ -2,8 +2,9 @@
 
 ``step_cost(ctx, role, agg)`` is pure and memoised. Per (ctx, role) a plan is built once: the
 operator list of ops.py filtered to the role. Every operator except the attention kernels depends
-on one row count only (tokens, sampled rows, ...), so those are evaluated once per distinct count
-and cached, and their summed totals once per tuple of counts; the attention kernels are closures
+on one row count only (tokens, sampled rows, ...), so those are evaluated (by their kind's time
+function, optime.TIME_OF) once per distinct count and cached, and their summed totals once per
+tuple of counts; the attention kernels are closures
 with their constants bound (roofline.decode_attention_kernel / prefill_attention_kernel). A call
 then costs two dictionary look-ups plus one or two kernel evaluations; ``breakdown`` takes the
 general path (same arithmetic, tested to the bit).
@@ -15,25 +16,26 @@ import math
 from functools import lru_cache
 from typing import NamedTuple
 
-from servesim.cost import comm, roofline
+from servesim.cost import roofline
 from servesim.cost.afstep import af_step_cost, moe_imbalance  # noqa: F401  (for the engine)
 from servesim.cost.ops import (
-    ATTENTION,
+    ATTN,
     DECODE,
-    FFN,
     PREFILL_KV,
     SAMPLED,
     TOKENS,
     ModelOps,
     Op,
-    expected_distinct_experts,
-    gemm_flops_bytes,
     local_rows,
+    merge_ops,
     model_ops,
+    role_parts,
 )
+from servesim.cost.optime import TIME_OF, Row
+from servesim.cost.optime import ZERO as _ZERO
 from servesim.specs.common import SpecError
 from servesim.specs.config import ROLES, Parallelism  # ROLES: the one role registry
-from servesim.specs.dtypes import DTYPE_BYTES, DTypes
+from servesim.specs.dtypes import DTypes
 from servesim.specs.engines import EngineKernels
 from servesim.specs.hardware import HardwareSpec
 from servesim.specs.model import ModelSpec
@@ -92,21 +94,9 @@ class OpCost(NamedTuple):
     bound: str
 
 
-_PARTS = {"attention": (ATTENTION,), "ffn": (FFN,)}
 _STEP_CACHE_MAX = 2**16
-# DeepEP low-latency kernels serve up to 128 tokens per rank (num_max_dispatch_tokens_per_rank,
-# SGLang's default for decode); larger batches use the normal (node-deduplicating) kernels.
-_LL_TOKENS = 128
 # Position of each row source's count in a plan's base key.
 _KEY_INDEX = {TOKENS: 0, SAMPLED: 1, PREFILL_KV: 2, DECODE: 3}
-
-# One evaluated operator: (flops, bytes, seconds, bound, link bytes), per device per instance.
-Row = tuple[float, float, float, str, float]
-_ZERO: Row = (0.0, 0.0, 0.0, "overhead", 0.0)
-
-
-def _bytes(dtype: str) -> float:
-    return DTYPE_BYTES[dtype]
 
 
 class _Group(NamedTuple):
@@ -152,15 +142,13 @@ class _Plan:
             rope_fused=bool(eng and eng.rope_fused),
             moe_comm=eng.moe_comm if eng else "alltoall",
         )
-        parts = _PARTS.get(role, (ATTENTION, FFN))
-        merged: dict[tuple, Op] = {}
-        for op in mo.ops:
-            if op.part in parts:
-                key = op._replace(count=0, part="")
-                old = merged.get(key)
-                merged[key] = op if old is None else old._replace(count=old.count + op.count)
+        parts = role_parts(role)
         self.ctx, self.mo = ctx, mo
-        self.ops = tuple(merged.values())
+        # the role's operators; the same operator in both parts (a TP all-reduce) is one row
+        self.ops = merge_ops((op for op in mo.ops if op.part in parts), across_parts=True)
+        untimed = {o.kind for o in self.ops if o.m_src != ATTN and o.kind not in TIME_OF}
+        if untimed:  # a new kind needs its time function (docs/internals.md)
+            raise AssertionError(f"no time function in cost/optime.py for kinds {sorted(untimed)}")
         self.stage = mo.stage_devices
         self.scaleout = _stage_sends_crossing(mo.stage_devices, mo.pp, ctx.hardware.scaleup_devices)
         self.by_src = {
@@ -225,68 +213,8 @@ class _Plan:
         return (c, mem, k, o, f * self.stage, b * self.stage, cb * self.stage)
 
     def _row(self, op: Op, m: int) -> Row:
-        if m <= 0:
-            return _ZERO
-        hw = self.ctx.hardware
-        if op.kind == "experts":
-            return self._experts(op, m)
-        rows = local_rows(m, self.mo.dp_attn) if op.local else m
-        if op.kind == "gemm":
-            dt = op.dtypes or self.ctx.dtypes
-            return _gemms(
-                hw, rows, op.dims, dt, lambda n, k: roofline.gemm_time(hw, rows, n, k, dt)
-            )
-        msg = rows * op.bytes_per_row
-        if op.kind == "elementwise":
-            t = roofline.elementwise_time(hw, msg)
-            return (0.0, msg, t.seconds, t.bound, 0.0)
-        g = op.group
-        if op.kind == "allreduce":
-            return (
-                0.0,
-                msg,
-                comm.tp_allreduce_time(hw, msg, g, self.ctx.engine),
-                "comm",
-                2.0 * (g - 1) / g * msg,
-            )
-        if op.kind in ("allgather", "reducescatter"):
-            # msg: the gathered total (all dp groups' tokens); each device sends its 1/g share
-            t = comm.allgather_time(hw, msg, g, graph=True)
-            return (0.0, msg, t, "comm", (g - 1) / g * msg)
-        if op.kind == "alltoall":
-            # msg: this device's tokens' hidden states (one copy each); topk set the fan-out
-            t, link = comm.ep_alltoall(hw, msg, g, op.topk, low_latency=rows <= _LL_TOKENS * g)
-            return (0.0, msg, t, "comm", link)
-        if op.kind == "p2p":
-            # the mean send: those between stages in different scale-up domains use the NIC
-            n, out = op.count, self.scaleout
-            t = comm.p2p_time(hw, msg, scaleout=out > 0, graph=True)
-            if 0 < out < n:
-                t = (out * t + (n - out) * comm.p2p_time(hw, msg, graph=True)) / n
-            return (0.0, msg, t, "comm", msg)
-        raise AssertionError(op.kind)
-
-    def _experts(self, op: Op, tokens: int) -> Row:
-        """Routed experts on the slowest EP rank: its share of the distinct experts touched, and the
-        mean routed rows x the imbalance factor (FLOPs and bytes are those of the mean rank)."""
-        hw, dt = self.ctx.hardware, self.ctx.dtypes
-        experts = expected_distinct_experts(op.num_experts, op.topk, tokens) / op.ep
-        mean = tokens * op.topk / op.ep
-        slow = math.ceil(mean * (self.ctx.moe_imbalance if op.ep > 1 else 1.0))
-        if not op.dims:  # activation between the two grouped GEMMs
-            t = roofline.elementwise_time(hw, slow * op.bytes_per_row)
-            return (0.0, mean * op.bytes_per_row, t.seconds, t.bound, 0.0)
-        wb, ab = _bytes(dt.weights), _bytes(dt.activations)
-        fl = by = s = 0.0
-        bound, best = "overhead", -1.0
-        for n, k in op.dims:
-            t = roofline.grouped_gemm_time(hw, slow, experts, n, k, dt)
-            fl += 2.0 * mean * n * k
-            by += experts * k * n * wb + mean * (k + n) * ab
-            s += t.seconds * self.moe_scale
-            if t.seconds > best:
-                bound, best = t.bound, t.seconds
-        return (fl, by, s, bound, 0.0)
+        # every kind but attention depends on one row count: one time function per kind
+        return TIME_OF[op.kind](self, op, m) if m > 0 else _ZERO
 
     # -- attention kernels: evaluated every call ------------------------------------------
     def attention_rows(self, agg: Aggregates) -> list[Row]:
@@ -506,21 +434,6 @@ def _attn_kwargs(op: Op) -> dict:
     return dict(q_heads=op.q_heads, kv_heads=op.kv_heads, head_dim=op.head_dim, dtype=op.attn_dtype)
 
 
-def _gemms(hw: HardwareSpec, m: int, dims, dt: DTypes, time_of) -> Row:
-    """One or more GEMMs run back to back as one operator (e.g. a shared expert's up and down)."""
-    fl = by = s = 0.0
-    bound, best = "overhead", -1.0
-    for n, k in dims:
-        t = time_of(n, k)
-        f1, b1 = gemm_flops_bytes(m, n, k, dt)
-        fl += f1
-        by += b1
-        s += t.seconds
-        if t.seconds > best:
-            bound, best = t.bound, t.seconds
-    return (fl, by, s, bound, 0.0)
-
-
 @lru_cache(maxsize=1024)
 def _plan_by_value(ctx: CostContext, role: str) -> _Plan:
     return _Plan(ctx, role)
@@ -554,7 +467,11 @@ def breakdown(ctx: CostContext, role: str, agg: Aggregates) -> list[OpCost]:
 
 
 def clear_caches() -> None:
-    """Drop every memoised plan and step (tests, or after editing a profile in place)."""
+    """Drop every memoised plan, step and operator list (tests, after editing a profile in place,
+    or after adding an operator at run time)."""
+    from servesim.cost.afstep import af_link
+
     _BY_ID.clear()
     _plan_by_value.cache_clear()
     model_ops.cache_clear()
+    af_link.cache_clear()
