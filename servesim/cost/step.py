@@ -273,9 +273,9 @@ class _Plan:
         experts = expected_distinct_experts(op.num_experts, op.topk, tokens) / op.ep
         mean = tokens * op.topk / op.ep
         slow = math.ceil(mean * (self.ctx.moe_imbalance if op.ep > 1 else 1.0))
-        if not op.dims:  # activation between the two grouped GEMMs
+        if not op.dims:  # permute, activation, un-permute: inside the engine's fused MoE too
             t = roofline.elementwise_time(hw, slow * op.bytes_per_row)
-            return (0.0, mean * op.bytes_per_row, t.seconds, t.bound, 0.0)
+            return (0.0, mean * op.bytes_per_row, t.seconds * self.moe_scale, t.bound, 0.0)
         wb, ab = _bytes(dt.weights), _bytes(dt.activations)
         fl = by = s = 0.0
         bound, best = "overhead", -1.0
