@@ -16,6 +16,7 @@ from servesim.cost.ops import (
     kv_elems_per_token_layer_device,
     kv_heads_per_device,
     layer_counts,
+    redundant_expert_bytes,
     shared_expert_width,
     validate_parallelism,
 )
@@ -197,7 +198,10 @@ def activation_reserve_bytes(
 
 
 def _role_weights(ctx, role: str) -> float:
-    return weight_bytes_per_device(ctx.model, ctx.dtypes, ctx.parallel, role)
+    extra = getattr(ctx, "redundant_experts", 0)  # EPLB replicas (ops.redundant_expert_bytes)
+    return weight_bytes_per_device(ctx.model, ctx.dtypes, ctx.parallel, role) + (
+        redundant_expert_bytes(ctx.model, ctx.dtypes, ctx.parallel, extra, role) if extra else 0.0
+    )
 
 
 def _free_bytes(

@@ -361,3 +361,20 @@ def gemm_flops_bytes(m: float, n: int, k: int, dtypes: DTypes) -> tuple[float, f
 def local_rows(m: int, dp: int) -> int:
     """Rows one dp_attn group handles: an even split, rounded up."""
     return m if dp == 1 else math.ceil(m / dp)
+
+
+def redundant_expert_bytes(
+    model: ModelSpec, dtypes: DTypes, parallel: Parallelism, redundant: int, role: str
+) -> float:
+    """Weight bytes of the EPLB replicas one device holds on top of its share of the experts:
+    ``redundant`` extra expert slots spread over the ``ep`` ranks (DeepSeek EPLB / SGLang
+    ``--ep-num-redundant-experts``: (E + R) / ep slots per rank, ceil), each a whole routed expert
+    (TP-sharded inside like the others), in every MoE layer of the largest pipeline stage."""
+    if redundant <= 0 or not model.is_moe or role == "attention" or parallel.ep <= 1:
+        return 0.0
+    ep, etp = parallel.ep, max(1, parallel.tp * parallel.dp_attn // parallel.ep)
+    per_rank = math.ceil((model.num_experts + redundant) / ep) - model.num_experts // ep
+    up = 3 if model.gated_mlp else 2
+    expert = up * model.hidden_size * model.moe_intermediate_size / etp * _b(dtypes.weights)
+    layers = min(layer_counts(model)[1], math.ceil(model.num_layers / parallel.pp))
+    return per_rank * expert * layers

@@ -49,6 +49,7 @@ class CostContext(NamedTuple):
     overhead_s: float  # per-iteration CPU/framework overhead
     moe_imbalance: float = 1.0  # slowest EP rank's routed tokens / mean (1 = uniform)
     engine: EngineKernels | None = None  # the engine's kernels (None: neutral defaults)
+    redundant_experts: int = 0  # EPLB replicas over the EP ranks (their weights take memory)
 
 
 class Aggregates(NamedTuple):

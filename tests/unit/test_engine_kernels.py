@@ -260,3 +260,20 @@ def test_redundant_experts_eplb_balance_the_busiest_rank():
     assert 1.0 <= eplb < plain
     with pytest.raises(SpecError, match="must divide"):
         moe_imbalance(256, 32, "zipf", 1.0, redundant=5)
+
+
+def test_redundant_experts_take_memory():
+    from servesim.cost.memory import kv_capacity_tokens
+
+    # DeepSeek-V3 FP8, DEP32 on H100, BF16 KV: 32 EPLB replicas over 32 ranks put one more
+    # routed expert (3 x 7168 x 2048 bytes) on every device in each of the 58 MoE layers;
+    # the KV cache loses exactly those bytes: 2.554 GB / (61 layers x 576 x 2 B) per device
+    m, par = load_model("deepseek-v3"), Parallelism(tp=1, ep=32, dp_attn=32)
+    dt = DTypes("fp8", "fp8", "bf16")
+    plain = CostContext(m, H100, par, dt, 0.0)
+    eplb = plain._replace(redundant_experts=32)
+    lost = kv_capacity_tokens(plain, 0.9, "colocated") - kv_capacity_tokens(eplb, 0.9, "colocated")
+    per_dev = 58 * 3 * 7168 * 2048 / (61 * 576 * 2)
+    assert lost / 32 == pytest.approx(per_dev, abs=1)
+    # the attention role of an AF deployment holds no experts
+    assert kv_capacity_tokens(eplb, 0.9, "attention") == kv_capacity_tokens(plain, 0.9, "attention")
