@@ -116,7 +116,8 @@ def ep_step_row(row: dict[str, str]) -> float:
     eng = engine_kernels(spec.scheduler.engine, spec.hardware,
                          DTYPE_BYTES[cfg.dtypes.kv_cache], DTYPE_BYTES[cfg.dtypes.weights])  # fmt: skip
     ctx = CostContext(cfg.model, spec.hardware, spec.parallelism, cfg.dtypes, 0.0,
-                      moe_imbalance_of(cfg, spec), eng)  # fmt: skip
+                      moe_imbalance_of(cfg, spec), eng,
+                      cfg.deployment.moe_load.redundant_experts)  # fmt: skip
     gpus, per_dev, isl = int(row["gpus"]), int(row["concurrency"]), int(row["isl"])
     if int(row["osl"]) == 0:  # prefill: whole prompts, per_dev tokens on every device
         agg = batch_aggregates([(isl, 0)] * (per_dev * gpus // isl), ())

@@ -238,7 +238,9 @@ def check_fit(
     max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS,
 ) -> None:
     """SpecError when the weights and activation reserve leave no room for KV on a device."""
-    validate_parallelism(ctx.model, ctx.parallel, where)
+    validate_parallelism(
+        ctx.model, ctx.parallel, where, redundant=getattr(ctx, "redundant_experts", 0)
+    )
     free, need = _free_bytes(ctx, gpu_memory_utilization, role, max_num_batched_tokens)
     ok = (
         free > 0

@@ -304,11 +304,13 @@ def model_ops(
     parallel: Parallelism,
     rope_fused: bool = False,
     moe_comm: str = "alltoall",
+    redundant_experts: int = 0,
 ) -> ModelOps:
     """Every operator of one step, in execution order, for this model, formats and parallelism
     (``rope_fused``: the engine applies rotary embeddings inside its attention kernel;
-    ``moe_comm``: how an EP group exchanges tokens, ``alltoall`` or ``allgather``)."""
-    validate_parallelism(model, parallel, model.name)
+    ``moe_comm``: how an EP group exchanges tokens, ``alltoall`` or ``allgather``;
+    ``redundant_experts``: EPLB replicas, which let ep divide the experts + replicas)."""
+    validate_parallelism(model, parallel, model.name, redundant=redundant_experts)
     tp, pp, dp = parallel.tp, parallel.pp, parallel.dp_attn
     L, h, hid = model.num_layers, model.hidden_size, hidden_bytes(dtypes)
     edge = _low_precision_kept(dtypes)

@@ -152,6 +152,7 @@ class _Plan:
             ctx.parallel,
             rope_fused=bool(eng and eng.rope_fused),
             moe_comm=eng.moe_comm if eng else "alltoall",
+            redundant_experts=ctx.redundant_experts,
         )
         parts = _PARTS.get(role, (ATTENTION, FFN))
         merged: dict[tuple, Op] = {}

@@ -277,3 +277,30 @@ def test_redundant_experts_take_memory():
     assert lost / 32 == pytest.approx(per_dev, abs=1)
     # the attention role of an AF deployment holds no experts
     assert kv_capacity_tokens(eplb, 0.9, "attention") == kv_capacity_tokens(plain, 0.9, "attention")
+
+
+def test_eplb_replicas_let_ep_divide_experts_plus_replicas():
+    # DeepSeek-V3's 256 experts over EP72 (SGLang's 96-H100 deployment): only with 32 EPLB
+    # replicas (288 = 4 x 72); the error names both numbers when they do not divide
+    base = {
+        "model": "deepseek-v3",
+        "dtype": {"weights": "fp8", "activations": "fp8", "kv_cache": "bf16"},
+        "deployment": {"pools": [{"hardware": "h100-sxm", "engine": "sglang+deepep",
+                                  "parallelism": {"tp": 1, "ep": 72, "dp_attn": 72}}]},
+        "workload": {"clients": {"concurrency": 1}, "num_requests": 1,
+                     "lengths": {"input": {"dist": "fixed", "mean": 8},
+                                 "output": {"dist": "fixed", "mean": 2}}},
+    }  # fmt: skip
+    with pytest.raises(SpecError, match="must divide the 256 experts"):
+        load_config(base)
+    base["deployment"]["moe_load"] = {"redundant_experts": 30}
+    with pytest.raises(SpecError, match="256 \\+ 30 redundant experts"):
+        load_config(base)
+    base["deployment"]["moe_load"] = {"redundant_experts": 32}
+    cfg = load_config(base)
+    pool = cfg.deployment.pools[0]
+    ctx = CostContext(cfg.model, pool.hardware, pool.parallelism, cfg.dtypes, 0.0, 1.0,
+                      engine_kernels(pool.scheduler.engine, pool.hardware, 2.0, 1.0), 32)  # fmt: skip
+    dec = Aggregates(decode_seqs=72 * 256, decode_ctx=72 * 256 * 2000, sampled=72 * 256)
+    ops = _ops(ctx, dec)
+    assert ops["ep_dispatch"].seconds > 0 and step_cost(ctx, "decode", dec).seconds > 0
