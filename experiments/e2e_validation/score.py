@@ -66,6 +66,11 @@ def dtype_of(row: dict[str, str]) -> dict[str, str]:
         "fp16": "fp16",
         "fp4": "fp4" if row["generation"] == "blackwell" else "bf16",
     }[w]
+    if w == "fp4" and row["model"].startswith("gpt-oss") and row["generation"] == "blackwell":
+        # GPT-OSS ships MXFP4 experts; TensorRT-LLM runs them with MXFP8 activations on
+        # Blackwell (GPT-OSS deployment guide, "MoE Backend Support Matrix":
+        # https://nvidia.github.io/TensorRT-LLM/deployment-guide/deployment-guide-for-gpt-oss-on-trtllm.html)
+        act = "fp8"
     kv = row["kv_cache"]
     if kv == "auto":
         kv = "fp8" if w == "fp8" and row["engine"] == "trtllm" else "bf16"
@@ -113,8 +118,8 @@ def ep_step_row(row: dict[str, str]) -> float:
 
     cfg = load_config(config_of(row, 1, 1))
     spec = cfg.deployment.pools[0]
-    eng = engine_kernels(spec.scheduler.engine, spec.hardware,
-                         DTYPE_BYTES[cfg.dtypes.kv_cache], DTYPE_BYTES[cfg.dtypes.weights])  # fmt: skip
+    eng = engine_kernels(spec.scheduler.engine, spec.hardware, DTYPE_BYTES[cfg.dtypes.kv_cache],
+                         DTYPE_BYTES[cfg.dtypes.weights], DTYPE_BYTES[cfg.dtypes.activations])  # fmt: skip
     ctx = CostContext(cfg.model, spec.hardware, spec.parallelism, cfg.dtypes, 0.0,
                       moe_imbalance_of(cfg, spec), eng,
                       cfg.deployment.moe_load.redundant_experts)  # fmt: skip

@@ -134,6 +134,7 @@ class Cluster:
                     spec.hardware,
                     DTYPE_BYTES[cfg.dtypes.kv_cache],
                     DTYPE_BYTES[cfg.dtypes.weights],
+                    DTYPE_BYTES[cfg.dtypes.activations],
                 ),
                 cfg.deployment.moe_load.redundant_experts if cfg.model.num_experts else 0,
             )

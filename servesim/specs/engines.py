@@ -191,6 +191,14 @@ _MOE: dict[tuple[str, str], dict[str, tuple[str, float]]] = {
         "sglang": ("flashinfer trtllm-gen nvfp4", 0.84),
         "trtllm": ("cutlass nvfp4", 0.98),
     },
+    # MXFP4 weights x MXFP8 activations: what TensorRT-LLM's GPT-OSS guide lists for Blackwell
+    # (CUTLASS and TRTLLM MoE backends; H200: BF16 activations, TRITON), aiconfigurator
+    # w4a8_mxfp4_mxfp8 rows
+    ("blackwell", "4bit/a8"): {
+        "vllm": ("flashinfer trtllm-gen mxfp4 x mxfp8", 1.11),
+        "sglang": ("flashinfer trtllm-gen mxfp4 x mxfp8", 1.02),
+        "trtllm": ("mxfp4 x mxfp8", 0.82),
+    },
 }
 # Fitted MoE efficiency keys: a profile (or overlay) that has them models the engine's MoE
 # kernel itself, and the factor above would count it twice.
@@ -269,11 +277,16 @@ def generation(hardware: Any) -> str:
 
 
 def engine_kernels(
-    engine: str | None, hardware: Any, kv_bytes: float, weight_bytes: float = 2.0
+    engine: str | None,
+    hardware: Any,
+    kv_bytes: float,
+    weight_bytes: float = 2.0,
+    act_bytes: float | None = None,
 ) -> EngineKernels | None:
     """The kernels ``engine`` (name[@version]) runs on ``hardware`` with a KV cache of
-    ``kv_bytes`` and weights of ``weight_bytes`` per element; None when no engine is named (the
-    cost model's neutral defaults)."""
+    ``kv_bytes``, weights of ``weight_bytes`` and activations of ``act_bytes`` per element (None:
+    as the weights' usual pairing); None when no engine is named (the cost model's neutral
+    defaults)."""
     if not engine:
         return None
     name, version = split_engine(engine, "", "engine")
@@ -283,6 +296,8 @@ def engine_kernels(
     backend, pf, df = table.get(name, (_DEFAULT_BACKEND[name], 1.0, 1.0))
     base, peer, eff = _AR[name]
     wclass = "16bit" if weight_bytes >= 2 else "fp8" if weight_bytes >= 1 else "4bit"
+    if wclass == "4bit" and act_bytes == 1:
+        wclass = "4bit/a8"  # MXFP4 x MXFP8 (GPT-OSS on Blackwell)
     moe_kernel, moe_scale = _MOE.get((generation(hardware), wclass), {}).get(
         name, (_DEFAULT_MOE[name], 1.0)
     )

@@ -85,6 +85,11 @@ def test_engines_choose_kernels_that_change_the_step():
     k = engine_kernels("trtllm", H100, 1.0, 0.5)
     assert k.attn_decode_scale == 1.0 and k.attn_prefill_scale == 1.0
     assert k.moe_scale == pytest.approx(1.54) and "mxfp4" in k.moe_kernel
+    # Blackwell: NVFP4 (4-bit x 4-bit) and GPT-OSS's MXFP4 x MXFP8 are different kernels
+    b200 = load_hardware("b200")
+    assert engine_kernels("trtllm", b200, 1.0, 0.5, 0.5).moe_scale == pytest.approx(0.98)
+    w4a8 = engine_kernels("trtllm", b200, 1.0, 0.5, 1.0)
+    assert w4a8.moe_scale == pytest.approx(0.82) and "mxfp8" in w4a8.moe_kernel
     # ... unless the profile (or the overlay) fits the fused MoE itself: no double count
     fitted = dataclasses.replace(H100, efficiency=(*H100.efficiency, ("moe_compute@fp8", 0.5)))
     assert engine_kernels("trtllm", fitted, 1.0, 0.5).moe_scale == 1.0
