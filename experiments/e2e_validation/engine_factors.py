@@ -6,8 +6,9 @@ aiconfigurator kernel timings (../shared/data/measured/aiconfigurator).
 Prints (1) attention factors: median latency ratio of each engine's attention kernel to vLLM's on
 the same shapes (rows over 20 us), per system and KV format; (2) the custom all-reduce fit per
 engine on H100 CUDA-graph rows, and its error held out on A100/B300/GB300; (3) MoE kernel
-factors: median measured fused-MoE latency over servesim's grouped-GEMM time at >= 8 routed rows
-per expert (H100, balanced, TP1/EP1). Reads ~25 MB of gzip'd CSV; about a minute on 2 cores.
+factors: median measured fused-MoE latency over servesim's routed-expert operators (permute, grouped
+GEMMs, activation, un-permute) at >= 8 routed rows per expert, on the shipped profiles with each
+engine's overlay (H100 and B300, balanced, TP1/EP1). Reads ~25 MB of gzip'd CSV; about a minute on 2 cores.
 """
 
 from __future__ import annotations
@@ -77,33 +78,62 @@ def allreduce(root: Path) -> None:
         print(line)
 
 
+# aiconfigurator system -> servesim profile whose fitted GEMM efficiencies the factors are
+# relative to (B200/GB200 profiles are derived from the B300/GB300 fits, same generation)
+MOE_SYSTEMS = {"h100_sxm": "h100-sxm", "b300_sxm": "b300"}
+MOE_FORMATS = {
+    "bfloat16": DTypes("bf16", "bf16", "bf16"),
+    "fp8": DTypes("fp8", "fp8", "fp8"),
+    "fp8_block": DTypes("fp8", "fp8", "fp8"),
+    "w4a16_mxfp4": DTypes("fp4", "bf16", "bf16"),
+    "nvfp4": DTypes("fp4", "fp4", "fp4"),
+    "w4a8_mxfp4_mxfp8": DTypes("fp4", "fp8", "fp8"),
+}
+
+
+def moe_model_s(hw, r) -> float:
+    """servesim's routed-expert operators for one aiconfigurator MoE row (TP1/EP1, balanced):
+    permute, gate/up and down grouped GEMMs, activation, un-permute (servesim/cost/ops.py
+    _ffn_ops), on ``hw`` = the profile with the engine's overlay."""
+    dt = MOE_FORMATS[r.moe_dtype]
+    rows = r.num_tokens * r.topk
+    ex = r.num_experts * (1 - (1 - r.topk / r.num_experts) ** r.num_tokens)
+    h, i = r.hidden_size, r.inter_size
+    a = {"bf16": 2.0, "fp8": 1.0, "fp4": 0.5}[dt.activations]
+    t = roofline.grouped_gemm_time(hw, rows, ex, 2 * i, h, dt).seconds
+    t += roofline.grouped_gemm_time(hw, rows, ex, h, i, dt).seconds
+    for row_bytes in (2 * i * 2 + i * a, 2 * h * a, h * 2 * (1 + 1 / r.topk)):
+        t += roofline.elementwise_time(hw, rows * row_bytes).seconds
+    return t
+
+
 def moe(root: Path) -> None:
-    hw = load_hardware("h100-sxm")
-    fmt = {
-        "bfloat16": DTypes("bf16", "bf16", "bf16"),
-        "fp8": DTypes("fp8", "fp8", "fp8"),
-        "fp8_block": DTypes("fp8", "fp8", "fp8"),
-        "w4a16_mxfp4": DTypes("fp4", "bf16", "bf16"),
-    }
+    """Median measured fused-MoE latency / servesim's routed-expert time, per system, engine,
+    weight format and kernel, at >= 8 routed rows per expert (balanced, TP1/EP1): the factors
+    of specs/engines.py _MOE. Also by rows per expert, to show whether the grouped-GEMM tile
+    model's dependence on rows per expert holds."""
     d = pd.read_csv(root / "moe.csv.gz")
-    d = d[(d.system == "h100_sxm") & (d.distribution == "balanced") & (d.moe_tp_size == 1)]
-    d = d[(d.moe_ep_size == 1) & d.moe_dtype.isin(fmt)]
-    keys = ["backend", "moe_dtype", "hidden_size", "inter_size", "num_experts", "topk"]
-    d = d.groupby([*keys, "num_tokens"]).latency_ms.median().reset_index()
-    d = d[d.num_tokens * d.topk / d.num_experts >= 8]
-
-    def sim(r) -> float:
-        dt = fmt[r.moe_dtype]
-        rows = r.num_tokens * r.topk
-        ex = r.num_experts * (1 - (1 - r.topk / r.num_experts) ** r.num_tokens)
-        h, i = r.hidden_size, r.inter_size
-        t = roofline.grouped_gemm_time(hw, rows, ex, 2 * i, h, dt).seconds
-        t += roofline.grouped_gemm_time(hw, rows, ex, h, i, dt).seconds
-        act = 2 if dt.activations == "bf16" else 1
-        return t + roofline.elementwise_time(hw, rows * (4 * i + i * act)).seconds
-
-    d["ratio"] = d.latency_ms * 1e-3 / [sim(r) for r in d.itertuples()]
-    print(d.groupby(["backend", "moe_dtype"]).ratio.median().round(2).to_string())
+    d = d[d.system.isin(MOE_SYSTEMS) & (d.distribution == "balanced") & (d.moe_tp_size == 1)]
+    d = d[(d.moe_ep_size == 1) & d.moe_dtype.isin(MOE_FORMATS)]
+    keys = ["system", "backend", "kernel_source", "moe_dtype", "hidden_size", "inter_size"]
+    d = d.groupby([*keys, "num_experts", "topk", "num_tokens"]).latency_ms.median().reset_index()
+    parts = []
+    for (system, backend), g in d.groupby(["system", "backend"]):
+        hw = load_hardware(MOE_SYSTEMS[system]).for_engine(backend)
+        g = g.assign(model_ms=[moe_model_s(hw, r) * 1e3 for r in g.itertuples()])
+        parts.append(g)
+    d = pd.concat(parts)
+    d["ratio"] = d.latency_ms / d.model_ms
+    d["rows_per_expert"] = pd.cut(d.num_tokens * d.topk / d.num_experts,
+                                  [0, 1, 8, 64, 512, np.inf], right=False)  # fmt: skip
+    d["kernel"] = d.kernel_source.str[:36]
+    with pd.option_context("display.width", 200, "display.max_rows", 200):
+        big = d[d.num_tokens * d.topk / d.num_experts >= 8]
+        print(big.groupby(["system", "backend", "moe_dtype", "kernel"]).ratio.agg(
+            ["median", "count"]).round(2).to_string())  # fmt: skip
+        print(d.pivot_table(index=["system", "backend", "moe_dtype", "kernel"],
+                            columns="rows_per_expert", values="ratio", aggfunc="median",
+                            observed=False).round(2).to_string())  # fmt: skip
 
 
 def main() -> None:

@@ -22,6 +22,14 @@ TRT_V05 = (
     "https://github.com/NVIDIA/TensorRT-LLM/blob/138f96d45f90b9667426f7c47297d8c06bafac73/"
     "docs/source/performance.md"
 )
+# SGLang's DeepSeek-V3 PD deployment with large-scale EP on 12 x 8 H100 (InfiniBand), blog
+# markdown at the commit read: "Profile Results" tables (prefill 16,384 tokens per device,
+# 4,096-token prompts, 4 nodes EP32; decode 256 sequences per device at KV length 2,000,
+# 9 nodes EP72) and the EPLB section (256 + 32 redundant experts = 288)
+LMSYS_EP = (
+    "https://github.com/lm-sys/lm-sys.github.io/blob/2db4e4042b31f3c3c9f4f93068ae80946d25a115/"
+    "blog/2025-05-05-large-scale-ep.md"
+)
 OCI = (
     "https://blogs.oracle.com/cloud-infrastructure/serving-llama-31-405b-model-with-amd-mi300x-gpus"
 )
@@ -29,7 +37,7 @@ OCI = (
 COLS = (
     "row", "source", "url", "model", "kind", "hardware", "generation", "gpus", "layout", "tp",
     "ep", "dp_attn", "weights", "kv_cache", "engine", "scenario", "isl", "osl", "concurrency",
-    "num_requests", "metric", "value", "unit", "note",
+    "num_requests", "metric", "value", "unit", "note", "redundant_experts",
 )  # fmt: skip
 
 GEN = {
@@ -154,26 +162,33 @@ def rows() -> list[dict]:
         [(1000, 1000, 5209), (2048, 128, 749)],
         False,
     )
+    # v1.0 MoE rows: the table heads say TPn (trtllm-bench --tp n), but the page's MoE command
+    # passes --ep $ep_size and its MoE options file sets enable_attention_dp: true. That key is
+    # printed inside cuda_graph_config, where TensorRT-LLM's CudaGraphConfig (a StrictBaseModel,
+    # extra fields forbidden) would reject it, so the runs set it at the top level, as the 2026
+    # page prints it for the same models (Qwen3 MoE, Llama 4 Maverick) and labels DEPn. Scored
+    # as DEPn (attention DP n, experts EP n) since the second fidelity round; the first round
+    # scored them as TPn (experts tensor-parallel), 29% too slow as a group.
     out += trt(
         v10,
         TRT_V10,
         "llama-4-scout",
         "h100-sxm",
-        "TP4",
+        "DEP4",
         4,
         "fp8",
         [(1000, 1000, 12129), (2048, 128, 3253)],
         False,
     )
     out += trt(
-        v10, TRT_V10, "llama-4-scout", "h200-sxm", "TP4", 4, "fp8", [(1000, 1000, 21636)], False
+        v10, TRT_V10, "llama-4-scout", "h200-sxm", "DEP4", 4, "fp8", [(1000, 1000, 21636)], False
     )
     out += trt(
         v10,
         TRT_V10,
         "qwen3-235b-a22b",
         "h100-sxm",
-        "TP8",
+        "DEP8",
         8,
         "fp8",
         [(1000, 1000, 14898), (5000, 500, 3225)],
@@ -184,20 +199,20 @@ def rows() -> list[dict]:
         TRT_V10,
         "qwen3-235b-a22b",
         "h200-sxm",
-        "TP8",
+        "DEP8",
         8,
         "fp8",
         [(1000, 1000, 23789), (2048, 128, 3331)],
         False,
     )
     out += trt(
-        v10, TRT_V10, "qwen3-235b-a22b", "b200", "TP8", 8, "fp4", [(1000, 1000, 42391)], False
+        v10, TRT_V10, "qwen3-235b-a22b", "b200", "DEP8", 8, "fp4", [(1000, 1000, 42391)], False
     )
     out += trt(
-        v10, TRT_V10, "llama-4-maverick", "h100-sxm", "TP8", 8, "fp8", [(1000, 1000, 9677)], False
+        v10, TRT_V10, "llama-4-maverick", "h100-sxm", "DEP8", 8, "fp8", [(1000, 1000, 9677)], False
     )
     out += trt(
-        v10, TRT_V10, "llama-4-maverick", "h200-sxm", "TP8", 8, "fp8", [(1000, 1000, 31782)], False
+        v10, TRT_V10, "llama-4-maverick", "h200-sxm", "DEP8", 8, "fp8", [(1000, 1000, 31782)], False
     )
     out += trt(
         v10,
@@ -359,6 +374,27 @@ def rows() -> list[dict]:
                 metric="ttft_ms", value=ms, unit="ms",
                 note="TensorRT-LLM v0.5 gptSessionBenchmark, batch 1, 1 output token",
             ))  # fmt: skip
+    # Appended as a new source after the MoE changes of the second fidelity round (not used to
+    # tune anything): wide-EP step throughput per node, DeepEP + DeepGEMM + two-batch overlap,
+    # DP attention (SGLang's --enable-dp-attention with --moe-a2a-backend deepep), 32 EPLB
+    # replicas. Prefill measured twice: with the default expert distribution and with
+    # "simulated perfect EPLB" (uniform random routing, what servesim assumes by default).
+    for layout, isl, osl, batch, metric, v, note in (
+        ("DEP32", 4096, 0, 16384, "input_tok_s_per_node", 59337,
+         "prefill, simulated perfect EPLB (uniform routing)"),
+        ("DEP32", 4096, 0, 16384, "input_tok_s_per_node", 50302,
+         "prefill, default expert distribution (real routing skew)"),
+        ("DEP72", 2000, 1, 256, "output_tok_s_per_node", 22282,
+         "decode, 256 sequences per device at KV length 2,000"),
+    ):  # fmt: skip
+        n = int(layout[3:])
+        out.append(dict(
+            source="lmsys_large_scale_ep_2025", url=LMSYS_EP, model="deepseek-v3",
+            hardware="h100-sxm", layout=layout, gpus=n, weights="fp8", kv_cache="auto",
+            engine="sglang+deepep+tbo", scenario="ep_step", isl=isl, osl=osl, concurrency=batch,
+            num_requests="", metric=metric, value=v, unit="tok/s/node", note=note,
+            redundant_experts=32,
+        ))  # fmt: skip
     for i, r in enumerate(out, 1):
         r["row"] = i
         r["kind"] = "moe" if r["model"] in MOE else "dense"

@@ -8,12 +8,18 @@ Every row is simulated as the source ran it, with the deployment's engine profil
 - ``offline`` (trtllm-bench / vLLM benchmark_throughput): every request sent at t = 0 with fixed
   ISL/OSL; throughput = output tokens / (last finish - first arrival) / GPUs, as trtllm-bench's
   "Per GPU Output Throughput". The published runs use 1,000-30,000 requests; the simulation
-  uses ``min(published, max(--max-requests, 3 x the running batch))``, enough for the steady
-  state to dominate (say so when comparing).
+  uses ``min(published, --max-requests)`` (default 3,000: every published count but the
+  30,000 of 128/128). With fixed lengths an offline run proceeds in waves of the running batch,
+  and the last, partial wave weighs more the fewer requests there are: 1,000 (this script's
+  default before) under-stated large-memory deployments, whose batch reaches 1,000-2,000.
 - ``closed_loop`` (NIM, genai-perf): ``concurrency`` clients, steady-state window as in
   experiments/nim_validation.
 - ``static_batch`` (vLLM benchmark_latency): one batch of ``concurrency`` prompts at t = 0, all
   admitted together; metric = time until the last finishes.
+- ``ep_step`` (wide-EP profiles, e.g. SGLang's DeepSeek-V3 on 96 H100): one engine step at a
+  fixed batch per device, ``concurrency`` = prompt tokens per device (``osl`` 0: a prefill
+  step of ``isl``-token prompts) or decoding sequences per device (``isl`` = their KV length);
+  metric = tokens per second per 8-GPU node. The step's cost model only: no scheduler.
 
 Writes DIR/results.csv (row, metric, measured, simulated, signed error) and DIR/summary.md
 (median |error| per metric; median signed error by dense/MoE, TP degree, GPU generation).
@@ -41,6 +47,8 @@ METRIC_CLASS = {
     "tpot_mean_ms": "tpot",
     "batch_latency_s": "latency",
     "ttft_ms": "ttft",
+    "input_tok_s_per_node": "throughput",
+    "output_tok_s_per_node": "throughput",
 }
 
 
@@ -58,6 +66,11 @@ def dtype_of(row: dict[str, str]) -> dict[str, str]:
         "fp16": "fp16",
         "fp4": "fp4" if row["generation"] == "blackwell" else "bf16",
     }[w]
+    if w == "fp4" and row["model"].startswith("gpt-oss") and row["generation"] == "blackwell":
+        # GPT-OSS ships MXFP4 experts; TensorRT-LLM runs them with MXFP8 activations on
+        # Blackwell (GPT-OSS deployment guide, "MoE Backend Support Matrix":
+        # https://nvidia.github.io/TensorRT-LLM/deployment-guide/deployment-guide-for-gpt-oss-on-trtllm.html)
+        act = "fp8"
     kv = row["kv_cache"]
     if kv == "auto":
         kv = "fp8" if w == "fp8" and row["engine"] == "trtllm" else "bf16"
@@ -73,24 +86,20 @@ def config_of(row: dict[str, str], n: int, clients: int) -> dict[str, Any]:
     sched: dict[str, Any] = {"engine": row["engine"]}
     if row["scenario"] == "static_batch":
         sched["max_num_seqs"] = int(row["concurrency"])
+    pool = {"role": "colocated", "hardware": row["hardware"], "parallelism": par,
+            "scheduler": sched}  # fmt: skip
+    deployment: dict[str, Any] = {"pools": [pool]}
+    if row.get("redundant_experts"):  # EPLB replicas (wide-EP rows)
+        deployment["moe_load"] = {"redundant_experts": int(row["redundant_experts"])}
     return {
         "model": row["model"],
         "dtype": dtype_of(row),
-        "deployment": {
-            "pools": [
-                {
-                    "role": "colocated",
-                    "hardware": row["hardware"],
-                    "parallelism": par,
-                    "scheduler": sched,
-                }
-            ]
-        },
+        "deployment": deployment,
         "workload": {
             "clients": {"concurrency": clients},
             "lengths": {
                 "input": {"dist": "fixed", "mean": int(row["isl"])},
-                "output": {"dist": "fixed", "mean": int(row["osl"])},
+                "output": {"dist": "fixed", "mean": max(1, int(row["osl"]))},
             },
             "num_requests": n,
         },
@@ -98,10 +107,38 @@ def config_of(row: dict[str, str], n: int, clients: int) -> dict[str, Any]:
     }
 
 
+def ep_step_row(row: dict[str, str]) -> float:
+    """Tokens per second per 8-GPU node of one step at the row's fixed per-device batch."""
+    from servesim.analysis import batch_aggregates
+    from servesim.cost.step import CostContext, step_cost
+    from servesim.sim.disagg import moe_imbalance_of
+    from servesim.specs.config import load_config
+    from servesim.specs.dtypes import DTYPE_BYTES
+    from servesim.specs.engines import engine_kernels
+
+    cfg = load_config(config_of(row, 1, 1))
+    spec = cfg.deployment.pools[0]
+    eng = engine_kernels(spec.scheduler.engine, spec.hardware, DTYPE_BYTES[cfg.dtypes.kv_cache],
+                         DTYPE_BYTES[cfg.dtypes.weights], DTYPE_BYTES[cfg.dtypes.activations])  # fmt: skip
+    ctx = CostContext(cfg.model, spec.hardware, spec.parallelism, cfg.dtypes, 0.0,
+                      moe_imbalance_of(cfg, spec), eng,
+                      cfg.deployment.moe_load.redundant_experts)  # fmt: skip
+    gpus, per_dev, isl = int(row["gpus"]), int(row["concurrency"]), int(row["isl"])
+    if int(row["osl"]) == 0:  # prefill: whole prompts, per_dev tokens on every device
+        agg = batch_aggregates([(isl, 0)] * (per_dev * gpus // isl), ())
+        role, tokens = "prefill", per_dev * gpus
+    else:
+        agg = batch_aggregates((), [(per_dev * gpus, isl)])
+        role, tokens = "decode", per_dev * gpus
+    return tokens / step_cost(ctx, role, agg).seconds / (gpus / 8)
+
+
 def simulate_row(row: dict[str, str], max_requests: int) -> float:
     import servesim
 
     sc = row["scenario"]
+    if sc == "ep_step":
+        return ep_step_row(row)
     if sc == "closed_loop":
         from run_validation import steady_metrics
 
@@ -147,7 +184,9 @@ def group_table(results: list[dict]) -> str:
         "moe, multi-GPU, TP attention (TPn)",
         [r for r in moe if r["layout"].startswith("TP") and int(r["gpus"]) > 1],
     )
-    add("moe, attention DP (DEPn)", [r for r in moe if r["layout"].startswith("DEP")])
+    dep = [r for r in moe if r["layout"].startswith("DEP")]
+    add("moe, attention DP (DEPn), <= 8 GPUs", [r for r in dep if int(r["gpus"]) <= 8])
+    add("moe, wide EP (> 8 GPUs)", [r for r in dep if int(r["gpus"]) > 8])
     for g in sorted({int(r["gpus"]) for r in results}):
         add(f"GPUs per instance: {g}", [r for r in results if int(r["gpus"]) == g])
     for gen in ("ampere", "hopper", "blackwell", "cdna3"):
@@ -160,7 +199,7 @@ def group_table(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--table", default=str(HERE / "measurements.csv"))
-    ap.add_argument("--max-requests", type=int, default=1000)
+    ap.add_argument("--max-requests", type=int, default=3000)
     ap.add_argument("--rows", default="", help="comma-separated row numbers (default all)")
     ap.add_argument("--out", default=str(HERE / "out"))
     args = ap.parse_args(argv)

@@ -64,7 +64,8 @@ def band_of(bands: Mapping[str, tuple[float, float]], family: str | None) -> tup
 def step_band(ctx: CostContext, role: str, agg: Aggregates) -> tuple[float, float]:
     """(lo, hi) multipliers of one step's time: op bands weighted by the ops' shares of it."""
     bands = {f: (lo, hi) for f, lo, hi in ctx.hardware.intervals}
-    ops = {op.name: op for op in model_ops(ctx.model, ctx.dtypes, ctx.parallel).ops}
+    mo = model_ops(ctx.model, ctx.dtypes, ctx.parallel, redundant_experts=ctx.redundant_experts)
+    ops = {op.name: op for op in mo.ops}
     total = lo = hi = 0.0
     for row in breakdown(ctx, role, agg):
         t = row.count * row.seconds
@@ -140,6 +141,8 @@ def _pool_context(cfg: Any, roles: tuple[str, ...]) -> tuple[CostContext, str] |
             overhead = spec.overhead_s if spec.overhead_s is not None else spec.hardware.overhead_s
             # the imbalance of skewed MoE routing only shifts the shares a little: uniform here
             ctx = CostContext(cfg.model, spec.hardware, spec.parallelism, cfg.dtypes, overhead)
+            if cfg.model.num_experts:  # EPLB replicas let ep divide experts + replicas
+                ctx = ctx._replace(redundant_experts=cfg.deployment.moe_load.redundant_experts)
             return ctx, spec.role
     return None
 

@@ -25,6 +25,7 @@ from servesim.cost.ops import (
     kv_elems_per_token_layer_device,
     layer_counts,
     model_ops,
+    redundant_expert_bytes,
     role_parts,
     validate_parallelism,
 )
@@ -159,7 +160,10 @@ def activation_reserve_bytes(
 
 
 def _role_weights(ctx, role: str) -> float:
-    return weight_bytes_per_device(ctx.model, ctx.dtypes, ctx.parallel, role)
+    extra = getattr(ctx, "redundant_experts", 0)  # EPLB replicas (ops.redundant_expert_bytes)
+    return weight_bytes_per_device(ctx.model, ctx.dtypes, ctx.parallel, role) + (
+        redundant_expert_bytes(ctx.model, ctx.dtypes, ctx.parallel, extra, role) if extra else 0.0
+    )
 
 
 def _free_bytes(
@@ -196,7 +200,9 @@ def check_fit(
     max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS,
 ) -> None:
     """SpecError when the weights and activation reserve leave no room for KV on a device."""
-    validate_parallelism(ctx.model, ctx.parallel, where)
+    validate_parallelism(
+        ctx.model, ctx.parallel, where, redundant=getattr(ctx, "redundant_experts", 0)
+    )
     free, need = _free_bytes(ctx, gpu_memory_utilization, role, max_num_batched_tokens)
     ok = (
         free > 0

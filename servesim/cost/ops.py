@@ -336,9 +336,9 @@ def _moe_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism, moe_comm: 
     ops.append(Op("moe_act", "experts", FFN, moe, TOKENS, bytes_per_row=moe_act_row, **xp))
     ops.append(Op("moe_experts_down", "experts", FFN, moe, TOKENS, dims=((h, im),),
                   params=held * h * im, param_bytes=wb, **xp))  # fmt: skip
-    unpermute_row = h * hid * (1.0 + 1.0 / k)  # read every expert row, write each token once
-    ops.append(Op("moe_unpermute", "experts", FFN, moe, TOKENS, bytes_per_row=unpermute_row, **xp))
-    if ep > 1 and not gather and (dp > 1 or moe_comm == "alltoall"):
+    a2a = ep > 1 and not gather and (dp > 1 or moe_comm == "alltoall")
+    ops += _unpermute_ops(h * hid, k, moe, ep > 1 and not a2a, xp)
+    if a2a:
         # expert outputs come back 16-bit (DeepEP: fp8 dispatch, bf16 combine)
         ops.append(Op("ep_combine", "alltoall", FFN, moe, TOKENS, local=False, scope=MOE,
                       bytes_per_row=h * hid / ep, group=ep, topk=k))  # fmt: skip
@@ -354,6 +354,32 @@ def _moe_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism, moe_comm: 
         ops.append(Op("tp_allreduce", "allreduce", FFN, moe, TOKENS, bytes_per_row=h * hid,
                       group=tp, scope=MOE))  # fmt: skip
     return ops
+
+
+def _unpermute_ops(row_bytes: float, k: int, layers: int, all_tokens: bool, xp: dict) -> list[Op]:
+    """Un-permute: each expert output row read and the k rows of a token summed, weighted. A rank
+    that holds every token of the layer (``all_tokens``: EP without an all-to-all, i.e. after
+    the DP all-gather, or TP attention with EP experts) writes an output row for every token,
+    zeros where none of its experts was chosen, for the reduce-scatter / all-reduce that
+    follows (TensorRT-LLM finalize, vLLM moe_sum); otherwise each routed token is written once.
+    aiconfigurator's EP rows (every token on the rank) show that write: without it the model's
+    time falls behind the measured one as ep / topk grows (experiments/e2e_validation)."""
+    if not all_tokens:  # read every expert row, write each token once
+        return [Op("moe_unpermute", "experts", FFN, layers, TOKENS,
+                   bytes_per_row=row_bytes * (1.0 + 1.0 / k), **xp)]  # fmt: skip
+    return [
+        Op("moe_unpermute", "experts", FFN, layers, TOKENS, bytes_per_row=row_bytes, **xp),
+        Op(
+            "moe_finalize",
+            "elementwise",
+            FFN,
+            layers,
+            TOKENS,
+            local=False,
+            bytes_per_row=row_bytes,
+            scope=MOE,
+        ),  # fmt: skip
+    ]
 
 
 def _af_link_ops(model: ModelSpec, dtypes: DTypes) -> list[Op]:
@@ -406,12 +432,14 @@ def model_ops(
     parallel: Parallelism,
     rope_fused: bool = False,
     moe_comm: str = "alltoall",
+    redundant_experts: int = 0,
 ) -> ModelOps:
     """Every operator of one step, in execution order, for this model, formats and parallelism
     (``rope_fused``: the engine applies rotary embeddings inside its attention kernel;
-    ``moe_comm``: how an EP group exchanges tokens, ``alltoall`` or ``allgather``), then the
+    ``moe_comm``: how an EP group exchanges tokens, ``alltoall`` or ``allgather``;
+    ``redundant_experts``: EPLB replicas, which let ep divide the experts + replicas), then the
     attention/FFN link operators (part LINK)."""
-    validate_parallelism(model, parallel, model.name)
+    validate_parallelism(model, parallel, model.name, redundant=redundant_experts)
     tp, pp, dp = parallel.tp, parallel.pp, parallel.dp_attn
     L, h, hid = model.num_layers, model.hidden_size, hidden_bytes(dtypes)
     edge = _low_precision_kept(dtypes)
@@ -464,3 +492,20 @@ def gemm_flops_bytes(m: float, n: int, k: int, dtypes: DTypes) -> tuple[float, f
 def local_rows(m: int, dp: int) -> int:
     """Rows one dp_attn group handles: an even split, rounded up."""
     return m if dp == 1 else math.ceil(m / dp)
+
+
+def redundant_expert_bytes(
+    model: ModelSpec, dtypes: DTypes, parallel: Parallelism, redundant: int, role: str
+) -> float:
+    """Weight bytes of the EPLB replicas one device holds on top of its share of the experts:
+    ``redundant`` extra expert slots spread over the ``ep`` ranks (DeepSeek EPLB / SGLang
+    ``--ep-num-redundant-experts``: (E + R) / ep slots per rank, ceil), each a whole routed expert
+    (TP-sharded inside like the others), in every MoE layer of the largest pipeline stage."""
+    if redundant <= 0 or not model.is_moe or role == "attention" or parallel.ep <= 1:
+        return 0.0
+    ep, etp = parallel.ep, max(1, parallel.tp * parallel.dp_attn // parallel.ep)
+    per_rank = math.ceil((model.num_experts + redundant) / ep) - model.num_experts // ep
+    up = 3 if model.gated_mlp else 2
+    expert = up * model.hidden_size * model.moe_intermediate_size / etp * _b(dtypes.weights)
+    layers = min(layer_counts(model)[1], math.ceil(model.num_layers / parallel.pp))
+    return per_rank * expert * layers

@@ -104,9 +104,9 @@ def experts(plan: Any, op: Op, tokens: int) -> Row:
     touched = expected_distinct_experts(op.num_experts, op.topk, tokens) / op.ep
     mean = tokens * op.topk / op.ep
     slow = math.ceil(mean * (ctx.moe_imbalance if op.ep > 1 else 1.0))
-    if not op.dims:  # permute, activation, un-permute: memory passes over the routed rows
+    if not op.dims:  # permute, activation, un-permute: inside the engine's fused MoE too
         t = roofline.elementwise_time(hw, slow * op.bytes_per_row)
-        return (0.0, mean * op.bytes_per_row, t.seconds, t.bound, 0.0)
+        return (0.0, mean * op.bytes_per_row, t.seconds * plan.moe_scale, t.bound, 0.0)
     wb, ab = DTYPE_BYTES[dt.weights], DTYPE_BYTES[dt.activations]
     fl = by = s = 0.0
     bound, best = "overhead", -1.0

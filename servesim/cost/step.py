@@ -51,6 +51,7 @@ class CostContext(NamedTuple):
     overhead_s: float  # per-iteration CPU/framework overhead
     moe_imbalance: float = 1.0  # slowest EP rank's routed tokens / mean (1 = uniform)
     engine: EngineKernels | None = None  # the engine's kernels (None: neutral defaults)
+    redundant_experts: int = 0  # EPLB replicas over the EP ranks (their weights take memory)
 
 
 class Aggregates(NamedTuple):
@@ -141,6 +142,7 @@ class _Plan:
             ctx.parallel,
             rope_fused=bool(eng and eng.rope_fused),
             moe_comm=eng.moe_comm if eng else "alltoall",
+            redundant_experts=ctx.redundant_experts,
         )
         parts = role_parts(role)
         self.ctx, self.mo = ctx, mo

@@ -134,7 +134,9 @@ class Cluster:
                     spec.hardware,
                     DTYPE_BYTES[cfg.dtypes.kv_cache],
                     DTYPE_BYTES[cfg.dtypes.weights],
+                    DTYPE_BYTES[cfg.dtypes.activations],
                 ),
+                cfg.deployment.moe_load.redundant_experts if cfg.model.num_experts else 0,
             )
             blocks = kv_blocks if kv_blocks is not None else _kv_blocks(ctx, spec, cfg.source)
             cost = make_cost(step_fn, ctx, spec.role, Aggregates)

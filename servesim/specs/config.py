@@ -347,7 +347,11 @@ def parse_deployment(data: Any, model: Any, where: str) -> DeploymentSpec:
     raw_pools = data.get("pools")
     if not isinstance(raw_pools, list) or not raw_pools:
         raise SpecError(where, "deployment.pools", raw_pools, "a non-empty list of pools")
-    pools = tuple(_parse_pool(p, i, model, where, load_hardware) for i, p in enumerate(raw_pools))
+    moe_load = _parse_moe_load(_absent_empty(data.get("moe_load")), where, "deployment.moe_load")
+    extra = moe_load.redundant_experts if model.num_experts else 0  # EP may divide experts + these
+    pools = tuple(
+        _parse_pool(p, i, model, where, load_hardware, extra) for i, p in enumerate(raw_pools)
+    )
     roles = [p.role for p in pools]
     if len(set(roles)) != len(roles) or frozenset(roles) not in LAYOUTS:
         allowed = "; ".join(" + ".join(sorted(x)) for x in LAYOUTS)
@@ -359,7 +363,6 @@ def parse_deployment(data: Any, model: Any, where: str) -> DeploymentSpec:
     af_link = _parse_link(data.get("af_link"), where, "deployment.af_link")
     _check_role_keys(pools, kv_link, af_link, where)
     validate_af_pools(model, pools, where)
-    moe_load = _parse_moe_load(_absent_empty(data.get("moe_load")), where, "deployment.moe_load")
     if data.get("moe_load") is not None and not model.num_experts:
         raise SpecError(where, "deployment.moe_load", "set",
                         f"only a MoE model takes moe_load; {model.name} is dense")  # fmt: skip
@@ -404,7 +407,9 @@ def _parse_moe_load(data: Any, where: str, field: str) -> MoELoadSpec:
     return MoELoadSpec(dist, s, factor, redundant)
 
 
-def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -> PoolSpec:
+def _parse_pool(
+    data: Any, i: int, model: Any, where: str, load_hardware: Any, redundant: int = 0
+) -> PoolSpec:
     field = f"deployment.pools.{i}"
     data = require_mapping(data, where, field)
     check_keys(data, _POOL_KEYS, where, field)
@@ -415,7 +420,9 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
         hw_ref = get_str(data, "hardware", where, field)
         hardware = load_hardware(_resolve_path(hw_ref, where), where)
     instances = get_number(data, "instances", where, field, default=1, minimum=1, integer=True)
-    par = parse_parallelism(data.get("parallelism") or {}, model, where, f"{field}.parallelism")
+    par = parse_parallelism(
+        data.get("parallelism") or {}, model, where, f"{field}.parallelism", redundant
+    )
     sched_data = dict(require_mapping(data.get("scheduler") or {}, where, f"{field}.scheduler"))
     if data.get("engine") is not None:
         if sched_data.get("engine") not in (None, data["engine"]):
@@ -442,7 +449,9 @@ def _parse_pool(data: Any, i: int, model: Any, where: str, load_hardware: Any) -
     return PoolSpec(role, hardware, instances, par, sched, overhead, micro, spec)
 
 
-def parse_parallelism(data: Any, model: Any, where: str, field: str) -> Parallelism:
+def parse_parallelism(
+    data: Any, model: Any, where: str, field: str, redundant: int = 0
+) -> Parallelism:
     from servesim.specs.rules import validate_parallelism
 
     data = require_mapping(data, where, field)
@@ -453,7 +462,7 @@ def parse_parallelism(data: Any, model: Any, where: str, field: str) -> Parallel
         for k in ("tp", "pp", "ep", "dp_attn")
     )
     par = Parallelism(tp, pp, ep, dp)
-    validate_parallelism(model, par, where, field)
+    validate_parallelism(model, par, where, field, redundant)
     return par
 
 

@@ -149,29 +149,60 @@ _ATTN: dict[tuple[str, str], dict[str, tuple[str, float, float]]] = {
         "trtllm": ("trtllm-gen", 1.07, 1.02),
     },
 }
-# MoE kernels: median of measured fused-MoE latency (permute, both grouped GEMMs, activation,
-# un-permute) over servesim's grouped-GEMM + activation time at >= 8 routed rows per expert,
-# aiconfigurator moe.csv.gz h100_sxm, balanced routing, TP1/EP1, every model shape in the table
-# (experiments/e2e_validation/engine_factors.py). FP8 means the checkpoints each engine's FP8 MoE
+# MoE kernels: median of measured fused-MoE latency over servesim's routed-expert operators
+# (permute, both grouped GEMMs, activation, un-permute) at >= 8 routed rows per expert, on the
+# shipped profile with the engine's own overlay (h100-sxm for Hopper, b300 for Blackwell),
+# aiconfigurator moe.csv.gz, balanced routing, TP1/EP1, every model shape in the table
+# (experiments/e2e_validation/engine_factors.py; interquartile ranges there). The profiles fit no
+# MoE keys (grouped GEMMs run at the dense GEMM's fitted efficiency), so these factors carry
+# what each engine's MoE kernel adds to that. FP8 means the checkpoints each engine's FP8 MoE
 # models ship as: ModelOpt per-tensor for TensorRT-LLM, block-scaled (DeepSeek/Qwen3 FP8) for
-# vLLM and SGLang. Keyed (generation, weight format) -> engine -> (kernel, factor).
+# vLLM and SGLang. 4-bit: MXFP4 weights with 16-bit activations on Hopper (GPT-OSS: Triton
+# kernels in vLLM, SGLang and TensorRT-LLM's TRITON backend, which its GPT-OSS recipe selects on
+# Hopper), NVFP4 on Blackwell. Keyed (generation, weight format) -> engine -> (kernel, factor).
 _MOE: dict[tuple[str, str], dict[str, tuple[str, float]]] = {
     ("hopper", "16bit"): {
-        "vllm": ("triton fused_moe", 1.10),
-        "sglang": ("triton fused_moe", 1.65),
-        "trtllm": ("cutlass", 1.07),
+        "vllm": ("triton fused_moe", 0.93),
+        "sglang": ("triton fused_moe", 1.33),
+        "trtllm": ("cutlass", 0.93),
     },
     ("hopper", "fp8"): {
-        "vllm": ("triton/cutlass fp8-block", 1.31),
-        "sglang": ("triton fp8-block", 1.23),
-        "trtllm": ("cutlass fp8", 1.15),
+        "vllm": ("triton fp8-block", 1.08),
+        "sglang": ("triton fp8-block", 1.02),
+        "trtllm": ("cutlass fp8", 0.98),
     },
     ("hopper", "4bit"): {
-        "vllm": ("triton mxfp4", 1.11),
-        "sglang": ("triton mxfp4", 2.84),
-        "trtllm": ("triton mxfp4", 1.43),
+        "vllm": ("triton mxfp4 (w4a16)", 1.17),
+        "sglang": ("triton mxfp4 (w4a16)", 3.97),
+        "trtllm": ("triton mxfp4 (w4a16)", 1.54),
+    },
+    ("blackwell", "16bit"): {
+        "vllm": ("flashinfer cutlass", 1.02),
+        "sglang": ("triton fused_moe", 1.28),
+        "trtllm": ("cutlass", 0.86),
+    },
+    ("blackwell", "fp8"): {
+        "vllm": ("flashinfer trtllm-gen fp8-block", 1.22),
+        "sglang": ("flashinfer trtllm-gen fp8-block", 1.03),
+        "trtllm": ("cutlass fp8", 0.81),
+    },
+    ("blackwell", "4bit"): {
+        "vllm": ("flashinfer nvfp4", 0.88),
+        "sglang": ("flashinfer trtllm-gen nvfp4", 0.84),
+        "trtllm": ("cutlass nvfp4", 0.98),
+    },
+    # MXFP4 weights x MXFP8 activations: what TensorRT-LLM's GPT-OSS guide lists for Blackwell
+    # (CUTLASS and TRTLLM MoE backends; H200: BF16 activations, TRITON), aiconfigurator
+    # w4a8_mxfp4_mxfp8 rows
+    ("blackwell", "4bit/a8"): {
+        "vllm": ("flashinfer trtllm-gen mxfp4 x mxfp8", 1.11),
+        "sglang": ("flashinfer trtllm-gen mxfp4 x mxfp8", 1.02),
+        "trtllm": ("mxfp4 x mxfp8", 0.82),
     },
 }
+# Fitted MoE efficiency keys: a profile (or overlay) that has them models the engine's MoE
+# kernel itself, and the factor above would count it twice.
+_MOE_KEYS = ("moe_compute", "moe_memory", "moe_launch_s")
 _DEFAULT_MOE = {"vllm": "fused_moe", "sglang": "fused_moe", "trtllm": "cutlass"}
 _DEFAULT_BACKEND = {"vllm": "flash-attn", "sglang": "flashinfer", "trtllm": "trtllm-fmha"}
 
@@ -246,11 +277,16 @@ def generation(hardware: Any) -> str:
 
 
 def engine_kernels(
-    engine: str | None, hardware: Any, kv_bytes: float, weight_bytes: float = 2.0
+    engine: str | None,
+    hardware: Any,
+    kv_bytes: float,
+    weight_bytes: float = 2.0,
+    act_bytes: float | None = None,
 ) -> EngineKernels | None:
     """The kernels ``engine`` (name[@version]) runs on ``hardware`` with a KV cache of
-    ``kv_bytes`` and weights of ``weight_bytes`` per element; None when no engine is named (the
-    cost model's neutral defaults)."""
+    ``kv_bytes``, weights of ``weight_bytes`` and activations of ``act_bytes`` per element (None:
+    as the weights' usual pairing); None when no engine is named (the cost model's neutral
+    defaults)."""
     if not engine:
         return None
     name, version = split_engine(engine, "", "engine")
@@ -260,13 +296,20 @@ def engine_kernels(
     backend, pf, df = table.get(name, (_DEFAULT_BACKEND[name], 1.0, 1.0))
     base, peer, eff = _AR[name]
     wclass = "16bit" if weight_bytes >= 2 else "fp8" if weight_bytes >= 1 else "4bit"
+    if wclass == "4bit" and act_bytes == 1:
+        wclass = "4bit/a8"  # MXFP4 x MXFP8 (GPT-OSS on Blackwell)
     moe_kernel, moe_scale = _MOE.get((generation(hardware), wclass), {}).get(
         name, (_DEFAULT_MOE[name], 1.0)
     )
-    if name in dict(getattr(hardware, "engines", ()) or ()):
-        # the profile was calibrated on this engine's own kernels (its `engines:` overlay): the
-        # relative factors above, measured against vLLM-fitted profiles, are already inside it
-        pf = df = moe_scale = 1.0
+    overlay = dict(dict(getattr(hardware, "engines", ()) or ()).get(name, ()))
+    if overlay:
+        # the profile was calibrated on this engine's own attention kernels (its `engines:`
+        # overlay): the relative attention factors above, measured against vLLM-era fits, are
+        # already inside it
+        pf = df = 1.0
+    fitted = {k.partition("@")[0] for k in (*overlay, *dict(getattr(hardware, "efficiency", ())))}
+    if fitted & set(_MOE_KEYS):
+        moe_scale = 1.0  # the profile fits this engine's fused MoE itself
     return EngineKernels(
         name=f"{name}@{version}" + "".join(f"+{f}" for f in sorted(flags)),
         attention=backend,

@@ -13,11 +13,13 @@ from servesim.specs.common import SpecError
 
 
 def validate_parallelism(
-    model: Any, parallel: Any, where: str = "", field: str = "parallelism"
+    model: Any, parallel: Any, where: str = "", field: str = "parallelism", redundant: int = 0
 ) -> None:
     """vLLM's rules: tp divides the attention heads; KV heads split evenly or are replicated (tp a
-    multiple of kv_heads; MLA caches one latent, so any tp); ep divides the experts and the
-    tp x dp_attn devices of a stage; pp <= layers."""
+    multiple of kv_heads; MLA caches one latent, so any tp); ep divides the experts (with
+    ``redundant`` EPLB replicas: the experts + replicas, as SGLang's
+    --ep-num-redundant-experts allows DeepSeek-V3's 256 + 32 over EP72) and the tp x dp_attn
+    devices of a stage; pp <= layers."""
     tp, pp, ep, dp = parallel.tp, parallel.pp, parallel.ep, parallel.dp_attn
     for key, v in (("tp", tp), ("pp", pp), ("ep", ep), ("dp_attn", dp)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -45,9 +47,13 @@ def validate_parallelism(
         raise SpecError(
             where, f"{field}.ep", ep, f"must be 1: {name} has no experts (not a MoE model)"
         )
-    if model.num_experts % ep:
+    if (model.num_experts + redundant) % ep:
+        extra = f" + {redundant} redundant" if redundant else ""
         raise SpecError(
-            where, f"{field}.ep", ep, f"must divide the {model.num_experts} experts of {name}"
+            where,
+            f"{field}.ep",
+            ep,
+            f"must divide the {model.num_experts}{extra} experts of {name}",
         )
     if (tp * dp) % ep:
         raise SpecError(

@@ -523,8 +523,9 @@ def _engines_ran(cfg: Mapping) -> list[dict[str, Any]]:
 
     rc = resolve_config(dict(cfg))
     kv, w = DTYPE_BYTES[rc.dtypes.kv_cache], DTYPE_BYTES[rc.dtypes.weights]
+    a = DTYPE_BYTES[rc.dtypes.activations]
     return [
-        {"role": p.role, **describe(engine_kernels(p.scheduler.engine, p.hardware, kv, w))}
+        {"role": p.role, **describe(engine_kernels(p.scheduler.engine, p.hardware, kv, w, a))}
         for p in rc.deployment.pools
     ]
 

@@ -247,9 +247,8 @@ def _families(a: Mapping[str, Any], traffic: Mapping[str, Any], notes: list[str]
             notes.append(unpriced_note(model, hw, lays, a))
             continue
         for tp, pp, ep, mbt in lays:
-            kern = engine_kernels(
-                a.get("engine"), hw, DTYPE_BYTES[dtypes.kv_cache], DTYPE_BYTES[dtypes.weights]
-            )
+            fmt = (dtypes.kv_cache, dtypes.weights, dtypes.activations)
+            kern = engine_kernels(a.get("engine"), hw, *(DTYPE_BYTES[f] for f in fmt))
             ctx = CostContext(
                 model, hw, Parallelism(tp=tp, pp=pp, ep=ep), dtypes, float(hw.overhead_s), 1.0, kern
             )
