@@ -25,7 +25,8 @@ from servesim.specs.workload import TRACE_COLUMNS, TRACE_FORMATS
 log = logging.getLogger("servesim.workload")
 
 COLUMNS = (
-    "arrival_s", "prompt_tokens", "output_tokens", "session_id", "prefix_hashes", "priority"
+    "arrival_s", "prompt_tokens", "output_tokens", "session_id", "prefix_hashes", "priority",
+    "ttft_slo_ms",
 )  # fmt: skip
 # Mooncake's hash_ids each cover one 512-token block (Mooncake FAST'25 trace README and the
 # trace tooling of ai-dynamo/aiperf, "hash_ids ... block of 512 tokens").
@@ -245,6 +246,21 @@ def _ints(df: pd.DataFrame, col: str, p: Path, line0: int = 2) -> np.ndarray:
     return vals.astype(np.int64)
 
 
+def _targets(df: pd.DataFrame, col: str, p: Path, line0: int = 2) -> np.ndarray:
+    """Per-request TTFT targets in ms: a number > 0, or an empty cell (the config's target)."""
+    raw = df[col]
+    vals = _numeric(raw).to_numpy(dtype=np.float64)
+    empty = raw.isna().to_numpy()
+    with np.errstate(invalid="ignore"):
+        bad = ~empty & (~np.isfinite(vals) | (vals <= 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise SpecError(
+            str(p), f"line {i + line0}, column {col}", str(raw.iloc[i]), "must be a number > 0 (ms)"
+        )
+    return vals
+
+
 def _seconds(df: pd.DataFrame, col: str, p: Path, unit: str, line0: int = 2) -> np.ndarray:
     raw = df[col]
     if unit == "datetime":
@@ -266,7 +282,9 @@ def _seconds(df: pd.DataFrame, col: str, p: Path, unit: str, line0: int = 2) -> 
     return values
 
 
-def _frame(arrival, prompt, output, session=None, hashes=None, priority=None) -> pd.DataFrame:
+def _frame(
+    arrival, prompt, output, session=None, hashes=None, priority=None, ttft=None
+) -> pd.DataFrame:
     n = len(arrival)
     return pd.DataFrame(
         {
@@ -277,6 +295,8 @@ def _frame(arrival, prompt, output, session=None, hashes=None, priority=None) ->
             "prefix_hashes": hashes if hashes is not None else [()] * n,
             # scheduler queue "priority" (lower first); 0 when the file has no such column
             "priority": priority if priority is not None else np.zeros(n, dtype=np.int64),
+            # queue order "slo": the request's own TTFT target in ms (NaN: the config's)
+            "ttft_slo_ms": ttft if ttft is not None else np.full(n, np.nan),
         }
     )
 
@@ -428,6 +448,9 @@ def _read_generic(p: Path, fmt: str, mapping: dict[str, str], unit: str) -> pd.D
     priority = None
     if mapping["priority"] in df.columns:
         priority = _ints(df, mapping["priority"], p, line0)
+    ttft = None
+    if mapping["ttft_slo_ms"] in df.columns:
+        ttft = _targets(df, mapping["ttft_slo_ms"], p, line0)
     return _frame(
         _seconds(df, mapping["arrival"], p, unit, line0),
         _ints(df, mapping["prompt_tokens"], p, line0),
@@ -435,6 +458,7 @@ def _read_generic(p: Path, fmt: str, mapping: dict[str, str], unit: str) -> pd.D
         session,
         hashes,
         priority,
+        ttft,
     )
 
 
