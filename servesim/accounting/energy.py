@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from servesim.accounting.instances import instance_table as shared_instance_table
 from servesim.specs.common import SpecError
 from servesim.specs.dtypes import DTYPE_BYTES
 
@@ -51,20 +52,6 @@ POWER_MODEL_DEFAULTS: dict[str, tuple[float, str]] = {
 }
 
 J_PER_KWH = 3.6e6
-
-# InstanceInfo field names tried in order (the engine's record may be a NamedTuple or a dataclass);
-# the contract lists them in this order, so a plain tuple works too.
-_INFO_FIELDS = (
-    "instance_id",
-    "pool",
-    "role",
-    "hardware",
-    "devices",
-    "peak_flops",
-    "mem_bw",
-    "tdp_W",
-    "idle_W",
-)
 
 
 def check_power_model(hw: Any) -> None:
@@ -118,47 +105,45 @@ def pool_labels(pools: Sequence[Any]) -> tuple[str, ...]:
     return tuple(r if roles.count(r) == 1 else f"{r}{i}" for i, r in enumerate(roles))
 
 
-def _info(info: Any, name: str) -> Any:
-    if hasattr(info, name):
-        return getattr(info, name)
-    if isinstance(info, Mapping):
-        return info[name]
-    return info[_INFO_FIELDS.index(name)]
-
-
 def instance_table(raw: Any, cfg: Any) -> Instances:
-    """Instances of the run with their pool, devices and power parameters."""
+    """Instances of the run (accounting/instances.py's table) with their pool index, devices and
+    the power parameters of their pool's hardware; a number the engine's record lacks (a run
+    read back from disk) comes from the profile."""
     pools = tuple(cfg.deployment.pools)
     labels, roles = pool_labels(pools), tuple(str(p.role) for p in pools)
     for p in pools:
         check_power_model(p.hardware)
-    rows = []
-    for info in raw.instances:
-        pidx = _pool_index(_info(info, "pool"), labels, roles)
-        hw = pools[pidx].hardware
-        peak = _info(info, "peak_flops") or _fallback_peak(hw, getattr(cfg, "dtypes", None))
-        bw = _info(info, "mem_bw") or hw.memory_bw_GBps * 1e9
-        tdp = _info(info, "tdp_W") or hw.tdp_W
-        idle = _info(info, "idle_W")
-        idle = hw.idle_W if idle is None else idle
-        rows.append(
-            (
-                int(_info(info, "instance_id")),
-                pidx,
-                int(_info(info, "devices")),
-                float(idle),
-                float(tdp),
-                float(peak),
-                float(bw),
-                power_param(hw, "active_floor"),
-                power_param(hw, "compute_weight"),
-                power_param(hw, "memory_weight"),
-            )
-        )
-    rows.sort()
-    cols = list(zip(*rows)) if rows else [()] * 10
-    arr = [np.asarray(c, dtype=np.int64 if i < 3 else np.float64) for i, c in enumerate(cols)]
-    return Instances(*arr, labels=labels, roles=roles, hardware=tuple(p.hardware for p in pools))
+    table = shared_instance_table(raw)
+    pidx = np.asarray([_pool_index(p, labels, roles) for p in table.pool_ref], dtype=np.int64)
+    hws = [pools[i].hardware for i in pidx.tolist()]
+    dtypes = getattr(cfg, "dtypes", None)
+
+    def column(values: np.ndarray, fallback: Any) -> np.ndarray:
+        # a missing (NaN) or zero number takes the profile's
+        out = [v if v == v and v != 0 else fallback(hw) for v, hw in zip(values.tolist(), hws)]
+        return np.asarray(out, dtype=np.float64)
+
+    def param(key: str) -> np.ndarray:
+        return np.asarray([power_param(hw, key) for hw in hws], dtype=np.float64)
+
+    return Instances(
+        table.ids,
+        pidx,
+        table.devices,
+        np.asarray(
+            [hw.idle_W if v != v else v for v, hw in zip(table.idle_W.tolist(), hws)],
+            dtype=np.float64,
+        ),
+        column(table.tdp_W, lambda hw: hw.tdp_W),
+        column(table.peak_flops, lambda hw: _fallback_peak(hw, dtypes)),
+        column(table.mem_bw, lambda hw: hw.memory_bw_GBps * 1e9),
+        param("active_floor"),
+        param("compute_weight"),
+        param("memory_weight"),
+        labels=labels,
+        roles=roles,
+        hardware=tuple(p.hardware for p in pools),
+    )
 
 
 def _pool_index(pool: Any, labels: tuple[str, ...], roles: tuple[str, ...]) -> int:

@@ -7,35 +7,23 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from servesim.accounting.instances import InstanceTable, instance_table
 from servesim.accounting.latency import _col, _completed_mask, _per, iterations
 
 
-def _instance_table(raw: Any) -> pd.DataFrame:
-    """One row per instance: instance, pool, devices, peak_flops, mem_bw (per device, SI)."""
-    rows = [
-        {
-            "instance": int(i.instance_id),
-            "pool": str(i.pool),
-            "devices": int(i.devices),
-            "peak_flops": float(i.peak_flops),
-            "mem_bw": float(i.mem_bw),
-            "replica": int(getattr(i, "replica", -1)),
-        }
-        for i in raw.instances
-    ]
-    cols = ["instance", "pool", "devices", "peak_flops", "mem_bw", "replica"]
-    return pd.DataFrame(rows, columns=cols).sort_values("instance", kind="stable")
+def _instance_table(raw: Any) -> InstanceTable:
+    """The run's instance table (accounting/instances.py)."""
+    return instance_table(raw)
 
 
-def _step_stats(steps: Mapping[str, np.ndarray], inst: pd.DataFrame, duration: float) -> dict:
+def _step_stats(steps: Mapping[str, np.ndarray], inst: InstanceTable, duration: float) -> dict:
     """Utilisation and batch/KV/queue statistics over a set of steps and instances."""
     n_steps = len(steps["instance"])
-    flops_cap = float((inst["peak_flops"] * inst["devices"]).sum()) * duration
-    bw_cap = float((inst["mem_bw"] * inst["devices"]).sum()) * duration
+    flops_cap = float((inst.peak_flops * inst.devices).sum()) * duration
+    bw_cap = float((inst.mem_bw * inst.devices).sum()) * duration
     if n_steps == 0:
-        return {"steps": 0, "busy_fraction": 0.0 if len(inst) else None, "mfu": 0.0, "mbu": 0.0,
+        return {"steps": 0, "busy_fraction": 0.0 if inst.n else None, "mfu": 0.0, "mbu": 0.0,
                 "batch_size_mean": None, "batch_size_max": None, "kv_usage_mean": None,
                 "kv_usage_max": None, "queue_len_mean": None, "queue_len_max": None}  # fmt: skip
     dur = _col(steps, "duration_s")
@@ -48,7 +36,7 @@ def _step_stats(steps: Mapping[str, np.ndarray], inst: pd.DataFrame, duration: f
     iters = iterations(steps)
     return {
         "steps": int(iters.sum()),
-        "busy_fraction": _per(busy, duration * len(inst)),
+        "busy_fraction": _per(busy, duration * inst.n),
         "mfu": _per(float(_col(steps, "flops").sum()), flops_cap),
         "mbu": _per(float(_col(steps, "bytes").sum()), bw_cap),
         # np.sum of products, not np.dot (BLAS rounds differently per CPU; stats.weighted_stats)
@@ -56,7 +44,7 @@ def _step_stats(steps: Mapping[str, np.ndarray], inst: pd.DataFrame, duration: f
         "batch_size_max": int(batch.max()),
         "kv_usage_mean": float(np.sum(kv * dur) / busy) if busy > 0 else float(kv.mean()),
         "kv_usage_max": float(kv.max()),
-        "queue_len_mean": _per(float(np.sum(waiting * dur)), duration * len(inst)),
+        "queue_len_mean": _per(float(np.sum(waiting * dur)), duration * inst.n),
         "queue_len_max": int(waiting.max()),
     }
 
@@ -65,9 +53,9 @@ def _subset(table: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, np.n
     return {k: np.asarray(v)[mask] for k, v in table.items()}
 
 
-def _pool_stats(raw: Any, inst: pd.DataFrame, duration: float) -> dict:
+def _pool_stats(raw: Any, inst: InstanceTable, duration: float) -> dict:
     """``pool.<name>.*`` keys, only when the deployment has more than one pool."""
-    pools = list(dict.fromkeys(inst["pool"]))
+    pools = inst.pools
     if len(pools) < 2:
         return {}
     out: dict[str, Any] = {}
@@ -76,13 +64,11 @@ def _pool_stats(raw: Any, inst: pd.DataFrame, duration: float) -> dict:
     r_pre = _col(raw.requests, "prefill_instance", np.int64)
     queue = _col(raw.requests, "scheduled_s") - _col(raw.requests, "arrival_s")
     for pool in pools:
-        members = inst[inst["pool"] == pool]
-        ids = members["instance"].to_numpy()
+        members = inst.subset(inst.pool == pool)
+        ids = members.ids
         st = _step_stats(_subset(raw.steps, np.isin(s_inst, ids)), members, duration)
         p = f"pool.{pool}"
-        # replicas, not the virtual engines of a pipelined replica
-        replicas = np.where(members["replica"] < 0, members["instance"], members["replica"])
-        out[f"{p}.instances"] = len(set(replicas.tolist()))
+        out[f"{p}.instances"] = members.replicas()
         out[f"{p}.utilisation"] = st["busy_fraction"]
         for key in ("steps", "mfu", "mbu", "batch_size_mean", "kv_usage_mean", "kv_usage_max",
                     "queue_len_mean", "queue_len_max"):  # fmt: skip
@@ -95,12 +81,12 @@ def _pool_stats(raw: Any, inst: pd.DataFrame, duration: float) -> dict:
     return out
 
 
-def _link_stats(t: Mapping[str, np.ndarray], inst: pd.DataFrame, duration: float) -> dict:
+def _link_stats(t: Mapping[str, np.ndarray], inst: InstanceTable, duration: float) -> dict:
     """KV hand-offs of a prefill/decode split (raw.transfers, one row per transfer)."""
     if "bytes" not in t or not len(t["bytes"]):
         return {}
     wait = _col(t, "wait_s") * 1e3
-    links = int((inst["pool"] == "prefill").sum()) or 1
+    links = int((inst.pool == "prefill").sum()) or 1
     out = {
         "kv_transfers": int(len(t["bytes"])),
         "kv_transfer_bytes_total": float(_col(t, "bytes").sum()),
