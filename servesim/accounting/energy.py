@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from servesim.accounting.instances import instance_table as shared_instance_table
+from servesim.accounting.summary import Energy, PoolEnergy
 from servesim.specs.common import SpecError
 from servesim.specs.dtypes import DTYPE_BYTES
 
@@ -238,6 +239,11 @@ def pool_nodes(inst: Instances, pidx: int) -> float:
 
 def account(raw: Any, cfg: Any) -> dict[str, Any]:
     """Energy summary of a run: flat keys, SI units in names; per pool under energy.<pool>.*."""
+    return measure(raw, cfg).flat()
+
+
+def measure(raw: Any, cfg: Any) -> Energy:
+    """The typed energy section of a run (summary.Energy)."""
     inst = instance_table(raw, cfg)
     sp = step_power(raw, inst)
     T = horizon_s(raw)
@@ -250,7 +256,7 @@ def account(raw: Any, cfg: Any) -> dict[str, Any]:
     idle_s = np.maximum(T - busy_s, 0.0)
     dev_j = busy_j + inst.idle_W * inst.devices * idle_s
     n_in, n_out = token_totals(raw)
-    out: dict[str, Any] = {}
+    pools: dict[str, PoolEnergy] = {}
     tot = {"device": 0.0, "host": 0.0, "dev_s": 0.0, "busy_dev_s": 0.0}
     for pidx, label in enumerate(inst.labels):
         m = inst.pool == pidx
@@ -263,7 +269,9 @@ def account(raw: Any, cfg: Any) -> dict[str, Any]:
         dev_s = float((inst.devices[m] * T).sum())
         busy_dev_s = float((inst.devices[m] * np.minimum(busy_s[m], T)).sum())
         tok = n_in if inst.roles[pidx] == "prefill" else n_out
-        _pool_keys(out, label, pdev_j, host_j, pue, T, dev_s, busy_dev_s, tok, inst.roles[pidx])
+        pools[label] = _pool_energy(
+            pdev_j, host_j, pue, T, dev_s, busy_dev_s, tok, inst.roles[pidx]
+        )
         tot["device"] += pdev_j
         tot["host"] += host_j
         tot["dev_s"] += dev_s
@@ -271,7 +279,8 @@ def account(raw: Any, cfg: Any) -> dict[str, Any]:
     it_j = tot["device"] + tot["host"]
     fac_j = it_j * pue
     peak_it = _peak_it_W(inst, sp, tot["host"] / T if T > 0 else 0.0)
-    out.update(
+    return Energy(
+        pools=pools,
         energy_j=fac_j,
         energy_kwh=fac_j / J_PER_KWH,
         energy_device_kwh=tot["device"] / J_PER_KWH,
@@ -291,22 +300,20 @@ def account(raw: Any, cfg: Any) -> dict[str, Any]:
         device_busy_s=tot["busy_dev_s"],
         energy_duration_s=T,
     )
-    return out
 
 
-def _pool_keys(out, label, dev_j, host_j, pue, T, dev_s, busy_dev_s, tokens, role) -> None:
+def _pool_energy(dev_j, host_j, pue, T, dev_s, busy_dev_s, tokens, role) -> PoolEnergy:
     fac = (dev_j + host_j) * pue
-    pre = f"energy.{label}."
-    out[pre + "energy_kwh"] = fac / J_PER_KWH
-    out[pre + "energy_device_kwh"] = dev_j / J_PER_KWH
-    out[pre + "energy_host_kwh"] = host_j / J_PER_KWH
-    out[pre + "power_avg_W"] = fac / T if T > 0 else None
-    out[pre + "idle_fraction"] = 1.0 - busy_dev_s / dev_s if dev_s > 0 else 1.0
     # prefill pools are charged per input token, every other pool per output token
-    out[pre + ("j_per_input_token" if role == "prefill" else "j_per_output_token")] = _ratio(
-        fac, tokens
+    return PoolEnergy(
+        energy_kwh=fac / J_PER_KWH,
+        energy_device_kwh=dev_j / J_PER_KWH,
+        energy_host_kwh=host_j / J_PER_KWH,
+        power_avg_W=fac / T if T > 0 else None,
+        idle_fraction=1.0 - busy_dev_s / dev_s if dev_s > 0 else 1.0,
+        j_per_token=_ratio(fac, tokens),
+        charged_per="input" if role == "prefill" else "output",
     )
-    out[f"pool.{label}.energy_kwh"] = fac / J_PER_KWH
 
 
 def _peak_it_W(inst: Instances, sp: StepPower, host_W: float) -> float:
