@@ -318,3 +318,13 @@ def test_typed_summary_flattens_to_the_flat_keys():
     assert typed.requests.completed == flat["completed"] == 2
     assert typed.transfers.kv_transfers is ABSENT and "kv_transfers" not in flat
     assert typed.utilisation.batch_size_max == flat["batch_size_max"]
+
+
+def test_time_series_keeps_rows_for_an_idle_instance():
+    """The grid is full (docs/metrics.md): instance 1 ran no step and still has its two bins."""
+    raw = hand_run()
+    raw.instances.append(INST0._replace(instance_id=1))
+    ts = metrics.time_series(raw, 0.25)
+    assert list(ts["instance"]) == [0, 0, 1, 1]
+    rows = ts[ts["instance"] == 1]
+    assert list(rows["steps"]) == [0, 0] and list(rows["busy_fraction"]) == [0.0, 0.0]
