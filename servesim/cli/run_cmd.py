@@ -14,7 +14,7 @@ import yaml
 
 import servesim
 from servesim.cli import _render
-from servesim.specs.common import SpecError, parse_yaml
+from servesim.specs import SpecError, parse_yaml
 
 # flag (click parameter name) -> dotted config key. Pool flags act on the first pool; use
 # --set deployment.pools.N.KEY=VALUE for the others.
@@ -169,9 +169,7 @@ def run_command(
     if out_dir:
         result.to_dir(out_dir, detailed=save_detailed)
     if timeline_out:
-        from servesim.studies.timeline import timeline
-
-        timeline(result, timeline_out)
+        servesim.timeline(result, timeline_out)
     if fmt == "json":
         click.echo(_render.to_json(result.summary))
     elif not quiet:
