@@ -1,18 +1,15 @@
 """Summaries from the engine's raw arrays: latency percentiles, throughput, goodput, utilisation.
 
 Everything here is a pure function of a RawRun (docs/internals.md, "sim (engine)") and the run
-config; nothing is simulated. Definitions follow vLLM's benchmark_serving (vllm/benchmarks/serve.py,
-``calculate_metrics``): TTFT, TPOT = (E2E - TTFT) / (output - 1) over requests with more than one
-output token, ITL = gaps between a request's successive tokens, E2EL = finish - arrival; mean,
-median, population std (``np.std``) and linear-interpolated percentiles (``np.percentile``).
-docs/metrics.md lists every key.
+config; nothing is simulated. The definitions (vLLM's benchmark_serving) and how ITL is counted
+without per-token lists: latency.py's module doc. docs/metrics.md lists every key.
 
-The parts: stats.py (sample statistics), latency.py (per-request latencies, ITL, SLOs, goodput),
-utilisation.py (MFU/MBU, batch/KV/queue, pools, links), timeseries.py, benchjson.py. ``summarize``
-runs SECTIONS in order; a new metric is one function added there (and its keys in
-docs/metrics.md). Every public name of the parts is importable from here.
-
-How ITL is counted without per-token lists: latency.py's module doc.
+``measure`` runs SECTIONS in order and returns the typed summary (summary.py); ``summarize`` is
+its flat form. A new metric is one field on its section's type and its value in the section's
+function below (docs/internals.md, "Adding a metric"). The parts: stats.py (sample statistics),
+latency.py (per-request latencies, ITL, SLOs, goodput), utilisation.py (MFU/MBU, batch/KV/queue,
+pools, links), instances.py, timeseries.py, benchjson.py; every public name of the parts is
+importable from here.
 """
 
 from __future__ import annotations
