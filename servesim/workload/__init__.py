@@ -165,6 +165,7 @@ class Workload:
             max_output=t.max_output,
             columns=dict(t.columns) if t.columns else None,
             time_unit=t.time_unit,
+            max_requests=self.spec.num_requests,  # the rest of a long trace is not parsed
         )
         if self.spec.duration_s is not None:
             df = df[df["arrival_s"].to_numpy() < self.spec.duration_s]

@@ -102,6 +102,7 @@ def load_trace(
     max_output: int | None = None,
     columns: dict[str, str] | tuple | None = None,
     time_unit: str = "s",
+    max_requests: int | None = None,
 ) -> pd.DataFrame:
     """Read a trace into the common DataFrame (see the module doc), then apply the options.
 
@@ -109,22 +110,31 @@ def load_trace(
     speedup divides the arrival times (so every inter-arrival time, keeping bursts); sample keeps
     a seeded random fraction; max_input/max_output clip lengths. Notes about changed rows are in
     ``df.attrs["notes"]`` and logged.
+
+    max_requests: only the first that many requests (in arrival order) are wanted. A CSV trace
+    (azure, csv) of PREFIX_READ_MIN_BYTES or more then has only those rows parsed and checked,
+    when its arrival column shows that no later row arrives before them (a file in arrival
+    order); otherwise, and with a window or a sample, the whole file is read. The frame may hold
+    more rows than asked: cut it yourself.
     """
     p = resolve_path(path)
     fmt = format or infer_format(p)
     if fmt not in TRACE_FORMATS:
         raise SpecError(str(p), "format", fmt, "must be one of " + ", ".join(TRACE_FORMATS))
     notes: list[str] = []
+    mapping = dict(zip(TRACE_COLUMNS, TRACE_COLUMNS))
+    mapping.update(dict(columns or {}))
+    nrows = None
+    if max_requests is not None and start_s is None and duration_s is None and sample is None:
+        nrows = _prefix_rows(p, fmt, mapping, time_unit, max_requests)
     if fmt == "azure":
-        df = _read_azure(p)
+        df = _read_azure(p, nrows)
     elif fmt == "burstgpt":
         df = _read_burstgpt(p, notes)
     elif fmt == "mooncake":
         df = _read_mooncake(p)
     else:
-        mapping = dict(zip(TRACE_COLUMNS, TRACE_COLUMNS))
-        mapping.update(dict(columns or {}))
-        df = _read_generic(p, fmt, mapping, time_unit)
+        df = _read_generic(p, fmt, mapping, time_unit, nrows)
     df = _finish(df, p, notes)
     df = _apply_options(
         df, p, speedup, start_s, duration_s, sample, seed, max_input, max_output, notes
@@ -180,10 +190,42 @@ def _first_line(p: Path) -> str:
         raise SpecError(str(p), "", str(p), f"cannot be read ({exc.__class__.__name__})") from None
 
 
-def _read_csv(p: Path, required: tuple[str, ...]) -> pd.DataFrame:
+# Below this size a trace is read whole even with a cap: one pass over a small file is faster than
+# the arrival-order check plus a partial read (measured: the 19,366-row Azure conv trace, 0.7 MB,
+# 16 ms whole vs 25 ms capped; a 1M-row, 27 MB CSV, 0.51 s whole vs 0.23 s capped at 2,000).
+PREFIX_READ_MIN_BYTES = 4 << 20
+
+
+def _prefix_rows(p: Path, fmt: str, mapping: dict, unit: str, n: int) -> int | None:
+    """``n`` when the first ``n`` rows of a CSV trace are its first ``n`` requests in arrival
+    order (no later row arrives before the latest of them; equal times keep file order), so
+    only they need parsing; None when the whole file must be read (another format, fewer rows,
+    an unreadable arrival time: the whole read reports it)."""
+    if fmt not in ("azure", "csv") or n < 1 or p.stat().st_size < PREFIX_READ_MIN_BYTES:
+        return None
+    col, unit = ("TIMESTAMP", "datetime") if fmt == "azure" else (mapping["arrival"], unit)
+    try:
+        raw = pd.read_csv(p, skipinitialspace=True, usecols=lambda c: str(c).strip() == col)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        return None
+    if raw.shape[1] != 1 or len(raw) <= n:
+        return None
+    if unit == "datetime":
+        t = pd.to_datetime(raw.iloc[:, 0].astype(str), format="ISO8601", errors="coerce", utc=True)
+        bad = t.isna().to_numpy()
+        t = t.dt.as_unit("ns").array.asi8
+    else:
+        t = _numeric(raw.iloc[:, 0]).to_numpy()
+        bad = ~np.isfinite(t)
+    if bad.any():
+        return None
+    return n if t[n:].min() >= t[:n].max() else None
+
+
+def _read_csv(p: Path, required: tuple[str, ...], nrows: int | None = None) -> pd.DataFrame:
     _first_line(p)  # existence
     try:
-        df = pd.read_csv(p, skipinitialspace=True)
+        df = pd.read_csv(p, skipinitialspace=True, nrows=nrows)
     except pd.errors.EmptyDataError:
         raise SpecError(str(p), "", "<empty file>", "trace has no header and no requests") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -301,8 +343,8 @@ def _frame(
     )
 
 
-def _read_azure(p: Path) -> pd.DataFrame:
-    df = _read_csv(p, ("TIMESTAMP", "ContextTokens", "GeneratedTokens"))
+def _read_azure(p: Path, nrows: int | None = None) -> pd.DataFrame:
+    df = _read_csv(p, ("TIMESTAMP", "ContextTokens", "GeneratedTokens"), nrows)
     return _frame(
         _seconds(df, "TIMESTAMP", p, "datetime"),
         _ints(df, "ContextTokens", p),
@@ -428,8 +470,10 @@ def _read_mooncake(p: Path) -> pd.DataFrame:
     )
 
 
-def _read_generic(p: Path, fmt: str, mapping: dict[str, str], unit: str) -> pd.DataFrame:
-    df = _read_jsonl(p) if fmt == "jsonl" else _read_csv(p, ())
+def _read_generic(
+    p: Path, fmt: str, mapping: dict[str, str], unit: str, nrows: int | None = None
+) -> pd.DataFrame:
+    df = _read_jsonl(p) if fmt == "jsonl" else _read_csv(p, (), nrows)
     line0 = 1 if fmt == "jsonl" else 2
     need = tuple(mapping[k] for k in ("arrival", "prompt_tokens", "output_tokens"))
     if fmt == "jsonl":
