@@ -33,6 +33,9 @@ class _Absent:
     def __bool__(self) -> bool:
         return False
 
+    def __reduce__(self) -> str:
+        return "ABSENT"  # unpickles as the module's one instance, so `is ABSENT` holds
+
 
 ABSENT: Any = _Absent()
 

@@ -39,3 +39,12 @@ def test_sections_are_typed_values_of_the_same_numbers(pd_result):
     assert flat["pool.prefill.energy_kwh"] == prefill.energy_kwh
     assert s.cost.flat()["cost_usd"] == flat["cost_usd"]
     assert s.speculative is ABSENT and not any(k.startswith("spec.") for k in flat)
+
+
+def test_sections_survive_pickling(pd_result):
+    """Sweeps ship results between processes: ABSENT stays the one ABSENT, keys stay the same."""
+    import pickle
+
+    back = pickle.loads(pickle.dumps(pd_result.sections))
+    assert back.speculative is ABSENT
+    assert back.flat() == pd_result.summary
