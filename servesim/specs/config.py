@@ -96,7 +96,7 @@ class SchedulerSpec:
     enable_prefix_caching: bool = False
     engine: str | None = None  # engine profile whose defaults filled the unset keys
     reserve_output: bool = False  # reserve KV for prompt + output at admission (no preemption)
-    queue: str = "fifo"  # waiting-queue order: fifo | priority (lowest value first) | slo (deadline)
+    queue: str = "fifo"  # waiting-queue order: fifo | priority | slo (sim/queues.py)
     admission: str = "all"  # a request that can never fit: all (fail the run) | reject_oversized
 
 
