@@ -242,8 +242,7 @@ def _energy_and_cost(sections: Any, raw: Any, cfg: Any) -> Any:
     from servesim.accounting import costing, energy
 
     used = energy.measure(raw, cfg)
-    cost = metrics.Keyed(costing.account(raw, cfg, used.flat()))
-    return dataclasses.replace(sections, energy=used, cost=cost)
+    return dataclasses.replace(sections, energy=used, cost=costing.measure(raw, cfg, used.flat()))
 
 
 def auto_interval(sim_end_s: float, bins: int = 500) -> float:

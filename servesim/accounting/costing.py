@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from servesim.accounting import energy, hwcost
+from servesim.accounting.summary import Cost, PoolCost
 from servesim.accounting.usage import (  # noqa: F401  (also importable from here)
     PoolUse,
     _integrate_max,
@@ -98,10 +99,15 @@ def quote(hw: Any, spec: CostSpec, where: str = "cost") -> Quote:
 
 def account(raw: Any, cfg: Any, energy_summary: dict[str, Any] | None = None) -> dict[str, Any]:
     """Cost summary of a run under cfg.cost (flat keys; per pool under cost.<pool>.*)."""
+    return measure(raw, cfg, energy_summary).flat()
+
+
+def measure(raw: Any, cfg: Any, energy_summary: dict[str, Any] | None = None) -> Cost:
+    """The typed cost section of a run under cfg.cost (summary.Cost)."""
     spec = getattr(cfg, "cost", None) or CostSpec()
     if energy_summary is None:
         energy_summary = energy.account(raw, cfg)
-    return evaluate(raw, cfg, energy_summary, spec)
+    return price_run(raw, cfg, energy_summary, spec)
 
 
 class RunUse(NamedTuple):
@@ -124,7 +130,14 @@ def run_use(raw: Any, cfg: Any, energy_summary: dict[str, Any]) -> RunUse:
 
 def evaluate(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
              use: RunUse | None = None) -> dict[str, Any]:  # fmt: skip
-    """The cost of a run under ``spec`` (which may differ from cfg.cost, for comparisons)."""
+    """The cost of a run under ``spec`` (which may differ from cfg.cost, for comparisons): flat
+    keys."""
+    return price_run(raw, cfg, energy_summary, spec, use).flat()
+
+
+def price_run(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
+              use: RunUse | None = None) -> Cost:  # fmt: skip
+    """The typed cost of a run under ``spec``."""
     inst, sp, T, pools, n_in, n_out = use or run_use(raw, cfg, energy_summary)
     if spec.pricing == "api":
         return _api_cost(spec, n_in, n_out, T)
@@ -140,7 +153,7 @@ def evaluate(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
         billed = autoscaled_device_s(raw, inst, sp, T, spec)
     else:
         billed = np.array([p.device_s for p in pools])
-    out: dict[str, Any] = {}
+    by_pool: dict[str, PoolCost] = {}
     costs, idles = [], []
     for i, p in enumerate(pools):
         if spec.pricing == "tco":
@@ -153,14 +166,8 @@ def evaluate(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
             idle = float(rate * idle_s / 3600.0) if idle_s > 1e-9 * max(billed[i], 1.0) else 0.0
         costs.append(cost)
         idles.append(idle)
-        pre = f"cost.{p.label}."
-        out[pre + "cost_usd"] = cost
-        out[pre + "idle_cost_usd"] = idle
-        out[pre + "usd_per_device_hour"] = (
-            rate if rate is not None else _ratio(cost * 3600.0, p.device_s)
-        )
-        out[pre + "input_share"] = p.input_share
-        out[f"pool.{p.label}.cost_usd"] = cost
+        hourly = rate if rate is not None else _ratio(cost * 3600.0, p.device_s)
+        by_pool[p.label] = PoolCost(cost, idle, hourly, p.input_share)
     total = float(sum(costs))
     c_in = float(sum(c * p.input_share for c, p in zip(costs, pools)))
     per_hour = _deployment_per_hour(spec, pools, quotes, total, T)
@@ -169,7 +176,11 @@ def evaluate(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
         if spec.pricing == "dedicated"
         else _ratio(total * SECONDS_PER_MONTH, T)
     )
-    out.update(
+    price = _price_keys(spec, quotes)
+    if spec.pricing == "tco" and any(p.hardware.purchase_usd is None for p in pools):
+        price["price_source"] = hwcost.SOURCE + " + cost.* TCO parameters"
+    return Cost(
+        pools=by_pool,
         cost_usd=total,
         cost_per_hour_usd=per_hour,
         usd_per_mtok_input=_ratio(c_in * 1e6, n_in),
@@ -178,11 +189,8 @@ def evaluate(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
         monthly_usd=monthly,
         idle_fraction=energy_summary.get("idle_fraction"),
         idle_cost_usd=float(sum(idles)),
-        **_price_keys(spec, quotes),
+        price=price,
     )
-    if spec.pricing == "tco" and any(p.hardware.purchase_usd is None for p in pools):
-        out["price_source"] = hwcost.SOURCE + " + cost.* TCO parameters"
-    return out
 
 
 def _bottom_up_hour(hw: Any, spec: CostSpec) -> float | None:
@@ -215,26 +223,28 @@ def _tco_pool_cost(p: PoolUse, spec: CostSpec, es: dict[str, Any], T: float) -> 
     return fixed_h * p.device_s / 3600.0 + energy_usd, fixed_h * idle_dev_s / 3600.0 + idle_energy
 
 
-def _api_cost(spec: CostSpec, n_in: float, n_out: float, T: float) -> dict[str, Any]:
+def _api_cost(spec: CostSpec, n_in: float, n_out: float, T: float) -> Cost:
     api = load_api_prices()[spec.api_model]
     c_in = n_in * api.input_usd_per_mtok / 1e6
     c_out = n_out * api.output_usd_per_mtok / 1e6
     total = c_in + c_out
-    return {
-        "cost_usd": total,
-        "cost_per_hour_usd": _ratio(total * 3600.0, T),
-        "usd_per_mtok_input": api.input_usd_per_mtok,
-        "usd_per_mtok_output": api.output_usd_per_mtok,
-        "usd_per_mtok_blended": _ratio(total * 1e6, n_in + n_out),
-        "monthly_usd": _ratio(total * SECONDS_PER_MONTH, T),
-        "idle_fraction": 0.0,
-        "idle_cost_usd": 0.0,
-        "pricing": "api",
-        "price_provider": api.vendor,
-        "price_model": api.model,
-        "price_source": api.source,
-        "price_date": api.date,
-    }
+    return Cost(
+        cost_usd=total,
+        cost_per_hour_usd=_ratio(total * 3600.0, T),
+        usd_per_mtok_input=api.input_usd_per_mtok,
+        usd_per_mtok_output=api.output_usd_per_mtok,
+        usd_per_mtok_blended=_ratio(total * 1e6, n_in + n_out),
+        monthly_usd=_ratio(total * SECONDS_PER_MONTH, T),
+        idle_fraction=0.0,
+        idle_cost_usd=0.0,
+        price={
+            "pricing": "api",
+            "price_provider": api.vendor,
+            "price_model": api.model,
+            "price_source": api.source,
+            "price_date": api.date,
+        },
+    )
 
 
 def _price_keys(spec: CostSpec, quotes: Sequence[Quote] | None) -> dict[str, Any]:
@@ -253,10 +263,9 @@ def _price_keys(spec: CostSpec, quotes: Sequence[Quote] | None) -> dict[str, Any
     }
 
 
-def _no_price(spec: CostSpec, note: str) -> dict[str, Any]:
-    keys = ("cost_usd", "cost_per_hour_usd", "usd_per_mtok_input", "usd_per_mtok_output",
-            "usd_per_mtok_blended", "monthly_usd", "idle_cost_usd")  # fmt: skip
-    return {**dict.fromkeys(keys), "pricing": spec.pricing, "cost_note": note}
+def _no_price(spec: CostSpec, note: str) -> Cost:
+    """Every cost None (no idle fraction), with the reason."""
+    return Cost(price={"pricing": spec.pricing}, cost_note=note)
 
 
 def _ratio(a: float, b: float) -> float | None:

@@ -242,9 +242,46 @@ class Energy(Section):
 
 
 @dataclass(frozen=True, slots=True)
+class PoolCost(Section):
+    cost_usd: float
+    idle_cost_usd: float
+    usd_per_device_hour: float | None
+    input_share: float  # share of the pool's cost charged to input tokens
+
+    def flat_as(self, label: str) -> dict[str, Any]:
+        pre = f"cost.{label}."
+        return {
+            pre + "cost_usd": self.cost_usd,
+            pre + "idle_cost_usd": self.idle_cost_usd,
+            pre + "usd_per_device_hour": self.usd_per_device_hour,
+            pre + "input_share": self.input_share,
+            f"pool.{label}.cost_usd": self.cost_usd,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Cost(Section):
+    """What the run cost under cfg.cost (costing.py). ``price`` says where the price comes from
+    (pricing, price_provider, price_column or price_model, price_source, price_date, ...): its
+    keys and their order depend on the pricing model, so it stays a mapping."""
+
+    pools: dict[str, PoolCost] = each("{}")  # pool label -> its cost (none for api, no price)
+    cost_usd: float | None = None
+    cost_per_hour_usd: float | None = None
+    usd_per_mtok_input: float | None = None
+    usd_per_mtok_output: float | None = None
+    usd_per_mtok_blended: float | None = None
+    monthly_usd: float | None = None
+    idle_fraction: Any = ABSENT  # absent when no price is known
+    idle_cost_usd: float | None = None
+    price: dict[str, Any] = each("{}")
+    cost_note: Any = ABSENT  # why there is no cost (no price for a device)
+
+
+@dataclass(frozen=True, slots=True)
 class Keyed(Section):
-    """A section whose key set depends on its inputs (cost: the pricing model decides which
-    keys exist; intervals: the calibrated metrics), kept as its ordered flat keys."""
+    """A section whose key set depends on its inputs (intervals: the calibrated metrics), kept as
+    its ordered flat keys."""
 
     values: Mapping[str, Any] = field(default_factory=dict)
 
@@ -267,5 +304,5 @@ class Summary(Section):
     pools: dict[str, PoolStats] = each("pool.{}.")  # only with more than one pool
     speculative: Any = ABSENT  # Speculative, with speculative decoding
     energy: Any = ABSENT  # Energy (result.build_result adds it)
-    cost: Any = ABSENT  # Keyed: costing.account's keys
+    cost: Any = ABSENT  # Cost (result.build_result adds it)
     interval: Any = ABSENT  # Keyed: cost.intervals' interval.* keys

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 import servesim
-from servesim.accounting.summary import ABSENT, Energy, PoolStats, Stats, Summary, Transfers
+from servesim.accounting.summary import (
+    ABSENT,
+    Cost,
+    Energy,
+    PoolStats,
+    Stats,
+    Summary,
+    Transfers,
+)
 from servesim.specs.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +45,9 @@ def test_sections_are_typed_values_of_the_same_numbers(pd_result):
     assert prefill.charged_per == "input"  # a prefill pool is charged per input token
     assert prefill.j_per_token == flat["energy.prefill.j_per_input_token"]
     assert flat["pool.prefill.energy_kwh"] == prefill.energy_kwh
-    assert s.cost.flat()["cost_usd"] == flat["cost_usd"]
+    assert isinstance(s.cost, Cost) and s.cost.cost_usd == flat["cost_usd"]
+    assert s.cost.pools["decode"].cost_usd == flat["cost.decode.cost_usd"]
+    assert s.cost.price["pricing"] == flat["pricing"]
     assert s.speculative is ABSENT and not any(k.startswith("spec.") for k in flat)
 
 
