@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "sweep": "servesim.studies.sweep",
     "plan": "servesim.studies.plan",
     "report": "servesim.studies.report",
+    "timeline": "servesim.studies.timeline",  # a run's steps as a Chrome/Perfetto trace
     # training
     "train": "servesim.training",
     "TrainEstimate": "servesim.training",

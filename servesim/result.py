@@ -8,6 +8,7 @@ place at the end, so an interrupted or failed write never leaves a half-written 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -48,6 +49,8 @@ class Result:
     steps: pd.DataFrame
     config: Any  # RunConfig
     raw: Any  # RawRun
+    # the same summary as a nested typed value (accounting/summary.py: sections.latency.ttft_ms.p99)
+    sections: Any = None
 
     def __repr__(self) -> str:
         """One line (a notebook shows this, not every request): model, deployment, headline."""
@@ -204,10 +207,12 @@ def _switch_source(data: dict, source: str, overrides: Mapping[str, Any]) -> dic
 
 def build_result(raw: Any, cfg: Any) -> Result:
     """Summary (metrics + energy + cost) and DataFrames from an engine run."""
-    summary = metrics.summarize(raw, cfg)
-    summary.update(_energy_and_cost(raw, cfg))
+    sections = _energy_and_cost(metrics.measure(raw, cfg), raw, cfg)
+    summary = sections.flat()
     # prediction intervals from the calibration residuals (servesim/cost/intervals.py)
-    summary.update(run_intervals(summary, cfg))
+    interval = metrics.Keyed(run_intervals(summary, cfg))
+    summary.update(interval.flat())
+    sections = dataclasses.replace(sections, interval=interval)
     return Result(
         summary=_clean(summary),
         requests=requests_frame(raw),
@@ -216,6 +221,7 @@ def build_result(raw: Any, cfg: Any) -> Result:
         steps=pd.DataFrame({k: np.asarray(v) for k, v in raw.steps.items()}, copy=False),
         config=cfg,
         raw=raw,
+        sections=sections,
     )
 
 
@@ -231,14 +237,12 @@ def requests_frame(raw: Any) -> pd.DataFrame:
     return df
 
 
-def _energy_and_cost(raw: Any, cfg: Any) -> dict[str, Any]:
-    """energy.account and costing.account (docs/energy-and-cost.md), merged into the summary."""
+def _energy_and_cost(sections: Any, raw: Any, cfg: Any) -> Any:
+    """The summary with its energy and cost sections (docs/energy-and-cost.md)."""
     from servesim.accounting import costing, energy
 
-    energy_summary = energy.account(raw, cfg)
-    out = dict(energy_summary)
-    out.update(costing.account(raw, cfg, energy_summary))
-    return out
+    used = energy.measure(raw, cfg)
+    return dataclasses.replace(sections, energy=used, cost=costing.measure(raw, cfg, used.flat()))
 
 
 def auto_interval(sim_end_s: float, bins: int = 500) -> float:

@@ -19,6 +19,14 @@ import numpy as np
 import pandas as pd
 
 from servesim.accounting import energy, hwcost
+from servesim.accounting.summary import Cost, PoolCost
+from servesim.accounting.usage import (  # noqa: F401  (also importable from here)
+    PoolUse,
+    _integrate_max,
+    _merged_windows,
+    autoscaled_device_s,
+    pool_usage,
+)
 from servesim.specs.common import SpecError, load_json, require_mapping
 from servesim.specs.cost import (
     DAYS_PER_MONTH,
@@ -86,127 +94,20 @@ def quote(hw: Any, spec: CostSpec, where: str = "cost") -> Quote:
     return Quote(price, spec.provider, column, entry.date, entry.source, entry.instance)
 
 
-# --- per-pool quantities from the step log ------------------------------------------------------
-
-
-class PoolUse(NamedTuple):
-    label: str
-    role: str
-    hardware: Any
-    devices: int  # all devices of the pool
-    device_s: float  # devices x horizon
-    busy_device_s: float
-    input_share: float  # share of the pool's cost charged to input tokens
-
-
-def pool_usage(raw: Any, inst: energy.Instances, sp: energy.StepPower, T: float) -> list[PoolUse]:
-    """Devices, busy time and the input/output split of every pool.
-
-    Split: prefill pools -> input tokens, decode/attention/ffn pools -> output tokens. A colocated
-    pool is split by the share of its busy time spent on prefill: each step's duration is divided
-    between prefill and decode in proportion to its prefill tokens and decoding sequences (a
-    pure-prefill step is all input, a pure-decode step all output, a chunked mixed step in between).
-    """
-    steps = raw.steps
-    n = len(sp.pos)
-    pf = np.asarray(steps.get("prefill_tokens", np.zeros(n)), dtype=np.float64)
-    dc = np.asarray(steps.get("decode_seqs", np.zeros(n)), dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(pf + dc > 0, pf / (pf + dc), np.nan)
-    tok_w = np.where(np.isnan(frac), 0.0, sp.dur)
-    n_in, n_out = energy.token_totals(raw)
-    fallback = n_in / (n_in + n_out) if n_in + n_out > 0 else 0.5
-    out = []
-    for pidx, label in enumerate(inst.labels):
-        m_inst = inst.pool == pidx
-        m_step = inst.pool[sp.pos] == pidx if n else np.zeros(0, bool)
-        role = inst.roles[pidx]
-        busy = np.bincount(sp.pos[m_step], weights=sp.dur[m_step], minlength=len(inst.ids))
-        busy_dev_s = (
-            float((np.minimum(busy[m_inst], T) * inst.devices[m_inst]).sum())
-            if len(inst.ids)
-            else 0.0
-        )
-        if role == "prefill":
-            share = 1.0
-        elif role == "colocated":
-            w = float(tok_w[m_step].sum())
-            share = (
-                float((np.nan_to_num(frac[m_step]) * tok_w[m_step]).sum() / w)
-                if w > 0
-                else fallback
-            )
-        else:
-            share = 0.0
-        devices = int(inst.devices[m_inst].sum())
-        out.append(
-            PoolUse(label, role, inst.hardware[pidx], devices, devices * T, busy_dev_s, share)
-        )
-    return out
-
-
-def autoscaled_device_s(raw: Any, inst: energy.Instances, sp: energy.StepPower, T: float,
-                        spec: CostSpec) -> np.ndarray:  # fmt: skip
-    """Billed device-seconds per pool under autoscaling.
-
-    A replica is billed from ``scale_up_delay_s`` before each busy period (it must be up when the
-    work arrives) until ``idle_timeout_s`` after its last step; overlapping windows merge. At every
-    moment at least ``min_replicas`` replicas of each pool are billed (capped at the pool size).
-    This is a billing view of the simulated busy periods: the router still spread load over every
-    replica, so it is a lower bound on what a real autoscaler, which packs load, would bill.
-    """
-    n_pools = len(inst.labels)
-    billed = np.zeros(n_pools)
-    starts, ends, owner = _merged_windows(sp, inst, T, spec)
-    for pidx in range(n_pools):
-        m_inst = inst.pool == pidx
-        if not m_inst.any():
-            continue
-        d = float(inst.devices[m_inst][0])
-        floor = min(spec.min_replicas, int(m_inst.sum()))
-        sel = inst.pool[owner] == pidx
-        billed[pidx] = d * _integrate_max(starts[sel], ends[sel], floor, T)
-    return billed
-
-
-def _merged_windows(sp, inst, T, spec):
-    """Union of [start - up, end + timeout] per instance, clipped to [0, T]: (starts, ends, instance)."""
-    if not len(sp.pos):
-        return np.zeros(0), np.zeros(0), np.zeros(0, np.int64)
-    s = np.clip(sp.start - spec.scale_up_delay_s, 0.0, T)
-    e = np.clip(sp.start + sp.dur + spec.idle_timeout_s, 0.0, T)
-    order = np.lexsort((s, sp.pos))
-    pos, s, e = sp.pos[order], s[order], e[order]
-    off = pos * (T + 1.0) * 2.0  # separates instances so one running max serves all groups
-    so, eo = s + off, e + off
-    prev = np.concatenate([[-np.inf], np.maximum.accumulate(eo)[:-1]])
-    new = so > prev
-    idx = np.flatnonzero(new)
-    m_end = np.maximum.reduceat(eo, idx) - off[idx]
-    return s[idx], m_end, pos[idx]
-
-
-def _integrate_max(starts: np.ndarray, ends: np.ndarray, floor: int, T: float) -> float:
-    """Integral over [0, T] of max(floor, number of windows open)."""
-    if not len(starts):
-        return floor * T
-    t = np.concatenate([starts, ends, [0.0, T]])
-    d = np.concatenate([np.ones(len(starts)), -np.ones(len(ends)), [0.0, 0.0]])
-    order = np.lexsort((d, t))
-    t, d = t[order], d[order]
-    count = np.cumsum(d)
-    return float(np.sum(np.maximum(count[:-1], floor) * np.diff(t)))
-
-
 # --- the run's cost ---------------------------------------------------------------------------
 
 
 def account(raw: Any, cfg: Any, energy_summary: dict[str, Any] | None = None) -> dict[str, Any]:
     """Cost summary of a run under cfg.cost (flat keys; per pool under cost.<pool>.*)."""
+    return measure(raw, cfg, energy_summary).flat()
+
+
+def measure(raw: Any, cfg: Any, energy_summary: dict[str, Any] | None = None) -> Cost:
+    """The typed cost section of a run under cfg.cost (summary.Cost)."""
     spec = getattr(cfg, "cost", None) or CostSpec()
     if energy_summary is None:
         energy_summary = energy.account(raw, cfg)
-    return evaluate(raw, cfg, energy_summary, spec)
+    return price_run(raw, cfg, energy_summary, spec)
 
 
 class RunUse(NamedTuple):
@@ -229,7 +130,14 @@ def run_use(raw: Any, cfg: Any, energy_summary: dict[str, Any]) -> RunUse:
 
 def evaluate(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
              use: RunUse | None = None) -> dict[str, Any]:  # fmt: skip
-    """The cost of a run under ``spec`` (which may differ from cfg.cost, for comparisons)."""
+    """The cost of a run under ``spec`` (which may differ from cfg.cost, for comparisons): flat
+    keys."""
+    return price_run(raw, cfg, energy_summary, spec, use).flat()
+
+
+def price_run(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
+              use: RunUse | None = None) -> Cost:  # fmt: skip
+    """The typed cost of a run under ``spec``."""
     inst, sp, T, pools, n_in, n_out = use or run_use(raw, cfg, energy_summary)
     if spec.pricing == "api":
         return _api_cost(spec, n_in, n_out, T)
@@ -245,7 +153,7 @@ def evaluate(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
         billed = autoscaled_device_s(raw, inst, sp, T, spec)
     else:
         billed = np.array([p.device_s for p in pools])
-    out: dict[str, Any] = {}
+    by_pool: dict[str, PoolCost] = {}
     costs, idles = [], []
     for i, p in enumerate(pools):
         if spec.pricing == "tco":
@@ -258,14 +166,8 @@ def evaluate(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
             idle = float(rate * idle_s / 3600.0) if idle_s > 1e-9 * max(billed[i], 1.0) else 0.0
         costs.append(cost)
         idles.append(idle)
-        pre = f"cost.{p.label}."
-        out[pre + "cost_usd"] = cost
-        out[pre + "idle_cost_usd"] = idle
-        out[pre + "usd_per_device_hour"] = (
-            rate if rate is not None else _ratio(cost * 3600.0, p.device_s)
-        )
-        out[pre + "input_share"] = p.input_share
-        out[f"pool.{p.label}.cost_usd"] = cost
+        hourly = rate if rate is not None else _ratio(cost * 3600.0, p.device_s)
+        by_pool[p.label] = PoolCost(cost, idle, hourly, p.input_share)
     total = float(sum(costs))
     c_in = float(sum(c * p.input_share for c, p in zip(costs, pools)))
     per_hour = _deployment_per_hour(spec, pools, quotes, total, T)
@@ -274,7 +176,11 @@ def evaluate(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
         if spec.pricing == "dedicated"
         else _ratio(total * SECONDS_PER_MONTH, T)
     )
-    out.update(
+    price = _price_keys(spec, quotes)
+    if spec.pricing == "tco" and any(p.hardware.purchase_usd is None for p in pools):
+        price["price_source"] = hwcost.SOURCE + " + cost.* TCO parameters"
+    return Cost(
+        pools=by_pool,
         cost_usd=total,
         cost_per_hour_usd=per_hour,
         usd_per_mtok_input=_ratio(c_in * 1e6, n_in),
@@ -283,11 +189,8 @@ def evaluate(raw: Any, cfg: Any, energy_summary: dict[str, Any], spec: CostSpec,
         monthly_usd=monthly,
         idle_fraction=energy_summary.get("idle_fraction"),
         idle_cost_usd=float(sum(idles)),
-        **_price_keys(spec, quotes),
+        price=price,
     )
-    if spec.pricing == "tco" and any(p.hardware.purchase_usd is None for p in pools):
-        out["price_source"] = hwcost.SOURCE + " + cost.* TCO parameters"
-    return out
 
 
 def _bottom_up_hour(hw: Any, spec: CostSpec) -> float | None:
@@ -320,26 +223,28 @@ def _tco_pool_cost(p: PoolUse, spec: CostSpec, es: dict[str, Any], T: float) -> 
     return fixed_h * p.device_s / 3600.0 + energy_usd, fixed_h * idle_dev_s / 3600.0 + idle_energy
 
 
-def _api_cost(spec: CostSpec, n_in: float, n_out: float, T: float) -> dict[str, Any]:
+def _api_cost(spec: CostSpec, n_in: float, n_out: float, T: float) -> Cost:
     api = load_api_prices()[spec.api_model]
     c_in = n_in * api.input_usd_per_mtok / 1e6
     c_out = n_out * api.output_usd_per_mtok / 1e6
     total = c_in + c_out
-    return {
-        "cost_usd": total,
-        "cost_per_hour_usd": _ratio(total * 3600.0, T),
-        "usd_per_mtok_input": api.input_usd_per_mtok,
-        "usd_per_mtok_output": api.output_usd_per_mtok,
-        "usd_per_mtok_blended": _ratio(total * 1e6, n_in + n_out),
-        "monthly_usd": _ratio(total * SECONDS_PER_MONTH, T),
-        "idle_fraction": 0.0,
-        "idle_cost_usd": 0.0,
-        "pricing": "api",
-        "price_provider": api.vendor,
-        "price_model": api.model,
-        "price_source": api.source,
-        "price_date": api.date,
-    }
+    return Cost(
+        cost_usd=total,
+        cost_per_hour_usd=_ratio(total * 3600.0, T),
+        usd_per_mtok_input=api.input_usd_per_mtok,
+        usd_per_mtok_output=api.output_usd_per_mtok,
+        usd_per_mtok_blended=_ratio(total * 1e6, n_in + n_out),
+        monthly_usd=_ratio(total * SECONDS_PER_MONTH, T),
+        idle_fraction=0.0,
+        idle_cost_usd=0.0,
+        price={
+            "pricing": "api",
+            "price_provider": api.vendor,
+            "price_model": api.model,
+            "price_source": api.source,
+            "price_date": api.date,
+        },
+    )
 
 
 def _price_keys(spec: CostSpec, quotes: Sequence[Quote] | None) -> dict[str, Any]:
@@ -358,10 +263,9 @@ def _price_keys(spec: CostSpec, quotes: Sequence[Quote] | None) -> dict[str, Any
     }
 
 
-def _no_price(spec: CostSpec, note: str) -> dict[str, Any]:
-    keys = ("cost_usd", "cost_per_hour_usd", "usd_per_mtok_input", "usd_per_mtok_output",
-            "usd_per_mtok_blended", "monthly_usd", "idle_cost_usd")  # fmt: skip
-    return {**dict.fromkeys(keys), "pricing": spec.pricing, "cost_note": note}
+def _no_price(spec: CostSpec, note: str) -> Cost:
+    """Every cost None (no idle fraction), with the reason."""
+    return Cost(price={"pricing": spec.pricing}, cost_note=note)
 
 
 def _ratio(a: float, b: float) -> float | None:

@@ -40,6 +40,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from servesim.accounting.instances import instance_table as shared_instance_table
+from servesim.accounting.summary import Energy, PoolEnergy
 from servesim.specs.common import SpecError
 from servesim.specs.dtypes import DTYPE_BYTES
 
@@ -51,20 +53,6 @@ POWER_MODEL_DEFAULTS: dict[str, tuple[float, str]] = {
 }
 
 J_PER_KWH = 3.6e6
-
-# InstanceInfo field names tried in order (the engine's record may be a NamedTuple or a dataclass);
-# the contract lists them in this order, so a plain tuple works too.
-_INFO_FIELDS = (
-    "instance_id",
-    "pool",
-    "role",
-    "hardware",
-    "devices",
-    "peak_flops",
-    "mem_bw",
-    "tdp_W",
-    "idle_W",
-)
 
 
 def check_power_model(hw: Any) -> None:
@@ -118,47 +106,45 @@ def pool_labels(pools: Sequence[Any]) -> tuple[str, ...]:
     return tuple(r if roles.count(r) == 1 else f"{r}{i}" for i, r in enumerate(roles))
 
 
-def _info(info: Any, name: str) -> Any:
-    if hasattr(info, name):
-        return getattr(info, name)
-    if isinstance(info, Mapping):
-        return info[name]
-    return info[_INFO_FIELDS.index(name)]
-
-
 def instance_table(raw: Any, cfg: Any) -> Instances:
-    """Instances of the run with their pool, devices and power parameters."""
+    """Instances of the run (accounting/instances.py's table) with their pool index, devices and
+    the power parameters of their pool's hardware; a number the engine's record lacks (a run
+    read back from disk) comes from the profile."""
     pools = tuple(cfg.deployment.pools)
     labels, roles = pool_labels(pools), tuple(str(p.role) for p in pools)
     for p in pools:
         check_power_model(p.hardware)
-    rows = []
-    for info in raw.instances:
-        pidx = _pool_index(_info(info, "pool"), labels, roles)
-        hw = pools[pidx].hardware
-        peak = _info(info, "peak_flops") or _fallback_peak(hw, getattr(cfg, "dtypes", None))
-        bw = _info(info, "mem_bw") or hw.memory_bw_GBps * 1e9
-        tdp = _info(info, "tdp_W") or hw.tdp_W
-        idle = _info(info, "idle_W")
-        idle = hw.idle_W if idle is None else idle
-        rows.append(
-            (
-                int(_info(info, "instance_id")),
-                pidx,
-                int(_info(info, "devices")),
-                float(idle),
-                float(tdp),
-                float(peak),
-                float(bw),
-                power_param(hw, "active_floor"),
-                power_param(hw, "compute_weight"),
-                power_param(hw, "memory_weight"),
-            )
-        )
-    rows.sort()
-    cols = list(zip(*rows)) if rows else [()] * 10
-    arr = [np.asarray(c, dtype=np.int64 if i < 3 else np.float64) for i, c in enumerate(cols)]
-    return Instances(*arr, labels=labels, roles=roles, hardware=tuple(p.hardware for p in pools))
+    table = shared_instance_table(raw)
+    pidx = np.asarray([_pool_index(p, labels, roles) for p in table.pool_ref], dtype=np.int64)
+    hws = [pools[i].hardware for i in pidx.tolist()]
+    dtypes = getattr(cfg, "dtypes", None)
+
+    def column(values: np.ndarray, fallback: Any) -> np.ndarray:
+        # a missing (NaN) or zero number takes the profile's
+        out = [v if v == v and v != 0 else fallback(hw) for v, hw in zip(values.tolist(), hws)]
+        return np.asarray(out, dtype=np.float64)
+
+    def param(key: str) -> np.ndarray:
+        return np.asarray([power_param(hw, key) for hw in hws], dtype=np.float64)
+
+    return Instances(
+        table.ids,
+        pidx,
+        table.devices,
+        np.asarray(
+            [hw.idle_W if v != v else v for v, hw in zip(table.idle_W.tolist(), hws)],
+            dtype=np.float64,
+        ),
+        column(table.tdp_W, lambda hw: hw.tdp_W),
+        column(table.peak_flops, lambda hw: _fallback_peak(hw, dtypes)),
+        column(table.mem_bw, lambda hw: hw.memory_bw_GBps * 1e9),
+        param("active_floor"),
+        param("compute_weight"),
+        param("memory_weight"),
+        labels=labels,
+        roles=roles,
+        hardware=tuple(p.hardware for p in pools),
+    )
 
 
 def _pool_index(pool: Any, labels: tuple[str, ...], roles: tuple[str, ...]) -> int:
@@ -253,6 +239,11 @@ def pool_nodes(inst: Instances, pidx: int) -> float:
 
 def account(raw: Any, cfg: Any) -> dict[str, Any]:
     """Energy summary of a run: flat keys, SI units in names; per pool under energy.<pool>.*."""
+    return measure(raw, cfg).flat()
+
+
+def measure(raw: Any, cfg: Any) -> Energy:
+    """The typed energy section of a run (summary.Energy)."""
     inst = instance_table(raw, cfg)
     sp = step_power(raw, inst)
     T = horizon_s(raw)
@@ -265,7 +256,7 @@ def account(raw: Any, cfg: Any) -> dict[str, Any]:
     idle_s = np.maximum(T - busy_s, 0.0)
     dev_j = busy_j + inst.idle_W * inst.devices * idle_s
     n_in, n_out = token_totals(raw)
-    out: dict[str, Any] = {}
+    pools: dict[str, PoolEnergy] = {}
     tot = {"device": 0.0, "host": 0.0, "dev_s": 0.0, "busy_dev_s": 0.0}
     for pidx, label in enumerate(inst.labels):
         m = inst.pool == pidx
@@ -278,7 +269,9 @@ def account(raw: Any, cfg: Any) -> dict[str, Any]:
         dev_s = float((inst.devices[m] * T).sum())
         busy_dev_s = float((inst.devices[m] * np.minimum(busy_s[m], T)).sum())
         tok = n_in if inst.roles[pidx] == "prefill" else n_out
-        _pool_keys(out, label, pdev_j, host_j, pue, T, dev_s, busy_dev_s, tok, inst.roles[pidx])
+        pools[label] = _pool_energy(
+            pdev_j, host_j, pue, T, dev_s, busy_dev_s, tok, inst.roles[pidx]
+        )
         tot["device"] += pdev_j
         tot["host"] += host_j
         tot["dev_s"] += dev_s
@@ -286,7 +279,8 @@ def account(raw: Any, cfg: Any) -> dict[str, Any]:
     it_j = tot["device"] + tot["host"]
     fac_j = it_j * pue
     peak_it = _peak_it_W(inst, sp, tot["host"] / T if T > 0 else 0.0)
-    out.update(
+    return Energy(
+        pools=pools,
         energy_j=fac_j,
         energy_kwh=fac_j / J_PER_KWH,
         energy_device_kwh=tot["device"] / J_PER_KWH,
@@ -306,22 +300,20 @@ def account(raw: Any, cfg: Any) -> dict[str, Any]:
         device_busy_s=tot["busy_dev_s"],
         energy_duration_s=T,
     )
-    return out
 
 
-def _pool_keys(out, label, dev_j, host_j, pue, T, dev_s, busy_dev_s, tokens, role) -> None:
+def _pool_energy(dev_j, host_j, pue, T, dev_s, busy_dev_s, tokens, role) -> PoolEnergy:
     fac = (dev_j + host_j) * pue
-    pre = f"energy.{label}."
-    out[pre + "energy_kwh"] = fac / J_PER_KWH
-    out[pre + "energy_device_kwh"] = dev_j / J_PER_KWH
-    out[pre + "energy_host_kwh"] = host_j / J_PER_KWH
-    out[pre + "power_avg_W"] = fac / T if T > 0 else None
-    out[pre + "idle_fraction"] = 1.0 - busy_dev_s / dev_s if dev_s > 0 else 1.0
     # prefill pools are charged per input token, every other pool per output token
-    out[pre + ("j_per_input_token" if role == "prefill" else "j_per_output_token")] = _ratio(
-        fac, tokens
+    return PoolEnergy(
+        energy_kwh=fac / J_PER_KWH,
+        energy_device_kwh=dev_j / J_PER_KWH,
+        energy_host_kwh=host_j / J_PER_KWH,
+        power_avg_W=fac / T if T > 0 else None,
+        idle_fraction=1.0 - busy_dev_s / dev_s if dev_s > 0 else 1.0,
+        j_per_token=_ratio(fac, tokens),
+        charged_per="input" if role == "prefill" else "output",
     )
-    out[f"pool.{label}.energy_kwh"] = fac / J_PER_KWH
 
 
 def _peak_it_W(inst: Instances, sp: StepPower, host_W: float) -> float:

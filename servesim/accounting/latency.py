@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from servesim.accounting.summary import SloTarget
+
 # SLO percentile names (run config) -> summary stat name
 _SLO_STAT = {"mean": "mean", "p50": "median", "median": "median", "p90": "p90", "p95": "p95",
              "p99": "p99", "p99.9": "p99_9", "p99_9": "p99_9"}  # fmt: skip
@@ -257,16 +259,14 @@ def _goodput(lat: dict[str, np.ndarray], targets, duration: float, completed: in
     }
 
 
-def _slo_attainment(summary: dict, targets) -> dict:
+def slo_attainment(latency: Any, targets) -> tuple[dict[str, Any], bool | None]:
+    """Each target of ``targets`` (slo_targets) against the run's statistic in ``latency`` (a
+    summary.Latency): ``({"ttft_ms_p90": SloTarget}, every target met)``."""
     out: dict[str, Any] = {}
     met_all = True
     for metric, stat, ms in targets:
-        value = summary.get(f"{metric}_{stat}")
+        value = getattr(getattr(latency, metric, None), stat, None)
         met = value is not None and value <= ms
         met_all &= met
-        name = f"slo.{metric}_{stat}"
-        out[f"{name}.target"] = ms
-        out[f"{name}.value"] = value
-        out[f"{name}.met"] = bool(met)
-    out["slo_attained"] = bool(met_all) if targets else None
-    return out
+        out[f"{metric}_{stat}"] = SloTarget(ms, value, bool(met))
+    return out, (bool(met_all) if targets else None)

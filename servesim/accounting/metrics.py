@@ -1,24 +1,21 @@
 """Summaries from the engine's raw arrays: latency percentiles, throughput, goodput, utilisation.
 
 Everything here is a pure function of a RawRun (docs/internals.md, "sim (engine)") and the run
-config; nothing is simulated. Definitions follow vLLM's benchmark_serving (vllm/benchmarks/serve.py,
-``calculate_metrics``): TTFT, TPOT = (E2E - TTFT) / (output - 1) over requests with more than one
-output token, ITL = gaps between a request's successive tokens, E2EL = finish - arrival; mean,
-median, population std (``np.std``) and linear-interpolated percentiles (``np.percentile``).
-docs/metrics.md lists every key.
+config; nothing is simulated. The definitions (vLLM's benchmark_serving) and how ITL is counted
+without per-token lists: latency.py's module doc. docs/metrics.md lists every key.
 
-The parts: stats.py (sample statistics), latency.py (per-request latencies, ITL, SLOs, goodput),
-utilisation.py (MFU/MBU, batch/KV/queue, pools, links), timeseries.py, benchjson.py. ``summarize``
-runs SECTIONS in order; a new metric is one function added there (and its keys in
-docs/metrics.md). Every public name of the parts is importable from here.
-
-How ITL is counted without per-token lists: latency.py's module doc.
+``measure`` runs SECTIONS in order and returns the typed summary (summary.py); ``summarize`` is
+its flat form. A new metric is one field on its section's type and its value in the section's
+function below (docs/internals.md, "Adding a metric"). The parts: stats.py (sample statistics),
+latency.py (per-request latencies, ITL, SLOs, goodput), utilisation.py (MFU/MBU, batch/KV/queue,
+pools, links), instances.py, timeseries.py, benchjson.py; every public name of the parts is
+importable from here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from typing import Any
 
@@ -31,24 +28,40 @@ from servesim.accounting.latency import (
     _duration,
     _goodput,
     _per,
-    _slo_attainment,
     iterations,
     itl_samples,
     request_itls,
     request_latencies,
+    slo_attainment,
     slo_targets,
     step_order,
 )
-from servesim.accounting.speculative import spec_section
-from servesim.accounting.stats import STAT_NAMES, stats, weighted_percentiles, weighted_stats
-from servesim.accounting.timeseries import time_series
-from servesim.accounting.utilisation import (
-    _instance_table,
-    _link_stats,
-    _pool_stats,
-    _step_stats,
-    _transfer_stats,
+from servesim.accounting.speculative import speculative
+from servesim.accounting.stats import (
+    STAT_NAMES,
+    Stats,
+    sample_stats,
+    stats,
+    weighted_percentiles,
+    weighted_sample_stats,
+    weighted_stats,
 )
+from servesim.accounting.summary import (
+    ABSENT,
+    Cache,
+    Keyed,
+    Latency,
+    PoolStats,
+    Queue,
+    Requests,
+    Slo,
+    Summary,
+    Throughput,
+    Transfers,
+    Utilisation,
+)
+from servesim.accounting.timeseries import time_series
+from servesim.accounting.utilisation import _instance_table, _pool_stats, _step_stats, transfers
 
 
 @dataclass(frozen=True)
@@ -92,100 +105,126 @@ class RunView:
         return _instance_table(self.raw)
 
 
-def _counts(v: RunView, _so_far: dict) -> dict:
+def _requests(v: RunView, _so_far: dict) -> Requests:
     total_in, total_out = v.tokens
-    duration, completed = v.duration, v.completed
     # the engine records finished requests; `issued` counts every request that arrived
     issued = max(int(getattr(v.raw, "issued", 0) or 0), int(v.done.size))
-    return {
-        "num_requests": issued,
-        "completed": completed,
-        "failed": issued - completed,
-        **getattr(v.raw, "dropped", {}),  # failed_<reason>: requests refused at entry
-        "duration_s": duration,
-        "sim_end_s": float(v.raw.sim_end_s),
-        "total_input_tokens": total_in,
-        "total_output_tokens": total_out,
-        "request_throughput": _per(completed, duration),
-        "output_throughput": _per(total_out, duration),
-        "total_token_throughput": _per(total_in + total_out, duration),
-    }
+    dropped = getattr(v.raw, "dropped", {})  # failed_<reason>: requests refused at entry
+    return Requests(
+        num_requests=issued,
+        completed=v.completed,
+        failed=issued - v.completed,
+        failed_by={k.removeprefix("failed_"): n for k, n in dropped.items()},
+        duration_s=v.duration,
+        sim_end_s=float(v.raw.sim_end_s),
+        total_input_tokens=total_in,
+        total_output_tokens=total_out,
+    )
 
 
-def _latency(v: RunView, _so_far: dict) -> dict:
+def _throughput(v: RunView, _so_far: dict) -> Throughput:
+    total_in, total_out = v.tokens
+    return Throughput(
+        request_throughput=_per(v.completed, v.duration),
+        output_throughput=_per(total_out, v.duration),
+        total_token_throughput=_per(total_in + total_out, v.duration),
+    )
+
+
+def _latency(v: RunView, _so_far: dict) -> Latency:
     lat = v.latencies
-    out = stats(lat["ttft_s"] * 1e3, "ttft_ms")
     tpot = lat["tpot_s"]
-    out.update(stats(tpot[np.isfinite(tpot)] * 1e3, "tpot_ms"))
     gaps, counts = itl_samples(v.raw.steps)
-    out.update(weighted_stats(gaps * 1e3, counts, "itl_ms"))
-    out.update(stats(lat["e2el_s"] * 1e3, "e2el_ms"))
-    return out
+    return Latency(
+        ttft_ms=sample_stats(lat["ttft_s"] * 1e3),
+        tpot_ms=sample_stats(tpot[np.isfinite(tpot)] * 1e3),
+        itl_ms=weighted_sample_stats(gaps * 1e3, counts),
+        e2el_ms=sample_stats(lat["e2el_s"] * 1e3),
+    )
 
 
-def _queue(v: RunView, _so_far: dict) -> dict:
+def _queue(v: RunView, _so_far: dict) -> Queue:
     q = v.latencies["queue_s"] * 1e3
-    return {
-        "queue_ms_mean": float(q.mean()) if q.size else None,
-        "queue_ms_p99": float(np.percentile(q, 99)) if q.size else None,
-        "queue_ms_max": float(q.max()) if q.size else None,
-    }
+    return Queue(
+        queue_ms_mean=float(q.mean()) if q.size else None,
+        queue_ms_p99=float(np.percentile(q, 99)) if q.size else None,
+        queue_ms_max=float(q.max()) if q.size else None,
+    )
 
 
-def _slos(v: RunView, so_far: dict) -> dict:
-    out = _goodput(v.latencies, v.targets, v.duration, v.completed)
-    out.update(_slo_attainment(so_far, v.targets))
-    return out
+def _slo(v: RunView, so_far: dict) -> Slo:
+    targets, attained = slo_attainment(so_far["latency"], v.targets)
+    return Slo(
+        **_goodput(v.latencies, v.targets, v.duration, v.completed),
+        targets=targets,
+        slo_attained=attained,
+    )
 
 
-def _utilisation(v: RunView, _so_far: dict) -> dict:
+def _utilisation(v: RunView, _so_far: dict) -> Utilisation:
     return _step_stats(v.raw.steps, v.instances, v.duration)
 
 
-def _preemption_and_cache(v: RunView, _so_far: dict) -> dict:
+def _cache(v: RunView, _so_far: dict) -> Cache:
     req = v.raw.requests
     preempt = _col(req, "preemptions", np.int64)
     cached = int(_col(req, "cached_tokens", np.int64)[v.done].sum())
-    return {
-        "preemptions": int(preempt.sum()),
-        "preempted_requests": int((preempt > 0).sum()),
-        "cached_prompt_tokens": cached,
-        "prefix_cache_hit_rate": _per(cached, v.tokens[0]),
-    }
+    return Cache(
+        preemptions=int(preempt.sum()),
+        preempted_requests=int((preempt > 0).sum()),
+        cached_prompt_tokens=cached,
+        prefix_cache_hit_rate=_per(cached, v.tokens[0]),
+    )
 
 
-def _transfers(v: RunView, _so_far: dict) -> dict:
-    out = _transfer_stats(v.raw.requests)
-    out.update(_link_stats(getattr(v.raw, "transfers", None) or {}, v.instances, v.duration))
-    return out
+def _transfers(v: RunView, _so_far: dict) -> Transfers:
+    return transfers(v.raw, v.instances, v.duration)
 
 
-def _pools(v: RunView, _so_far: dict) -> dict:
+def _pools(v: RunView, _so_far: dict) -> dict[str, PoolStats]:
     return _pool_stats(v.raw, v.instances, v.duration)
 
 
-# The summary's sections, in key order: (RunView, summary so far) -> {key: value}. A new metric is
-# one function here (a key in an existing section, or a new section) plus its line in
-# docs/metrics.md.
-SECTIONS: tuple[Callable[[RunView, dict], dict], ...] = (
-    _counts, _latency, _queue, _slos, _utilisation, _preemption_and_cache, _transfers, _pools,
-    spec_section,
-)  # fmt: skip
+def _speculative(v: RunView, _so_far: dict) -> Any:
+    return speculative(getattr(v.raw, "spec", None) or {})
+
+
+# Summary field -> the function that computes it: (RunView, sections so far) -> its value. Run in
+# this order; a new metric is one field on its section's type (summary.py) computed here.
+SECTIONS: dict[str, Callable[[RunView, dict], Any]] = {
+    "requests": _requests,
+    "throughput": _throughput,
+    "latency": _latency,
+    "queue": _queue,
+    "slo": _slo,
+    "utilisation": _utilisation,
+    "cache": _cache,
+    "transfers": _transfers,
+    "pools": _pools,
+    "speculative": _speculative,
+}
+# energy, cost and interval are added by result.build_result (they need the cost model)
+assert tuple(SECTIONS) == tuple(f.name for f in fields(Summary))[: len(SECTIONS)]
+
+
+def measure(raw: Any, cfg: Any) -> Summary:
+    """The typed summary of one run's metrics (energy, cost and intervals left ABSENT)."""
+    view = RunView(raw, cfg)
+    parts: dict[str, Any] = {}
+    for name, section in SECTIONS.items():
+        parts[name] = section(view, parts)
+    return Summary(**parts)
 
 
 def summarize(raw: Any, cfg: Any) -> dict[str, Any]:
     """The flat summary of one run (docs/metrics.md): counts, throughput, latency stats, goodput,
     SLO attainment, MFU/MBU, KV use, batch and queue statistics, preemptions, prefix-cache hits,
-    KV transfers and, with more than one pool, ``pool.<name>.*``."""
-    view = RunView(raw, cfg)
-    out: dict[str, Any] = {}
-    for section in SECTIONS:
-        out.update(section(view, out))
-    return out
+    KV transfers and, with more than one pool, ``pool.<name>.*``: ``measure(raw, cfg).flat()``."""
+    return measure(raw, cfg).flat()
 
 
 __all__ = [
-    "DETAILED_KEYS", "SECTIONS", "STAT_NAMES", "RunView", "bench_list_iters", "benchmark_json", "itl_samples", "iterations", "request_itls",
+    "ABSENT", "DETAILED_KEYS", "SECTIONS", "STAT_NAMES", "Keyed", "RunView", "Stats", "Summary", "measure", "bench_list_iters", "benchmark_json", "itl_samples", "iterations", "request_itls",
     "request_latencies", "slo_targets", "stats", "step_order", "summarize", "time_series",
     "weighted_percentiles", "weighted_stats",
 ]  # fmt: skip

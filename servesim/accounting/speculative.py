@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from servesim.accounting.summary import ABSENT, Speculative
+
 
 def spec_summary(spec: dict[str, Any]) -> dict[str, Any]:
     """``spec.*`` keys; empty without speculation.
@@ -16,23 +18,8 @@ def spec_summary(spec: dict[str, Any]) -> dict[str, Any]:
     target's verification pass per speculative step; plain_steps: decode steps run without
     speculation (``disable_by_batch_size``).
     """
-    if not spec:
-        return {}
-    steps = int(spec["spec_steps"])
-    seq_steps = int(spec["seq_steps"])
-    accepted = int(spec["accepted_at"].sum())
-    out: dict[str, Any] = {
-        "spec.method": spec["method"],
-        "spec.num_speculative_tokens": int(spec["k"]),
-        "spec.steps": steps,
-        "spec.plain_steps": int(spec["plain_steps"]),
-        "spec.acceptance_length": 1 + accepted / seq_steps if seq_steps else None,
-        "spec.draft_ms_per_step": spec["draft_s"] * 1e3 / steps if steps else None,
-        "spec.verify_ms_per_step": spec["verify_s"] * 1e3 / steps if steps else None,
-    }
-    for i, a in enumerate(spec["accepted_at"].tolist(), start=1):
-        out[f"spec.acceptance_rate.pos{i}"] = a / seq_steps if seq_steps else None
-    return out
+    section = speculative(spec)
+    return section.flat() if section else {}
 
 
 def bench_spec_keys(spec: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +43,23 @@ def bench_spec_keys(spec: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def spec_section(view: Any, _so_far: dict) -> dict[str, Any]:
-    """``spec_summary`` as a summary section (a ``(RunView, summary so far) -> keys`` function
-    for a SECTIONS tuple over a view with ``.raw``)."""
-    return spec_summary(getattr(view.raw, "spec", None) or {})
+def speculative(spec: dict[str, Any]) -> Any:
+    """The typed ``spec.*`` section (summary.Speculative); ABSENT without speculation."""
+    if not spec:
+        return ABSENT
+    steps = int(spec["spec_steps"])
+    seq_steps = int(spec["seq_steps"])
+    accepted = int(spec["accepted_at"].sum())
+    return Speculative(
+        method=spec["method"],
+        num_speculative_tokens=int(spec["k"]),
+        steps=steps,
+        plain_steps=int(spec["plain_steps"]),
+        acceptance_length=1 + accepted / seq_steps if seq_steps else None,
+        draft_ms_per_step=spec["draft_s"] * 1e3 / steps if steps else None,
+        verify_ms_per_step=spec["verify_s"] * 1e3 / steps if steps else None,
+        acceptance_rate={
+            f"pos{i}": a / seq_steps if seq_steps else None
+            for i, a in enumerate(spec["accepted_at"].tolist(), start=1)
+        },
+    )

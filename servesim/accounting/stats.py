@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import astuple, dataclass
 from typing import Any
 
 import numpy as np
@@ -14,17 +15,39 @@ STAT_NAMES = ("mean", "median", "p90", "p95", "p99", "p99_9", "std")
 _PCTS = {"median": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p99_9": 99.9}
 
 
-def stats(values: np.ndarray, prefix: str) -> dict[str, float | None]:
-    """mean, median, p90, p95, p99, p99.9, std of ``values`` as ``{prefix}_{stat}``; None if empty."""
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """The statistics of one sample (None for an empty sample), in summary key order."""
+
+    mean: float | None
+    median: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    p99_9: float | None
+    std: float | None  # population std (np.std)
+
+    def flat(self, prefix: str) -> dict[str, float | None]:
+        """``{prefix}_{stat}`` keys."""
+        return {f"{prefix}_{s}": v for s, v in zip(STAT_NAMES, astuple(self))}
+
+
+def sample_stats(values: np.ndarray) -> Stats:
+    """mean, median, p90, p95, p99, p99.9, std of ``values``; all None if empty."""
     v = np.asarray(values, dtype=float)
     if v.size == 0:
-        return _pack(prefix, None, None, [None] * len(_PCTS))
-    return _pack(prefix, np.mean(v), np.std(v), np.percentile(v, list(_PCTS.values())))
+        return _pack(None, None, [None] * len(_PCTS))
+    return _pack(np.mean(v), np.std(v), np.percentile(v, list(_PCTS.values())))
 
 
-def _pack(prefix: str, mean: Any, std: Any, qs: Any) -> dict[str, float | None]:
+def stats(values: np.ndarray, prefix: str) -> dict[str, float | None]:
+    """:func:`sample_stats` as ``{prefix}_{stat}`` keys."""
+    return sample_stats(values).flat(prefix)
+
+
+def _pack(mean: Any, std: Any, qs: Any) -> Stats:
     out = {"mean": mean, "std": std, **dict(zip(_PCTS, qs))}
-    return {f"{prefix}_{s}": None if out[s] is None else float(out[s]) for s in STAT_NAMES}
+    return Stats(**{s: None if out[s] is None else float(out[s]) for s in STAT_NAMES})
 
 
 def weighted_percentiles(
@@ -50,13 +73,18 @@ def weighted_percentiles(
 
 def weighted_stats(values: np.ndarray, weights: np.ndarray, prefix: str) -> dict[str, float | None]:
     """:func:`stats` of the samples ``np.repeat(values, weights)``, computed on the compact form."""
+    return weighted_sample_stats(values, weights).flat(prefix)
+
+
+def weighted_sample_stats(values: np.ndarray, weights: np.ndarray) -> Stats:
+    """:func:`sample_stats` of ``np.repeat(values, weights)``, computed on the compact form."""
     v = np.asarray(values, dtype=float)
     w = np.asarray(weights, dtype=np.int64)
     n = int(w.sum()) if w.size else 0
     if n == 0:
-        return _pack(prefix, None, None, [None] * len(_PCTS))
+        return _pack(None, None, [None] * len(_PCTS))
     # sums of products by numpy's pairwise sum, not np.dot: BLAS kernels round differently from
     # one CPU to another, and summaries must be the same bytes on every machine
     mean = float(np.sum(v * w) / n)
     std = math.sqrt(max(float(np.sum(w * (v - mean) ** 2)) / n, 0.0))
-    return _pack(prefix, mean, std, weighted_percentiles(v, w, list(_PCTS.values())))
+    return _pack(mean, std, weighted_percentiles(v, w, list(_PCTS.values())))

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from servesim.accounting.instances import instance_table
+
 
 def time_series(raw: Any, interval_s: float) -> pd.DataFrame:
     """Per instance and time bin of ``interval_s``: steps, busy fraction, mean batch size, KV use,
@@ -21,7 +23,7 @@ def time_series(raw: Any, interval_s: float) -> pd.DataFrame:
     if not interval_s > 0:
         raise ValueError("interval_s must be > 0")
     steps = raw.steps
-    ids = sorted(int(i.instance_id) for i in raw.instances)
+    ids = instance_table(raw).ids.tolist()
     end = max(float(raw.sim_end_s), 0.0)
     n_bins = max(int(math.ceil(end / interval_s)), 1)
     cols = ["time_s", "instance", "steps", "busy_fraction", "batch_size", "kv_usage", "waiting",

@@ -7,37 +7,26 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from servesim.accounting.instances import InstanceTable, instance_table
 from servesim.accounting.latency import _col, _completed_mask, _per, iterations
+from servesim.accounting.summary import PoolStats, Transfers, Utilisation
 
 
-def _instance_table(raw: Any) -> pd.DataFrame:
-    """One row per instance: instance, pool, devices, peak_flops, mem_bw (per device, SI)."""
-    rows = [
-        {
-            "instance": int(i.instance_id),
-            "pool": str(i.pool),
-            "devices": int(i.devices),
-            "peak_flops": float(i.peak_flops),
-            "mem_bw": float(i.mem_bw),
-            "replica": int(getattr(i, "replica", -1)),
-        }
-        for i in raw.instances
-    ]
-    cols = ["instance", "pool", "devices", "peak_flops", "mem_bw", "replica"]
-    return pd.DataFrame(rows, columns=cols).sort_values("instance", kind="stable")
+def _instance_table(raw: Any) -> InstanceTable:
+    """The run's instance table (accounting/instances.py)."""
+    return instance_table(raw)
 
 
-def _step_stats(steps: Mapping[str, np.ndarray], inst: pd.DataFrame, duration: float) -> dict:
+def _step_stats(
+    steps: Mapping[str, np.ndarray], inst: InstanceTable, duration: float
+) -> Utilisation:
     """Utilisation and batch/KV/queue statistics over a set of steps and instances."""
     n_steps = len(steps["instance"])
-    flops_cap = float((inst["peak_flops"] * inst["devices"]).sum()) * duration
-    bw_cap = float((inst["mem_bw"] * inst["devices"]).sum()) * duration
+    flops_cap = float((inst.peak_flops * inst.devices).sum()) * duration
+    bw_cap = float((inst.mem_bw * inst.devices).sum()) * duration
     if n_steps == 0:
-        return {"steps": 0, "busy_fraction": 0.0 if len(inst) else None, "mfu": 0.0, "mbu": 0.0,
-                "batch_size_mean": None, "batch_size_max": None, "kv_usage_mean": None,
-                "kv_usage_max": None, "queue_len_mean": None, "queue_len_max": None}  # fmt: skip
+        return Utilisation(0, 0.0 if inst.n else None, 0.0, 0.0, None, None, None, None, None, None)
     dur = _col(steps, "duration_s")
     total_blocks = _col(steps, "kv_total_blocks")
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -46,61 +35,65 @@ def _step_stats(steps: Mapping[str, np.ndarray], inst: pd.DataFrame, duration: f
     batch = _col(steps, "batch_size")
     waiting = _col(steps, "waiting")
     iters = iterations(steps)
-    return {
-        "steps": int(iters.sum()),
-        "busy_fraction": _per(busy, duration * len(inst)),
-        "mfu": _per(float(_col(steps, "flops").sum()), flops_cap),
-        "mbu": _per(float(_col(steps, "bytes").sum()), bw_cap),
+    return Utilisation(
+        steps=int(iters.sum()),
+        busy_fraction=_per(busy, duration * inst.n),
+        mfu=_per(float(_col(steps, "flops").sum()), flops_cap),
+        mbu=_per(float(_col(steps, "bytes").sum()), bw_cap),
         # np.sum of products, not np.dot (BLAS rounds differently per CPU; stats.weighted_stats)
-        "batch_size_mean": float(np.sum(batch * iters) / iters.sum()),
-        "batch_size_max": int(batch.max()),
-        "kv_usage_mean": float(np.sum(kv * dur) / busy) if busy > 0 else float(kv.mean()),
-        "kv_usage_max": float(kv.max()),
-        "queue_len_mean": _per(float(np.sum(waiting * dur)), duration * len(inst)),
-        "queue_len_max": int(waiting.max()),
-    }
+        batch_size_mean=float(np.sum(batch * iters) / iters.sum()),
+        batch_size_max=int(batch.max()),
+        kv_usage_mean=float(np.sum(kv * dur) / busy) if busy > 0 else float(kv.mean()),
+        kv_usage_max=float(kv.max()),
+        queue_len_mean=_per(float(np.sum(waiting * dur)), duration * inst.n),
+        queue_len_max=int(waiting.max()),
+    )
 
 
 def _subset(table: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
     return {k: np.asarray(v)[mask] for k, v in table.items()}
 
 
-def _pool_stats(raw: Any, inst: pd.DataFrame, duration: float) -> dict:
-    """``pool.<name>.*`` keys, only when the deployment has more than one pool."""
-    pools = list(dict.fromkeys(inst["pool"]))
+def _pool_stats(raw: Any, inst: InstanceTable, duration: float) -> dict[str, PoolStats]:
+    """Per pool (``pool.<name>.*`` keys), only when the deployment has more than one pool."""
+    pools = inst.pools
     if len(pools) < 2:
         return {}
-    out: dict[str, Any] = {}
+    out: dict[str, PoolStats] = {}
     s_inst = _col(raw.steps, "instance", np.int64)
     r_inst = _col(raw.requests, "instance", np.int64)
     r_pre = _col(raw.requests, "prefill_instance", np.int64)
     queue = _col(raw.requests, "scheduled_s") - _col(raw.requests, "arrival_s")
     for pool in pools:
-        members = inst[inst["pool"] == pool]
-        ids = members["instance"].to_numpy()
+        members = inst.subset(inst.pool == pool)
+        ids = members.ids
         st = _step_stats(_subset(raw.steps, np.isin(s_inst, ids)), members, duration)
-        p = f"pool.{pool}"
-        # replicas, not the virtual engines of a pipelined replica
-        replicas = np.where(members["replica"] < 0, members["instance"], members["replica"])
-        out[f"{p}.instances"] = len(set(replicas.tolist()))
-        out[f"{p}.utilisation"] = st["busy_fraction"]
-        for key in ("steps", "mfu", "mbu", "batch_size_mean", "kv_usage_mean", "kv_usage_max",
-                    "queue_len_mean", "queue_len_max"):  # fmt: skip
-            out[f"{p}.{key}"] = st[key]
         served = np.isin(r_inst, ids) | np.isin(r_pre, ids)
-        out[f"{p}.requests"] = int(served.sum())
         first_stage = np.isin(np.where(r_pre >= 0, r_pre, r_inst), ids)
         q = queue[first_stage & np.isfinite(queue)]
-        out[f"{p}.queue_ms_mean"] = float(q.mean() * 1e3) if q.size else None
+        out[pool] = PoolStats(
+            instances=members.replicas(),
+            utilisation=st.busy_fraction,
+            steps=st.steps,
+            mfu=st.mfu,
+            mbu=st.mbu,
+            batch_size_mean=st.batch_size_mean,
+            kv_usage_mean=st.kv_usage_mean,
+            kv_usage_max=st.kv_usage_max,
+            queue_len_mean=st.queue_len_mean,
+            queue_len_max=st.queue_len_max,
+            requests=int(served.sum()),
+            queue_ms_mean=float(q.mean() * 1e3) if q.size else None,
+        )
     return out
 
 
-def _link_stats(t: Mapping[str, np.ndarray], inst: pd.DataFrame, duration: float) -> dict:
+def _link_stats(t: Mapping[str, np.ndarray], inst: InstanceTable, duration: float) -> dict:
     """KV hand-offs of a prefill/decode split (raw.transfers, one row per transfer)."""
     if "bytes" not in t or not len(t["bytes"]):
         return {}
     wait = _col(t, "wait_s") * 1e3
-    links = int((inst["pool"] == "prefill").sum()) or 1
+    links = int((inst.pool == "prefill").sum()) or 1
     out = {
         "kv_transfers": int(len(t["bytes"])),
         "kv_transfer_bytes_total": float(_col(t, "bytes").sum()),
@@ -126,3 +119,9 @@ def _transfer_stats(req: Mapping[str, np.ndarray]) -> dict:
         "kv_transfer_ms_mean": float(t.mean()) if t.size else None,
         "kv_transfer_ms_p99": float(np.percentile(t, 99)) if t.size else None,
     }
+
+
+def transfers(raw: Any, inst: InstanceTable, duration: float) -> Transfers:
+    """The KV hand-offs of a prefill/decode split (every key absent without one)."""
+    links = _link_stats(getattr(raw, "transfers", None) or {}, inst, duration)
+    return Transfers(**_transfer_stats(raw.requests), **links)

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from servesim.specs.common import SpecError, short_value
+from servesim.specs import SpecError, short_value
 
 # Each module defines `register(group)`. Order = order in `servesim --help`.
 _COMMAND_MODULES = (

@@ -14,13 +14,13 @@ class _VllmCommand(click.Command):
     have no effect here (bench_flags.NO_EFFECT), so a real command line runs unchanged."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from servesim.studies.bench_flags import expand_nargs
+        from servesim.studies import expand_nargs
 
         return super().parse_args(ctx, expand_nargs(list(args)))
 
 
 def _no_effect_options(fn):
-    from servesim.studies.bench_flags import NO_EFFECT
+    from servesim.studies import NO_EFFECT
 
     for flag, (takes_value, why) in reversed(NO_EFFECT.items()):
         name = "ignored_" + flag[2:].replace("-", "_")
@@ -150,11 +150,11 @@ def bench_command(matrix: str | None, **kwargs) -> None:
     """
     kwargs = {k: v for k, v in kwargs.items() if not k.startswith("ignored_")}
     import servesim
-    from servesim.studies.bench import bench_matrix, format_summary
+    from servesim.studies import bench_matrix, format_summary
 
     if matrix:
         from servesim._progress import Bar
-        from servesim.studies.bench import matrix_points
+        from servesim.studies import matrix_points
 
         total = len(matrix_points(matrix)[1])
         with Bar("bench matrix", total, "pt", enabled=not kwargs.get("disable_tqdm")) as bar:

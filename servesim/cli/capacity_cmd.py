@@ -34,7 +34,7 @@ def capacity_command(config, by, start, rel_tol, max_sims, num_requests, fmt) ->
     """Bisect the load of CONFIG (its deployment and SLO) to the largest that meets the SLO."""
     import json
 
-    from servesim.studies.planning.capacity import capacity, format_capacity
+    from servesim.studies import capacity, format_capacity
 
     res = capacity(config, by=by, start=start, rel_tol=rel_tol, max_sims=max_sims,
                    num_requests=num_requests)  # fmt: skip

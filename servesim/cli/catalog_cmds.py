@@ -11,12 +11,14 @@ import click
 import servesim
 from servesim import catalog
 from servesim.cli._render import format_option
-from servesim.specs import SpecError
-from servesim.specs.common import flatten_keys
-from servesim.specs.cost import CostSpec
-from servesim.specs.dtypes import parse_dtypes
-from servesim.specs.hardware import load_hardware
-from servesim.specs.model import load_model
+from servesim.specs import (
+    CostSpec,
+    SpecError,
+    flatten_keys,
+    load_hardware,
+    load_model,
+    parse_dtypes,
+)
 
 _FORMAT = format_option("table", "json", help="Output format.")
 _LISTS = {
@@ -103,9 +105,9 @@ def show_hardware(
         breakdown = _optional_api("tco_breakdown", "--tco")
         info["tco"] = breakdown(hw, devices=devices, spec=spec)
     if bottom_up:
-        from servesim.accounting import hwcost
+        from servesim.accounting import bottom_up
 
-        info["bottom_up"] = hwcost.bottom_up(hw, spec, devices=devices)
+        info["bottom_up"] = bottom_up(hw, spec, devices=devices)
     if bottom_up:
         _cite_profile(info["bottom_up"], name)
     if bottom_up and fmt != "json":
@@ -115,14 +117,14 @@ def show_hardware(
 
 
 def _derivation(hw: Any) -> dict[str, str]:
-    from servesim.specs.derive import derivation
+    from servesim.specs import derivation
 
     return derivation(hw)
 
 
 def _cite_profile(bottom_up: dict[str, Any], name: str) -> None:
     """Inputs taken from the profile carry that line's source comment."""
-    from servesim.specs.hardware import profile_comments
+    from servesim.specs import profile_comments
 
     try:
         comments = profile_comments(name)

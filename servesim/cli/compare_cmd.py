@@ -49,7 +49,7 @@ def compare_command(
     """
     import servesim
     from servesim._files import check_out_path, write_atomic
-    from servesim.studies.compare import format_comparison
+    from servesim.studies import format_comparison
 
     if output:
         check_out_path(output, "compare", is_dir=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from servesim.cli._render import format_option
-from servesim.specs.common import SpecError
+from servesim.specs import SpecError
 
 _SLO_FLAGS = (("ttft", "p90"), ("ttft", "p99"), ("tpot", "p90"), ("tpot", "p99"), ("e2el", "p99"))
 
@@ -270,8 +270,7 @@ def plan_command(
     import json
 
     import servesim
-    from servesim.studies.plan import format_plan
-    from servesim.studies.planning.catalogs import apply_named
+    from servesim.studies import apply_named, format_plan
 
     auto = {k: v for k, v in (("min_replicas", min_replicas), ("scale_up_s", scale_up_s),
                               ("scale_down_s", scale_down_s)) if v is not None}  # fmt: skip
@@ -290,7 +289,7 @@ def plan_command(
     for line in derived:  # a user accelerator's derived fields, with their rules
         click.echo(f"derived: {line}", err=True)
     if budget_usd_month is not None or max_devices is not None:
-        from servesim.studies.planning.budget import best_under_budget, format_budget
+        from servesim.studies import best_under_budget, format_budget
 
         res = best_under_budget(model, budget_usd_month=budget_usd_month, devices=max_devices,
                                 **kwargs)  # fmt: skip

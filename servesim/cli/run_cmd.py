@@ -14,7 +14,7 @@ import yaml
 
 import servesim
 from servesim.cli import _render
-from servesim.specs.common import SpecError, parse_yaml
+from servesim.specs import SpecError, parse_yaml
 
 # flag (click parameter name) -> dotted config key. Pool flags act on the first pool; use
 # --set deployment.pools.N.KEY=VALUE for the others.
@@ -27,6 +27,7 @@ FLAG_KEYS: dict[str, str] = {
     "scheduler": "deployment.pools.0.scheduler.policy",
     "max_num_seqs": "deployment.pools.0.scheduler.max_num_seqs",
     "max_num_batched_tokens": "deployment.pools.0.scheduler.max_num_batched_tokens",
+    "queue": "deployment.pools.0.scheduler.queue",
     "dtype": "dtype",
     "trace": "workload.trace.path",
     "rate": "workload.arrivals.rate",
@@ -102,6 +103,9 @@ def _title(cfg: Any) -> str:
 @click.option("--max-num-seqs", type=int, help="[deployment.pools.0.scheduler.max_num_seqs]")
 @click.option("--max-num-batched-tokens", type=int,
               help="[deployment.pools.0.scheduler.max_num_batched_tokens]")  # fmt: skip
+@click.option(
+    "--queue", help="waiting-queue order: fifo|priority|slo  [deployment.pools.0.scheduler.queue]"
+)
 @click.option("--dtype", help="bf16, fp8, ... for weights, activations and KV  [dtype]")
 @click.option("--trace", help="replay this trace file  [workload.trace.path]")
 @click.option("--rate", "--request-rate", "rate", type=float,
@@ -169,9 +173,7 @@ def run_command(
     if out_dir:
         result.to_dir(out_dir, detailed=save_detailed)
     if timeline_out:
-        from servesim.studies.timeline import timeline
-
-        timeline(result, timeline_out)
+        servesim.timeline(result, timeline_out)
     if fmt == "json":
         click.echo(_render.to_json(result.summary))
     elif not quiet:

@@ -39,7 +39,7 @@ def sweep_command(
 ) -> None:
     """Run every point of SPEC not yet done; write results.parquet and results.csv."""
     import servesim
-    from servesim.studies.sweep import load_sweep_spec
+    from servesim.studies import load_sweep_spec
 
     parsed = load_sweep_spec(spec)
     out_dir = out or parsed.out

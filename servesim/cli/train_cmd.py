@@ -10,7 +10,7 @@ import click
 from click.core import ParameterSource
 
 from servesim.cli._render import fmt_num, fmt_pct, format_option, key_values, table, to_json
-from servesim.specs.common import SpecError
+from servesim.specs import SpecError
 
 GiB = 2**30
 
@@ -109,7 +109,7 @@ def train_command(config: str | None, **opts: Any) -> None:
     import servesim.training as T
 
     if config is not None:
-        from servesim.training.config import load_train_config
+        from servesim.training import load_train_config
 
         ctx = click.get_current_context()
         given = [n for n in opts if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
@@ -141,7 +141,7 @@ def train_command(config: str | None, **opts: Any) -> None:
 
 
 def _search(opts: dict[str, Any], fmt: str) -> None:
-    from servesim.training.search import search_layouts
+    from servesim.training import search_layouts
 
     for flag, key in (("--model", "model"), ("--hw", "hardware"), ("--seq-len", "seq_len"),
                       ("--global-batch", "global_batch")):  # fmt: skip

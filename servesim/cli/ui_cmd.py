@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from servesim.specs.common import SpecError
+from servesim.specs import SpecError
 
 
 def register(group: click.Group) -> None:
@@ -24,7 +24,7 @@ def ui_command(port: int, no_browser: bool) -> None:
         raise SpecError(
             "ui", "streamlit", "not installed", "install the extra: pip install 'servesim[ui]'"
         )
-    from servesim.ui.logic import APP_PATH
+    from servesim.ui import APP_PATH
 
     cmd = [sys.executable, "-m", "streamlit", "run", str(APP_PATH), "--server.port", str(port),
            "--server.headless", "true" if no_browser else "false",

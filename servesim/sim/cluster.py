@@ -253,6 +253,7 @@ class Cluster:
                 spec.session_id,
                 spec.prefix_hashes,
                 spec.priority,
+                spec.ttft_slo_ms,
             )
             self.issued += 1
             if self._admit(r):
@@ -275,6 +276,7 @@ class Cluster:
             spec.session_id,
             spec.prefix_hashes,
             spec.priority,
+            spec.ttft_slo_ms,
         )
         r.client = client
         self.issued += 1

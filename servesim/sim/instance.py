@@ -104,6 +104,7 @@ class Instance:
         pipeline: Pipeline | None = None,
         queue: str = "fifo",
         admission: str = "all",
+        ttft_target_s: float = float("inf"),
     ):
         self.id = iid
         self.env = env
@@ -119,7 +120,8 @@ class Instance:
         self.ff = fast_forward and getattr(scheduler, "ff_safe", False) and pipeline is None
         self.pipe = pipeline
         self.bs = kv.block_size
-        self.waiting = make_queue(queue)
+        self.waiting = make_queue(queue, self, ttft_target_s)
+        self.ff = self.ff and self.waiting.ff_safe  # the slo order's head moves with the clock
         self.admission = ADMISSION[admission]
         self.prefilling: list[Request] = []
         self.dec = DecodeSet(self.bs, kv.blocks_for)

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from servesim.sim.batching import SCHEDULERS
 from servesim.sim.instance import Instance, Pipeline
 from servesim.sim.kvcache import KVCache
+from servesim.sim.queues import ttft_target_s
 from servesim.sim.router import ROUTERS
 from servesim.specs.common import SpecError
 
@@ -101,6 +102,7 @@ class ColocatedPool:
                     pipeline=pipe,
                     queue=s.queue,
                     admission=s.admission,
+                    ttft_target_s=ttft_target_s(cluster.cfg.slo),
                 )
                 self.instances.append(inst)
         # routing order: the first virtual engine of every replica, then the second, ... so that

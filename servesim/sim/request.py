@@ -44,6 +44,7 @@ class Request:
         "kv_transfer_s",
         "client",
         "priority",
+        "ttft_slo_ms",
     )
 
     def __init__(
@@ -55,6 +56,7 @@ class Request:
         session_id: int = -1,
         prefix_hashes: tuple[int, ...] = (),
         priority: int = 0,
+        ttft_slo_ms: float | None = None,
     ):
         self.id = rid
         self.arrival_s = arrival_s
@@ -83,6 +85,7 @@ class Request:
         self.kv_transfer_s = 0.0
         self.client = -1  # closed-loop client that sent it
         self.priority = priority  # queue order "priority": lower values are served first
+        self.ttft_slo_ms = ttft_slo_ms  # queue order "slo": its own TTFT target (None: config's)
 
     def __repr__(self) -> str:
         return f"Request(id={self.id}, state={self.state}, prompt={self.prompt}, output={self.output}, generated={self.generated})"

@@ -19,6 +19,7 @@ class Spec(NamedTuple):
     session_id: int = -1
     prefix_hashes: tuple = ()
     priority: int = 0
+    ttft_slo_ms: float | None = None
 
 
 class ClientSpec(NamedTuple):

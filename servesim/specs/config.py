@@ -67,8 +67,9 @@ LAYOUTS = (
     frozenset({"attention", "ffn"}),
 )
 ROUTERS = ("round_robin", "least_loaded", "power_of_two", "random", "session")
-# waiting-queue order (sim/queues.py): arrival order, or a per-request priority from the workload
-QUEUE_ORDERS = ("fifo", "priority")
+# waiting-queue order (sim/queues.py): arrival order, a per-request priority from the workload, or
+# earliest TTFT deadline first
+QUEUE_ORDERS = ("fifo", "priority", "slo")
 # what an instance does with a request that can never fit its KV (sim/admission.py)
 ADMISSIONS = ("all", "reject_oversized")
 # how expert load spreads over the experts of a MoE layer (deployment.moe_load.distribution)
@@ -95,7 +96,7 @@ class SchedulerSpec:
     enable_prefix_caching: bool = False
     engine: str | None = None  # engine profile whose defaults filled the unset keys
     reserve_output: bool = False  # reserve KV for prompt + output at admission (no preemption)
-    queue: str = "fifo"  # waiting-queue order: fifo | priority (lowest priority value first)
+    queue: str = "fifo"  # waiting-queue order: fifo | priority | slo (sim/queues.py)
     admission: str = "all"  # a request that can never fit: all (fail the run) | reject_oversized
 
 
@@ -300,6 +301,7 @@ def _model_dtype(dtype: Any, model_ref: str) -> Any:
 def parse_config(data: Mapping[str, Any], where: str) -> RunConfig:
     from servesim.specs.cost import check_prices, parse_cost
     from servesim.specs.model import load_model
+    from servesim.specs.rules import validate_queue_slo
     from servesim.specs.workload import parse_workload
 
     check_keys(data, _TOP_KEYS, where, "")
@@ -318,6 +320,7 @@ def parse_config(data: Mapping[str, Any], where: str) -> RunConfig:
     sim = parse_sim(_absent_empty(data.get("sim")), where)
     cfg = RunConfig(model, dtypes, deployment, workload, slo, cost, seed, where, sim, model_ref)
     check_limits(cfg)
+    validate_queue_slo(cfg)
     return cfg
 
 

@@ -82,3 +82,18 @@ def validate_af_pools(model: Any, pools: Any, where: str = "") -> None:
     if "ffn" in roles and not (model.intermediate_size or model.num_experts):
         raise SpecError(where, "deployment.pools", "ffn",
                         f"{model.name} has no MLP or experts to put on an FFN pool")  # fmt: skip
+
+
+def validate_queue_slo(cfg: Any) -> None:
+    """``scheduler.queue: slo`` orders by TTFT deadline, so the config must name a TTFT target
+    (``slo.ttft_ms``; a per-request ``ttft_slo_ms`` from the workload overrides it)."""
+    if cfg.slo.ttft_ms:
+        return
+    for i, p in enumerate(cfg.deployment.pools):
+        if p.scheduler.queue == "slo":
+            raise SpecError(
+                cfg.source,
+                f"deployment.pools.{i}.scheduler.queue",
+                "slo",
+                "orders requests by TTFT deadline; set slo.ttft_ms (e.g. {p90: 500})",
+            )

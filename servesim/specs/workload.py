@@ -38,7 +38,8 @@ LENGTH_DISTS = ("fixed", "uniform", "lognormal", "empirical")
 LENGTH_PRESETS = ("azure-conv", "azure-code")
 # Generic CSV/JSONL: servesim field -> column name in the file (these are the defaults).
 TRACE_COLUMNS = (
-    "arrival", "prompt_tokens", "output_tokens", "session_id", "prefix_hashes", "priority"
+    "arrival", "prompt_tokens", "output_tokens", "session_id", "prefix_hashes", "priority",
+    "ttft_slo_ms",
 )  # fmt: skip
 TIME_UNITS = ("s", "ms", "us", "ns", "datetime")
 MIN_SPAN_S = 1e-6  # shortest diurnal period or bursty on-phase (docs/reliability.md)

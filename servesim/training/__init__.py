@@ -4,8 +4,11 @@ LLM training, built on the serving cost model's operators and efficiencies (docs
 ``servesim.train(...)`` is this package's main function (re-exported lazily by servesim).
 """
 
+from servesim.training.config import load_train_config
 from servesim.training.estimate import TrainEstimate, train
 from servesim.training.layout import TrainLayout, make_layout
 from servesim.training.search import search_layouts
 
-__all__ = ["TrainEstimate", "TrainLayout", "make_layout", "search_layouts", "train"]
+__all__ = [
+    "TrainEstimate", "TrainLayout", "load_train_config", "make_layout", "search_layouts", "train"
+]  # fmt: skip

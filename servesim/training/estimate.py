@@ -16,7 +16,7 @@ from servesim.specs.model import ModelSpec, load_model
 from servesim.training import collectives as coll
 from servesim.training import step as st
 from servesim.training.flops import hardware_flops_per_token, model_flops_per_token
-from servesim.training.layout import TrainLayout, make_layout
+from servesim.training.layout import LAYOUT_ARGS, TrainLayout, make_layout
 from servesim.training.memory import memory
 from servesim.training.money import training_cost
 
@@ -98,11 +98,8 @@ def train(
         if isinstance(hardware, HardwareSpec)
         else load_hardware(hardware, where="train --hw")
     )
-    layout = make_layout(m, devices=devices, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vp=vp,
-                         seq_len=seq_len, global_batch=global_batch, micro_batch=micro_batch,
-                         recompute=recompute, zero=zero, dtype=dtype,
-                         optimizer_bytes=optimizer_bytes, framework=framework,
-                         schedule=schedule)  # fmt: skip
+    given = locals()  # train's layout arguments are make_layout's, same names and defaults
+    layout = make_layout(m, **{k: given[k] for k in LAYOUT_ARGS})
     if tokens is not None and not tokens > 0:
         raise SpecError("train", "tokens", tokens, "must be > 0")
     return estimate(m, hw, layout, tokens=tokens, cost=cost)

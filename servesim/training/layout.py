@@ -3,6 +3,7 @@ batch, recomputation, ZeRO stage and precision; validated once, with one clear e
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 from servesim.specs.common import SpecError
@@ -151,3 +152,10 @@ def _check_model(model: ModelSpec, *, tp: int, pp: int, vp: int, cp: int, ep: in
             raise SpecError(where, "ep", ep, f"must divide the {model.num_experts} experts")
         if (dp * cp) % ep:
             raise SpecError(where, "ep", ep, f"must divide dp x cp = {dp * cp}")
+
+
+# The layout arguments (make_layout's keywords); servesim.train takes the same, with the same
+# defaults, and hands them on (tests/unit/test_train.py checks the two signatures agree).
+LAYOUT_ARGS = tuple(
+    p for p in inspect.signature(make_layout).parameters if p not in ("model", "where")
+)

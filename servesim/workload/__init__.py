@@ -34,6 +34,7 @@ class RequestSpec(NamedTuple):
     # of the prompt (full 16-token blocks); blocks past the last id are private to the request
     prefix_hashes: tuple[int, ...] = ()
     priority: int = 0  # scheduler queue "priority": lower values are admitted first
+    ttft_slo_ms: float | None = None  # queue "slo": this request's TTFT target (None: the config's)
 
 
 # Children of SeedSequence(seed) by spawn key, as SeedSequence(seed).spawn(n) numbers them:
@@ -164,6 +165,7 @@ class Workload:
             max_output=t.max_output,
             columns=dict(t.columns) if t.columns else None,
             time_unit=t.time_unit,
+            max_requests=self.spec.num_requests,  # the rest of a long trace is not parsed
         )
         if self.spec.duration_s is not None:
             df = df[df["arrival_s"].to_numpy() < self.spec.duration_s]
@@ -192,7 +194,15 @@ class Workload:
                 part["session_id"].tolist(),
                 hashes,
                 part["priority"].tolist() if "priority" in part else [0] * len(part),
+                _own_targets(part),
             )
+
+
+def _own_targets(part) -> list:
+    """Per-request TTFT targets (ms) of a trace slice; None where the file gives none."""
+    if "ttft_slo_ms" not in part:
+        return [None] * len(part)
+    return [None if t != t else t for t in part["ttft_slo_ms"].tolist()]
 
 
 def build(spec: WorkloadSpec, seed: int) -> Workload:

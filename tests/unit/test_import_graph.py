@@ -106,7 +106,13 @@ def test_import_graph_sim_reaches_cost_only_through_its_face():
 
 # DESIGN.md's layers, lowest first: a module imports only its own layer or lower ones.
 LAYERS = (
-    ("servesim.specs", "servesim._files", "servesim._callable", "servesim._progress"),
+    (
+        "servesim.specs",
+        "servesim._files",
+        "servesim._callable",
+        "servesim._progress",
+        "servesim._face",
+    ),
     ("servesim.cost", "servesim.workload"),
     ("servesim.sim",),
     ("servesim.accounting",),
@@ -200,3 +206,53 @@ def test_moved_modules_keep_their_documented_paths():
 
     assert bench_matrix.__module__ == "servesim.studies.bench"
     assert callable(servesim.bench) and callable(servesim.plan)
+
+
+# The public faces the CLI may import from: the package (servesim/__init__.py's lazy API) and these
+# packages' __init__ (each exports its public names in __all__); catalog.py is the catalogs' module.
+_CLI_FACES = ("servesim", "servesim.specs", "servesim.studies", "servesim.training", "servesim.ui",
+              "servesim.accounting", "servesim.catalog")  # fmt: skip
+# Shared plumbing, not a layer's internals: atomic file writes and out-path checks, the progress bar.
+_CLI_PLUMBING = ("servesim._files", "servesim._progress")
+
+
+def _face_names(module: str) -> set[str]:
+    """The public names of a face, read from its source: ``__all__`` (plus, for servesim itself,
+    the lazy ``_EXPORTS``), else its top-level public functions."""
+    path = PKG.parent / (module.replace(".", "/") + ".py")
+    if not path.is_file():
+        path = path.with_suffix("") / "__init__.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        else:
+            targets = []
+        for t in targets:
+            if getattr(t, "id", "") == "__all__" and isinstance(node.value, ast.List):
+                names |= {e.value for e in node.value.elts if isinstance(e, ast.Constant)}
+            if getattr(t, "id", "") == "_EXPORTS" and isinstance(node.value, ast.Dict):
+                names |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+    if not names:
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    return {n for n in names if not n.startswith("_") or n == "__version__"}
+
+
+def test_cli_imports_only_public_names():
+    """servesim/cli/* imports the package's faces and their exported names, its own modules and
+    the shared plumbing; never a module behind a face (``servesim.studies.plan``)."""
+    faces = {f: _face_names(f) for f in _CLI_FACES}
+
+    def private(mod: str, imp: str) -> bool:
+        if not _under(mod, "servesim.cli") or _under(imp, "servesim.cli"):
+            return False
+        if imp in faces or any(_under(imp, p) for p in _CLI_PLUMBING):
+            return False
+        face, _, name = imp.rpartition(".")
+        return not (face in faces and name in faces[face])
+
+    assert _violations(private) == []
+    assert "format_plan" in faces["servesim.studies"] and "simulate" in faces["servesim"]

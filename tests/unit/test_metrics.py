@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import pytest
 from _fake_raw import REQ_COLS, STEP_COLS, FakeRaw, Inst
 
 from servesim import metrics
+from servesim.accounting.summary import ABSENT, Cache
 
 
 @dataclass
@@ -282,13 +284,47 @@ def test_summarize_prefill_first_gap_spans_the_prefill_only_step():
     assert itls[0] == approx([0.1, 0.4]) and itls[1] == approx([0.1])
 
 
-def test_summary_new_metric_is_one_section(monkeypatch):
-    """A metric is one function in metrics.SECTIONS; its keys follow the sections before it."""
+def test_summary_new_metric_is_one_field_and_one_function(monkeypatch):
+    """A metric is one field on its section's type plus the function that computes the section;
+    its key lands after the section's other keys, and the typed value carries it."""
 
-    def per_request(view, so_far):
-        return {"output_tokens_per_request": so_far["total_output_tokens"] / view.completed}
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class CacheAndMore(Cache):
+        output_tokens_per_request: float | None = None  # the new field
 
-    monkeypatch.setattr(metrics, "SECTIONS", (*metrics.SECTIONS, per_request))
-    s = metrics.summarize(hand_run(), FakeCfg())
-    assert list(s)[-1] == "output_tokens_per_request"
-    assert s["output_tokens_per_request"] == approx((4 + 3) / 2)
+    plain = metrics.SECTIONS["cache"]
+
+    def cache(view, so_far):  # the section's function, computing the new field too
+        out_tokens = so_far["requests"].total_output_tokens
+        per_request = out_tokens / view.completed if view.completed else None
+        return CacheAndMore(**_fields(plain(view, so_far)), output_tokens_per_request=per_request)
+
+    monkeypatch.setitem(metrics.SECTIONS, "cache", cache)
+    typed = metrics.measure(hand_run(), FakeCfg())
+    assert typed.cache.output_tokens_per_request == approx((4 + 3) / 2)
+    keys = list(typed.flat())
+    assert keys[keys.index("prefix_cache_hit_rate") + 1] == "output_tokens_per_request"
+
+
+def _fields(section) -> dict:
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+
+
+def test_typed_summary_flattens_to_the_flat_keys():
+    typed = metrics.measure(hand_run(), FakeCfg())
+    flat = metrics.summarize(hand_run(), FakeCfg())
+    assert typed.flat() == flat and list(typed.flat()) == list(flat)
+    assert typed.latency.ttft_ms.mean == flat["ttft_ms_mean"]
+    assert typed.requests.completed == flat["completed"] == 2
+    assert typed.transfers.kv_transfers is ABSENT and "kv_transfers" not in flat
+    assert typed.utilisation.batch_size_max == flat["batch_size_max"]
+
+
+def test_time_series_keeps_rows_for_an_idle_instance():
+    """The grid is full (docs/metrics.md): instance 1 ran no step and still has its two bins."""
+    raw = hand_run()
+    raw.instances.append(INST0._replace(instance_id=1))
+    ts = metrics.time_series(raw, 0.25)
+    assert list(ts["instance"]) == [0, 0, 1, 1]
+    rows = ts[ts["instance"] == 1]
+    assert list(rows["steps"]) == [0, 0] and list(rows["busy_fraction"]) == [0.0, 0.0]

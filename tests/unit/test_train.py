@@ -265,3 +265,18 @@ def test_search_for_a_target_time_scans_device_counts():
     assert (frame["days"] <= 1.0).all() and frame["devices"].min() == 8
     with pytest.raises(SpecError, match="target"):
         search_layouts("llama-3.1-8b", ["h100-sxm"], None, seq_len=4096, global_batch=64)
+
+
+def test_train_takes_the_layout_arguments_with_make_layouts_defaults():
+    """servesim.train hands its layout arguments to make_layout by name (LAYOUT_ARGS): the two
+    signatures must name the same arguments with the same defaults."""
+    import inspect
+
+    from servesim.training.estimate import train
+    from servesim.training.layout import LAYOUT_ARGS
+
+    t, m = inspect.signature(train).parameters, inspect.signature(make_layout).parameters
+    assert set(LAYOUT_ARGS) <= set(t)
+    for name in LAYOUT_ARGS:
+        if name != "devices":  # required by make_layout; train derives it (gpus alias)
+            assert t[name].default == m[name].default, name

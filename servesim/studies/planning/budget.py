@@ -21,16 +21,11 @@ _SIMULATED_LAYOUTS = 3
 
 def best_under_budget(model: str, *, budget_usd_month: float | None = None,
                       devices: int | None = None, **kwargs: Any) -> dict[str, Any]:  # fmt: skip
-    from servesim.studies.plan import (
-        HOURS_PER_MONTH,
-        PLAN_DEFAULTS,
-        _config,
-        _families,
-        _prune,
-        _traffic,
-    )
+    from servesim.studies.plan import HOURS_PER_MONTH, PLAN_DEFAULTS
+    from servesim.studies.planning.candidates import _config, _families, _prune
     from servesim.studies.planning.capacity import capacity
     from servesim.studies.planning.slo import slo_targets
+    from servesim.studies.planning.traffic import _traffic
 
     if (budget_usd_month is None) == (devices is None):
         raise SpecError("plan", "--budget-usd-month/--devices", None, "give exactly one")
