@@ -106,6 +106,7 @@ class EngineKernels(NamedTuple):
     host_launch_s: float  # host time per eagerly launched kernel (hidden behind GPU work)
     two_batch_overlap: bool = False  # micro-batches overlap communication with compute
     moe_comm: str = "alltoall"  # EP token exchange with attention DP: alltoall | allgather
+    quant_fused: bool = False  # activation quantisation inside the kernel before each GEMM
 
 
 # Custom all-reduce fits: latency = min(one-shot, two-shot) with one-shot
@@ -188,6 +189,24 @@ LATEST = {"vllm": "0.24", "sglang": "0.5", "trtllm": "1.3"}
 # estimate: one eager PyTorch kernel launch costs ~5 us of host time (the eager all-reduce rows of
 # custom_allreduce.csv.gz take 20-30 us for 2-8 us of GPU work, several launches each).
 _HOST_LAUNCH_S = 5e-6
+
+
+# Engines that quantise each low-precision GEMM's input inside the kernel before it, so the
+# separate activation-quantisation pass the kernel tables time with every FP8/FP4 GEMM
+# (``gemm_quant_*``) does not run: TensorRT-LLM fuses residual + RMSNorm + FP8/NVFP4 quantisation
+# into its all-reduce / norm kernel (AllReduceFusionOp.RESIDUAL_RMS_NORM_QUANT_FP8 and
+# _QUANT_NVFP4, cpp/tensorrt_llm/thop/allreduceOp.cpp, allReduceFusionKernels), the SwiGLU output
+# quantisation into the activation kernel and the o_proj input into the attention output
+# (FP8 output scale of the fmha/xqa op). vLLM and SGLang quantise in separate kernels unless their
+# optional fusion passes are on: not assumed.
+QUANT_FUSED = frozenset({"trtllm"})
+
+
+def fused_efficiency(name: str, keys) -> dict[str, float]:
+    """Efficiency keys (of ``keys``) the engine ``name``'s fusions switch off: 0 = no pass."""
+    if name not in QUANT_FUSED:
+        return {}
+    return {k: 0.0 for k in keys if k.split("@")[0] == "gemm_quant_memory"}
 
 
 def _vkey(v: str) -> tuple[int, ...]:
@@ -288,6 +307,7 @@ def engine_kernels(
         host_launch_s=_HOST_LAUNCH_S,
         two_batch_overlap="tbo" in flags,
         moe_comm=_moe_comm(name, hardware, flags),
+        quant_fused=name in QUANT_FUSED,
     )
 
 
@@ -318,4 +338,5 @@ def describe(k: EngineKernels | None) -> dict[str, Any]:
         "rope_fused": k.rope_fused,
         "two_batch_overlap": k.two_batch_overlap,
         "moe_comm": k.moe_comm,
+        "quant_fused": k.quant_fused,
     }
