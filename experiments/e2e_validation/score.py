@@ -60,7 +60,10 @@ def dtype_of(row: dict[str, str]) -> dict[str, str]:
     }[w]
     kv = row["kv_cache"]
     if kv == "auto":
-        kv = "fp8" if w == "fp8" and row["engine"] == "trtllm" else "bf16"
+        # NVIDIA's ModelOpt FP8 and NVFP4 checkpoints declare kv_cache_quant_algo FP8 in
+        # hf_quant_config.json and TensorRT-LLM's KV dtype "auto" follows it; the MXFP4 GPT-OSS
+        # checkpoints (weight-only here) declare none
+        kv = "fp8" if act in ("fp8", "fp4") and row["engine"] == "trtllm" else "bf16"
     return {"weights": w, "activations": act, "kv_cache": kv}
 
 
