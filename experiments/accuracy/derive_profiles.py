@@ -1,5 +1,6 @@
-"""Rewrite the derived calibration blocks (h200-sxm, b200, gb200) from the fitted profiles as
-shipped in hw_profiles/, without refitting (aic_fit.py --write refits everything first).
+"""Rewrite the derived calibration blocks (h200-sxm, b200, gb200; mi300x, mi325x, mi355x with the
+generation unknown) from the fitted profiles as shipped in hw_profiles/, without refitting
+(aic_fit.py --write refits everything first).
 
     python experiments/accuracy/derive_profiles.py [--check]
 
@@ -25,6 +26,12 @@ from servesim.cost import aic, fitted  # noqa: E402
 from servesim.cost.profile_io import write_sections  # noqa: E402
 from servesim.specs.hardware import load_hardware  # noqa: E402
 
+# GPUs of a generation no fitted device shares (AMD CDNA 3 / CDNA 4): derived with the
+# generation unknown, from every fitted device (the held-out "generation unknown" case of
+# docs/accuracy.md). Wafer-scale, SRAM and TPU machines are left without: GPU kernels do not
+# describe them.
+UNPROFILED = {"mi300x": "other", "mi325x": "other", "mi355x": "other"}
+
 
 def shipped_fits() -> dict[str, SimpleNamespace]:
     """Per aiconfigurator system, its profile's fitted efficiencies, overlays and bands."""
@@ -46,10 +53,12 @@ def main() -> None:
     fits = shipped_fits()
     pooled = {s: (GENERATION[s], f.efficiency) for s, f in fits.items()}
     mem = {s: load_hardware(p).memory_type for s, p in aic.SYSTEM_PROFILES.items()}
-    for profile, gen in DERIVED.items():
+    for profile, gen in {**DERIVED, **UNPROFILED}.items():
         target = load_hardware(profile).memory_type
         eff, how = fitted.derive_efficiency(gen, pooled, target, mem, *_peaks(profile))
-        engines = derived_engines(gen, fits, target, mem, _peaks(profile))
+        # per-engine overlays are NVIDIA kernels (FlashAttention-3, TRT-LLM): not for other vendors
+        engines = {} if profile in UNPROFILED else derived_engines(gen, fits, target, mem,
+                                                                   _peaks(profile))  # fmt: skip
         bands = derive_bands(gen, {s: (GENERATION[s], f.intervals) for s, f in fits.items()},
                              target, mem)  # fmt: skip
         if args.check:

@@ -432,12 +432,17 @@ def format_fractions(
 ) -> dict[str, float]:
     """The inverse of ``format_speedups`` on a device with peaks ``tflops``: back to fractions
     of each format's own peak, never above the key's base-format value (a low-precision kernel
-    does not reach a larger share of its peak than the 16-bit one on the same device)."""
+    does not reach a larger share of its peak than the 16-bit one on the same device). A format
+    the device has no peak for is dropped: it runs in a wider format and uses that one's keys."""
     out = dict(rel)
     for k, v in rel.items():
         key, _, fmt = k.partition("@")
-        ratio = _format_ratio(tflops, fmt, base) if fmt and key in FLOP_KEYS else None
-        if ratio:
+        if not fmt or key not in FLOP_KEYS:
+            continue
+        ratio = _format_ratio(tflops, fmt, base)
+        if ratio is None:
+            del out[k]
+        else:
             cap = rel.get(key)
             out[k] = min(v / ratio, cap) if cap else v / ratio
     return out
