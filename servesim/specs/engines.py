@@ -14,6 +14,7 @@ a generation the factor is 1.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from servesim.specs.common import SpecError
@@ -191,22 +192,36 @@ LATEST = {"vllm": "0.24", "sglang": "0.5", "trtllm": "1.3"}
 _HOST_LAUNCH_S = 5e-6
 
 
-# Engines that quantise each low-precision GEMM's input inside the kernel before it, so the
-# separate activation-quantisation pass the kernel tables time with every FP8/FP4 GEMM
-# (``gemm_quant_*``) does not run: TensorRT-LLM fuses residual + RMSNorm + FP8/NVFP4 quantisation
-# into its all-reduce / norm kernel (AllReduceFusionOp.RESIDUAL_RMS_NORM_QUANT_FP8 and
-# _QUANT_NVFP4, cpp/tensorrt_llm/thop/allreduceOp.cpp, allReduceFusionKernels), the SwiGLU output
-# quantisation into the activation kernel and the o_proj input into the attention output
+# Engines that quantise each low-precision GEMM's input inside the kernel before it, so no separate
+# activation-quantisation kernel runs: TensorRT-LLM fuses residual + RMSNorm + FP8/NVFP4
+# quantisation into its all-reduce / norm kernel (AllReduceFusionOp.RESIDUAL_RMS_NORM_QUANT_FP8
+# and _QUANT_NVFP4, cpp/tensorrt_llm/thop/allreduceOp.cpp, allReduceFusionKernels), the SwiGLU
+# output quantisation into the activation kernel and the o_proj input into the attention output
 # (FP8 output scale of the fmha/xqa op). vLLM and SGLang quantise in separate kernels unless their
 # optional fusion passes are on: not assumed.
 QUANT_FUSED = frozenset({"trtllm"})
 
 
-def fused_efficiency(name: str, keys) -> dict[str, float]:
-    """Efficiency keys (of ``keys``) the engine ``name``'s fusions switch off: 0 = no pass."""
+def fused_efficiency(name: str, eff: Mapping[str, float]) -> dict[str, float]:
+    """Efficiency overrides for the fusions of engine ``name`` on a device with efficiencies
+    ``eff`` (defaults included). The kernel tables time each FP8/FP4 GEMM with its
+    activation-quantisation pass, fitted as ``gemm_quant_memory``/``gemm_quant_launch_s``. A
+    fusing engine saves what a separate element-wise kernel over those bytes costs (read 16-bit,
+    write low precision, at ``elementwise_memory``, plus ``kernel_launch_s``): the rest of the
+    fitted pass, time the tables put on the GEMM beyond a plain element-wise pass, stays."""
     if name not in QUANT_FUSED:
         return {}
-    return {k: 0.0 for k in keys if k.split("@")[0] == "gemm_quant_memory"}
+    elem, launch = eff.get("elementwise_memory", 0.0), eff.get("kernel_launch_s", 0.0)
+    out: dict[str, float] = {}
+    for key, frac in eff.items():
+        base, at, fmt = key.partition("@")
+        if base != "gemm_quant_memory" or frac <= 0.0:
+            continue
+        rest = 1.0 / frac - (1.0 / elem if elem > 0.0 else 0.0)  # cost per byte left, in 1 / bandwidth
+        out[key] = 1.0 / rest if rest > 0.0 else 0.0
+        lkey = "gemm_quant_launch_s" + at + fmt
+        out[lkey] = max(eff.get(lkey, eff.get("gemm_quant_launch_s", 0.0)) - launch, 0.0)
+    return out
 
 
 def _vkey(v: str) -> tuple[int, ...]:

@@ -189,7 +189,8 @@ class HardwareSpec:
 
         name = re.split(r"[@+]", str(engine))[0]
         overlay = dict(dict(self.engines).get(name) or {})
-        overlay |= fused_efficiency(name, [*dict(self.efficiency), *overlay])
+        defaults = {k: d for k, (d, _) in EFFICIENCY_DEFAULTS.items()}
+        overlay |= fused_efficiency(name, defaults | dict(self.efficiency) | overlay)
         if not overlay:
             return self
         merged = dict(self.efficiency) | overlay

@@ -67,23 +67,36 @@ def test_shipped_blackwell_fp4_not_slower_than_fp8():
 
 def test_trtllm_fuses_activation_quantisation():
     hw = load_hardware("h100-sxm")
-    assert dict(hw.efficiency)["gemm_quant_memory@fp8"] > 0
-    trt = hw.for_engine("trtllm@1.0")
-    assert all(v == 0.0 for k, v in trt.efficiency if k.startswith("gemm_quant_memory"))
+    e = dict(hw.efficiency)
+    assert e["gemm_quant_memory@fp8"] > 0
+    trt = dict(hw.for_engine("trtllm@1.0").efficiency)
+    overlay = dict(dict(hw.engines)["trtllm"])
+    q, elem = overlay["gemm_quant_memory@fp8"], e["elementwise_memory"]
+    # what remains of the fitted pass once a separate element-wise kernel is removed
+    assert 1 / trt["gemm_quant_memory@fp8"] == pytest.approx(1 / q - 1 / elem)
+    assert trt["gemm_quant_launch_s@fp8"] == pytest.approx(
+        overlay["gemm_quant_launch_s@fp8"] - e["kernel_launch_s"])  # fmt: skip
     assert dict(hw.for_engine("vllm").efficiency)["gemm_quant_memory@fp8"] > 0
-    assert fused_efficiency("sglang", ["gemm_quant_memory@fp8"]) == {}
+    assert fused_efficiency("sglang", {"gemm_quant_memory@fp8": 0.4}) == {}
+    # a fitted pass no slower than an element-wise kernel is removed entirely
+    gone = fused_efficiency("trtllm", {"gemm_quant_memory@fp4": 0.7, "elementwise_memory": 0.6})
+    assert gone["gemm_quant_memory@fp4"] == 0.0
     assert describe(engine_kernels("trtllm", hw, 1.0))["quant_fused"] is True
     assert describe(engine_kernels("vllm", hw, 1.0))["quant_fused"] is False
 
 
-def test_fused_gemm_saves_exactly_the_quant_pass():
+def test_fused_gemm_saves_one_elementwise_pass():
     hw = load_hardware("h100-sxm")
+    trt = hw.for_engine("trtllm")
+    # the same spec with the fitted (unfused) quantisation pass of the trtllm overlay restored
+    fitted_pass = dict(dict(hw.engines)["trtllm"])
+    unfused = dataclasses.replace(
+        trt, efficiency=tuple((dict(trt.efficiency) | fitted_pass).items())
+    )
     e = dict(hw.efficiency)
-    frac, launch = e["gemm_quant_memory@fp8"], e["gemm_quant_launch_s@fp8"]
-    fused = dataclasses.replace(hw, efficiency=tuple(
-        (k, 0.0 if k.startswith("gemm_quant_memory") else v) for k, v in hw.efficiency))  # fmt: skip
     dt = DTypes("fp8", "fp8", "fp8")
     m, n, k = 512, 8192, 8192
-    saved = gemm_time(hw, m, n, k, dt).seconds - gemm_time(fused, m, n, k, dt).seconds
-    # read 16-bit activations, write 8-bit ones, at the pass's bandwidth, plus its launch
-    assert saved == pytest.approx(m * k * 3.0 / (hw.memory_bw * frac) + launch, rel=1e-9)
+    saved = gemm_time(unfused, m, n, k, dt).seconds - gemm_time(trt, m, n, k, dt).seconds
+    # read 16-bit activations, write 8-bit ones at element-wise bandwidth, plus one launch
+    want = m * k * 3.0 / (hw.memory_bw * e["elementwise_memory"]) + e["kernel_launch_s"]
+    assert saved == pytest.approx(want, rel=1e-9)
