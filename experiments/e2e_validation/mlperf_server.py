@@ -35,7 +35,7 @@ def config(rate: float, hw: str, seconds: float) -> dict:
                 {
                     "hardware": hw,
                     "instances": 4,
-                    "engine": "trtllm",
+                    "engine": "trtllm@0.12",  # MLPerf v4.1 (Aug 2024): a 0.x TensorRT-engine build
                     "parallelism": {"tp": 2},
                     "scheduler": {"max_num_seqs": 1024, "gpu_memory_utilization": 0.9},
                 }
@@ -77,10 +77,10 @@ def step_at(hw: str, running: float, context: float, prefill: float) -> tuple[fl
     from servesim.specs.hardware import load_hardware
     from servesim.specs.model import load_model
 
-    spec = load_hardware(hw).for_engine("trtllm")
+    spec = load_hardware(hw).for_engine("trtllm@0.12")
     dt = DTypes("fp8", "fp8", "fp8")
     ctx = CostContext(load_model("llama-2-70b"), spec, Parallelism(tp=2), dt, spec.overhead_s, 1.0,
-                      engine_kernels("trtllm", spec, DTYPE_BYTES["fp8"], DTYPE_BYTES["fp8"]))  # fmt: skip
+                      engine_kernels("trtllm@0.12", spec, DTYPE_BYTES["fp8"], DTYPE_BYTES["fp8"]))  # fmt: skip
     prompts = max(1, round(prefill / PROMPT))
     agg = batch_aggregates([(PROMPT, 0)] * prompts, [(round(running), round(context))])
     ops = sorted(breakdown(ctx, "colocated", agg), key=lambda o: -o.seconds * o.count)

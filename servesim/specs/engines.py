@@ -108,6 +108,7 @@ class EngineKernels(NamedTuple):
     two_batch_overlap: bool = False  # micro-batches overlap communication with compute
     moe_comm: str = "alltoall"  # EP token exchange with attention DP: alltoall | allgather
     quant_fused: bool = False  # activation quantisation inside the kernel before each GEMM
+    host_overlap: bool = False  # next step scheduled on the host while the GPU runs this one
 
 
 # Custom all-reduce fits: latency = min(one-shot, two-shot) with one-shot
@@ -181,10 +182,19 @@ _DEFAULT_BACKEND = {"vllm": "flash-attn", "sglang": "flashinfer", "trtllm": "trt
 # entry at or below it. vLLM V1 (0.8+) captures piecewise CUDA graphs around attention for every
 # step (vllm/compilation, "piecewise cudagraph"); V0 (<= 0.7) ran prefill steps eagerly.
 # SGLang and TensorRT-LLM (PyTorch flow) capture decode-only batches only.
+# host_overlap: the engine schedules step n+1 on the host while the GPU runs step n, so the
+# per-step host time (overhead_s) shows only where it exceeds the GPU time. TensorRT-LLM's
+# PyTorch backend (the default from 1.0; tensorrt_llm/llmapi/llm_args.py
+# disable_overlap_scheduler=False) and SGLang from 0.4 (its overlap scheduler, on unless
+# --disable-overlap-schedule) do; TensorRT-LLM's earlier TensorRT-engine runtime (0.x, as NIM 1.0
+# and the 0.5 latency tables ran) and vLLM (async scheduling is opt-in) do not.
 VERSIONS: dict[str, dict[str, dict[str, Any]]] = {
     "vllm": {"0.6": {"mixed_graph": "none"}, "0.8": {"mixed_graph": "piecewise"}},
-    "sglang": {"0.4": {"mixed_graph": "none"}},
-    "trtllm": {"1.0": {"mixed_graph": "none"}},
+    "sglang": {"0.4": {"mixed_graph": "none", "host_overlap": True}},
+    "trtllm": {
+        "0.5": {"mixed_graph": "none", "host_overlap": False},
+        "1.0": {"mixed_graph": "none", "host_overlap": True},
+    },
 }
 LATEST = {"vllm": "0.24", "sglang": "0.5", "trtllm": "1.3"}
 # estimate: one eager PyTorch kernel launch costs ~5 us of host time (the eager all-reduce rows of
@@ -217,7 +227,8 @@ def fused_efficiency(name: str, eff: Mapping[str, float]) -> dict[str, float]:
         base, at, fmt = key.partition("@")
         if base != "gemm_quant_memory" or frac <= 0.0:
             continue
-        rest = 1.0 / frac - (1.0 / elem if elem > 0.0 else 0.0)  # cost per byte left, in 1 / bandwidth
+        # cost per byte left once the element-wise pass is gone, in units of 1 / bandwidth
+        rest = 1.0 / frac - (1.0 / elem if elem > 0.0 else 0.0)
         out[key] = 1.0 / rest if rest > 0.0 else 0.0
         lkey = "gemm_quant_launch_s" + at + fmt
         out[lkey] = max(eff.get(lkey, eff.get("gemm_quant_launch_s", 0.0)) - launch, 0.0)
@@ -323,6 +334,7 @@ def engine_kernels(
         two_batch_overlap="tbo" in flags,
         moe_comm=_moe_comm(name, hardware, flags),
         quant_fused=name in QUANT_FUSED,
+        host_overlap=bool(entry.get("host_overlap", False)),
     )
 
 
@@ -354,4 +366,5 @@ def describe(k: EngineKernels | None) -> dict[str, Any]:
         "two_batch_overlap": k.two_batch_overlap,
         "moe_comm": k.moe_comm,
         "quant_fused": k.quant_fused,
+        "host_overlap": k.host_overlap,
     }

@@ -100,3 +100,43 @@ def test_fused_gemm_saves_one_elementwise_pass():
     # read 16-bit activations, write 8-bit ones at element-wise bandwidth, plus one launch
     want = m * k * 3.0 / (hw.memory_bw * e["elementwise_memory"]) + e["kernel_launch_s"]
     assert saved == pytest.approx(want, rel=1e-9)
+
+
+def _ctx(engine: str):
+    from servesim.cost.step import CostContext
+    from servesim.specs.config import Parallelism
+    from servesim.specs.model import load_model
+
+    hw = load_hardware("h100-sxm").for_engine(engine)
+    dt = DTypes("bf16", "bf16", "bf16")
+    return CostContext(load_model("llama-3.1-8b"), hw, Parallelism(tp=1), dt, 0.002, 1.0,
+                       engine_kernels(engine, hw, 2.0))  # fmt: skip
+
+
+def test_overlap_scheduler_hides_host_time_behind_the_gpu():
+    from servesim.analysis import batch_aggregates
+    from servesim.cost.step import step_cost
+
+    assert engine_kernels("trtllm@1.0", load_hardware("h100-sxm"), 2).host_overlap
+    assert not engine_kernels("trtllm@0.5", load_hardware("h100-sxm"), 2).host_overlap
+    assert not engine_kernels("vllm", load_hardware("h100-sxm"), 2).host_overlap
+    assert describe(engine_kernels("sglang", load_hardware("h100-sxm"), 2))["host_overlap"]
+    agg = batch_aggregates((), [(64, 1000)])
+    old, new = (
+        step_cost(_ctx("trtllm@0.5"), "colocated", agg),
+        step_cost(_ctx("trtllm@1.3"), "colocated", agg),
+    )
+    # same kernels; the 2 ms of host time runs under a GPU step longer than it
+    gpu = old.seconds - 0.002
+    assert gpu > 0.002
+    assert new.seconds == pytest.approx(gpu, rel=1e-12)
+    assert new.overhead_s == pytest.approx(old.overhead_s - 0.002, abs=1e-12)
+
+
+def test_overlapped_step_is_the_longer_of_gpu_and_host():
+    from servesim.cost.step import StepCost, _hide_host
+
+    fields = dict.fromkeys(StepCost._fields, 0.0)
+    for gpu in (0.0005, 0.002, 0.01):
+        res = StepCost(**{**fields, "seconds": gpu + 0.002, "overhead_s": 0.002})
+        assert _hide_host(res, 0.002).seconds == pytest.approx(max(gpu, 0.002))
