@@ -140,3 +140,23 @@ def test_overlapped_step_is_the_longer_of_gpu_and_host():
     for gpu in (0.0005, 0.002, 0.01):
         res = StepCost(**{**fields, "seconds": gpu + 0.002, "overhead_s": 0.002})
         assert _hide_host(res, 0.002).seconds == pytest.approx(max(gpu, 0.002))
+
+
+def test_trtllm_all_reduce_stays_one_shot_to_two_mib():
+    from servesim.cost import comm
+
+    hw = load_hardware("h100-sxm")
+    k = engine_kernels("trtllm", hw, 2.0)
+    assert k.ar_oneshot_max_bytes == 2 * 2**20
+    bw = hw.scaleup_bw_GBps * 1e9 * k.ar_bw_eff
+    sync = k.ar_base_s + 7 * k.ar_peer_s
+    one = sync + 7 * 2**20 / bw  # 1 MiB on 8 GPUs: every device reads 7 peers' buffers
+    assert comm.tp_allreduce_time(hw, 2**20, 8, k) == pytest.approx(one)
+    two = 2 * sync + 2 * 7 / 8 * 4 * 2**20 / bw
+    assert comm.tp_allreduce_time(hw, 4 * 2**20, 8, k) == pytest.approx(two)
+    v = engine_kernels("vllm", hw, 2.0)  # vLLM: the faster of the two at every size
+    assert v.ar_oneshot_max_bytes == 0.0
+    vb = hw.scaleup_bw_GBps * 1e9 * v.ar_bw_eff
+    vs = v.ar_base_s + 7 * v.ar_peer_s
+    want = min(vs + 7 * 2**20 / vb, 2 * vs + 2 * 7 / 8 * 2**20 / vb)
+    assert comm.tp_allreduce_time(hw, 2**20, 8, v) == pytest.approx(want)
