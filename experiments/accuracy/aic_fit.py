@@ -110,8 +110,8 @@ def main() -> None:
         mem = {s: load_hardware(p).memory_type for s, p in aic.SYSTEM_PROFILES.items()}
         for profile, gen in DERIVED.items():
             target = load_hardware(profile).memory_type
-            eff, how = fitted.derive_efficiency(gen, pooled, target, mem)
-            engines = derived_engines(gen, fits, target, mem)
+            eff, how = fitted.derive_efficiency(gen, pooled, target, mem, *_peaks(profile))
+            engines = derived_engines(gen, fits, target, mem, _peaks(profile))
             bands = derive_bands(gen, {s: (GENERATION[s], f.intervals) for s, f in fits.items()},
                                  target, mem)  # fmt: skip
             write_sections(ROOT / "hw_profiles" / f"{profile}.yaml", eff, engines, bands, gen,
@@ -134,14 +134,22 @@ def derive_bands(gen: str, bands, memory=None, memories=None) -> dict[str, tuple
     return {f: (lo[f], hi[f]) for f in lo if f in hi}
 
 
-def derived_engines(gen: str, fits, memory=None, memories=None) -> dict[str, dict[str, float]]:
+def _peaks(profile: str) -> tuple[dict, dict]:
+    """(peak TFLOP/s of every fitted system, of ``profile``): low-precision keys transfer as
+    speed-ups over the 16-bit peak (servesim.specs.derive.format_speedups)."""
+    systems = {s: dict(load_hardware(p).tflops) for s, p in aic.SYSTEM_PROFILES.items()}
+    return systems, dict(load_hardware(profile).tflops)
+
+
+def derived_engines(gen: str, fits, memory=None, memories=None, peaks=(None, None)
+                    ) -> dict[str, dict[str, float]]:  # fmt: skip
     """Per engine, the derived overlay: keys whose derived engine value differs from pooled."""
     pooled, _ = fitted.derive_efficiency(gen, {s: (GENERATION[s], f.efficiency)
-                                               for s, f in fits.items()}, memory, memories)  # fmt: skip
+                                               for s, f in fits.items()}, memory, memories, *peaks)  # fmt: skip
     out = {}
     for engine in aic.ENGINES:
         eff, _ = fitted.derive_efficiency(gen, {s: (GENERATION[s], _effective(f, engine))
-                                                for s, f in fits.items()}, memory, memories)  # fmt: skip
+                                                for s, f in fits.items()}, memory, memories, *peaks)  # fmt: skip
         out[engine] = {k: v for k, v in eff.items() if abs(v / pooled.get(k, v) - 1) > 0.03}
     return out
 
@@ -149,8 +157,9 @@ def derived_engines(gen: str, fits, memory=None, memories=None) -> dict[str, dic
 def score_derived(system: str, others, score_per: int) -> dict:
     """MAPE per family and engine on every row of ``system`` with derived efficiencies."""
     gen = GENERATION[system]
+    peaks = _peaks(aic.SYSTEM_PROFILES[system])
     pooled, how = fitted.derive_efficiency(
-        gen, {s: (g, f.efficiency) for s, (g, f) in others.items()}
+        gen, {s: (g, f.efficiency) for s, (g, f) in others.items()}, None, None, *peaks
     )
     base = with_efficiency(bare(aic.SYSTEM_PROFILES[system]), pooled)
     rows = fitted.load(DATA, [system], per_stratum=score_per, seed=2)
@@ -159,7 +168,7 @@ def score_derived(system: str, others, score_per: int) -> dict:
               "families": {}}  # fmt: skip
     for engine in (*aic.ENGINES, "nccl"):
         eff, _ = fitted.derive_efficiency(
-            gen, {s: (g, _effective(f, engine)) for s, (g, f) in others.items()}
+            gen, {s: (g, _effective(f, engine)) for s, (g, f) in others.items()}, None, None, *peaks
         )
         spec = with_efficiency(base, eff)
         for family, samples in rows.items():

@@ -35,7 +35,7 @@ def config(rate: float, hw: str, seconds: float) -> dict:
                 {
                     "hardware": hw,
                     "instances": 4,
-                    "engine": "trtllm",
+                    "engine": "trtllm@0.12",  # MLPerf v4.1 (Aug 2024): a 0.x TensorRT-engine build
                     "parallelism": {"tp": 2},
                     "scheduler": {"max_num_seqs": 1024, "gpu_memory_utilization": 0.9},
                 }
@@ -54,9 +54,43 @@ def config(rate: float, hw: str, seconds: float) -> dict:
     }
 
 
+# Measured operating point per instance (4 instances): Little's law gives the requests running,
+# N = rate x (TTFT + (output - 1) x TPOT); each step also prefills the prompts that arrived during it.
+INSTANCES, PROMPT, OUTPUT = 4, 294, 290
+
+
+def operating_point(rate: float, ttft_s: float, tpot_s: float) -> tuple[float, float, float]:
+    """(running requests, mean context, prompt tokens prefilled per step) of one instance."""
+    per = rate / INSTANCES
+    running = per * (ttft_s + (OUTPUT - 1) * tpot_s)
+    return running, PROMPT + OUTPUT / 2, per * tpot_s * PROMPT
+
+
+def step_at(hw: str, running: float, context: float, prefill: float) -> tuple[float, dict]:
+    """Simulated step time (s) and its largest operators at an operating point, with the pool's
+    engine kernels: the same cost model the run uses, without the load feedback."""
+    from servesim.analysis import batch_aggregates
+    from servesim.cost.step import CostContext, breakdown, step_cost
+    from servesim.specs.config import Parallelism
+    from servesim.specs.dtypes import DTYPE_BYTES, DTypes
+    from servesim.specs.engines import engine_kernels
+    from servesim.specs.hardware import load_hardware
+    from servesim.specs.model import load_model
+
+    spec = load_hardware(hw).for_engine("trtllm@0.12")
+    dt = DTypes("fp8", "fp8", "fp8")
+    ctx = CostContext(load_model("llama-2-70b"), spec, Parallelism(tp=2), dt, spec.overhead_s, 1.0,
+                      engine_kernels("trtllm@0.12", spec, DTYPE_BYTES["fp8"], DTYPE_BYTES["fp8"]))  # fmt: skip
+    prompts = max(1, round(prefill / PROMPT))
+    agg = batch_aggregates([(PROMPT, 0)] * prompts, [(round(running), round(context))])
+    ops = sorted(breakdown(ctx, "colocated", agg), key=lambda o: -o.seconds * o.count)
+    return step_cost(ctx, "colocated", agg).seconds, {o.name: o.seconds * o.count for o in ops[:6]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rate", type=float, default=75.0)
+    ap.add_argument("--rates", default="", help="comma-separated rates: print the load curve")
     ap.add_argument("--hw", default="h100-sxm", help="hardware id or profile path (what-ifs)")
     ap.add_argument("--seconds", type=float, default=240.0, help="simulated arrival span")
     a = ap.parse_args()
@@ -68,6 +102,20 @@ def main() -> None:
     print(f"rate {a.rate} req/s on {a.hw}; KV peak use {s.get('kv_usage_max', float('nan')):.2f}")
     for k, m in MEASURED.items():
         print(f"  {k:<13} sim {sim[k]:>9.1f}  measured {m:>9.1f}  ({sim[k] / m - 1:+.0%})")
+    # the step at the measured operating point, free of the load feedback (Little's law)
+    n, c, p = operating_point(75.10, MEASURED["ttft_ms"] / 1e3, MEASURED["tpot_ms"] / 1e3)
+    t, ops = step_at(a.hw, n, c, p)
+    print(f"measured operating point: {n:.0f} running per instance, context {c:.0f}, "
+          f"{p:.0f} prompt tokens per step; simulated step {t * 1e3:.1f} ms vs measured TPOT "
+          f"{MEASURED['tpot_ms']:.0f} ms ({t * 1e3 / MEASURED['tpot_ms'] - 1:+.0%})")  # fmt: skip
+    print("  largest operators: " + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in ops.items()))
+    if a.rates:
+        print("\n| rate req/s | output tok/s | TTFT ms | TPOT ms | KV peak |")
+        print("|---:|---:|---:|---:|---:|")
+        for r in (float(x) for x in a.rates.split(",")):
+            q = servesim.simulate(config(r, a.hw, a.seconds)).summary
+            print(f"| {r:g} | {q['output_throughput']:.0f} | {q['ttft_ms_mean']:.0f} | "
+                  f"{q['tpot_ms_mean']:.0f} | {q.get('kv_usage_max', float('nan')):.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

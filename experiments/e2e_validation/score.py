@@ -52,6 +52,14 @@ METRIC_CLASS = {
 }
 
 
+# The TensorRT-LLM release a source ran where it predates 1.0 (servesim.specs.engines.VERSIONS:
+# the 0.x TensorRT-engine runtime has no overlap scheduler): the v0.5 latency tables, and NIM 1.0
+# (estimate: a 0.x TensorRT-engine build, the NIM LLM containers before the PyTorch backend
+# became TensorRT-LLM's default in 1.0; every 0.x selects the same profile entry). The perf
+# overviews ran the PyTorch backend ("Starting with v0.19 ... the PyTorch backend").
+ENGINE_VERSION = {"trtllm_perf_v0.5_low_latency": "0.5", "nim_benchmarking_1.0": "0.17"}
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     with path.open() as f:
         return list(csv.DictReader(f))
@@ -73,7 +81,10 @@ def dtype_of(row: dict[str, str]) -> dict[str, str]:
         act = "fp8"
     kv = row["kv_cache"]
     if kv == "auto":
-        kv = "fp8" if w == "fp8" and row["engine"] == "trtllm" else "bf16"
+        # NVIDIA's ModelOpt FP8 and NVFP4 checkpoints declare kv_cache_quant_algo FP8 in
+        # hf_quant_config.json and TensorRT-LLM's KV dtype "auto" follows it; the MXFP4 GPT-OSS
+        # checkpoints (weight-only here) declare none
+        kv = "fp8" if act in ("fp8", "fp4") and row["engine"] == "trtllm" else "bf16"
     return {"weights": w, "activations": act, "kv_cache": kv}
 
 
@@ -83,7 +94,8 @@ def config_of(row: dict[str, str], n: int, clients: int) -> dict[str, Any]:
         par["ep"] = int(row["ep"])
     if int(row["dp_attn"]) > 1:
         par["dp_attn"] = int(row["dp_attn"])
-    sched: dict[str, Any] = {"engine": row["engine"]}
+    version = ENGINE_VERSION.get(row["source"])
+    sched: dict[str, Any] = {"engine": row["engine"] + (f"@{version}" if version else "")}
     if row["scenario"] == "static_batch":
         sched["max_num_seqs"] = int(row["concurrency"])
     pool = {"role": "colocated", "hardware": row["hardware"], "parallelism": par,

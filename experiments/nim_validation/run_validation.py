@@ -43,7 +43,8 @@ def point_config(concurrency: int, num_requests: int, seed: int = 0) -> dict[str
                     "hardware": "h100-sxm",
                     "instances": 1,
                     "parallelism": {"tp": 2},
-                    "scheduler": {"engine": "trtllm"},
+                    # NIM 1.0 ran a 0.x TensorRT-engine build of TensorRT-LLM (no overlap scheduler)
+                    "scheduler": {"engine": "trtllm@0.17"},
                 }
             ]
         },

@@ -108,18 +108,28 @@ def tp_allreduce_time(hw: HardwareSpec, bytes_: float, n: int, engine=None) -> f
         or bytes_ > e.ar_max_bytes
     ):
         return allreduce_time(hw, bytes_, n, graph=True)
-    return custom_allreduce_time(hw, bytes_, n, e.ar_base_s, e.ar_peer_s, e.ar_bw_eff)
+    oneshot = getattr(e, "ar_oneshot_max_bytes", 0.0)
+    return custom_allreduce_time(hw, bytes_, n, e.ar_base_s, e.ar_peer_s, e.ar_bw_eff, oneshot)
 
 
 def custom_allreduce_time(
-    hw: HardwareSpec, bytes_: float, n: int, base_s: float, peer_s: float, bw_eff: float
+    hw: HardwareSpec,
+    bytes_: float,
+    n: int,
+    base_s: float,
+    peer_s: float,
+    bw_eff: float,
+    oneshot_max_bytes: float = 0.0,
 ) -> float:
-    """Custom (peer-to-peer over NVLink) all-reduce: the faster of one-shot (every device reads
-    every peer's whole buffer: (n-1) x bytes) and two-shot (reduce-scatter + all-gather:
-    2(n-1)/n x bytes, two synchronisations), as vLLM, SGLang and TensorRT-LLM pick by size."""
+    """Custom (peer-to-peer over NVLink) all-reduce: one-shot (every device reads every peer's
+    whole buffer: (n-1) x bytes) or two-shot (reduce-scatter + all-gather: 2(n-1)/n x bytes, two
+    synchronisations). vLLM and SGLang pick the faster by size; an engine with a fixed switch
+    (``oneshot_max_bytes`` > 0, TensorRT-LLM) runs one-shot up to it and two-shot above."""
     bw = hw.scaleup_bw_GBps * 1e9 * bw_eff
     one = base_s + (n - 1) * peer_s + (n - 1) * bytes_ / bw
     two = 2.0 * (base_s + (n - 1) * peer_s) + 2.0 * (n - 1) / n * bytes_ / bw
+    if oneshot_max_bytes > 0.0:
+        return one if bytes_ <= oneshot_max_bytes else two
     return min(one, two)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from servesim.cost import aic
 from servesim.cost.calibrate import Sample, fit_parameters, with_efficiency
 from servesim.specs.common import SpecError
+from servesim.specs.derive import format_fractions, format_speedups
 from servesim.specs.hardware import HardwareSpec
 
 _G = ("gemm_compute", "gemm_memory", "gemm_launch_s")
@@ -212,25 +213,36 @@ def derive_efficiency(
     fitted: Mapping[str, tuple[str, Mapping[str, float]]],
     memory: str | None = None,
     memories: Mapping[str, str] | None = None,
+    tflops: Mapping[str, Mapping[str, float]] | None = None,
+    target_tflops: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float], str]:
     """(efficiencies, how) for a device of ``generation`` from other devices' fits
     (name -> (generation, efficiency)): per key, the geometric mean over the same generation's
     devices; over every device when the generation has none ("generation unknown"). With
     ``memory`` (e.g. "HBM3e") and the fitted devices' ``memories``, the same generation's
     devices of the same memory class (HBM or GDDR) are preferred when there are any: an HBM
-    datacenter part is not derived from a GDDR workstation part of its generation."""
+    datacenter part is not derived from a GDDR workstation part of its generation. With the
+    devices' peak ``tflops`` (name -> format -> TFLOP/s) and the target's, low-precision
+    fraction-of-peak keys transfer as speed-ups over the 16-bit peak
+    (``servesim.specs.derive.format_speedups``), so a device whose FP4 peak is a smaller
+    multiple of its BF16 peak is not derived slower at FP4 than at FP8."""
     same = {n: e for n, (g, e) in fitted.items() if g == generation}
     if memory and memories:
         cls = _memory_class(memory)
         alike = {n: e for n, e in same.items() if _memory_class(memories.get(n, "")) == cls}
         same = alike or same
     pool = same or {n: e for n, (_, e) in fitted.items()}
+    if tflops and target_tflops:
+        pool = {n: format_speedups(e, tflops[n]) if n in tflops else e for n, e in pool.items()}
     keys = sorted({k for e in pool.values() for k in e})
     out = {}
     for k in keys:
         vals = [e[k] for e in pool.values() if k in e and e[k] > 0]
         if vals:
-            out[k] = float(f"{math.exp(float(np.mean(np.log(vals)))):.4g}")
+            out[k] = math.exp(float(np.mean(np.log(vals))))
+    if tflops and target_tflops:
+        out = format_fractions(out, target_tflops)
+    out = {k: float(f"{v:.4g}") for k, v in out.items()}
     how = "generation " + generation + " from " if same else "generation unknown: all of "
     return out, how + ", ".join(sorted(pool))
 

@@ -130,6 +130,7 @@ class _Plan:
         "eager_kernels",
         "moe_scale",
         "tbo",
+        "host_overlap",
     )
 
     def __init__(self, ctx: CostContext, role: str):
@@ -185,6 +186,7 @@ class _Plan:
         self.eager_kernels = _eager_kernels(self.ops, eng)
         self.moe_scale = eng.moe_scale if eng else 1.0  # the engine's MoE kernel
         self.tbo = bool(eng and eng.two_batch_overlap)
+        self.host_overlap = bool(eng and eng.host_overlap)  # overlap scheduler (engines.py)
 
     # -- rows that depend on one row count -------------------------------------------------
     def group(self, src: str, m: int) -> _Group:
@@ -304,6 +306,8 @@ class _Plan:
         res = self._plain(agg)
         if self.tbo and res.comm_s > 0.0 and agg.decode_seqs + agg.prefill_seqs >= 2:
             res = self._two_batch(agg, res)
+        if self.host_overlap:
+            res = _hide_host(res, self.consts[2])
         if len(self.cache) >= _STEP_CACHE_MAX:
             self.cache.clear()
         self.cache[agg] = res
@@ -395,6 +399,13 @@ class _Plan:
             rows.update(zip(self.by_src[src], g.rows))
         rows.update(zip(self.attn, self.attention_rows(agg)))
         return [OpCost(op.name, op.count, *rows[op][:4]) for op in self.ops]
+
+
+def _hide_host(res: StepCost, host: float) -> StepCost:
+    """An engine that prepares the next step on the host while the GPU runs this one (overlap
+    scheduler) shows its per-step host time only where it exceeds the step's GPU time."""
+    hidden = min(host, res.seconds - host)
+    return res._replace(seconds=res.seconds - hidden, overhead_s=res.overhead_s - hidden)
 
 
 def _half(agg: Aggregates) -> Aggregates:

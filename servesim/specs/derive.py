@@ -391,3 +391,58 @@ def profile_comments(ref: Any, where: str = "", *, resolve: Any) -> dict[str, st
     if isinstance(data, Mapping) and data.get("base"):
         return {**profile_comments(data["base"], str(path), resolve=resolve), **out}
     return out
+
+
+# -- efficiencies across devices of one generation whose format peaks differ -----------------
+# Keys that are fractions of a format's peak FLOP/s (``gemm_compute@fp4`` ...) and the peak each
+# per-format suffix runs at.
+FLOP_KEYS = ("gemm_compute", "moe_compute", "attn_compute", "attn_causal")
+_PEAK_FORMAT = {"fp8_block": "fp8", "fp16": "bf16"}
+
+
+def _format_ratio(tflops: Mapping[str, float], fmt: str, base: str) -> float | None:
+    top, ref = tflops.get(_PEAK_FORMAT.get(fmt, fmt)), tflops.get(base)
+    return top / ref if top and ref else None
+
+
+def format_speedups(
+    eff: Mapping[str, float], tflops: Mapping[str, float], base: str = "bf16"
+) -> dict[str, float]:
+    """``eff`` with each low-precision fraction-of-peak key (``gemm_compute@fp4``) restated as
+    a fraction of the ``base`` format's peak: the achieved speed-up over a base-format kernel at
+    full efficiency. This, not the fraction of the format's own peak, is what transfers between
+    devices of one generation whose peak ratios differ: B300 and GB300 run FP4 tensor cores at
+    6x their BF16 rate, B200 and GB200 at 4x, yet the same NVFP4 GEMM shape runs about as fast on
+    B200 (flashinfer mm_fp4 1024x7168x4608, cutlass 3,370 / cudnn 2,976 / trtllm 2,187 TFLOP/s,
+    github.com/flashinfer-ai/flashinfer pull 1979) as on B300 (aiconfigurator b300_sxm, same
+    shape: vLLM 2,975 / SGLang 2,404 / TensorRT-LLM 2,080 TFLOP/s): the extra FP4 rate of
+    Blackwell Ultra is not what bounds the kernels. Keys without a format, or whose peaks are
+    unknown, are unchanged."""
+    out = dict(eff)
+    for k, v in eff.items():
+        key, _, fmt = k.partition("@")
+        ratio = _format_ratio(tflops, fmt, base) if fmt and key in FLOP_KEYS else None
+        if ratio:
+            out[k] = v * ratio
+    return out
+
+
+def format_fractions(
+    rel: Mapping[str, float], tflops: Mapping[str, float], base: str = "bf16"
+) -> dict[str, float]:
+    """The inverse of ``format_speedups`` on a device with peaks ``tflops``: back to fractions
+    of each format's own peak, never above the key's base-format value (a low-precision kernel
+    does not reach a larger share of its peak than the 16-bit one on the same device). A format
+    the device has no peak for is dropped: it runs in a wider format and uses that one's keys."""
+    out = dict(rel)
+    for k, v in rel.items():
+        key, _, fmt = k.partition("@")
+        if not fmt or key not in FLOP_KEYS:
+            continue
+        ratio = _format_ratio(tflops, fmt, base)
+        if ratio is None:
+            del out[k]
+        else:
+            cap = rel.get(key)
+            out[k] = min(v / ratio, cap) if cap else v / ratio
+    return out

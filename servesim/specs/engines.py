@@ -14,6 +14,7 @@ a generation the factor is 1.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from servesim.specs.common import SpecError
@@ -106,6 +107,9 @@ class EngineKernels(NamedTuple):
     host_launch_s: float  # host time per eagerly launched kernel (hidden behind GPU work)
     two_batch_overlap: bool = False  # micro-batches overlap communication with compute
     moe_comm: str = "alltoall"  # EP token exchange with attention DP: alltoall | allgather
+    quant_fused: bool = False  # activation quantisation inside the kernel before each GEMM
+    host_overlap: bool = False  # next step scheduled on the host while the GPU runs this one
+    ar_oneshot_max_bytes: float = 0.0  # custom all-reduce: one-shot up to this size; 0 = faster
 
 
 # Custom all-reduce fits: latency = min(one-shot, two-shot) with one-shot
@@ -117,8 +121,13 @@ class EngineKernels(NamedTuple):
 _AR = {
     "vllm": (4.32e-6, 0.053e-6, 0.631),
     "sglang": (2.12e-6, 0.317e-6, 0.686),
-    "trtllm": (2.55e-6, 0.140e-6, 0.545),
+    "trtllm": (2.67e-6, 0.082e-6, 0.604),
 }
+# TensorRT-LLM's kernel does not take the faster of the two at every size: its AUTO strategy
+# stays one-shot up to a message size. Fitted on the same rows (least squares on log latency,
+# threshold by grid over powers of two): one-shot up to 2 MiB, two-shot above; TensorRT-LLM MAPE
+# 10.5% -> 7.6% (8 GPUs 15.7% -> 11.7%; at 1 MiB on 8 GPUs 26 us measured, 14.5 us before).
+_AR_ONESHOT_MAX = {"trtllm": 2 * 2**20}  # 0 / absent: the faster of one-shot and two-shot
 # vLLM custom_all_reduce.py: max_size 8 MiB, world sizes 2, 4, 6, 8; SGLang uses the same kernel
 # family; TensorRT-LLM's AllReduce AUTO switches to NCCL for large messages (estimate: same cap).
 _AR_MAX_BYTES, _AR_MAX_DEVICES = 8 * 2**20, 8
@@ -210,15 +219,57 @@ _DEFAULT_BACKEND = {"vllm": "flash-attn", "sglang": "flashinfer", "trtllm": "trt
 # entry at or below it. vLLM V1 (0.8+) captures piecewise CUDA graphs around attention for every
 # step (vllm/compilation, "piecewise cudagraph"); V0 (<= 0.7) ran prefill steps eagerly.
 # SGLang and TensorRT-LLM (PyTorch flow) capture decode-only batches only.
+# host_overlap: the engine schedules step n+1 on the host while the GPU runs step n, so the
+# per-step host time (overhead_s) shows only where it exceeds the GPU time. TensorRT-LLM's
+# PyTorch backend (the default from 1.0; tensorrt_llm/llmapi/llm_args.py
+# disable_overlap_scheduler=False) and SGLang from 0.4 (its overlap scheduler, on unless
+# --disable-overlap-schedule) do; TensorRT-LLM's earlier TensorRT-engine runtime (0.x, as NIM 1.0
+# and the 0.5 latency tables ran) and vLLM (async scheduling is opt-in) do not.
 VERSIONS: dict[str, dict[str, dict[str, Any]]] = {
     "vllm": {"0.6": {"mixed_graph": "none"}, "0.8": {"mixed_graph": "piecewise"}},
-    "sglang": {"0.4": {"mixed_graph": "none"}},
-    "trtllm": {"1.0": {"mixed_graph": "none"}},
+    "sglang": {"0.4": {"mixed_graph": "none", "host_overlap": True}},
+    "trtllm": {
+        "0.5": {"mixed_graph": "none", "host_overlap": False},
+        "1.0": {"mixed_graph": "none", "host_overlap": True},
+    },
 }
 LATEST = {"vllm": "0.24", "sglang": "0.5", "trtllm": "1.3"}
 # estimate: one eager PyTorch kernel launch costs ~5 us of host time (the eager all-reduce rows of
 # custom_allreduce.csv.gz take 20-30 us for 2-8 us of GPU work, several launches each).
 _HOST_LAUNCH_S = 5e-6
+
+
+# Engines that quantise each low-precision GEMM's input inside the kernel before it, so no separate
+# activation-quantisation kernel runs: TensorRT-LLM fuses residual + RMSNorm + FP8/NVFP4
+# quantisation into its all-reduce / norm kernel (AllReduceFusionOp.RESIDUAL_RMS_NORM_QUANT_FP8
+# and _QUANT_NVFP4, cpp/tensorrt_llm/thop/allreduceOp.cpp, allReduceFusionKernels), the SwiGLU
+# output quantisation into the activation kernel and the o_proj input into the attention output
+# (FP8 output scale of the fmha/xqa op). vLLM and SGLang quantise in separate kernels unless their
+# optional fusion passes are on: not assumed.
+QUANT_FUSED = frozenset({"trtllm"})
+
+
+def fused_efficiency(name: str, eff: Mapping[str, float]) -> dict[str, float]:
+    """Efficiency overrides for the fusions of engine ``name`` on a device with efficiencies
+    ``eff`` (defaults included). The kernel tables time each FP8/FP4 GEMM with its
+    activation-quantisation pass, fitted as ``gemm_quant_memory``/``gemm_quant_launch_s``. A
+    fusing engine saves what a separate element-wise kernel over those bytes costs (read 16-bit,
+    write low precision, at ``elementwise_memory``, plus ``kernel_launch_s``): the rest of the
+    fitted pass, time the tables put on the GEMM beyond a plain element-wise pass, stays."""
+    if name not in QUANT_FUSED:
+        return {}
+    elem, launch = eff.get("elementwise_memory", 0.0), eff.get("kernel_launch_s", 0.0)
+    out: dict[str, float] = {}
+    for key, frac in eff.items():
+        base, at, fmt = key.partition("@")
+        if base != "gemm_quant_memory" or frac <= 0.0:
+            continue
+        # cost per byte left once the element-wise pass is gone, in units of 1 / bandwidth
+        rest = 1.0 / frac - (1.0 / elem if elem > 0.0 else 0.0)
+        out[key] = 1.0 / rest if rest > 0.0 else 0.0
+        lkey = "gemm_quant_launch_s" + at + fmt
+        out[lkey] = max(eff.get(lkey, eff.get("gemm_quant_launch_s", 0.0)) - launch, 0.0)
+    return out
 
 
 def _vkey(v: str) -> tuple[int, ...]:
@@ -331,6 +382,9 @@ def engine_kernels(
         host_launch_s=_HOST_LAUNCH_S,
         two_batch_overlap="tbo" in flags,
         moe_comm=_moe_comm(name, hardware, flags),
+        quant_fused=name in QUANT_FUSED,
+        host_overlap=bool(entry.get("host_overlap", False)),
+        ar_oneshot_max_bytes=float(_AR_ONESHOT_MAX.get(name, 0)),
     )
 
 
@@ -361,4 +415,6 @@ def describe(k: EngineKernels | None) -> dict[str, Any]:
         "rope_fused": k.rope_fused,
         "two_batch_overlap": k.two_batch_overlap,
         "moe_comm": k.moe_comm,
+        "quant_fused": k.quant_fused,
+        "host_overlap": k.host_overlap,
     }

@@ -185,10 +185,15 @@ class HardwareSpec:
         ``sglang+tbo``: version and options are ignored) merged into its efficiencies; itself when there is none."""
         if not engine:
             return self
-        overlay = dict(self.engines).get(re.split(r"[@+]", str(engine))[0])
+        from servesim.specs.engines import fused_efficiency  # engines.py imports no hardware
+
+        name = re.split(r"[@+]", str(engine))[0]
+        overlay = dict(dict(self.engines).get(name) or {})
+        defaults = {k: d for k, (d, _) in EFFICIENCY_DEFAULTS.items()}
+        overlay |= fused_efficiency(name, defaults | dict(self.efficiency) | overlay)
         if not overlay:
             return self
-        merged = dict(self.efficiency) | dict(overlay)
+        merged = dict(self.efficiency) | overlay
         return dataclasses.replace(self, efficiency=tuple(sorted(merged.items())))
 
     @property

@@ -193,7 +193,7 @@ def test_run_summary_carries_intervals_around_the_value():
     for metric in ("ttft_ms_mean", "tpot_ms_median", "output_throughput"):
         assert s[f"interval.{metric}.lo"] <= s[metric] <= s[f"interval.{metric}.hi"]
     assert s["interval.tpot_ms_median.hi"] > s["interval.tpot_ms_median.lo"]
-    bare = {**cfg, "deployment": {"pools": [{"hardware": "mi300x"}]}}
+    bare = {**cfg, "deployment": {"pools": [{"hardware": "gaudi3"}]}}
     assert not [k for k in servesim.simulate(bare).summary if k.startswith("interval.")]
 
 

@@ -110,7 +110,7 @@ def test_steady_state_reproduces_the_nim_experiment_from_the_cli_arguments():
 
     conc, n = 4, 12
     want = nim.steady_metrics(servesim.simulate(nim.point_config(conc, n)), conc)
-    got = bench(model="llama-3.3-70b", dtype="fp8", hw="h100-sxm", tp=2, engine="trtllm",
+    got = bench(model="llama-3.3-70b", dtype="fp8", hw="h100-sxm", tp=2, engine="trtllm@0.17",
                 input_len=5000, output_len=500, max_concurrency=conc, num_prompts=n,
                 steady_state=True)  # fmt: skip
     assert got["output_throughput"] == pytest.approx(want["output_tok_s"], rel=1e-12)

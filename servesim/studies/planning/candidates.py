@@ -59,7 +59,7 @@ def _families(a: Mapping[str, Any], traffic: Mapping[str, Any], notes: list[str]
     moe = bool(getattr(model, "num_experts", 0))
     fams: list[Family] = []
     for hw_name in a["hardware"]:
-        hw = load_hardware(hw_name)
+        hw = load_hardware(hw_name).for_engine(a.get("engine"))  # its fitted kernels, fusions
         # a profile given as a file (a user accelerator) keeps its path: configs load it by path
         hw_id = str(hw_name) if str(hw_name).endswith((".yaml", ".yml")) else hw.name
         price = _device_hour_usd(hw, a["pricing"])
