@@ -29,12 +29,19 @@ from servesim.specs.hardware import HardwareSpec
 _G = ("gemm_compute", "gemm_memory", "gemm_launch_s")
 _M = ("moe_compute", "moe_memory", "moe_launch_s")
 _Q = ("gemm_quant_memory", "gemm_quant_launch_s")
+_AR = ("car_base_s", "car_peer_s", "car_scaleup", "car_eager_s")
+# Where a key's 0 default means "off" or "as another key", the fit starts from a typical value
+# (H100 measurements of the same kernels, aiconfigurator custom_allreduce/nccl tables).
+_START = {"comm_hop_s": 1e-6, "car_base_s": 3e-6, "car_peer_s": 1e-7, "car_scaleup": 0.6,
+          "car_eager_s": 1.5e-5, "moe_rows_half": 8.0, "moe_expert_s": 1e-7,
+          "moe_token_passes": 0.5}  # fmt: skip
 # (families fitted together, keys): in order, later groups see earlier fits. Per-format keys
 # (``key@fmt``) are fitted only where the format has rows; MLA is scored with the attention fit.
 FIT_PLAN: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
-    (("gemm.bf16",), (*_G, "gemm_overlap", "gemm_overlap_s", "gemm_wave", "gemm_fill_wave")),
+    (("gemm.bf16",), (*_G, "gemm_overlap", "gemm_overlap_s", "gemm_wave", "gemm_fill_wave",
+                    "gemm_k_s")),
     *(((f"gemm.{f}",), tuple(f"{k}@{f}" for k in (*_G, *_Q))) for f in ("fp8", "fp8_block", "fp4")),
-    (("moe.bf16",), _M),
+    (("moe.bf16",), (*_M, "moe_rows_half", "moe_expert_s", "moe_token_passes")),
     *(((f"moe.{f}",), tuple(f"{k}@{f}" for k in _M)) for f in ("fp8", "fp8_block", "fp4")),
     (("attn_prefill.bf16",), ("attn_compute", "attn_causal", "attn_overlap",
                               "attn_prefill_launch_s", "attn_row_keys")),
@@ -42,7 +49,7 @@ FIT_PLAN: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("attn_decode.bf16", "attn_decode.fp8"), ("attn_memory", "attn_launch_s", "attn_seq_s",
                                                "attn_wave", "attn_split_s")),
     (("allreduce.custom", "allreduce.nccl"), ("comm_scaleup", "comm_launch_s",
-                                              "comm_graph_launch_s")),
+                                              "comm_graph_launch_s", "comm_hop_s", *_AR)),
 )  # fmt: skip
 SCORED_ONLY = ("mla_prefill.bf16", "mla_decode.bf16", "mla_decode.fp8")
 # Size column of each table: subsamples keep every octave of it.
@@ -111,13 +118,18 @@ def _hash(text: str) -> float:
 
 
 def _seed(hw: HardwareSpec, keys: Sequence[str]) -> HardwareSpec:
-    """Start MoE keys at the dense GEMM's values (their 0 default means 'as dense'), and the
-    activation-quantisation pass (0 = off) at half the bandwidth and 2 us."""
+    """Start MoE keys at the dense GEMM's values (their 0 default means 'as dense'), the
+    activation-quantisation pass (0 = off) at half the bandwidth and 2 us, and the other keys
+    whose 0 means "off" at ``_START``."""
     start = {}
     for k in keys:
-        if k.startswith("moe_") and hw.eff(k) == 0.0:
+        if hw.eff(k) != 0.0:
+            continue
+        if k.partition("@")[0] in _START:
+            start[k] = _START[k.partition("@")[0]]
+        elif k.startswith("moe_"):
             start[k] = hw.eff(k.replace("moe_", "gemm_"))
-        elif k.startswith("gemm_quant_") and hw.eff(k) == 0.0:  # a quantisation pass starts on
+        elif k.startswith("gemm_quant_"):  # a quantisation pass starts on
             start[k] = 0.5 if "memory" in k else 2e-6
     return with_efficiency(hw, start) if start else hw
 

@@ -468,6 +468,20 @@ def _attn_consts(hw: HardwareSpec, dtype: str) -> tuple:
     return consts
 
 
+def moe_other_rows_time(hw: HardwareSpec, rows: float, row_bytes: float) -> float:
+    """Passes (``moe_token_passes``; 0 = none) an engine's MoE kernels still make over ``rows``
+    routed rows of *other* EP ranks, ``row_bytes`` each (the 16-bit hidden state): vLLM's and
+    SGLang's Triton fused MoE size the combine buffer by every token x top-k and sum all of it,
+    whatever the EP degree, where TensorRT-LLM finalizes its own rows only (aiconfigurator
+    moe.csv.gz, H100 DeepSeek-V3 fp8-block at 16k tokens, EP 128: vLLM 0.73 ms, SGLang 2.4 ms,
+    TensorRT-LLM 0.31 ms). Element-wise bandwidth, no launch (part of the combine kernel)."""
+    e = params(hw)
+    passes = e["moe_token_passes"]
+    if passes <= 0.0 or rows <= 0.0:
+        return 0.0
+    return passes * rows * row_bytes / (hw.memory_bw * e["elementwise_memory"])
+
+
 def elementwise_time(hw: HardwareSpec, bytes_: float) -> OpTime:
     """Norms, activations, residual adds, rotary, embedding gathers: bytes read and written once."""
     if bytes_ <= 0:
