@@ -288,7 +288,7 @@ def moe_time(hw: HardwareSpec, call: tuple) -> float:
             + roofline.elementwise_time(hw, slow * 2 * hidden * act_b).seconds
             + roofline.elementwise_time(hw, slow * (up_w * inter * hid_b + inter * act_b)).seconds
             + roofline.elementwise_time(hw, slow * hidden * hid_b * (1.0 + 1.0 / topk)).seconds)  # fmt: skip
-    other = roofline.moe_other_rows_time(hw, tokens * topk - slow, hidden * hid_b)
+    other = roofline.moe_other_rows_time(hw, tokens * topk - slow, hidden * hid_b, dt.compute)
     return up.seconds + down.seconds + side + other
 
 

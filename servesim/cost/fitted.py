@@ -29,6 +29,8 @@ from servesim.specs.hardware import HardwareSpec
 _G = ("gemm_compute", "gemm_memory", "gemm_launch_s")
 _M = ("moe_compute", "moe_memory", "moe_launch_s")
 _Q = ("gemm_quant_memory", "gemm_quant_launch_s")
+# per format: the MoE kernel differs by format (e.g. vLLM bf16 Triton, fp8-block FlashInfer CUTLASS)
+_MF = ("moe_rows_half", "moe_token_passes")
 _AR = ("car_base_s", "car_peer_s", "car_scaleup", "car_eager_s")
 # Where a key's 0 default means "off" or "as another key", the fit starts from a typical value
 # (H100 measurements of the same kernels, aiconfigurator custom_allreduce/nccl tables).
@@ -41,8 +43,8 @@ FIT_PLAN: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
     (("gemm.bf16",), (*_G, "gemm_overlap", "gemm_overlap_s", "gemm_wave", "gemm_fill_wave",
                     "gemm_k_s")),
     *(((f"gemm.{f}",), tuple(f"{k}@{f}" for k in (*_G, *_Q))) for f in ("fp8", "fp8_block", "fp4")),
-    (("moe.bf16",), (*_M, "moe_rows_half", "moe_expert_s", "moe_token_passes")),
-    *(((f"moe.{f}",), tuple(f"{k}@{f}" for k in _M)) for f in ("fp8", "fp8_block", "fp4")),
+    (("moe.bf16",), (*_M, "moe_expert_s", *_MF)),
+    *(((f"moe.{f}",), tuple(f"{k}@{f}" for k in (*_M, *_MF))) for f in ("fp8", "fp8_block", "fp4")),
     (("attn_prefill.bf16",), ("attn_compute", "attn_causal", "attn_overlap",
                               "attn_prefill_launch_s", "attn_row_keys")),
     (("attn_prefill.fp8",), ("attn_compute@fp8", "attn_causal@fp8", "attn_prefill_launch_s@fp8")),
@@ -203,6 +205,7 @@ def fit_device(
         values = fit(base, mine, max_nfev=60)
         # keep only what differs by > 3% from the pooled fit: an overlay, not a copy
         diff = {k: v for k, v in values.items() if abs(v / base.eff(k) - 1.0) > 0.03}
+        diff = _helpful(base, diff, mine)
         engines[engine] = diff
         spec = with_efficiency(base, diff)
         engine_errors[engine] = {
@@ -217,6 +220,26 @@ def fit_device(
         if len(r) >= 20:
             intervals[family] = band(r)
     return DeviceFit(hw.name, pooled, engines, intervals, errors, engine_errors)
+
+
+def _helpful(
+    base: HardwareSpec, diff: dict[str, float], rows: Mapping[str, list[Sample]]
+) -> dict[str, float]:
+    """The overlay without the FIT_PLAN groups whose keys do not lower the engine's own training
+    error (mean |log ratio|) on their families: a short per-engine fit that wanders (few rows,
+    60 evaluations) leaves the pooled values in place."""
+    keep = dict(diff)
+    for families, keys in FIT_PLAN:
+        mine = [k for k in keep if k in keys]
+        train = [s for f in families for s in rows.get(f, ())]
+        if not mine or not train:
+            continue
+        without = {k: v for k, v in keep.items() if k not in mine}
+        err_with = np.abs(np.log(ratios(with_efficiency(base, keep), train))).mean()
+        err_without = np.abs(np.log(ratios(with_efficiency(base, without), train))).mean()
+        if err_with >= err_without:
+            keep = without
+    return keep
 
 
 def derive_efficiency(

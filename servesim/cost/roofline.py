@@ -237,7 +237,7 @@ def grouped_gemm_time(
     # loop short (prologue, scheduling of the group, ragged last tile); the compute time carries
     # (1 + moe_rows_half / rows), i.e. half the large-M efficiency at moe_rows_half rows, plus
     # moe_expert_s per active expert (0 and 0 by default: the plain tile model)
-    half = e["moe_rows_half"]
+    half = by_dtype(e, "moe_rows_half", dtypes.compute)
     compute_s = 2.0 * tokens * n * k / flop_rate * quant * (1.0 + half / rows if half else 1.0)
     memory_s = (experts * k * n * w_bytes + tokens * (k + n) * a_bytes) / byte_rate + k * k_s
     per_expert = e["moe_expert_s"] * experts
@@ -468,7 +468,9 @@ def _attn_consts(hw: HardwareSpec, dtype: str) -> tuple:
     return consts
 
 
-def moe_other_rows_time(hw: HardwareSpec, rows: float, row_bytes: float) -> float:
+def moe_other_rows_time(
+    hw: HardwareSpec, rows: float, row_bytes: float, dtype: str = "bf16"
+) -> float:
     """Passes (``moe_token_passes``; 0 = none) an engine's MoE kernels still make over ``rows``
     routed rows of *other* EP ranks, ``row_bytes`` each (the 16-bit hidden state): vLLM's and
     SGLang's Triton fused MoE size the combine buffer by every token x top-k and sum all of it,
@@ -476,7 +478,7 @@ def moe_other_rows_time(hw: HardwareSpec, rows: float, row_bytes: float) -> floa
     moe.csv.gz, H100 DeepSeek-V3 fp8-block at 16k tokens, EP 128: vLLM 0.73 ms, SGLang 2.4 ms,
     TensorRT-LLM 0.31 ms). Element-wise bandwidth, no launch (part of the combine kernel)."""
     e = params(hw)
-    passes = e["moe_token_passes"]
+    passes = by_dtype(e, "moe_token_passes", dtype)
     if passes <= 0.0 or rows <= 0.0:
         return 0.0
     return passes * rows * row_bytes / (hw.memory_bw * e["elementwise_memory"])

@@ -277,7 +277,7 @@ class _Plan:
             t = roofline.elementwise_time(hw, slow * op.bytes_per_row)
             if op.name == "moe_unpermute" and op.ep > 1:  # other ranks' rows (moe_token_passes)
                 row = op.bytes_per_row / (1.0 + 1.0 / op.topk)
-                other = roofline.moe_other_rows_time(hw, tokens * op.topk - slow, row)
+                other = roofline.moe_other_rows_time(hw, tokens * op.topk - slow, row, dt.compute)
                 return (0.0, mean * op.bytes_per_row, t.seconds + other, t.bound, 0.0)
             return (0.0, mean * op.bytes_per_row, t.seconds, t.bound, 0.0)
         wb, ab = _bytes(dt.weights), _bytes(dt.activations)
