@@ -247,27 +247,75 @@ def derive_efficiency(
     fitted: Mapping[str, tuple[str, Mapping[str, float]]],
     memory: str | None = None,
     memories: Mapping[str, str] | None = None,
+    link: str | None = None,
+    links: Mapping[str, str] | None = None,
+    shrink: bool = False,
 ) -> tuple[dict[str, float], str]:
     """(efficiencies, how) for a device of ``generation`` from other devices' fits
     (name -> (generation, efficiency)): per key, the geometric mean over the same generation's
     devices; over every device when the generation has none ("generation unknown"). With
     ``memory`` (e.g. "HBM3e") and the fitted devices' ``memories``, the same generation's
     devices of the same memory class (HBM or GDDR) are preferred when there are any: an HBM
-    datacenter part is not derived from a GDDR workstation part of its generation."""
+    datacenter part is not derived from a GDDR workstation part of its generation.
+
+    With ``link`` (the scale-up link's name) and the fitted devices' ``links``, an NVLink device's
+    collective keys (``comm_*``, ``car_*``, ``p2p_*``) come from the NVLink devices of its
+    generation, else from every NVLink device: an NVLink all-reduce is not derived from a PCIe one (held out, B300's custom
+    all-reduce from the RTX PRO 6000's: 97% MAPE; from A100 and H100: 22%). A PCIe device's
+    collectives depend on the host's topology (peer-to-peer through a switch, or through the CPU:
+    L40S reaches 14% of the link rate, the RTX PRO 6000 server 41%), so they are derived from
+    every device. ``shrink``: a generation with n fitted devices weighs n / (n + 1) against the mean over
+    every device (one sibling is a noisy estimate of its generation), unless a sibling shares its memory class
+    (H200 from H100 alone; held out, B300 from the GDDR RTX PRO 6000 alone: 41.8% mean MAPE over the
+    families, shrunk: 35.2%; the RTX PRO 6000 from B300 and GB300: 40.3% and 37.3%)."""
+    every = {n: e for n, (_, e) in fitted.items()}
     same = {n: e for n, (g, e) in fitted.items() if g == generation}
+    alike: dict[str, Mapping[str, float]] = {}
     if memory and memories:
         cls = _memory_class(memory)
         alike = {n: e for n, e in same.items() if _memory_class(memories.get(n, "")) == cls}
         same = alike or same
-    pool = same or {n: e for n, (_, e) in fitted.items()}
-    keys = sorted({k for e in pool.values() for k in e})
+    pool = same or every
+    wired = every
+    wire = link is not None and links is not None and _link_class(link) == "nvlink"
+    if wire:
+        wired = {n: e for n, e in every.items() if _link_class(links.get(n, "")) == "nvlink"}
+        kin = {n: e for n, e in wired.items() if fitted[n][0] == generation}
+        wired = kin or wired or every
+    keys = sorted({k for e in every.values() for k in e})
+    weight = len(same) / (len(same) + 1.0) if shrink and same and not alike else 1.0
     out = {}
     for k in keys:
-        vals = [e[k] for e in pool.values() if k in e and e[k] > 0]
-        if vals:
-            out[k] = float(f"{math.exp(float(np.mean(np.log(vals)))):.4g}")
+        if k.startswith(_LINK_KEYS) and wire:
+            value = _geomean(wired, k)
+        elif weight < 1.0:
+            a, b = _geomean(pool, k), _geomean(every, k)
+            value = a if b is None else b if a is None else a**weight * b ** (1.0 - weight)
+        else:
+            value = _geomean(pool, k)
+        if value is not None:
+            out[k] = float(f"{value:.4g}")
     how = "generation " + generation + " from " if same else "generation unknown: all of "
-    return out, how + ", ".join(sorted(pool))
+    how += ", ".join(sorted(pool))
+    if weight < 1.0:
+        how += f" (weight {weight:.2g}; the rest from all of {', '.join(sorted(every))})"
+    if wire:
+        how += f"; collectives from the NVLink devices {', '.join(sorted(wired))}"
+    return out, how
+
+
+# Keys of collectives: derived from devices with the same kind of scale-up link.
+_LINK_KEYS = ("comm_", "car_", "p2p_")
+
+
+def _geomean(pool: Mapping[str, Mapping[str, float]], key: str) -> float | None:
+    vals = [e[key] for e in pool.values() if key in e and e[key] > 0]
+    return math.exp(float(np.mean(np.log(vals)))) if vals else None
+
+
+def _link_class(name: str) -> str:
+    low = name.lower()
+    return "pcie" if "pcie" in low else ("nvlink" if "nvlink" in low else "other")
 
 
 def _memory_class(memory: str) -> str:
