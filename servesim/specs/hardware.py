@@ -74,12 +74,9 @@ EFFICIENCY_DEFAULTS: dict[str, tuple[float, str]] = {
     # measures 7-11 us for a 2-26 KB all-reduce on 2 GPUs in all (wire latency included), while
     # eager 4- and 8-GPU calls of the same sizes take 30-40 us, mostly host-side launch.
     "comm_graph_launch_s": (2e-6, "fixed cost per collective inside an engine step (CUDA graph)"),
-    # NCCL inside one scale-up domain runs a ring (LL protocol at small sizes): 2(n-1) hops of
-    # this latency per all-reduce (aiconfigurator nccl.csv.gz: H100 6/9.5/15.6 us at 2/4/8 GPUs
-    # fit a ring, not a tree); 0 = the datasheet scale-up latency over min(ring, tree) hops.
+    # NCCL in one domain: a ring of 2(n-1) hops (aiconfigurator H100: 6/9.5/15.6 us at 2/4/8 GPUs)
     "comm_hop_s": (0.0, "per-hop latency of an NCCL ring inside a scale-up domain; 0 = datasheet"),
-    # Custom (peer-to-peer) all-reduce of vLLM/SGLang/TensorRT-LLM: min(one-shot, two-shot)
-    # (servesim.cost.comm.custom_allreduce_time); 0 = the engine profile's constants.
+    # Engines' custom all-reduce, min(one-shot, two-shot) (cost.comm); 0 = the engine's constants
     "car_base_s": (0.0, "custom all-reduce: fixed cost per call in a CUDA graph (flag sync)"),
     "car_peer_s": (0.0, "custom all-reduce: cost per peer device (flags, one-shot reads)"),
     "car_scaleup": (0.0, "custom all-reduce: fraction of scale-up bandwidth; 0 = engine's"),
@@ -90,8 +87,7 @@ EFFICIENCY_DEFAULTS: dict[str, tuple[float, str]] = {
     # MoE grouped GEMMs (roofline.grouped_gemm_time); 0 = off until fitted on grouped-GEMM data
     "moe_rows_half": (0.0, "rows per expert at which a grouped GEMM runs at half efficiency"),
     "moe_expert_s": (0.0, "fixed cost per active expert of a grouped GEMM"),
-    # vLLM/SGLang Triton fused MoE: combine buffers of every token x top-k, summed whatever the
-    # EP degree (servesim.cost.aic.moe_other_rows_time); TensorRT-LLM: ~0
+    # vLLM/SGLang fused MoE sum every token x top-k whatever the EP (roofline.moe_other_rows_time)
     "moe_token_passes": (0.0, "16-bit passes over other EP ranks' routed rows; 0 = none"),
     # Low-precision GEMMs quantise their 16-bit activation in a kernel of their own first
     # (dynamic per-tensor/per-token/per-group scales): 0 = not charged (e.g. fused into the norm).
