@@ -303,17 +303,30 @@ def _block_view(hw: HardwareSpec) -> HardwareSpec:
     return dataclasses.replace(hw, efficiency=tuple(sorted(merged.items())))
 
 
-_VIEWS: dict[int, tuple[HardwareSpec, HardwareSpec]] = {}
+_VIEWS: dict[tuple[int, str], tuple[HardwareSpec, HardwareSpec]] = {}
+
+
+def _tensor_view(hw: HardwareSpec) -> HardwareSpec:
+    """``hw`` without its fp8-block MoE keys: a per-tensor fp8 MoE row runs the ``@fp8`` ones
+    (the simulator's fp8 MoE prefers the block keys, roofline.moe_format)."""
+    drop = [k for k, _ in hw.efficiency if k.startswith("moe_") and k.endswith("@fp8_block")]
+    if not drop:
+        return hw
+    import dataclasses
+
+    kept = tuple((k, v) for k, v in hw.efficiency if k not in drop)
+    return dataclasses.replace(hw, efficiency=kept)
 
 
 def _for_format(hw: HardwareSpec, fmt: str) -> HardwareSpec:
-    if fmt != "fp8_block":
+    if fmt not in ("fp8", "fp8_block"):
         return hw
-    hit = _VIEWS.get(id(hw))
+    hit = _VIEWS.get((id(hw), fmt))
     if hit is None or hit[0] is not hw:
         if len(_VIEWS) > 64:
             _VIEWS.clear()
-        hit = _VIEWS[id(hw)] = (hw, _block_view(hw))
+        view = _block_view(hw) if fmt == "fp8_block" else _tensor_view(hw)
+        hit = _VIEWS[(id(hw), fmt)] = (hw, view)
     return hit[1]
 
 

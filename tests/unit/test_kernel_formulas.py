@@ -168,3 +168,20 @@ def test_step_unpermute_pays_the_other_ranks_rows_with_ep_only():
     want = 2.0 * other * h * 2 / (plain.memory_bw * 0.5)
     assert ep_passes.seconds - ep_plain.seconds == pytest.approx(want, rel=1e-9)
     assert unpermute(passes, tp=4).seconds == unpermute(plain, tp=4).seconds  # no EP: no others
+
+
+def test_fp8_moe_runs_the_block_scaled_fit_and_per_tensor_rows_score_their_own():
+    fp8 = DTypes("fp8", "fp8", "bf16")
+    block = {"moe_compute@fp8_block": 0.6, "moe_memory@fp8_block": 0.8}
+    tensor = {"moe_compute@fp8": 0.2, "moe_memory@fp8": 0.3}
+    both, only_block, only_tensor = _hw(**block, **tensor), _hw(**block), _hw(**tensor)
+    args = (4096, 16, 2048, 7168)
+    t = roofline.grouped_gemm_time(both, *args, fp8).seconds
+    assert t == roofline.grouped_gemm_time(only_block, *args, fp8).seconds
+    assert t < roofline.grouped_gemm_time(only_tensor, *args, fp8).seconds
+    # an aiconfigurator per-tensor fp8 row is predicted with the @fp8 keys, a block row with its own
+    row = ("fp8", 4096, 2048, 768, 128, 8, 1, 0.0, True)
+    s = Sample("moe.fp8", "g", (), "h100_sxm/vllm", 1e-3, row)
+    assert aic.predict(both, s) == aic.predict(only_tensor, s)
+    blk = s._replace(family="moe.fp8_block", call=("fp8_block", *row[1:]))
+    assert aic.predict(both, blk) == aic.predict(only_block, blk)
