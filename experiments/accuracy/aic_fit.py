@@ -107,13 +107,12 @@ def main() -> None:
         (out / "cross_system.json").write_text(json.dumps(cross, indent=1, sort_keys=True))
     if args.write:
         pooled = {s: (GENERATION[s], f.efficiency) for s, f in fits.items()}
-        mem = {s: load_hardware(p).memory_type for s, p in aic.SYSTEM_PROFILES.items()}
         for profile, gen in DERIVED.items():
-            target = load_hardware(profile).memory_type
-            eff, how = fitted.derive_efficiency(gen, pooled, target, mem, *_peaks(profile))
-            engines = derived_engines(gen, fits, target, mem, _peaks(profile))
+            kw = rule(profile)
+            eff, how = fitted.derive_efficiency(gen, pooled, **kw)
+            engines = derived_engines(gen, fits, kw)
             bands = derive_bands(gen, {s: (GENERATION[s], f.intervals) for s, f in fits.items()},
-                                 target, mem)  # fmt: skip
+                                 kw)  # fmt: skip
             write_sections(ROOT / "hw_profiles" / f"{profile}.yaml", eff, engines, bands, gen,
                            f"derived by experiments/accuracy/aic_fit.py: {how} (not measured "
                            "on this device)", label="derived (see fitted:)")  # fmt: skip
@@ -124,13 +123,14 @@ def _effective(f: fitted.DeviceFit, engine: str) -> dict[str, float]:
     return {**f.efficiency, **f.engines.get(engine, {})}
 
 
-def derive_bands(gen: str, bands, memory=None, memories=None) -> dict[str, tuple[float, float]]:
+def derive_bands(gen: str, bands, kw=None) -> dict[str, tuple[float, float]]:
     """A device's bands from other devices' (name -> (generation, bands)), as efficiencies are
-    derived: per family, the geometric mean of lo and of hi (same generation, else all)."""
+    derived (``kw``: derive_efficiency's keywords): per family, lo and hi derived apart."""
+    kw = kw or {}
     lo, _ = fitted.derive_efficiency(gen, {s: (g, {f: b[0] for f, b in v.items()})
-                                           for s, (g, v) in bands.items()}, memory, memories)  # fmt: skip
+                                           for s, (g, v) in bands.items()}, **kw)  # fmt: skip
     hi, _ = fitted.derive_efficiency(gen, {s: (g, {f: b[1] for f, b in v.items()})
-                                           for s, (g, v) in bands.items()}, memory, memories)  # fmt: skip
+                                           for s, (g, v) in bands.items()}, **kw)  # fmt: skip
     return {f: (lo[f], hi[f]) for f in lo if f in hi}
 
 
@@ -141,34 +141,47 @@ def _peaks(profile: str) -> tuple[dict, dict]:
     return systems, dict(load_hardware(profile).tflops)
 
 
-def derived_engines(gen: str, fits, memory=None, memories=None, peaks=(None, None)
-                    ) -> dict[str, dict[str, float]]:  # fmt: skip
+def derived_engines(gen: str, fits, kw=None) -> dict[str, dict[str, float]]:
     """Per engine, the derived overlay: keys whose derived engine value differs from pooled."""
+    kw = kw or {}
     pooled, _ = fitted.derive_efficiency(gen, {s: (GENERATION[s], f.efficiency)
-                                               for s, f in fits.items()}, memory, memories, *peaks)  # fmt: skip
+                                               for s, f in fits.items()}, **kw)  # fmt: skip
     out = {}
     for engine in aic.ENGINES:
         eff, _ = fitted.derive_efficiency(gen, {s: (GENERATION[s], _effective(f, engine))
-                                                for s, f in fits.items()}, memory, memories, *peaks)  # fmt: skip
+                                                for s, f in fits.items()}, **kw)  # fmt: skip
         out[engine] = {k: v for k, v in eff.items() if abs(v / pooled.get(k, v) - 1) > 0.03}
     return out
+
+
+def rule(target: str) -> dict:
+    """derive_efficiency's keywords for a target profile: its memory and scale-up link, the
+    fitted systems' ones, shrinkage toward all devices (the same rule held out and shipped)."""
+    hw = load_hardware(target)
+    peaks, own = _peaks(target)
+    return dict(memory=hw.memory_type, memories=MEMORIES, link=hw.scaleup_name, links=LINKS,
+                shrink=True, tflops=peaks, target_tflops=own)  # fmt: skip
+
+
+MEMORIES = {s: load_hardware(p).memory_type for s, p in aic.SYSTEM_PROFILES.items()}
+LINKS = {s: load_hardware(p).scaleup_name for s, p in aic.SYSTEM_PROFILES.items()}
 
 
 def score_derived(system: str, others, score_per: int) -> dict:
     """MAPE per family and engine on every row of ``system`` with derived efficiencies."""
     gen = GENERATION[system]
-    peaks = _peaks(aic.SYSTEM_PROFILES[system])
+    kw = rule(aic.SYSTEM_PROFILES[system])
     pooled, how = fitted.derive_efficiency(
-        gen, {s: (g, f.efficiency) for s, (g, f) in others.items()}, None, None, *peaks
+        gen, {s: (g, f.efficiency) for s, (g, f) in others.items()}, **kw
     )
     base = with_efficiency(bare(aic.SYSTEM_PROFILES[system]), pooled)
     rows = fitted.load(DATA, [system], per_stratum=score_per, seed=2)
-    bands = derive_bands(gen, {s: (g, f.intervals) for s, (g, f) in others.items()})
+    bands = derive_bands(gen, {s: (g, f.intervals) for s, (g, f) in others.items()}, kw)
     result = {"how": how, "case": "generation seen" if "unknown" not in how else "generation unknown",
               "families": {}}  # fmt: skip
     for engine in (*aic.ENGINES, "nccl"):
         eff, _ = fitted.derive_efficiency(
-            gen, {s: (g, _effective(f, engine)) for s, (g, f) in others.items()}, None, None, *peaks
+            gen, {s: (g, _effective(f, engine)) for s, (g, f) in others.items()}, **kw
         )
         spec = with_efficiency(base, eff)
         for family, samples in rows.items():

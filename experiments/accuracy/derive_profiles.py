@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from aic_fit import DERIVED, GENERATION, KEEP, _peaks, derive_bands, derived_engines  # noqa: E402
+from aic_fit import DERIVED, GENERATION, KEEP, derive_bands, derived_engines, rule  # noqa: E402
 
 from servesim.cost import aic, fitted  # noqa: E402
 from servesim.cost.profile_io import write_sections  # noqa: E402
@@ -60,20 +60,18 @@ def main() -> None:
     args = ap.parse_args()
     fits = shipped_fits()
     pooled = {s: (GENERATION[s], f.efficiency) for s, f in fits.items()}
-    mem = {s: load_hardware(p).memory_type for s, p in aic.SYSTEM_PROFILES.items()}
     for profile, gen in {**DERIVED, **UNPROFILED}.items():
-        target = load_hardware(profile).memory_type
-        eff, how = fitted.derive_efficiency(gen, pooled, target, mem, *_peaks(profile))
+        kw = rule(profile)  # the rule aic_fit.py derives with (memory, link, peaks, shrinkage)
+        eff, how = fitted.derive_efficiency(gen, pooled, **kw)
         if profile in VENDOR_COMPUTE:
             f = VENDOR_COMPUTE[profile]
             eff = {k: float(f"{v * f:.4g}") if k.partition("@")[0] in FLOP_KEYS else v
                    for k, v in eff.items()}  # fmt: skip
             how += f"; fraction-of-peak keys x {f:.3f} (measured CDNA 3 share of peak)"
         # per-engine overlays are NVIDIA kernels (FlashAttention-3, TRT-LLM): not for other vendors
-        engines = {} if profile in UNPROFILED else derived_engines(gen, fits, target, mem,
-                                                                   _peaks(profile))  # fmt: skip
+        engines = {} if profile in UNPROFILED else derived_engines(gen, fits, kw)
         bands = derive_bands(gen, {s: (GENERATION[s], f.intervals) for s, f in fits.items()},
-                             target, mem)  # fmt: skip
+                             kw)  # fmt: skip
         if args.check:
             print(profile, how, {k: v for k, v in eff.items() if "@" in k and "compute" in k})
             continue

@@ -48,6 +48,18 @@ def main() -> None:
     for f in families:
         cells = [pct(own[s]["errors"].get(f, {}).get("mape")) if s in own else "-" for s in SYSTEMS]
         print(f"| {f} | " + " | ".join(cells) + " |")
+    print(
+        "\n### Held-out shapes, own system, each engine with its overlay (MAPE, engines pooled)\n"
+    )
+    print("| family | " + " | ".join(SYSTEMS) + " |")
+    print("|---|" + "---:|" * len(SYSTEMS))
+    for f in families:
+        cells = []
+        for s in SYSTEMS:
+            per = {e: v[f] for e, v in own.get(s, {}).get("engines", {}).items() if f in v}
+            p = pooled(per) if per else {"n": 0}
+            cells.append(pct(p.get("mape")) if p.get("n") else "-")
+        print(f"| {f} | " + " | ".join(cells) + " |")
     print("\n### Held-out systems, efficiencies derived from the others (MAPE; band coverage)\n")
     print("| family | " + " | ".join(f"{s} ({cross[s]['case']})" for s in SYSTEMS if s in cross)
           + " | aim |")  # fmt: skip

@@ -26,9 +26,9 @@ import numpy as np
 
 from servesim.cost import comm, roofline
 from servesim.cost.calibrate import Sample
-from servesim.cost.ops import expected_distinct_experts
+from servesim.cost.ops import expected_distinct_experts, hidden_bytes
 from servesim.specs.common import SpecError
-from servesim.specs.dtypes import DTypes
+from servesim.specs.dtypes import DTYPE_BYTES, DTypes
 from servesim.specs.hardware import HardwareSpec
 
 # The aiconfigurator system ids and the servesim profiles of the same device.
@@ -280,8 +280,16 @@ def moe_time(hw: HardwareSpec, call: tuple) -> float:
     slow = math.ceil(mean * power_law_imbalance(experts, ep, topk, tokens, alpha))
     up = roofline.grouped_gemm_time(hw, slow, touched, (2 if gated else 1) * inter, hidden, dt)
     down = roofline.grouped_gemm_time(hw, slow, touched, hidden, inter, dt)
-    act = roofline.elementwise_time(hw, slow * (3 if gated else 2) * inter * 2.0)
-    return up.seconds + down.seconds + act.seconds
+    # the element-wise kernels around them, with ops.py's bytes (moe_topk over every token;
+    # moe_permute, moe_act, moe_unpermute over this rank's rows): the fused op times them all
+    act_b, hid_b = DTYPE_BYTES[dt.activations], hidden_bytes(dt)
+    up_w = 2 if gated else 1
+    side = (roofline.elementwise_time(hw, tokens * (experts * 4 + topk * 8)).seconds
+            + roofline.elementwise_time(hw, slow * 2 * hidden * act_b).seconds
+            + roofline.elementwise_time(hw, slow * (up_w * inter * hid_b + inter * act_b)).seconds
+            + roofline.elementwise_time(hw, slow * hidden * hid_b * (1.0 + 1.0 / topk)).seconds)  # fmt: skip
+    other = roofline.moe_other_rows_time(hw, tokens * topk - slow, hidden * hid_b, dt.compute)
+    return up.seconds + down.seconds + side + other
 
 
 def _block_view(hw: HardwareSpec) -> HardwareSpec:
@@ -295,17 +303,30 @@ def _block_view(hw: HardwareSpec) -> HardwareSpec:
     return dataclasses.replace(hw, efficiency=tuple(sorted(merged.items())))
 
 
-_VIEWS: dict[int, tuple[HardwareSpec, HardwareSpec]] = {}
+_VIEWS: dict[tuple[int, str], tuple[HardwareSpec, HardwareSpec]] = {}
+
+
+def _tensor_view(hw: HardwareSpec) -> HardwareSpec:
+    """``hw`` without its fp8-block MoE keys: a per-tensor fp8 MoE row runs the ``@fp8`` ones
+    (the simulator's fp8 MoE prefers the block keys, roofline.moe_format)."""
+    drop = [k for k, _ in hw.efficiency if k.startswith("moe_") and k.endswith("@fp8_block")]
+    if not drop:
+        return hw
+    import dataclasses
+
+    kept = tuple((k, v) for k, v in hw.efficiency if k not in drop)
+    return dataclasses.replace(hw, efficiency=kept)
 
 
 def _for_format(hw: HardwareSpec, fmt: str) -> HardwareSpec:
-    if fmt != "fp8_block":
+    if fmt not in ("fp8", "fp8_block"):
         return hw
-    hit = _VIEWS.get(id(hw))
+    hit = _VIEWS.get((id(hw), fmt))
     if hit is None or hit[0] is not hw:
         if len(_VIEWS) > 64:
             _VIEWS.clear()
-        hit = _VIEWS[id(hw)] = (hw, _block_view(hw))
+        view = _block_view(hw) if fmt == "fp8_block" else _tensor_view(hw)
+        hit = _VIEWS[(id(hw), fmt)] = (hw, view)
     return hit[1]
 
 
@@ -327,5 +348,7 @@ def predict(hw: HardwareSpec, s: Sample) -> float:
         ).seconds  # fmt: skip
     if op == "allreduce":
         size, n, graph = c
+        if s.family == "allreduce.custom":
+            return comm.fitted_custom_allreduce_time(hw, size, n, graph)
         return comm.allreduce_time(hw, size, n, graph=graph)
     raise ValueError(f"unknown family {s.family!r}")

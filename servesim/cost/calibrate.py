@@ -76,6 +76,9 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "overlap": (1.0, 20.0),
     "_s": (1e-8, 1e-3),
     "wave": (1e-3, 1.0),
+    "_half": (1.0, 128.0),  # rows per expert: at most one 128-row M tile of padding per expert
+    "_passes": (1e-3, 20.0),  # passes over a buffer
+    "car_scaleup": (0.02, 2.0),  # NVLS reduces in the switch: can beat the link rate
 }
 _FRACTION_BOUNDS = (0.02, 1.0)
 ALLREDUCE_AIM_BYTES = 1 << 20  # the accuracy aim for all-reduce covers messages >= 1 MiB

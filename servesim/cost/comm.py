@@ -59,6 +59,10 @@ def allreduce_time(
     if n <= 1 or bytes_ <= 0:
         return 0.0
     bw, lat = _link(hw, n, per_domain)
+    hop = params(hw)["comm_hop_s"]
+    if hop > 0.0 and _placement(hw, n, per_domain)[1] == 1:
+        # fitted: NCCL's ring inside one domain, 2(n-1) hops (its small-message LL protocol)
+        return 2.0 * (n - 1) / n * bytes_ / bw + 2 * (n - 1) * hop + _launch(hw, graph)
     return 2.0 * (n - 1) / n * bytes_ / bw + 2 * _hops(n) * lat + _launch(hw, graph)
 
 
@@ -108,8 +112,31 @@ def tp_allreduce_time(hw: HardwareSpec, bytes_: float, n: int, engine=None) -> f
         or bytes_ > e.ar_max_bytes
     ):
         return allreduce_time(hw, bytes_, n, graph=True)
+    p = params(hw)
+    if p["car_scaleup"] > 0.0:  # the profile's own fit (per engine where it has an overlay)
+        # fitted as the faster of one-shot and two-shot (fitted_custom_allreduce_time), so used so
+        return custom_allreduce_time(hw, bytes_, n, p["car_base_s"], p["car_peer_s"],
+                                     p["car_scaleup"])  # fmt: skip
     oneshot = getattr(e, "ar_oneshot_max_bytes", 0.0)
     return custom_allreduce_time(hw, bytes_, n, e.ar_base_s, e.ar_peer_s, e.ar_bw_eff, oneshot)
+
+
+# Messages above this go to NCCL in vLLM (custom_all_reduce.py max_size 8 MiB), SGLang (same
+# kernel family) and TensorRT-LLM's AUTO strategy (estimate: same cap); engines.py uses the same.
+CUSTOM_AR_MAX_BYTES = 8 * 2**20
+
+
+def fitted_custom_allreduce_time(hw: HardwareSpec, bytes_: float, n: int, graph: bool) -> float:
+    """An engine's TP all-reduce with the profile's fitted custom-all-reduce keys (``car_*``), as
+    aiconfigurator times it: custom kernel up to CUSTOM_AR_MAX_BYTES, NCCL above; an eager call
+    (not in a CUDA graph) adds ``car_eager_s`` of host work."""
+    if n <= 1 or bytes_ <= 0:
+        return 0.0
+    if bytes_ > CUSTOM_AR_MAX_BYTES or n > hw.scaleup_devices:
+        return allreduce_time(hw, bytes_, n, graph=graph)
+    p = params(hw)
+    t = custom_allreduce_time(hw, bytes_, n, p["car_base_s"], p["car_peer_s"], p["car_scaleup"])
+    return t if graph else t + p["car_eager_s"]
 
 
 def custom_allreduce_time(

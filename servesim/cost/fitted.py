@@ -30,20 +30,29 @@ from servesim.specs.hardware import HardwareSpec
 _G = ("gemm_compute", "gemm_memory", "gemm_launch_s")
 _M = ("moe_compute", "moe_memory", "moe_launch_s")
 _Q = ("gemm_quant_memory", "gemm_quant_launch_s")
+# per format: the MoE kernel differs by format (e.g. vLLM bf16 Triton, fp8-block FlashInfer CUTLASS)
+_MF = ("moe_rows_half", "moe_token_passes")
+_AR = ("car_base_s", "car_peer_s", "car_scaleup", "car_eager_s")
+# Where a key's 0 default means "off" or "as another key", the fit starts from a typical value
+# (H100 measurements of the same kernels, aiconfigurator custom_allreduce/nccl tables).
+_START = {"comm_hop_s": 1e-6, "car_base_s": 3e-6, "car_peer_s": 1e-7, "car_scaleup": 0.6,
+          "car_eager_s": 1.5e-5, "moe_rows_half": 8.0, "moe_expert_s": 1e-7,
+          "moe_token_passes": 0.5}  # fmt: skip
 # (families fitted together, keys): in order, later groups see earlier fits. Per-format keys
 # (``key@fmt``) are fitted only where the format has rows; MLA is scored with the attention fit.
 FIT_PLAN: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
-    (("gemm.bf16",), (*_G, "gemm_overlap", "gemm_overlap_s", "gemm_wave", "gemm_fill_wave")),
+    (("gemm.bf16",), (*_G, "gemm_overlap", "gemm_overlap_s", "gemm_wave", "gemm_fill_wave",
+                    "gemm_k_s")),
     *(((f"gemm.{f}",), tuple(f"{k}@{f}" for k in (*_G, *_Q))) for f in ("fp8", "fp8_block", "fp4")),
-    (("moe.bf16",), _M),
-    *(((f"moe.{f}",), tuple(f"{k}@{f}" for k in _M)) for f in ("fp8", "fp8_block", "fp4")),
+    (("moe.bf16",), (*_M, "moe_expert_s", *_MF)),
+    *(((f"moe.{f}",), tuple(f"{k}@{f}" for k in (*_M, *_MF))) for f in ("fp8", "fp8_block", "fp4")),
     (("attn_prefill.bf16",), ("attn_compute", "attn_causal", "attn_overlap",
                               "attn_prefill_launch_s", "attn_row_keys")),
     (("attn_prefill.fp8",), ("attn_compute@fp8", "attn_causal@fp8", "attn_prefill_launch_s@fp8")),
     (("attn_decode.bf16", "attn_decode.fp8"), ("attn_memory", "attn_launch_s", "attn_seq_s",
                                                "attn_wave", "attn_split_s")),
     (("allreduce.custom", "allreduce.nccl"), ("comm_scaleup", "comm_launch_s",
-                                              "comm_graph_launch_s")),
+                                              "comm_graph_launch_s", "comm_hop_s", *_AR)),
 )  # fmt: skip
 SCORED_ONLY = ("mla_prefill.bf16", "mla_decode.bf16", "mla_decode.fp8")
 # Size column of each table: subsamples keep every octave of it.
@@ -112,13 +121,18 @@ def _hash(text: str) -> float:
 
 
 def _seed(hw: HardwareSpec, keys: Sequence[str]) -> HardwareSpec:
-    """Start MoE keys at the dense GEMM's values (their 0 default means 'as dense'), and the
-    activation-quantisation pass (0 = off) at half the bandwidth and 2 us."""
+    """Start MoE keys at the dense GEMM's values (their 0 default means 'as dense'), the
+    activation-quantisation pass (0 = off) at half the bandwidth and 2 us, and the other keys
+    whose 0 means "off" at ``_START``."""
     start = {}
     for k in keys:
-        if k.startswith("moe_") and hw.eff(k) == 0.0:
+        if hw.eff(k) != 0.0:
+            continue
+        if k.partition("@")[0] in _START:
+            start[k] = _START[k.partition("@")[0]]
+        elif k.startswith("moe_"):
             start[k] = hw.eff(k.replace("moe_", "gemm_"))
-        elif k.startswith("gemm_quant_") and hw.eff(k) == 0.0:  # a quantisation pass starts on
+        elif k.startswith("gemm_quant_"):  # a quantisation pass starts on
             start[k] = 0.5 if "memory" in k else 2e-6
     return with_efficiency(hw, start) if start else hw
 
@@ -192,6 +206,7 @@ def fit_device(
         values = fit(base, mine, max_nfev=60)
         # keep only what differs by > 3% from the pooled fit: an overlay, not a copy
         diff = {k: v for k, v in values.items() if abs(v / base.eff(k) - 1.0) > 0.03}
+        diff = _helpful(base, diff, mine)
         engines[engine] = diff
         spec = with_efficiency(base, diff)
         engine_errors[engine] = {
@@ -208,11 +223,34 @@ def fit_device(
     return DeviceFit(hw.name, pooled, engines, intervals, errors, engine_errors)
 
 
+def _helpful(
+    base: HardwareSpec, diff: dict[str, float], rows: Mapping[str, list[Sample]]
+) -> dict[str, float]:
+    """The overlay without the FIT_PLAN groups whose keys do not lower the engine's own training
+    error (mean |log ratio|) on their families: a short per-engine fit that wanders (few rows,
+    60 evaluations) leaves the pooled values in place."""
+    keep = dict(diff)
+    for families, keys in FIT_PLAN:
+        mine = [k for k in keep if k in keys]
+        train = [s for f in families for s in rows.get(f, ())]
+        if not mine or not train:
+            continue
+        without = {k: v for k, v in keep.items() if k not in mine}
+        err_with = np.abs(np.log(ratios(with_efficiency(base, keep), train))).mean()
+        err_without = np.abs(np.log(ratios(with_efficiency(base, without), train))).mean()
+        if err_with >= err_without:
+            keep = without
+    return keep
+
+
 def derive_efficiency(
     generation: str,
     fitted: Mapping[str, tuple[str, Mapping[str, float]]],
     memory: str | None = None,
     memories: Mapping[str, str] | None = None,
+    link: str | None = None,
+    links: Mapping[str, str] | None = None,
+    shrink: bool = False,
     tflops: Mapping[str, Mapping[str, float]] | None = None,
     target_tflops: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float], str]:
@@ -221,30 +259,78 @@ def derive_efficiency(
     devices; over every device when the generation has none ("generation unknown"). With
     ``memory`` (e.g. "HBM3e") and the fitted devices' ``memories``, the same generation's
     devices of the same memory class (HBM or GDDR) are preferred when there are any: an HBM
-    datacenter part is not derived from a GDDR workstation part of its generation. With the
-    devices' peak ``tflops`` (name -> format -> TFLOP/s) and the target's, low-precision
-    fraction-of-peak keys transfer as speed-ups over the 16-bit peak
+    datacenter part is not derived from a GDDR workstation part of its generation.
+
+    With ``link`` (the scale-up link's name) and the fitted devices' ``links``, an NVLink device's
+    collective keys (``comm_*``, ``car_*``, ``p2p_*``) come from the NVLink devices of its
+    generation, else from every NVLink device: an NVLink all-reduce is not derived from a PCIe one (held out, B300's custom
+    all-reduce from the RTX PRO 6000's: 97% MAPE; from A100 and H100: 22%). A PCIe device's
+    collectives depend on the host's topology (peer-to-peer through a switch, or through the CPU:
+    L40S reaches 14% of the link rate, the RTX PRO 6000 server 41%), so they are derived from
+    every device. ``shrink``: a generation with n fitted devices weighs n / (n + 1) against the mean over
+    every device (one sibling is a noisy estimate of its generation), unless a sibling shares its memory class
+    (H200 from H100 alone; held out, B300 from the GDDR RTX PRO 6000 alone: 41.8% mean MAPE over the
+    families, shrunk: 35.2%; the RTX PRO 6000 from B300 and GB300: 40.3% and 37.3%).
+
+    With the devices' peak ``tflops`` (name -> format -> TFLOP/s) and the target's,
+    low-precision fraction-of-peak keys transfer as speed-ups over the 16-bit peak
     (``servesim.specs.derive.format_speedups``), so a device whose FP4 peak is a smaller
     multiple of its BF16 peak is not derived slower at FP4 than at FP8."""
-    same = {n: e for n, (g, e) in fitted.items() if g == generation}
+    speedups = bool(tflops and target_tflops)
+    every = {
+        n: format_speedups(e, tflops[n]) if speedups and n in tflops else e
+        for n, (_, e) in fitted.items()
+    }
+    same = {n: every[n] for n, (g, _) in fitted.items() if g == generation}
+    alike: dict[str, Mapping[str, float]] = {}
     if memory and memories:
         cls = _memory_class(memory)
         alike = {n: e for n, e in same.items() if _memory_class(memories.get(n, "")) == cls}
         same = alike or same
-    pool = same or {n: e for n, (_, e) in fitted.items()}
-    if tflops and target_tflops:
-        pool = {n: format_speedups(e, tflops[n]) if n in tflops else e for n, e in pool.items()}
-    keys = sorted({k for e in pool.values() for k in e})
+    pool = same or every
+    wired = every
+    wire = link is not None and links is not None and _link_class(link) == "nvlink"
+    if wire:
+        wired = {n: e for n, e in every.items() if _link_class(links.get(n, "")) == "nvlink"}
+        kin = {n: e for n, e in wired.items() if fitted[n][0] == generation}
+        wired = kin or wired or every
+    keys = sorted({k for e in every.values() for k in e})
+    weight = len(same) / (len(same) + 1.0) if shrink and same and not alike else 1.0
     out = {}
     for k in keys:
-        vals = [e[k] for e in pool.values() if k in e and e[k] > 0]
-        if vals:
-            out[k] = math.exp(float(np.mean(np.log(vals))))
-    if tflops and target_tflops:
+        if k.startswith(_LINK_KEYS) and wire:
+            value = _geomean(wired, k)
+        elif weight < 1.0:
+            a, b = _geomean(pool, k), _geomean(every, k)
+            value = a if b is None else b if a is None else a**weight * b ** (1.0 - weight)
+        else:
+            value = _geomean(pool, k)
+        if value is not None:
+            out[k] = value
+    if speedups:
         out = format_fractions(out, target_tflops)
     out = {k: float(f"{v:.4g}") for k, v in out.items()}
     how = "generation " + generation + " from " if same else "generation unknown: all of "
-    return out, how + ", ".join(sorted(pool))
+    how += ", ".join(sorted(pool))
+    if weight < 1.0:
+        how += f" (weight {weight:.2g}; the rest from all of {', '.join(sorted(every))})"
+    if wire:
+        how += f"; collectives from the NVLink devices {', '.join(sorted(wired))}"
+    return out, how
+
+
+# Keys of collectives: derived from devices with the same kind of scale-up link.
+_LINK_KEYS = ("comm_", "car_", "p2p_")
+
+
+def _geomean(pool: Mapping[str, Mapping[str, float]], key: str) -> float | None:
+    vals = [e[key] for e in pool.values() if key in e and e[key] > 0]
+    return math.exp(float(np.mean(np.log(vals)))) if vals else None
+
+
+def _link_class(name: str) -> str:
+    low = name.lower()
+    return "pcie" if "pcie" in low else ("nvlink" if "nvlink" in low else "other")
 
 
 def _memory_class(memory: str) -> str:

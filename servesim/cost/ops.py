@@ -336,9 +336,12 @@ def _moe_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism, moe_comm: 
     ops.append(Op("moe_act", "experts", FFN, moe, TOKENS, bytes_per_row=moe_act_row, **xp))
     ops.append(Op("moe_experts_down", "experts", FFN, moe, TOKENS, dims=((h, im),),
                   params=held * h * im, param_bytes=wb, **xp))  # fmt: skip
-    a2a = ep > 1 and not gather and (dp > 1 or moe_comm == "alltoall")
-    ops += _unpermute_ops(h * hid, k, moe, ep > 1 and not a2a, xp)
-    if a2a:
+    # un-permute: each expert output row is read and each token written once; the passes some
+    # engines' kernels make over the other EP ranks' rows are charged by the experts' time
+    # function (roofline.moe_other_rows_time, fitted moe_token_passes)
+    unpermute_row = h * hid * (1.0 + 1.0 / k)
+    ops.append(Op("moe_unpermute", "experts", FFN, moe, TOKENS, bytes_per_row=unpermute_row, **xp))
+    if ep > 1 and not gather and (dp > 1 or moe_comm == "alltoall"):
         # expert outputs come back 16-bit (DeepEP: fp8 dispatch, bf16 combine)
         ops.append(Op("ep_combine", "alltoall", FFN, moe, TOKENS, local=False, scope=MOE,
                       bytes_per_row=h * hid / ep, group=ep, topk=k))  # fmt: skip
@@ -354,32 +357,6 @@ def _moe_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism, moe_comm: 
         ops.append(Op("tp_allreduce", "allreduce", FFN, moe, TOKENS, bytes_per_row=h * hid,
                       group=tp, scope=MOE))  # fmt: skip
     return ops
-
-
-def _unpermute_ops(row_bytes: float, k: int, layers: int, all_tokens: bool, xp: dict) -> list[Op]:
-    """Un-permute: each expert output row read and the k rows of a token summed, weighted. A rank
-    that holds every token of the layer (``all_tokens``: EP without an all-to-all, i.e. after
-    the DP all-gather, or TP attention with EP experts) writes an output row for every token,
-    zeros where none of its experts was chosen, for the reduce-scatter / all-reduce that
-    follows (TensorRT-LLM finalize, vLLM moe_sum); otherwise each routed token is written once.
-    aiconfigurator's EP rows (every token on the rank) show that write: without it the model's
-    time falls behind the measured one as ep / topk grows (experiments/e2e_validation)."""
-    if not all_tokens:  # read every expert row, write each token once
-        return [Op("moe_unpermute", "experts", FFN, layers, TOKENS,
-                   bytes_per_row=row_bytes * (1.0 + 1.0 / k), **xp)]  # fmt: skip
-    return [
-        Op("moe_unpermute", "experts", FFN, layers, TOKENS, bytes_per_row=row_bytes, **xp),
-        Op(
-            "moe_finalize",
-            "elementwise",
-            FFN,
-            layers,
-            TOKENS,
-            local=False,
-            bytes_per_row=row_bytes,
-            scope=MOE,
-        ),  # fmt: skip
-    ]
 
 
 def _af_link_ops(model: ModelSpec, dtypes: DTypes) -> list[Op]:

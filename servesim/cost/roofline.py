@@ -141,9 +141,10 @@ def _gemm_consts(hw: HardwareSpec, dtypes: DTypes, grouped: bool = False) -> tup
     memory = by_dtype(e, "gemm_memory", dt)
     launch = by_dtype(e, "gemm_launch_s", dt)
     if grouped:  # MoE grouped GEMMs: their own fit where the profile has one (0 = as dense)
-        compute = by_dtype(e, "moe_compute", dt) or compute
-        memory = by_dtype(e, "moe_memory", dt) or memory
-        launch = by_dtype(e, "moe_launch_s", dt) or launch
+        mdt = moe_format(e, dt)
+        compute = by_dtype(e, "moe_compute", mdt) or compute
+        memory = by_dtype(e, "moe_memory", mdt) or memory
+        launch = by_dtype(e, "moe_launch_s", mdt) or launch
     consts = (
         hw, dtypes, e,
         _peak(hw, e, dt) * compute,  # FLOP/s
@@ -159,6 +160,17 @@ def _gemm_consts(hw: HardwareSpec, dtypes: DTypes, grouped: bool = False) -> tup
 
 
 _GROUPED_CONSTS: dict[tuple[int, int], tuple] = {}
+
+
+def moe_format(e: dict[str, float], dtype: str) -> str:
+    """The format whose MoE keys an fp8 MoE runs with: block-scaled fp8 (``@fp8_block``) where
+    the profile fits it. FP8 MoE checkpoints are block-scaled (128 x 128 weight blocks:
+    DeepSeek-V3/R1, Qwen3 FP8, Kimi-K2, GLM-4.5 FP8 model cards), and engines run them with
+    block-scale grouped kernels (DeepGEMM, CUTLASS, Triton w8a8 block); per-tensor fp8 MoE
+    (``@fp8``) is another, rarer kernel path (on H100 vLLM's is 3.7x TensorRT-LLM's time)."""
+    if dtype == "fp8" and "moe_compute@fp8_block" in e:
+        return "fp8_block"
+    return dtype
 
 
 def gemm_time(hw: HardwareSpec, m: int, n: int, k: int, dtypes: DTypes) -> OpTime:
@@ -237,7 +249,7 @@ def grouped_gemm_time(
     # loop short (prologue, scheduling of the group, ragged last tile); the compute time carries
     # (1 + moe_rows_half / rows), i.e. half the large-M efficiency at moe_rows_half rows, plus
     # moe_expert_s per active expert (0 and 0 by default: the plain tile model)
-    half = e["moe_rows_half"]
+    half = by_dtype(e, "moe_rows_half", moe_format(e, dtypes.compute))
     compute_s = 2.0 * tokens * n * k / flop_rate * quant * (1.0 + half / rows if half else 1.0)
     memory_s = (experts * k * n * w_bytes + tokens * (k + n) * a_bytes) / byte_rate + k * k_s
     per_expert = e["moe_expert_s"] * experts
@@ -466,6 +478,22 @@ def _attn_consts(hw: HardwareSpec, dtype: str) -> tuple:
         _ATTN_CONSTS.clear()
     _ATTN_CONSTS[(id(hw), dtype)] = consts
     return consts
+
+
+def moe_other_rows_time(
+    hw: HardwareSpec, rows: float, row_bytes: float, dtype: str = "bf16"
+) -> float:
+    """Passes (``moe_token_passes``; 0 = none) an engine's MoE kernels still make over ``rows``
+    routed rows of *other* EP ranks, ``row_bytes`` each (the 16-bit hidden state): vLLM's and
+    SGLang's Triton fused MoE size the combine buffer by every token x top-k and sum all of it,
+    whatever the EP degree, where TensorRT-LLM finalizes its own rows only (aiconfigurator
+    moe.csv.gz, H100 DeepSeek-V3 fp8-block at 16k tokens, EP 128: vLLM 0.73 ms, SGLang 2.4 ms,
+    TensorRT-LLM 0.31 ms). Element-wise bandwidth, no launch (part of the combine kernel)."""
+    e = params(hw)
+    passes = by_dtype(e, "moe_token_passes", moe_format(e, dtype))
+    if passes <= 0.0 or rows <= 0.0:
+        return 0.0
+    return passes * rows * row_bytes / (hw.memory_bw * e["elementwise_memory"])
 
 
 def elementwise_time(hw: HardwareSpec, bytes_: float) -> OpTime:

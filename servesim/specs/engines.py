@@ -212,6 +212,9 @@ _MOE: dict[tuple[str, str], dict[str, tuple[str, float]]] = {
 # Fitted MoE efficiency keys: a profile (or overlay) that has them models the engine's MoE
 # kernel itself, and the factor above would count it twice.
 _MOE_KEYS = ("moe_compute", "moe_memory", "moe_launch_s")
+# The key suffixes (`moe_compute@fp8`) a profile fits per weight class: a class without fitted
+# keys (MXFP4 on Hopper, which has no FP4 MoE rows; MXFP4 x MXFP8) keeps the measured factor.
+_MOE_FORMATS = {"16bit": {""}, "fp8": {"fp8", "fp8_block"}, "4bit": {"fp4"}, "4bit/a8": set()}
 _DEFAULT_MOE = {"vllm": "fused_moe", "sglang": "fused_moe", "trtllm": "cutlass"}
 _DEFAULT_BACKEND = {"vllm": "flash-attn", "sglang": "flashinfer", "trtllm": "trtllm-fmha"}
 
@@ -358,9 +361,13 @@ def engine_kernels(
         # overlay): the relative attention factors above, measured against vLLM-era fits, are
         # already inside it
         pf = df = 1.0
-    fitted = {k.partition("@")[0] for k in (*overlay, *dict(getattr(hardware, "efficiency", ())))}
-    if fitted & set(_MOE_KEYS):
-        moe_scale = 1.0  # the profile fits this engine's fused MoE itself
+    fitted = {
+        k.partition("@")[2]
+        for k in (*overlay, *dict(getattr(hardware, "efficiency", ())))
+        if k.partition("@")[0] in _MOE_KEYS
+    }
+    if fitted & _MOE_FORMATS[wclass]:
+        moe_scale = 1.0  # the profile fits this engine's fused MoE in this weight format itself
     return EngineKernels(
         name=f"{name}@{version}" + "".join(f"+{f}" for f in sorted(flags)),
         attention=backend,

@@ -74,12 +74,21 @@ EFFICIENCY_DEFAULTS: dict[str, tuple[float, str]] = {
     # measures 7-11 us for a 2-26 KB all-reduce on 2 GPUs in all (wire latency included), while
     # eager 4- and 8-GPU calls of the same sizes take 30-40 us, mostly host-side launch.
     "comm_graph_launch_s": (2e-6, "fixed cost per collective inside an engine step (CUDA graph)"),
+    # NCCL in one domain: a ring of 2(n-1) hops (aiconfigurator H100: 6/9.5/15.6 us at 2/4/8 GPUs)
+    "comm_hop_s": (0.0, "per-hop latency of an NCCL ring inside a scale-up domain; 0 = datasheet"),
+    # Engines' custom all-reduce, min(one-shot, two-shot) (cost.comm); 0 = the engine's constants
+    "car_base_s": (0.0, "custom all-reduce: fixed cost per call in a CUDA graph (flag sync)"),
+    "car_peer_s": (0.0, "custom all-reduce: cost per peer device (flags, one-shot reads)"),
+    "car_scaleup": (0.0, "custom all-reduce: fraction of scale-up bandwidth; 0 = engine's"),
+    "car_eager_s": (0.0, "custom all-reduce: host cost of an eager (not graph) call"),
     "p2p_scaleup": (0.75, "fraction of scale-up link bandwidth a point-to-point send reaches"),
     "p2p_scaleout": (0.70, "fraction of scale-out NIC bandwidth a point-to-point send reaches"),
     "p2p_launch_s": (5e-6, "fixed cost per point-to-point send (launch, handshake)"),
     # MoE grouped GEMMs (roofline.grouped_gemm_time); 0 = off until fitted on grouped-GEMM data
     "moe_rows_half": (0.0, "rows per expert at which a grouped GEMM runs at half efficiency"),
     "moe_expert_s": (0.0, "fixed cost per active expert of a grouped GEMM"),
+    # vLLM/SGLang fused MoE sum every token x top-k whatever the EP (roofline.moe_other_rows_time)
+    "moe_token_passes": (0.0, "16-bit passes over other EP ranks' routed rows; 0 = none"),
     # Low-precision GEMMs quantise their 16-bit activation in a kernel of their own first
     # (dynamic per-tensor/per-token/per-group scales): 0 = not charged (e.g. fused into the norm).
     "gemm_quant_memory": (
@@ -517,7 +526,9 @@ _EFF_RANGES: tuple[tuple[str, tuple[float, float, bool]], ...] = (
     ("moe_compute", (0.0, 1.0, False)),
     ("moe_memory", (0.0, 1.0, False)),
     ("quant_memory", (0.0, 1.0, False)),
+    ("car_scaleup", (0.0, 2.0, False)),  # NVLS (in-switch reduction) beats the link rate
     ("_row_keys", (0.0, 1e6, False)),  # key positions
+    ("_passes", (0.0, 100.0, False)),  # passes over a buffer; 0 = none
     ("_k_s", (0.0, 1e-6, False)),  # seconds per element of K
     ("_overlap_s", (0.0, 1.0, True)),  # a duration the overlap p grows over
     ("_s", (0.0, 1.0, False)),  # fixed costs: seconds per kernel or call

@@ -20,16 +20,18 @@ FILES = ("vidur_linear_ops.csv", "vidur_attention.csv", "vidur_collectives.csv")
 
 # (hardware, family) -> MAPE bound on held-out rows: the measured cross-source error + margin.
 BOUNDS = {
-    ("a100-sxm", "gemm"): 0.095,  # 8.5% (cuBLAS 2024 fp16 vs today's bf16 kernels)
+    ("a100-sxm", "gemm"): 0.095,  # 8.2% (cuBLAS 2024 fp16 vs today's bf16 kernels)
     ("a100-sxm", "attn_decode"): 0.12,  # 10.9%
     ("a100-sxm", "attn_prefill"): 0.18,  # 16.6%
-    ("a100-sxm", "allreduce>=1MiB"): 0.25,  # 23.6%: the custom-all-reduce fit, vidur's NCCL rows
-    ("h100-sxm", "gemm"): 0.11,  # 10.1%
+    # vidur's eager 2024 NCCL on DGX boxes vs the fit on aiconfigurator's nccl-tests rows (own
+    # held-out 11-15%): 27.5% / 16.7% (23.6% / 12.7% before the ring-hop refit)
+    ("a100-sxm", "allreduce>=1MiB"): 0.30,
+    ("h100-sxm", "gemm"): 0.10,  # 9.1%
     # vidur's H100 attention rows are a fork's FlashAttention wrapper, 3-5x slower than the
     # FlashAttention-3 kernels engines run today (69.1% / 38.3%): the old rows, not the model
     ("h100-sxm", "attn_prefill"): 0.72,
     ("h100-sxm", "attn_decode"): 0.40,
-    ("h100-sxm", "allreduce>=1MiB"): 0.14,  # 12.7%
+    ("h100-sxm", "allreduce>=1MiB"): 0.19,
     ("a100-sxm", "p2p"): 0.10,  # 8.8% (p2p keeps the vidur fit: no aiconfigurator rows)
     ("h100-sxm", "p2p"): 0.10,  # 9.2%
 }

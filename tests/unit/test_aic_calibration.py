@@ -210,11 +210,15 @@ def _aic(shared_data: Path) -> Path:
 @pytest.mark.parametrize(("system", "family", "bound"), [
     ("h100_sxm", "gemm.bf16", 0.20), ("h100_sxm", "attn_prefill.bf16", 0.35),
     ("b300_sxm", "gemm.bf16", 0.25), ("h100_sxm", "attn_decode.bf16", 0.35),
+    # the one-shot/two-shot custom all-reduce and the MoE kernel as step.py charges it (15.2%,
+    # 20.7%, 17.1% on this subsample; 32-103% and 25-50% before their formulas)
+    ("h100_sxm", "allreduce.custom", 0.20), ("b300_sxm", "moe.bf16", 0.26),
+    ("h100_sxm", "moe.fp8_block", 0.22),
 ])  # fmt: skip
 def test_shipped_profiles_rescored_on_aiconfigurator(shared_data, system, family, bound):
     """The shipped fit on held-out shapes of a small stratified subsample: MAPE bound (the
     measured value plus a margin; docs/accuracy.md has the full-table numbers)."""
-    kind = family.partition(".")[0]
+    kind = family if family.startswith("allreduce") else family.partition(".")[0]
     rows = fitted.load(_aic(shared_data), [system], per_stratum=2, kinds=[kind], seed=3)[family]
     hw = load_hardware(aic.SYSTEM_PROFILES[system])
     r = fitted.ratios(hw, [s for s in rows if fitted.is_test(s)])

@@ -46,13 +46,14 @@ def test_derive_efficiency_with_peaks():
     plain, _ = fitted.derive_efficiency("blackwell", fits)
     assert plain["gemm_compute@fp4"] == 0.31
     peaks = {"b300": B300, "gb300": {"bf16": 2500.0, "fp8": 5000.0, "fp4": 15000.0}}
-    eff, how = fitted.derive_efficiency("blackwell", fits, None, None, peaks, B200)
+    eff, how = fitted.derive_efficiency("blackwell", fits, tflops=peaks, target_tflops=B200)
     # geometric mean of the speed-ups 0.31 x 6.222 and 0.31 x 6, over B200's ratio 4
     want = 0.31 * (14000 / 2250 * 6.0) ** 0.5 / 4.0
     assert eff["gemm_compute@fp4"] == pytest.approx(want, rel=1e-3)
     assert eff["gemm_compute"] == 0.77 and "b300" in how
-    same, _ = fitted.derive_efficiency("blackwell", fits, None, None, {"b300": B300,
-                                       "gb300": B300}, B300)  # fmt: skip
+    same, _ = fitted.derive_efficiency(
+        "blackwell", fits, tflops={"b300": B300, "gb300": B300}, target_tflops=B300
+    )
     assert same == plain  # equal peak ratios: the rule changes nothing
 
 
@@ -70,7 +71,7 @@ def test_trtllm_fuses_activation_quantisation():
     e = dict(hw.efficiency)
     assert e["gemm_quant_memory@fp8"] > 0
     trt = dict(hw.for_engine("trtllm@1.0").efficiency)
-    overlay = dict(dict(hw.engines)["trtllm"])
+    overlay = {**e, **dict(dict(hw.engines)["trtllm"])}  # the engine's effective keys
     q, elem = overlay["gemm_quant_memory@fp8"], e["elementwise_memory"]
     # what remains of the fitted pass once a separate element-wise kernel is removed
     assert 1 / trt["gemm_quant_memory@fp8"] == pytest.approx(1 / q - 1 / elem)
@@ -89,7 +90,8 @@ def test_fused_gemm_saves_one_elementwise_pass():
     hw = load_hardware("h100-sxm")
     trt = hw.for_engine("trtllm")
     # the same spec with the fitted (unfused) quantisation pass of the trtllm overlay restored
-    fitted_pass = dict(dict(hw.engines)["trtllm"])
+    keys = {**dict(hw.efficiency), **dict(dict(hw.engines)["trtllm"])}
+    fitted_pass = {k: v for k, v in keys.items() if k.startswith("gemm_quant")}
     unfused = dataclasses.replace(
         trt, efficiency=tuple((dict(trt.efficiency) | fitted_pass).items())
     )
@@ -145,7 +147,11 @@ def test_overlapped_step_is_the_longer_of_gpu_and_host():
 def test_trtllm_all_reduce_stays_one_shot_to_two_mib():
     from servesim.cost import comm
 
-    hw = load_hardware("h100-sxm")
+    # the engine's own constants apply on a profile without a custom-all-reduce fit (car_*);
+    # a profile with one uses its fit, fitted as the faster of one-shot and two-shot
+    full = load_hardware("h100-sxm")
+    keep = tuple((k, v) for k, v in full.efficiency if not k.startswith("car_"))
+    hw = dataclasses.replace(full, efficiency=keep, engines=())
     k = engine_kernels("trtllm", hw, 2.0)
     assert k.ar_oneshot_max_bytes == 2 * 2**20
     bw = hw.scaleup_bw_GBps * 1e9 * k.ar_bw_eff
@@ -179,7 +185,7 @@ def test_speedup_transfer_beats_fraction_transfer_on_held_out_blackwell(shared_d
     peaks = {"rtx": dict(src.tflops)}, dict(bare.tflops)
     mape = []
     for args in ((None, None), peaks):
-        eff, _ = fitted.derive_efficiency("blackwell", pool, None, None, *args)
+        eff, _ = fitted.derive_efficiency("blackwell", pool, tflops=args[0], target_tflops=args[1])
         r = fitted.ratios(with_efficiency(bare, eff), rows)
         mape.append(float(np.mean(np.abs(1.0 / r - 1.0))))
     assert mape[1] < mape[0] - 0.02, mape  # 2 rows per stratum: about 0.31 -> 0.26
