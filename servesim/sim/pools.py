@@ -34,21 +34,48 @@ class InstanceInfo(NamedTuple):
     replica: int = -1
 
 
-def make_cost(step_fn: Any, ctx: Any, role: str, aggregates: Any) -> Any:
-    """agg tuple -> StepCost, memoised locally (bounded: decode contexts rarely repeat)."""
+def make_cost(step_fn: Any, ctx: Any, role: str, aggregates: Any, bind: Any = None) -> Any:
+    """agg tuple -> StepCost, memoised locally (bounded: decode contexts rarely repeat).
+
+    ``bind``: ``cost.bind_step_cost`` when ``step_fn`` is the default ``step_cost`` (its hot
+    path: no Aggregates built, no plan look-up per call; bound at the first step). The function
+    returned has a ``decode`` attribute: ``decode(n)`` -> a function of the decode context for
+    decode-only steps of n sequences, giving the same StepCost as
+    ``cost((0, 0, 0, 0, n, decode_ctx, n))`` (the step loop's fast-forward checks that its
+    seconds are positive).
+    """
     memo: dict = {}
+    hot: list = []  # [(plan cost, plan decode_fn)] once bound
+
+    def inner(agg: tuple) -> Any:
+        if bind is None:
+            return step_fn(ctx, role, aggregates(*agg))
+        if not hot:
+            hot.append(bind(ctx, role))
+        return hot[0][0](agg)
 
     def cost(agg: tuple) -> Any:
         c = memo.get(agg)
         if c is None:
             if len(memo) >= 65_536:
                 memo.clear()
-            c = step_fn(ctx, role, aggregates(*agg))
+            c = inner(agg)
             if not c.seconds > 0:
                 raise ValueError(f"step cost must be positive, got {c.seconds!r} for {agg}")
             memo[agg] = c
         return c
 
+    def decode(n: int) -> Any:
+        fn = None
+        if bind is not None:
+            if not hot:
+                hot.append(bind(ctx, role))
+            fn = hot[0][1](n)
+        if fn is None:
+            return lambda dc: cost((0, 0, 0, 0, n, dc, n))
+        return fn
+
+    cost.decode = decode  # type: ignore[attr-defined]
     return cost
 
 

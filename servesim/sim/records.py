@@ -177,6 +177,8 @@ def _row_writer(f: array, i: array) -> Any:
         ix((inst.id, n, agg[1] + n, kv.private + len(kv.refs), kv.total, len(inst.waiting),
             len(inst.prefilling) + inst.n_dec, emitted, steps))  # fmt: skip
 
+    # for writers of many like rows at once (steploop.fast_forward): the same two extends
+    log.rows = (f.extend, i.extend)  # type: ignore[attr-defined]
     return log
 
 

@@ -82,6 +82,12 @@ def fast_forward(inst: Any, start: float, end: float, cost: Any, agg: tuple) -> 
     hand-off), no request finishes on it, and the next iteration's KV growth fits (so the next
     iteration preempts nothing and, by the policy's monotonicity, admits nothing). The last
     iteration is applied by the caller after its timeout, as usual.
+
+    The batch is the same n sequences throughout, so the step cost comes from ``decode(n)``, a
+    function of the decode context alone (cost.step's ``decode_fn``: what does not depend on the
+    context is computed once), and only the KV column of the step row changes from row to row:
+    in the "full" step log mode the rows are written here directly (``log.rows``), the KV
+    blocks are taken once at the end (the same blocks, evicted in the same order).
     """
     horizon = inst.sink.horizon(inst)
     if end > horizon:
@@ -91,30 +97,60 @@ def fast_forward(inst: Any, start: float, end: float, cost: Any, agg: tuple) -> 
     # Nothing finishes or leaves during the run, so the first finish clock is fixed; the run
     # may apply iterations up to the one before it.
     last = dec.first_finish() - 1
+    clock = dec.clock
     buckets = dec.buckets
     bs = dec.bs
     n = dec.n
-    costf = inst.cost
+    decode = getattr(inst.cost, "decode", None)
+    costf = decode(n) if decode is not None else (lambda dc: inst.cost((0, 0, 0, 0, n, dc, n)))
     log = inst.sink.log
-    clock = dec.clock
+    rows = getattr(log, "rows", None)
     dsum = dec.dsum
     avail = kv.available
-    applied = 0
-    while end <= horizon and clock < last:
-        need = buckets[(clock + 1) % bs]
-        if need > avail:
-            break
-        clock += 1
-        dsum += n
-        dec.clock = clock
-        log(inst, start, end - start, cost, agg, n, 1)
-        kv.allocate(need)
-        avail -= need
-        applied += 1
+    taken = 0
+    c0 = clock
+    if rows is None:
+        while end <= horizon and clock < last:
+            need = buckets[(clock + 1) % bs]
+            if need > avail:
+                break
+            clock += 1
+            dsum += n
+            dec.clock = clock
+            log(inst, start, end - start, cost, agg, n, 1)  # may read the instance's state
+            kv.allocate(need)
+            avail -= need
+            agg = (0, 0, 0, 0, n, dsum + n, n)
+            cost = costf(dsum + n)
+            if not cost[0] > 0:
+                raise ValueError(f"step cost must be positive, got {cost[0]!r} for {agg}")
+            start = end
+            end = start + cost[0]
+    else:
+        fx, ix = rows
+        used = kv.private + len(kv.refs)
+        iid, total, waiting, running = inst.id, kv.total, len(inst.waiting), inst.n_running
+        while end <= horizon and clock < last:
+            need = buckets[(clock + 1) % bs]
+            if need > avail:
+                break
+            clock += 1
+            dsum += n
+            fx((start, end - start, 0) + cost[1:8])
+            ix((iid, n, n, used + taken, total, waiting, running, n, 1))
+            avail -= need
+            taken += need
+            cost = costf(dsum + n)
+            if not cost[0] > 0:
+                raise ValueError(f"step cost must be positive, got {cost[0]!r}")
+            start = end
+            end = start + cost[0]
+        if taken:
+            kv.allocate(taken)
+    applied = clock - c0
+    if applied:
         agg = (0, 0, 0, 0, n, dsum + n, n)
-        cost = costf(agg)
-        start = end
-        end = start + cost.seconds
+    dec.clock = clock
     dec.dsum = dsum
     dec.alloc_clock = clock + 1
     inst.load -= n * applied
