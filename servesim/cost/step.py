@@ -381,63 +381,6 @@ class _Plan:
         self.cache[agg] = res
         return res
 
-    def decode_fn(self, n: int):
-        """For decode-only steps of ``n`` sequences: ``f(decode_ctx) -> StepCost``, equal to the
-        bit to ``cost(Aggregates(0, 0, 0, 0, n, decode_ctx, n))`` (the same operations in the same
-        order as ``_plain``, with what does not depend on the context hoisted: the row-count
-        operators' totals, the sequence count, the kernels' constants). None with two-batch
-        overlap (its split step takes the general path)."""
-        fn = self.decode_fns.get(n)
-        if fn is None and n > 0 and not self.tbo:
-            fn = self.decode_fns[n] = self._decode_fn(n)
-        return fn
-
-    def _decode_fn(self, n: int):
-        use_s, use_pkv, use_dec = self.key_srcs
-        key = (n, n if use_s else 0, 0, n if use_dec else 0)
-        base = self.base.get(key)
-        if base is None:
-            base = self._base(key)
-        c0, mem0, k, o0, f0, b0, cb = base
-        dp, stage, overhead_s, devices = self.consts
-        dscale = self.scale["attn_decode"]
-        seqs = n if dp == 1 else math.ceil(n / dp)
-        kernels = tuple(
-            (op, kw, count, window, kernel, kv_tok, seqs * qo_tok, qh, qkv)
-            for op, is_prefill, kw, count, window, kernel, kv_tok, qo_tok, qh, qkv in self.attn_fast
-            if not is_prefill
-        )
-        windowed, decode_row = self.windowed, self._decode_row
-        new = StepCost.__new__
-
-        def cost(dc: int) -> StepCost:
-            c, mem, o, f, b = c0, mem0, o0, f0, b0
-            pairs = dc / dp
-            for op, kw, count, window, kernel, kv_tok, qo_seqs, qh, qkv in kernels:
-                if window and pairs >= seqs * window:
-                    row = windowed.get((op.name, seqs))
-                    if row is None:
-                        row = windowed[(op.name, seqs)] = decode_row(op, kw, seqs, seqs * window)
-                    fl, by, s, bound, _ = row
-                else:
-                    by = pairs * kv_tok + qo_seqs
-                    fl = 2.0 * pairs * qh * qkv
-                    s, bound = kernel(fl, by, seqs, pairs)
-                    s *= dscale
-                t = count * s
-                if bound == "compute":
-                    c += t
-                elif bound == "memory":
-                    mem += t
-                else:
-                    o += t
-                f += count * fl * stage
-                b += count * by * stage
-            ovh = o + overhead_s
-            return new(StepCost, c + mem + k + ovh, f, b, cb, c, mem, k, ovh, devices)
-
-        return cost
-
     def _two_batch(self, agg: Aggregates, whole: StepCost) -> StepCost:
         """Two-batch overlap (SGLang --enable-two-batch-overlap, DeepEP): the batch runs as two
         micro-batches, the communication of one under the computation of the other. Each
@@ -612,8 +555,9 @@ def bind_step_cost(ctx: CostContext, role: str) -> tuple:
     ``step_cost(ctx, role, agg)`` for an aggregates tuple (a plain tuple in Aggregates order is
     enough), and ``decode(n)`` gives a function of the decode context for decode-only steps of n
     sequences (``_Plan.decode_fn``; None where only ``cost`` applies)."""
-    plan = _plan(ctx, role)
-    return plan.cost, plan.decode_fn
+    from servesim.cost.stepfast import bind
+
+    return bind(_plan(ctx, role))
 
 
 def breakdown(ctx: CostContext, role: str, agg: Aggregates) -> list[OpCost]:

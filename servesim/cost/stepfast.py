@@ -1,0 +1,163 @@
+"""The engine's hot path into step.py's plans: the same step costs with the per-call overhead
+taken out.
+
+``bind(plan) -> (cost, decode)``:
+
+- ``cost(agg)``: ``plan.cost(agg)`` for an aggregates tuple (a plain tuple in Aggregates order),
+  with every plan constant bound once as a local instead of read per call (no memo here: the
+  engine memoises);
+- ``decode(n)``: for decode-only steps of ``n`` sequences, ``f(decode_ctx) -> StepCost``, equal
+  to ``plan.cost((0, 0, 0, 0, n, decode_ctx, n))``. For a fixed decode batch the row-count
+  operators' totals, the sequence count and the kernels' constants do not depend on the context:
+  they are computed once per n, so a step costs one kernel call per attention operator.
+
+Both repeat ``_Plan._plain``'s operations in the same order (floating point results are equal to
+the bit; tests/unit/test_stepfast.py compares them on random batches) and call the kernel
+functions the plan holds, so a change to a kernel or to the operator list shows here unchanged.
+Two-batch overlap plans use ``plan.cost`` (its split step takes the general path).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from servesim.cost.step import Aggregates, StepCost
+
+
+def bind(plan: Any) -> tuple:
+    """``(cost, decode)`` for one plan (see the module docstring)."""
+    if plan.tbo:
+        return plan.cost, lambda n: None
+    return cost_fn(plan), lambda n: decode_fn(plan, n)
+
+
+def cost_fn(plan: Any):
+    """``agg -> StepCost``: ``plan._plain`` with its constants bound (plans without two-batch
+    overlap, where ``plan.cost`` is ``_plain``)."""
+    use_s, use_pkv, use_dec = plan.key_srcs
+    base_get, base_new = plan.base.get, plan._base
+    dp, stage, overhead_s, devices = plan.consts
+    pscale, dscale = plan.scale["attn_prefill"], plan.scale["attn_decode"]
+    attn = plan.attn_fast
+    eager = plan.eager_kernels
+    windowed, decode_row, prefill_row = plan.windowed, plan._decode_row, plan._prefill_row
+    new = StepCost.__new__
+    ceil = math.ceil
+
+    def cost(agg: tuple) -> StepCost:
+        pt, ps, pa, pc, ds, dc, sampled = agg
+        key = (pt + ds, sampled if use_s else 0, pt + pc if use_pkv else 0, ds if use_dec else 0)
+        base = base_get(key)
+        if base is None:
+            base = base_new(key)
+        c, mem, k, o, f, b, cb = base
+        for op, is_prefill, kw, count, window, kernel, kv_tok, qo_tok, qh, qkv in attn:
+            # a kernel with no sequences contributes exact zeros: skipped
+            if is_prefill:
+                if ps <= 0:
+                    continue
+                new_t, pairs, ctxt = pt / dp, pa / dp, pc / dp
+                seqs = ps if dp == 1 else ceil(ps / dp)
+                if window:
+                    pairs = min(pairs, new_t * window)
+                    ctxt = min(ctxt, seqs * window)
+                by = (ctxt + new_t) * kv_tok + new_t * qo_tok
+                fl = 2.0 * pairs * qh * qkv
+                if pairs > 0.0:
+                    causal = min(pairs, new_t * (new_t + 1) / 2.0)  # as step._causal_pairs
+                    s, bound = kernel(fl, by, seqs, new_t, pairs, causal)
+                    s *= pscale
+                else:  # the general kernel model derives pairs from the FLOPs
+                    fl, by, s, bound, _ = prefill_row(op, kw, Aggregates(*agg))
+            else:
+                if ds <= 0:
+                    continue
+                seqs = ds if dp == 1 else ceil(ds / dp)
+                pairs = dc / dp
+                if window and pairs >= seqs * window:
+                    # every sequence is past its window: the row depends on the batch size only
+                    row = windowed.get((op.name, seqs))
+                    if row is None:
+                        row = windowed[(op.name, seqs)] = decode_row(op, kw, seqs, seqs * window)
+                    fl, by, s, bound, _ = row
+                else:
+                    by = pairs * kv_tok + seqs * qo_tok
+                    fl = 2.0 * pairs * qh * qkv
+                    s, bound = kernel(fl, by, seqs, pairs)
+                    s *= dscale
+            t = count * s
+            if bound == "compute":
+                c += t
+            elif bound == "memory":
+                mem += t
+            else:
+                o += t
+            f += count * fl * stage
+            b += count * by * stage
+        ovh = o + overhead_s
+        if ps > 0 and eager:
+            # as _plain: host launch time shows only when it exceeds the GPU time
+            ovh += max(0.0, eager - (c + mem + k + o))
+        return new(StepCost, c + mem + k + ovh, f, b, cb, c, mem, k, ovh, devices)
+
+    return cost
+
+
+def decode_fn(plan: Any, n: int):
+    """``decode_ctx -> StepCost`` for decode-only steps of ``n`` > 0 sequences (memoised per n on
+    the plan); None for two-batch-overlap plans."""
+    if plan.tbo or n <= 0:
+        return None
+    fns = plan.decode_fns
+    fn = fns.get(n)
+    if fn is None:
+        fn = fns[n] = _decode_fn(plan, n)
+    return fn
+
+
+def _decode_fn(plan: Any, n: int):
+    use_s, _, use_dec = plan.key_srcs
+    key = (n, n if use_s else 0, 0, n if use_dec else 0)
+    base = plan.base.get(key)
+    if base is None:
+        base = plan._base(key)
+    c0, mem0, k, o0, f0, b0, cb = base
+    dp, stage, overhead_s, devices = plan.consts
+    dscale = plan.scale["attn_decode"]
+    seqs = n if dp == 1 else math.ceil(n / dp)
+    kernels = tuple(
+        (op, kw, count, window, kernel, kv_tok, seqs * qo_tok, qh, qkv)
+        for op, is_prefill, kw, count, window, kernel, kv_tok, qo_tok, qh, qkv in plan.attn_fast
+        if not is_prefill
+    )
+    windowed, decode_row = plan.windowed, plan._decode_row
+    new = StepCost.__new__
+
+    def cost(dc: int) -> StepCost:
+        c, mem, o, f, b = c0, mem0, o0, f0, b0
+        pairs = dc / dp
+        for op, kw, count, window, kernel, kv_tok, qo_seqs, qh, qkv in kernels:
+            if window and pairs >= seqs * window:
+                row = windowed.get((op.name, seqs))
+                if row is None:
+                    row = windowed[(op.name, seqs)] = decode_row(op, kw, seqs, seqs * window)
+                fl, by, s, bound, _ = row
+            else:
+                by = pairs * kv_tok + qo_seqs
+                fl = 2.0 * pairs * qh * qkv
+                s, bound = kernel(fl, by, seqs, pairs)
+                s *= dscale
+            t = count * s
+            if bound == "compute":
+                c += t
+            elif bound == "memory":
+                mem += t
+            else:
+                o += t
+            f += count * fl * stage
+            b += count * by * stage
+        ovh = o + overhead_s
+        return new(StepCost, c + mem + k + ovh, f, b, cb, c, mem, k, ovh, devices)
+
+    return cost
