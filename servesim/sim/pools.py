@@ -45,14 +45,17 @@ def make_cost(step_fn: Any, ctx: Any, role: str, aggregates: Any, bind: Any = No
     seconds are positive).
     """
     memo: dict = {}
-    hot: list = []  # [(plan cost, plan decode_fn)] once bound
+    fast: Any = None  # the bound decode(n), once bound
 
-    def inner(agg: tuple) -> Any:
-        if bind is None:
-            return step_fn(ctx, role, aggregates(*agg))
-        if not hot:
-            hot.append(bind(ctx, role))
-        return hot[0][0](agg)
+    def general(agg: tuple) -> Any:
+        return step_fn(ctx, role, aggregates(*agg))
+
+    def first(agg: tuple) -> Any:
+        nonlocal inner, fast
+        inner, fast = bind(ctx, role)
+        return inner(agg)
+
+    inner = general if bind is None else first
 
     def cost(agg: tuple) -> Any:
         c = memo.get(agg)
@@ -66,11 +69,10 @@ def make_cost(step_fn: Any, ctx: Any, role: str, aggregates: Any, bind: Any = No
         return c
 
     def decode(n: int) -> Any:
-        fn = None
-        if bind is not None:
-            if not hot:
-                hot.append(bind(ctx, role))
-            fn = hot[0][1](n)
+        nonlocal inner, fast
+        if bind is not None and fast is None:
+            inner, fast = bind(ctx, role)
+        fn = fast(n) if fast is not None else None
         if fn is None:
             return lambda dc: cost((0, 0, 0, 0, n, dc, n))
         return fn
