@@ -550,16 +550,6 @@ def step_cost(ctx: CostContext, role: str, agg: Aggregates) -> StepCost:
     return _plan(ctx, role).cost(agg)
 
 
-def bind_step_cost(ctx: CostContext, role: str) -> tuple:
-    """``(cost, decode)`` for one (ctx, role), the engine's hot path: ``cost(agg)`` is
-    ``step_cost(ctx, role, agg)`` for an aggregates tuple (a plain tuple in Aggregates order is
-    enough), and ``decode(n)`` gives a function of the decode context for decode-only steps of n
-    sequences (``_Plan.decode_fn``; None where only ``cost`` applies)."""
-    from servesim.cost.stepfast import bind
-
-    return bind(_plan(ctx, role))
-
-
 def breakdown(ctx: CostContext, role: str, agg: Aggregates) -> list[OpCost]:
     """Per-operator costs of the same step (same formulas): sum(count*seconds) + overhead == seconds."""
     return _plan(ctx, role).breakdown(agg)

@@ -1,7 +1,7 @@
 """The engine's hot path into step.py's plans: the same step costs with the per-call overhead
 taken out.
 
-``bind(plan) -> (cost, decode)``:
+``bind_step_cost(ctx, role) -> (cost, decode)`` (the cost face exports it):
 
 - ``cost(agg)``: ``plan.cost(agg)`` for an aggregates tuple (a plain tuple in Aggregates order),
   with every plan constant bound once as a local instead of read per call (no memo here: the
@@ -22,7 +22,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from servesim.cost.step import Aggregates, StepCost
+from servesim.cost.step import Aggregates, CostContext, StepCost, _plan
+
+
+def bind_step_cost(ctx: CostContext, role: str) -> tuple:
+    """``(cost, decode)`` for one (ctx, role), the engine's hot path: ``cost(agg)`` is
+    ``step_cost(ctx, role, agg)`` for an aggregates tuple (a plain tuple in Aggregates order is
+    enough), and ``decode(n)`` gives a function of the decode context for decode-only steps of n
+    sequences (None where only ``cost`` applies)."""
+    return bind(_plan(ctx, role))
 
 
 def bind(plan: Any) -> tuple:

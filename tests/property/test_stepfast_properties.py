@@ -7,7 +7,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from servesim.cost.step import CostContext, _plan, bind_step_cost
+from servesim.cost.step import CostContext, _plan
+from servesim.cost.stepfast import bind_step_cost
 from servesim.specs.config import Parallelism
 from servesim.specs.dtypes import DTypes
 from servesim.specs.engines import engine_kernels
