@@ -196,8 +196,15 @@ class Instance:
     def grow_decodes(self) -> int:
         """Allocate the decode set's blocks for the next iteration, preempting newest-first."""
         dec = self.dec
+        kv = self.kv
+        clock = dec.clock
+        need = dec.buckets[clock % dec.bs] if dec.alloc_clock == clock else 0
+        if need <= kv.free and dec.n:  # the common case, as below: no preemption, no eviction
+            kv.free -= need
+            kv.private += need
+            dec.alloc_clock = clock + 1
+            return 0
         preempted = 0
-        need = dec.blocks_needed()
         while need > self.kv.available and dec.n:
             self.preempt_newest()
             preempted += 1
@@ -213,8 +220,14 @@ class Instance:
         Returns (scheduled, preempted); not scheduled when ``r`` itself was the newest.
         """
         kvm = self.kvm
-        need = kvm.prefill_growth(r, c)
+        kv = self.kv
+        need = kv.blocks_for(r.computed + c) - len(r.cached_hashes) - r.blocks  # prefill_growth
         if need <= 0:  # reserved at admission
+            return True, 0
+        if need <= kv.free:  # kvm.allocate's common case (no eviction)
+            kv.free -= need
+            kv.private += need
+            r.blocks += need
             return True, 0
         preempted = 0
         while not kvm.allocate(r, need):
