@@ -95,6 +95,7 @@ assert set(FLOAT_COLS) | set(INT_COLS) == set(STEP_COLUMNS)
 _NF, _NI = len(FLOAT_COLS), len(INT_COLS)
 _F = {k: i for i, k in enumerate(FLOAT_COLS)}
 _I = {k: i for i, k in enumerate(INT_COLS)}
+_SEGMENT_ROWS = 1 << 16  # rows moved from the log into the columns at a time (StepLog.arrays)
 
 
 class StepLog:
@@ -136,29 +137,37 @@ class StepLog:
         self._last[inst.id] = (row, start + dur, n if agg[0] == 0 else -1)
 
     def arrays(self) -> StepTable:
-        """Columns as numpy arrays, rows ordered by (start_s, instance). Consumes the log."""
-        f = np.frombuffer(self.f, dtype=np.float64).reshape(-1, _NF) if len(self.f) else (
-            np.zeros((0, _NF)))  # fmt: skip
-        ints = np.frombuffer(self.i, dtype=np.int32).reshape(-1, _NI) if len(self.i) else (
-            np.zeros((0, _NI), dtype=np.int32))  # fmt: skip
-        inst = ints[:, _I["instance"]].copy()
-        start = f[:, _F["start_s"]].copy()
-        order = None
-        if len(inst) and not (
+        """Columns as numpy arrays, rows ordered by (start_s, instance). Consumes the log.
+
+        The rows are moved into the columns from the end of the log in segments, the log
+        shrinking behind them, so a long log and its columns are not both held whole (a
+        million-request run's step log is ~0.5 GB)."""
+        n = len(self)
+        out = {k: np.empty(n, dtype=np.dtype(code)) for k, code in StepTable.COLUMNS.items()}
+        fcols = [(out[k], _F[k]) for k in FLOAT_COLS]
+        icols = [(out[k], _I[k]) for k in INT_COLS]
+        f, i = self.f, self.i
+        hi = n
+        while hi > 0:
+            lo = max(0, hi - _SEGMENT_ROWS)
+            fv = np.frombuffer(f, np.float64, (hi - lo) * _NF, lo * _NF * 8).reshape(-1, _NF)
+            iv = np.frombuffer(i, np.int32, (hi - lo) * _NI, lo * _NI * 4).reshape(-1, _NI)
+            for col, j in fcols:
+                col[lo:hi] = fv[:, j]
+            for col, j in icols:
+                col[lo:hi] = iv[:, j]
+            del fv, iv  # release the buffers before the arrays shrink
+            del f[lo * _NF :], i[lo * _NI :]
+            hi = lo
+        self.f, self.i = array("d"), array("i")
+        inst, start = out["instance"], out["start_s"]
+        if n and not (
             np.all(np.diff(start) >= 0)
-            and (len(np.unique(inst)) == 1 or _ties_ordered(start, inst))
+            and (inst.min() == inst.max() or _ties_ordered(start, inst))
         ):
             order = np.lexsort((inst, start))
-        out = {}
-        for k, code in STEP_COLUMNS.items():
-            if k in _F:
-                v = f[:, _F[k]].astype(np.dtype(code))
-            else:
-                v = ints[:, _I[k]].astype(np.dtype(code))
-            out[k] = v[order] if order is not None else v
-        out["instance"] = out["instance"].astype(np.int64)
-        del f, ints
-        self.f, self.i = array("d"), array("i")
+            for k in out:
+                out[k] = out[k][order]
         return StepTable(out)
 
 
@@ -209,10 +218,18 @@ class RequestLog:
         self.count += 1
 
     def arrays(self) -> RequestTable:
-        """Columns as numpy arrays, rows ordered by request_id."""
-        out = {k: _np(v, t) for (k, v), t in zip(self.cols.items(), self._codes)}
-        order = np.argsort(out["request_id"], kind="stable")
-        out = {k: v[order] for k, v in out.items()}
+        """Columns as numpy arrays, rows ordered by request_id. Consumes the log (each typed
+        array is dropped once its ordered column exists)."""
+        cols = self.cols
+        ids = _np(cols["request_id"], "q")
+        order = np.argsort(ids, kind="stable")
+        out = {}
+        for k, t in zip(list(cols), self._codes):
+            v = _np(cols[k], t) if k != "request_id" else ids
+            out[k] = v[order]
+            del v
+            cols[k] = array(t)
+        self._app = tuple(cols[k].append for k in REQUEST_COLUMNS)  # (the old arrays' go)
         for k in ("instance", "prefill_instance", "preemptions"):
             out[k] = out[k].astype(np.int64)
         return RequestTable(out)
