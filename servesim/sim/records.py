@@ -3,6 +3,7 @@ one record per finished request, in typed array columns (no per-row objects), nu
 
 from __future__ import annotations
 
+import struct
 from array import array
 from typing import Any
 
@@ -85,7 +86,7 @@ class RequestTable(Table):
 
 
 # The step log keeps two interleaved typed arrays: one row = FLOAT_COLS doubles + INT_COLS int32s,
-# written with one extend() each (a step row costs two C calls, not one append per column).
+# each half packed by one struct and appended as bytes (no append per column).
 # prefill_tokens travels as a double (exact below 2**53) and leaves as int64.
 FLOAT_COLS = ("start_s", "duration_s", "prefill_tokens", "flops", "bytes", "comm_bytes",
               "compute_s", "memory_s", "comm_s", "overhead_s")  # fmt: skip
@@ -95,6 +96,9 @@ assert set(FLOAT_COLS) | set(INT_COLS) == set(STEP_COLUMNS)
 _NF, _NI = len(FLOAT_COLS), len(INT_COLS)
 _F = {k: i for i, k in enumerate(FLOAT_COLS)}
 _I = {k: i for i, k in enumerate(INT_COLS)}
+_FLOAT_ROW = struct.Struct(f"{_NF}d")  # native layout, as array("d") and array("i") hold them
+_INT_ROW = struct.Struct(f"{_NI}i")
+assert _FLOAT_ROW.size == _NF * array("d").itemsize and _INT_ROW.size == _NI * array("i").itemsize
 _SEGMENT_ROWS = 1 << 16  # rows moved from the log into the columns at a time (StepLog.arrays)
 
 
@@ -162,8 +166,7 @@ class StepLog:
         self.f, self.i = array("d"), array("i")
         inst, start = out["instance"], out["start_s"]
         if n and not (
-            np.all(np.diff(start) >= 0)
-            and (inst.min() == inst.max() or _ties_ordered(start, inst))
+            np.all(np.diff(start) >= 0) and (inst.min() == inst.max() or _ties_ordered(start, inst))
         ):
             order = np.lexsort((inst, start))
             for k in out:
@@ -177,17 +180,20 @@ def _ties_ordered(start: np.ndarray, inst: np.ndarray) -> bool:
 
 
 def _row_writer(f: array, i: array) -> Any:
-    """A function appending one step row (two extend calls, bound as defaults: fast locals)."""
+    """A function appending one step row: each half packed by a struct (native doubles and
+    int32s, the arrays' own layout) and appended as bytes, about 3x cheaper than extending the
+    arrays with tuples. The callables are bound as defaults (fast locals)."""
+    fb, ib, pf, pi = f.frombytes, i.frombytes, _FLOAT_ROW.pack, _INT_ROW.pack
 
-    def log(inst, start, dur, cost, agg, emitted, steps, fx=f.extend, ix=i.extend):
+    def log(inst, start, dur, cost, agg, emitted, steps, fb=fb, ib=ib, pf=pf, pi=pi):
         kv = inst.kv
         n = agg[4]
-        fx((start, dur, agg[0]) + cost[1:8])
-        ix((inst.id, n, agg[1] + n, kv.private + len(kv.refs), kv.total, len(inst.waiting),
-            len(inst.prefilling) + inst.n_dec, emitted, steps))  # fmt: skip
+        fb(pf(start, dur, agg[0], *cost[1:8]))
+        ib(pi(inst.id, n, agg[1] + n, kv.private + len(kv.refs), kv.total, len(inst.waiting),
+              len(inst.prefilling) + inst.n_dec, emitted, steps))  # fmt: skip
 
-    # for writers of many like rows at once (steploop.fast_forward): the same two extends
-    log.rows = (f.extend, i.extend)  # type: ignore[attr-defined]
+    # for writers of many like rows at once (steploop.fast_forward): the same appends and packs
+    log.rows = (fb, ib, pf, pi)  # type: ignore[attr-defined]
     return log
 
 

@@ -127,7 +127,7 @@ def fast_forward(inst: Any, start: float, end: float, cost: Any, agg: tuple) -> 
             start = end
             end = start + cost[0]
     else:
-        fx, ix = rows
+        fb, ib, pf, pi = rows
         used = kv.private + len(kv.refs)
         iid, total, waiting, running = inst.id, kv.total, len(inst.waiting), inst.n_running
         while end <= horizon and clock < last:
@@ -136,8 +136,8 @@ def fast_forward(inst: Any, start: float, end: float, cost: Any, agg: tuple) -> 
                 break
             clock += 1
             dsum += n
-            fx((start, end - start, 0) + cost[1:8])
-            ix((iid, n, n, used + taken, total, waiting, running, n, 1))
+            fb(pf(start, end - start, 0, *cost[1:8]))
+            ib(pi(iid, n, n, used + taken, total, waiting, running, n, 1))
             avail -= need
             taken += need
             cost = costf(dsum + n)
