@@ -197,12 +197,11 @@ class Instance:
         """Allocate the decode set's blocks for the next iteration, preempting newest-first."""
         dec = self.dec
         kv = self.kv
-        clock = dec.clock
-        need = dec.buckets[clock % dec.bs] if dec.alloc_clock == clock else 0
+        need = dec.blocks_needed()
         if need <= kv.free and dec.n:  # the common case, as below: no preemption, no eviction
             kv.free -= need
             kv.private += need
-            dec.alloc_clock = clock + 1
+            dec.alloc_clock = dec.clock + 1
             return 0
         preempted = 0
         while need > self.kv.available and dec.n:
