@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from servesim.cost.step import CostContext, _plan
+from servesim.cost.step import CostContext, StepCost, _plan
 from servesim.cost.stepfast import bind_step_cost
 from servesim.specs.config import Parallelism
 from servesim.specs.dtypes import DTypes
@@ -58,6 +58,7 @@ def test_bound_cost_equals_plan_cost_to_the_bit(batch, which, role):
     ctx = CONTEXTS[which]
     cost, _ = bind_step_cost(ctx, role)
     agg = _agg(*batch)
+    assert type(cost(agg)) is StepCost and cost(agg).seconds == cost(agg)[0]
     assert tuple(cost(agg)) == tuple(_plan(ctx, role)._plain(agg))
     assert tuple(cost(agg)) == tuple(_plan(ctx, role).cost(agg))
 
@@ -77,6 +78,7 @@ def test_decode_fn_equals_plan_cost_over_a_run_of_decode_steps(decode, which, ro
     f = decode_fn(n)
     assert f is not None
     plan = _plan(ctx, role)
+    assert type(f(dc)) is StepCost
     for _ in range(steps):
         assert tuple(f(dc)) == tuple(plan.cost((0, 0, 0, 0, n, dc, n)))
         dc += n
