@@ -204,6 +204,7 @@ def measure(name: str) -> dict:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:
+        sys.path.insert(0, str(REPO))  # this checkout's servesim, installed or not
         print(json.dumps(measure(argv[1])))
         return 0
     out = None
