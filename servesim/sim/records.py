@@ -140,6 +140,71 @@ class StepLog:
         self._full(inst, start, dur, cost, agg, emitted, steps)
         self._last[inst.id] = (row, start + dur, n if agg[0] == 0 else -1)
 
+    def log_decode_run(self, inst: Any, n: int, items: list) -> None:
+        """ "runs" mode: rows for consecutive decode-only iterations of ``inst`` with ``n``
+        sequences, each item (start, duration, cost, kv_used_blocks): what calling ``log`` once
+        per iteration writes (the same merges, with the same float additions in the same order,
+        kept in locals and written back once per row). The queue and batch columns do not change
+        within such a run; ``kv_used_blocks`` is given because the caller takes the blocks of
+        the whole run at its end."""
+        assert self.mode == "runs", "full-mode rows are written directly (log.rows)"
+        self._merge_decode_run(inst, n, items)
+
+    def _merge_decode_run(self, inst: Any, n: int, items: list) -> None:
+        f, i = self.f, self.i
+        fb, ib, pf, pi = self._full.rows  # type: ignore[attr-defined]
+        iid, total, nw, nr = inst.id, inst.kv.total, len(inst.waiting), inst.n_running
+        last = self._last.get(iid)
+        row = -1  # the row whose sums are held in the locals below
+        d = c1 = c2 = c3 = c4 = c5 = c6 = c7 = 0.0
+        kv_used = emitted = steps = 0
+        for start, dur, cost, used in items:
+            if last is not None and last[2] == n and last[1] == start:
+                if row != last[0]:
+                    row = last[0]
+                    fr, ir = row * _NF, row * _NI
+                    d, _, c1, c2, c3, c4, c5, c6, c7 = f[fr + 1 : fr + _NF]
+                    emitted, steps = i[ir + 7], i[ir + 8]
+                d += dur
+                c1 += cost[1]
+                c2 += cost[2]
+                c3 += cost[3]
+                c4 += cost[4]
+                c5 += cost[5]
+                c6 += cost[6]
+                c7 += cost[7]
+                kv_used = used
+                emitted += n
+                steps += 1
+                last = (row, start + dur, n)
+                continue
+            if row >= 0:
+                self._put_sums(
+                    row, (d, c1, c2, c3, c4, c5, c6, c7), kv_used, nw, nr, emitted, steps
+                )
+                row = -1
+            new = len(self)
+            fb(pf(start, dur, 0, *cost[1:8]))
+            ib(pi(iid, n, n, used, total, nw, nr, n, 1))
+            last = (new, start + dur, n)
+        if row >= 0:
+            self._put_sums(row, (d, c1, c2, c3, c4, c5, c6, c7), kv_used, nw, nr, emitted, steps)
+        if last is not None:
+            self._last[iid] = last
+
+    def _put_sums(self, row: int, sums: tuple, kv_used: int, nw: int, nr: int, emitted: int,
+                  steps: int) -> None:  # fmt: skip
+        f, i = self.f, self.i
+        fr, ir = row * _NF, row * _NI
+        f[fr + 1] = sums[0]
+        for k, v in enumerate(sums[1:], start=3):
+            f[fr + k] = v
+        i[ir + 3] = kv_used
+        i[ir + 5] = nw
+        i[ir + 6] = nr
+        i[ir + 7] = emitted
+        i[ir + 8] = steps
+
     def arrays(self) -> StepTable:
         """Columns as numpy arrays, rows ordered by (start_s, instance). Consumes the log.
 

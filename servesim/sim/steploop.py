@@ -104,12 +104,37 @@ def fast_forward(inst: Any, start: float, end: float, cost: Any, agg: tuple) -> 
     decode = getattr(inst.cost, "decode", None)
     costf = decode(n) if decode is not None else (lambda dc: inst.cost((0, 0, 0, 0, n, dc, n)))
     log = inst.sink.log
-    rows = getattr(log, "rows", None)
+    rows = getattr(log, "rows", None)  # records' "full" row writer
+    owner = getattr(log, "__self__", None)
+    merge = None  # records' "runs" log: rows of a whole run merged at once
+    if rows is None and log is getattr(owner, "log", None):
+        merge = getattr(owner, "log_decode_run", None)
     dsum = dec.dsum
     avail = kv.available
     taken = 0
     c0 = clock
-    if rows is None:
+    if merge is not None:
+        items = []
+        used = kv.private + len(kv.refs)
+        while end <= horizon and clock < last:
+            need = buckets[(clock + 1) % bs]
+            if need > avail:
+                break
+            clock += 1
+            dsum += n
+            items.append((start, end - start, cost, used + taken))
+            avail -= need
+            taken += need
+            cost = costf(dsum + n)
+            if not cost[0] > 0:
+                raise ValueError(f"step cost must be positive, got {cost[0]!r}")
+            start = end
+            end = start + cost[0]
+        if items:
+            merge(inst, n, items)
+        if taken:
+            kv.allocate(taken)
+    elif rows is None:
         while end <= horizon and clock < last:
             need = buckets[(clock + 1) % bs]
             if need > avail:

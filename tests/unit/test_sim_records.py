@@ -95,3 +95,34 @@ def test_request_log_sorted_by_id_and_consumed():
     assert t["finish_s"].tolist() == [1.0, 3.0, 6.0, 10.0]
     assert t["instance"].dtype == np.int64 and t["preemptions"].tolist() == [0, 0, 1, 1]
     assert all(len(c) == 0 for c in log.cols.values())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_runs_mode_decode_run_equals_one_log_call_per_iteration(seed):
+    """log_decode_run (a fast-forwarded run, KV taken at its end) writes what per-iteration
+    ``log`` calls write, merges included; some items do not continue the row before them."""
+    rng = np.random.default_rng(seed)
+    inst = _inst(0, rng)
+    inst.kv.used = inst.kv.private
+    inst.n_running = len(inst.prefilling) + inst.n_dec
+    n = 7
+    items, t = [], 0.0
+    for j in range(60):
+        dur = float(rng.exponential(0.02)) + 1e-4
+        cost = (dur, *rng.random(6) * 1e12, 0.001, 8)
+        if j % 17 == 5:
+            t += 1e-3  # a gap: the next iteration starts a new row
+        items.append((t, dur, cost, 100 + j))
+        t = t + dur
+    logs = [StepLog("runs"), StepLog("runs")]
+    for log in logs:  # one earlier row of the same batch that the run continues
+        prev = (0, 0, 0, 0, n, 0, n)
+        log.log(inst, -0.5, 0.5, (0.5, 1.0, 2.0, 0.0, 0.1, 0.2, 0.0, 0.2, 8), prev, n, 1)
+    for start, dur, cost, used in items:
+        inst.kv.private = inst.kv.used = used
+        logs[0].log(inst, start, dur, cost, (0, 0, 0, 0, n, 0, n), n, 1)
+    logs[1].log_decode_run(inst, n, items)
+    a, b = logs[0].arrays(), logs[1].arrays()
+    assert a["steps"].sum() == 61 and len(a["steps"]) < 61
+    for k in a:
+        assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
