@@ -68,6 +68,9 @@ class Result:
     def __delattr__(self, name: str) -> None:
         raise FrozenInstanceError(f"cannot delete field {name!r}")
 
+    def __reduce__(self) -> tuple:  # pickling (sweeps in worker processes) through __init__
+        return (Result, (self.summary, self._requests, self._steps, self.config, self.raw))
+
     @property
     def requests(self) -> pd.DataFrame:
         """Per-request records (``requests_frame``)."""
