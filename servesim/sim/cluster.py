@@ -106,9 +106,7 @@ class Cluster:
         self.progress = progress
         self.horizon_sources: list[Callable[[Any], float]] = []
         rngs = rng_streams(cfg.seed)
-        bind = None
         if step_fn is None:
-            from servesim.cost import bind_step_cost as bind
             from servesim.cost import step_cost as step_fn
         from servesim.sim.disagg import moe_imbalance_of
 
@@ -139,7 +137,7 @@ class Cluster:
                 ),
             )
             blocks = kv_blocks if kv_blocks is not None else _kv_blocks(ctx, spec, cfg.source)
-            cost = make_cost(step_fn, ctx, spec.role, Aggregates, bind)
+            cost = make_cost(step_fn, ctx, spec.role, Aggregates)
             pool = cls(self, spec, first, cost, blocks, cfg.deployment.router, rngs["router"])
             if getattr(spec, "speculative", None) is not None:
                 from servesim.sim.speculative import enable

@@ -34,16 +34,19 @@ class InstanceInfo(NamedTuple):
     replica: int = -1
 
 
-def make_cost(step_fn: Any, ctx: Any, role: str, aggregates: Any, bind: Any = None) -> Any:
+def make_cost(step_fn: Any, ctx: Any, role: str, aggregates: Any) -> Any:
     """agg tuple -> StepCost, memoised locally for a given ``step_fn`` (bounded).
 
-    ``bind``: ``cost.bind_step_cost`` when ``step_fn`` is the default ``step_cost`` (its hot
-    path: no Aggregates built, no plan look-up, no memo per call; bound at the first step). The function
+    For the default ``step_cost`` the engine takes ``cost.bind_step_cost``'s hot path instead (no
+    Aggregates built, no plan look-up, no memo per call; bound at the first step). The function
     returned has a ``decode`` attribute: ``decode(n)`` -> a function of the decode context for
     decode-only steps of n sequences, giving the same StepCost as
     ``cost((0, 0, 0, 0, n, decode_ctx, n))`` (the step loop's fast-forward checks that its
     seconds are positive).
     """
+    from servesim.cost import bind_step_cost, step_cost
+
+    bind = bind_step_cost if step_fn is step_cost else None
     memo: dict = {}
     fast: Any = None  # the bound decode(n), once bound
 
@@ -148,6 +151,12 @@ class ColocatedPool:
         self.targets = [self.instances[i * ve + v] for v in range(ve) for i in range(n)]
         self.router = ROUTERS[router](len(self.targets), rng)
         self.log = self.step_log()
+        # how steploop.fast_forward writes a run's rows when they go to the cluster's step log:
+        # directly with its packers ("full"), or merged at once ("runs")
+        steps = cluster.steps
+        own = self.log is steps.log
+        self.decode_rows = getattr(steps.log, "rows", None) if own else None
+        self.decode_run = steps.log_decode_run if own and steps.mode != "full" else None
         self.step_hook = cluster.step_hook
 
     # -- what a role composes differently ----------------------------------------------------

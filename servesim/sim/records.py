@@ -141,14 +141,20 @@ class StepLog:
         self._last[inst.id] = (row, start + dur, n if agg[0] == 0 else -1)
 
     def log_decode_run(self, inst: Any, n: int, items: list) -> None:
-        """ "runs" mode: rows for consecutive decode-only iterations of ``inst`` with ``n``
-        sequences, each item (start, duration, cost, kv_used_blocks): what calling ``log`` once
-        per iteration writes (the same merges, with the same float additions in the same order,
-        kept in locals and written back once per row). The queue and batch columns do not change
+        """Rows for consecutive decode-only iterations of ``inst`` with ``n`` sequences, each item
+        (start, duration, cost, kv_used_blocks): what calling ``log`` once per iteration writes
+        (in "runs" mode the same merges, with the same float additions in the same order, kept
+        in locals and written back once per row). The queue and batch columns do not change
         within such a run; ``kv_used_blocks`` is given because the caller takes the blocks of
         the whole run at its end."""
-        assert self.mode == "runs", "full-mode rows are written directly (log.rows)"
-        self._merge_decode_run(inst, n, items)
+        if self.mode != "full":
+            self._merge_decode_run(inst, n, items)
+            return
+        fb, ib, pf, pi = self._full.rows  # type: ignore[attr-defined]
+        iid, total, nw, nr = inst.id, inst.kv.total, len(inst.waiting), inst.n_running
+        for start, dur, cost, used in items:
+            fb(pf(start, dur, 0, *cost[1:8]))
+            ib(pi(iid, n, n, used, total, nw, nr, n, 1))
 
     def _merge_decode_run(self, inst: Any, n: int, items: list) -> None:
         f, i = self.f, self.i

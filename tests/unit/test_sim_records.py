@@ -97,8 +97,9 @@ def test_request_log_sorted_by_id_and_consumed():
     assert all(len(c) == 0 for c in log.cols.values())
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_runs_mode_decode_run_equals_one_log_call_per_iteration(seed):
+@pytest.mark.parametrize("mode", ["runs", "full"])
+@pytest.mark.parametrize("seed", range(3))
+def test_decode_run_equals_one_log_call_per_iteration(seed, mode):
     """log_decode_run (a fast-forwarded run, KV taken at its end) writes what per-iteration
     ``log`` calls write, merges included; some items do not continue the row before them."""
     rng = np.random.default_rng(seed)
@@ -114,7 +115,7 @@ def test_runs_mode_decode_run_equals_one_log_call_per_iteration(seed):
             t += 1e-3  # a gap: the next iteration starts a new row
         items.append((t, dur, cost, 100 + j))
         t = t + dur
-    logs = [StepLog("runs"), StepLog("runs")]
+    logs = [StepLog(mode), StepLog(mode)]
     for log in logs:  # one earlier row of the same batch that the run continues
         prev = (0, 0, 0, 0, n, 0, n)
         log.log(inst, -0.5, 0.5, (0.5, 1.0, 2.0, 0.0, 0.1, 0.2, 0.0, 0.2, 8), prev, n, 1)
@@ -123,6 +124,6 @@ def test_runs_mode_decode_run_equals_one_log_call_per_iteration(seed):
         logs[0].log(inst, start, dur, cost, (0, 0, 0, 0, n, 0, n), n, 1)
     logs[1].log_decode_run(inst, n, items)
     a, b = logs[0].arrays(), logs[1].arrays()
-    assert a["steps"].sum() == 61 and len(a["steps"]) < 61
+    assert a["steps"].sum() == 61 and (len(a["steps"]) < 61) == (mode == "runs")
     for k in a:
         assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
