@@ -141,6 +141,30 @@ def _decode_fn(plan: Any, n: int):
     )
     windowed, decode_row = plan.windowed, plan._decode_row
     new = tuple.__new__  # StepCost(...) without its Python-level __new__
+    if len(kernels) == 1 and not kernels[0][3]:
+        # one decode attention operator without a window (dense models): the loop below, unrolled
+        _, _, count, _, kernel, kv_tok, qo_seqs, qh, qkv = kernels[0]
+
+        def one(dc: int) -> StepCost:
+            c, mem, o = c0, mem0, o0
+            pairs = dc / dp
+            by = pairs * kv_tok + qo_seqs
+            fl = 2.0 * pairs * qh * qkv
+            s, bound = kernel(fl, by, seqs, pairs)
+            s *= dscale
+            t = count * s
+            if bound == "compute":
+                c += t
+            elif bound == "memory":
+                mem += t
+            else:
+                o += t
+            ovh = o + overhead_s
+            f = f0 + count * fl * stage
+            b = b0 + count * by * stage
+            return new(StepCost, (c + mem + k + ovh, f, b, cb, c, mem, k, ovh, devices))
+
+        return one
 
     def cost(dc: int) -> StepCost:
         c, mem, o, f, b = c0, mem0, o0, f0, b0
