@@ -4,15 +4,15 @@ taken out.
 ``bind_step_cost(ctx, role) -> (cost, decode)`` (the cost face exports it):
 
 - ``cost(agg)``: ``plan.cost(agg)`` for an aggregates tuple (a plain tuple in Aggregates order),
-  with every plan constant bound once as a local instead of read per call (no memo here: the
-  engine memoises);
+  with every plan constant bound once as a local instead of read per call (no memo: a step's
+  aggregates rarely repeat);
 - ``decode(n)``: for decode-only steps of ``n`` sequences, ``f(decode_ctx) -> StepCost``, equal
   to ``plan.cost((0, 0, 0, 0, n, decode_ctx, n))``. For a fixed decode batch the row-count
   operators' totals, the sequence count and the kernels' constants do not depend on the context:
   they are computed once per n, so a step costs one kernel call per attention operator.
 
 Both repeat ``_Plan._plain``'s operations in the same order (floating point results are equal to
-the bit; tests/unit/test_stepfast.py compares them on random batches) and call the kernel
+the bit; tests/property/test_stepfast_properties.py compares them on random batches) and call the kernel
 functions the plan holds, so a change to a kernel or to the operator list shows here unchanged.
 Two-batch overlap plans use ``plan.cost`` (its split step takes the general path).
 """
