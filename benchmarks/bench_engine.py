@@ -11,10 +11,12 @@ Scenarios (docs in benchmarks/README.md):
   run-2k, run-20k, run-200k, run-1M
       whole process `servesim run --out` of S1 with that many requests (the scaling curve)
 
-Usage: python benchmarks/bench_engine.py [S1-2k ... conv-out run-2k ...] [--json OUT]
-Each scenario runs in a fresh subprocess so its peak RSS is its own. Every invocation also times
-the reference loop `python3 -c "sum(i*i for i in range(10**7))"` the same way, and reports each
-whole-process time as a multiple of it (``x_ref``), so runs on different or loaded machines compare.
+Usage: python benchmarks/bench_engine.py [S1-2k ... conv-out run-2k ...] [--repeat N] [--json OUT]
+Each scenario runs in a fresh subprocess so its peak RSS is its own. Before each whole-process run
+the reference loop `python3 -c "sum(i*i for i in range(10**7))"` is timed the same way, and each
+whole-process time is reported as a multiple of it (``x_ref``), so runs on different or loaded
+machines compare; with ``--repeat N`` both are run N times, interleaved, and the fastest of each
+(CPU) are compared (on a shared machine the loop alone moved between 0.67 and 1.14 CPU-s).
 """
 
 from __future__ import annotations
@@ -162,6 +164,23 @@ def measure_process(name: str, ref_s: float, ref_cpu_s: float) -> dict:
     return row
 
 
+def measure_repeated(name: str, repeat: int) -> dict:
+    """``repeat`` runs of a whole-process scenario, each right after a run of the reference loop;
+    the fastest of each (CPU), so that a load spike on a shared machine hits neither alone."""
+    refs, runs = [], []
+    for _ in range(repeat):
+        refs.append(timed(REFERENCE, REPO))
+        runs.append(measure_process(name, refs[-1]["wall_s"], refs[-1]["cpu_s"]))
+    ref = min(refs, key=lambda r: r["cpu_s"])
+    row = dict(min(runs, key=lambda r: r["cpu_s"]))
+    row["ref_s"], row["ref_cpu_s"] = ref["wall_s"], ref["cpu_s"]
+    row["x_ref"] = round(min(r["wall_s"] for r in runs) / ref["wall_s"], 2)
+    row["x_ref_cpu"] = round(row["cpu_s"] / ref["cpu_s"], 2)
+    if repeat > 1:
+        row["repeat"] = repeat
+    return row
+
+
 SCENARIOS = {
     "S1-2k": lambda: s1(2_000),
     "S1-20k": lambda: s1(20_000),
@@ -204,6 +223,7 @@ def measure(name: str) -> dict:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:
+        sys.path.insert(0, str(REPO))  # this checkout's servesim, installed or not
         print(json.dumps(measure(argv[1])))
         return 0
     out = None
@@ -211,14 +231,15 @@ def main(argv: list[str]) -> int:
         i = argv.index("--json")
         out = argv[i + 1]
         argv = argv[:i] + argv[i + 2 :]
+    repeat = 1
+    if "--repeat" in argv:
+        i = argv.index("--repeat")
+        repeat = max(1, int(argv[i + 1]))
+        argv = argv[:i] + argv[i + 2 :]
     names = argv or list(SCENARIOS)
     rows = []
-    ref = None
     for name in [n for n in names if n in PROCESS]:
-        if ref is None:
-            ref = timed(REFERENCE, REPO)
-            print(f"reference loop: wall_s={ref['wall_s']} cpu_s={ref['cpu_s']}", flush=True)
-        row = measure_process(name, ref["wall_s"], ref["cpu_s"])
+        row = measure_repeated(name, repeat)
         rows.append(row)
         print("  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     for name in [n for n in names if n not in PROCESS]:

@@ -16,18 +16,20 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from servesim._files import DIR_MODE, check_writable_parent, share_mode, write_json_streamed
 from servesim.accounting import metrics
 from servesim.cost.intervals import run_intervals  # prediction intervals (calibration)
 from servesim.specs.common import SpecError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Files of a result folder; a folder holding summary.json may be replaced by a new result.
 OUTPUT_FILES = (
@@ -40,17 +42,60 @@ OUTPUT_FILES = (
 )
 
 
-@dataclass(frozen=True, eq=False)
 class Result:
-    """One simulated run. ``summary`` keys are listed in docs/metrics.md."""
+    """One simulated run. ``summary`` keys are listed in docs/metrics.md.
 
-    summary: dict[str, Any]
-    requests: pd.DataFrame
-    steps: pd.DataFrame
-    config: Any  # RunConfig
-    raw: Any  # RawRun
-    # the same summary as a nested typed value (accounting/summary.py: sections.latency.ttft_ms.p99)
-    sections: Any = None
+    ``requests`` and ``steps`` are DataFrames built from ``raw`` on first use (pandas is imported
+    then, not for a run that only prints its summary); read-only attributes, as a frozen
+    dataclass's."""
+
+    __slots__ = ("summary", "config", "raw", "sections", "_requests", "_steps")
+
+    def __init__(
+        self,
+        summary: dict[str, Any],
+        requests: pd.DataFrame | None = None,
+        steps: pd.DataFrame | None = None,
+        config: Any = None,  # RunConfig
+        raw: Any = None,  # RawRun
+        # the same summary as a nested typed value (accounting/summary.py: sections.latency.ttft_ms.p99)
+        sections: Any = None,
+    ):
+        for k, v in (("summary", summary), ("config", config), ("raw", raw),
+                     ("sections", sections), ("_requests", requests),
+                     ("_steps", steps)):  # fmt: skip
+            object.__setattr__(self, k, v)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple:  # pickling (sweeps in worker processes) through __init__
+        return (
+            Result,
+            (self.summary, self._requests, self._steps, self.config, self.raw, self.sections),
+        )
+
+    @property
+    def requests(self) -> pd.DataFrame:
+        """Per-request records (``requests_frame``)."""
+        if self._requests is None:
+            object.__setattr__(self, "_requests", requests_frame(self.raw))
+        return self._requests
+
+    @property
+    def steps(self) -> pd.DataFrame:
+        """The step log; the frame wraps the engine's arrays without a copy (a million-request
+        step log is ~0.4 GB); under pandas < 3 (no copy-on-write) an in-place edit of one shows
+        in the other."""
+        if self._steps is None:
+            import pandas as pd
+
+            frame = pd.DataFrame({k: np.asarray(v) for k, v in self.raw.steps.items()}, copy=False)
+            object.__setattr__(self, "_steps", frame)
+        return self._steps
 
     def __repr__(self) -> str:
         """One line (a notebook shows this, not every request): model, deployment, headline."""
@@ -108,7 +153,11 @@ class Result:
 
         _write_json(folder / "summary.json", self.summary)
         self.requests.to_parquet(folder / "requests.parquet", index=False)
-        self.steps.to_parquet(folder / "steps.parquet", index=False)
+        # dictionary encoding for the integer columns only: the float ones (times, FLOPs) rarely
+        # repeat, and trying a dictionary on them made the write ~3x slower and the file larger
+        steps = self.steps
+        ints = [c for c in steps.columns if steps[c].dtype.kind in "iub"]
+        steps.to_parquet(folder / "steps.parquet", index=False, use_dictionary=ints)
         text = yaml.safe_dump(_plain(config_to_dict(self.config)), sort_keys=False)
         (folder / "config.yaml").write_text(text, encoding="utf-8")
         # the per-request lists (itls: every token gap) are streamed: a million requests' worth
@@ -213,20 +262,14 @@ def build_result(raw: Any, cfg: Any) -> Result:
     interval = metrics.Keyed(run_intervals(summary, cfg))
     summary.update(interval.flat())
     sections = dataclasses.replace(sections, interval=interval)
-    return Result(
-        summary=_clean(summary),
-        requests=requests_frame(raw),
-        # the frames wrap the engine's arrays without a copy (a million-request step log is
-        # ~0.4 GB); under pandas < 3 (no copy-on-write) an in-place edit of one shows in the other
-        steps=pd.DataFrame({k: np.asarray(v) for k, v in raw.steps.items()}, copy=False),
-        config=cfg,
-        raw=raw,
-        sections=sections,
-    )
+    # the frames are built on first use
+    return Result(summary=_clean(summary), config=cfg, raw=raw, sections=sections)
 
 
 def requests_frame(raw: Any) -> pd.DataFrame:
     """Per-request records plus derived ttft_s, tpot_s (NaN for one output token), e2el_s, queue_s."""
+    import pandas as pd
+
     df = pd.DataFrame({k: np.asarray(v) for k, v in raw.requests.items()}, copy=False)
     if len(df):
         df["ttft_s"] = df["first_token_s"] - df["arrival_s"]

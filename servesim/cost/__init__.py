@@ -25,6 +25,7 @@ _FACE = {
     "CostContext": ("step", "CostContext"),
     "StepCost": ("step", "StepCost"),
     "step_cost": ("step", "step_cost"),
+    "bind_step_cost": ("stepfast", "bind_step_cost"),
     "check_fit": ("memory", "check_fit"),
     "kv_capacity_tokens": ("memory", "kv_capacity_tokens"),
     "kv_bytes_per_token": ("memory", "kv_bytes_per_token"),

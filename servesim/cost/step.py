@@ -131,6 +131,7 @@ class _Plan:
         "moe_scale",
         "tbo",
         "host_overlap",
+        "decode_fns",
     )
 
     def __init__(self, ctx: CostContext, role: str):
@@ -187,6 +188,7 @@ class _Plan:
         self.moe_scale = eng.moe_scale if eng else 1.0  # the engine's MoE kernel
         self.tbo = bool(eng and eng.two_batch_overlap)
         self.host_overlap = bool(eng and eng.host_overlap)  # overlap scheduler (engines.py)
+        self.decode_fns: dict[int, object] = {}  # decode-only batch size -> decode_fn(n)
 
     # -- rows that depend on one row count -------------------------------------------------
     def group(self, src: str, m: int) -> _Group:
@@ -304,7 +306,7 @@ class _Plan:
         if hit is not None:
             return hit
         res = self._plain(agg)
-        if self.tbo and res.comm_s > 0.0 and agg.decode_seqs + agg.prefill_seqs >= 2:
+        if self.tbo and res.comm_s > 0.0 and agg[4] + agg[1] >= 2:
             res = self._two_batch(agg, res)
         if self.host_overlap:
             res = _hide_host(res, self.consts[2])
@@ -332,7 +334,7 @@ class _Plan:
         )
 
     def _plain(self, agg: Aggregates) -> StepCost:
-        pt, ps, _, pc, ds, dc, sampled = agg
+        pt, ps, pa, pc, ds, dc, sampled = agg
         use_s, use_pkv, use_dec = self.key_srcs
         key = (pt + ds, sampled if use_s else 0, pt + pc if use_pkv else 0, ds if use_dec else 0)
         base = self.base.get(key)
@@ -346,7 +348,7 @@ class _Plan:
             if is_prefill:
                 if ps <= 0:
                     continue
-                new, pairs, ctxt = pt / dp, agg.prefill_attn / dp, pc / dp
+                new, pairs, ctxt = pt / dp, pa / dp, pc / dp
                 seqs = ps if dp == 1 else math.ceil(ps / dp)
                 if window:
                     pairs = min(pairs, new * window)
@@ -358,7 +360,7 @@ class _Plan:
                     s, bound = kernel(fl, by, seqs, new, pairs, causal)
                     s *= pscale
                 else:  # the general kernel model derives pairs from the FLOPs
-                    fl, by, s, bound, _ = self._prefill_row(op, kw, agg)
+                    fl, by, s, bound, _ = self._prefill_row(op, kw, Aggregates(*agg))
             else:
                 if ds <= 0:
                     continue

@@ -181,6 +181,11 @@ class Cluster:
             if inline and type(pool) is ColocatedPool:
                 for inst in pool.instances:
                     inst.inline = type(inst) is Instance and inst.pipe is None
+        if self.clients is None and self.cap is None and not self.horizon_sources:
+            # only arrivals reach an instance from outside: its horizon is the next arrival
+            for pool in self.pools:
+                if getattr(type(pool), "horizon", None) is ColocatedPool.horizon:
+                    pool.horizon = self._arrival_horizon
         for pool in self.pools:
             pool.start()
         if self.clients is None:
@@ -337,6 +342,10 @@ class Cluster:
             self.duration is None or t < self.duration
         ):
             self._schedule_client(client, t)
+
+    def _arrival_horizon(self, inst: Any) -> float:
+        """``horizon`` of an open-loop run without a concurrency cap or hand-offs."""
+        return self.next_arrival
 
     def horizon(self, inst: Any) -> float:
         """Earliest time anything outside ``inst`` could change or observe it."""

@@ -198,8 +198,14 @@ class Instance:
     def grow_decodes(self) -> int:
         """Allocate the decode set's blocks for the next iteration, preempting newest-first."""
         dec = self.dec
-        preempted = 0
+        kv = self.kv
         need = dec.blocks_needed()
+        if need <= kv.free and dec.n:  # the common case, as below: no preemption, no eviction
+            kv.free -= need
+            kv.private += need
+            dec.alloc_clock = dec.clock + 1
+            return 0
+        preempted = 0
         while need > self.kv.available and dec.n:
             self.preempt_newest()
             preempted += 1
@@ -215,8 +221,14 @@ class Instance:
         Returns (scheduled, preempted); not scheduled when ``r`` itself was the newest.
         """
         kvm = self.kvm
-        need = kvm.prefill_growth(r, c)
+        kv = self.kv
+        need = kv.blocks_for(r.computed + c) - len(r.cached_hashes) - r.blocks  # prefill_growth
         if need <= 0:  # reserved at admission
+            return True, 0
+        if need <= kv.free:  # kvm.allocate's common case (no eviction)
+            kv.free -= need
+            kv.private += need
+            r.blocks += need
             return True, 0
         preempted = 0
         while not kvm.allocate(r, need):

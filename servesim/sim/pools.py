@@ -36,20 +36,62 @@ class InstanceInfo(NamedTuple):
 
 
 def make_cost(step_fn: Any, ctx: Any, role: str, aggregates: Any) -> Any:
-    """agg tuple -> StepCost, memoised locally (bounded: decode contexts rarely repeat)."""
-    memo: dict = {}
+    """agg tuple -> StepCost, memoised locally for a given ``step_fn`` (bounded).
 
-    def cost(agg: tuple) -> Any:
+    For the default ``step_cost`` the engine takes ``cost.bind_step_cost``'s hot path instead (no
+    Aggregates built, no plan look-up, no memo per call; bound at the first step). The function
+    returned has a ``decode`` attribute: ``decode(n)`` -> a function of the decode context for
+    decode-only steps of n sequences, giving the same StepCost as
+    ``cost((0, 0, 0, 0, n, decode_ctx, n))`` (the step loop's fast-forward checks that its
+    seconds are positive).
+    """
+    from servesim.cost import bind_step_cost, step_cost
+
+    bind = bind_step_cost if step_fn is step_cost else None
+    memo: dict = {}
+    fast: Any = None  # the bound decode(n), once bound
+
+    def general(agg: tuple) -> Any:
+        return step_fn(ctx, role, aggregates(*agg))
+
+    def first(agg: tuple) -> Any:
+        nonlocal inner, fast
+        inner, fast = bind(ctx, role)
+        return inner(agg)
+
+    inner = general if bind is None else first
+
+    def memoised(agg: tuple) -> Any:
         c = memo.get(agg)
         if c is None:
             if len(memo) >= 65_536:
                 memo.clear()
-            c = step_fn(ctx, role, aggregates(*agg))
+            c = inner(agg)
             if not c.seconds > 0:
                 raise ValueError(f"step cost must be positive, got {c.seconds!r} for {agg}")
             memo[agg] = c
         return c
 
+    def bound(agg: tuple) -> Any:
+        # no memo: a step's aggregates almost never repeat (0.5 % on the Azure conv trace), and
+        # the bound cost is cheaper than the memo's upkeep
+        c = inner(agg)
+        if not c[0] > 0:
+            raise ValueError(f"step cost must be positive, got {c[0]!r} for {agg}")
+        return c
+
+    cost = memoised if bind is None else bound
+
+    def decode(n: int) -> Any:
+        nonlocal inner, fast
+        if bind is not None and fast is None:
+            inner, fast = bind(ctx, role)
+        fn = fast(n) if fast is not None else None
+        if fn is None:
+            return lambda dc: cost((0, 0, 0, 0, n, dc, n))
+        return fn
+
+    cost.decode = decode  # type: ignore[attr-defined]
     return cost
 
 
@@ -111,6 +153,12 @@ class ColocatedPool:
         self.targets = [self.instances[i * ve + v] for v in range(ve) for i in range(n)]
         self.router = ROUTERS[router](len(self.targets), rng)
         self.log = self.step_log()
+        # how steploop.fast_forward writes a run's rows when they go to the cluster's step log:
+        # directly with its packers ("full"), or merged at once ("runs")
+        steps = cluster.steps
+        own = self.log is steps.log
+        self.decode_rows = getattr(steps.log, "rows", None) if own else None
+        self.decode_run = steps.log_decode_run if own and steps.mode != "full" else None
         self.step_hook = cluster.step_hook
 
     # -- what a role composes differently ----------------------------------------------------

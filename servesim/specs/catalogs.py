@@ -113,6 +113,9 @@ def resolve_catalog(kind: str, name_or_path: str | Path, where: str | None = Non
             where, kind, name_or_path, f"must be a name (see `servesim list {listing}`) or a path"
         )
     key = normalise_name(name_or_path)
+    entries = _entries(kind)
+    if key in entries:  # an exact id: the alias index (every catalog file parsed) is not needed
+        return entries[key].resolve()
     index = _alias_index(kind, _stamp(kind))
     ident = index.get(key)
     if ident is None:
