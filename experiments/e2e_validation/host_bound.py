@@ -90,6 +90,9 @@ def patch(host_per_seq: dict[int, float] | None = None, moe_factor: float = 1.0)
     def init(self, ctx, role):
         st._Plan._orig_init(self, ctx, role)
         self.moe_scale *= moe_factor
+        eng = ctx.engine
+        if eng is not None and eng.host_launch_s > 0.0:  # kernels an eager step launches
+            _CURRENT["kernels"] = self.eager_kernels / eng.host_launch_s
 
     def cost(self, agg):
         res = st._Plan._orig_cost(self, agg)
@@ -109,7 +112,7 @@ def patch(host_per_seq: dict[int, float] | None = None, moe_factor: float = 1.0)
     st._Plan.cost = cost
 
 
-_CURRENT = {"b": 0.0}
+_CURRENT = {"b": 0.0, "kernels": 0.0}
 
 
 def run(rows, tight, mode: str, max_requests: int, stats: dict | None = None) -> dict[str, float]:
@@ -127,10 +130,13 @@ def run(rows, tight, mode: str, max_requests: int, stats: dict | None = None) ->
         sim = float(req["output_tokens"].sum()) / span / int(r["gpus"])
         errs[r["row"]] = sim / float(r["value"]) - 1.0
         if stats is not None:
+            mixed = st.prefill_tokens > 0  # steps with prefill run eagerly (no CUDA graph)
             stats[r["row"]] = (
                 st.duration_s.mean(),
                 st.decode_seqs.mean(),
                 st.prefill_tokens.mean(),
+                float(st.duration_s[mixed].sum() / st.duration_s.sum()),
+                _CURRENT["kernels"],
             )
     return errs
 
@@ -143,16 +149,20 @@ def gap_table(rows, base: dict[str, float], stats: dict) -> None:
         " x (1 + error))"
     )
     print(f"{'row':>4} {'model':<17}{'hw':<9}{'layout':<6}{'isl/osl':>10} {'step ms':>8} "
-          f"{'dec seqs':>8} {'pf tok':>7} {'miss ms':>8} {'us/seq':>7} {'us/tok':>7}")  # fmt: skip
+          f"{'dec seqs':>8} {'pf tok':>7} {'miss ms':>8} {'us/seq':>7} {'us/tok':>7} "
+          f"{'eager':>6} {'kernels':>8} {'us/kern':>8}")  # fmt: skip
     for r in rows:
         if r["kind"] != "moe":
             continue
-        step, seqs, pf = stats[r["row"]]
+        step, seqs, pf, eager, kernels = stats[r["row"]]
         miss = step * base[r["row"]]
+        # host time per launched kernel that would make an eager step as long as measured
+        per_kernel = step * (1 + base[r["row"]]) / kernels * 1e6 if kernels else float("nan")
         print(
             f"{r['row']:>4} {r['model']:<17}{r['hardware']:<9}{r['layout']:<6}"
             f"{r['isl'] + '/' + r['osl']:>10} {step * 1e3:>8.1f} {seqs:>8.0f} {pf:>7.0f} "
-            f"{miss * 1e3:>8.1f} {miss / seqs * 1e6:>7.1f} {miss / (seqs + pf) * 1e6:>7.1f}"
+            f"{miss * 1e3:>8.1f} {miss / seqs * 1e6:>7.1f} {miss / (seqs + pf) * 1e6:>7.1f} "
+            f"{eager:>6.0%} {kernels:>8.0f} {per_kernel:>8.1f}"
         )
 
 
