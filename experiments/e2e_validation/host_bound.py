@@ -217,6 +217,42 @@ def skew_table(data: Path) -> None:
                             aggfunc="median", observed=True).round(2).to_string())  # fmt: skip
 
 
+def gpt_oss_moe(data: Path) -> None:
+    """GPT-OSS-20B's MoE shape (hidden = inter = 2,880, 32 experts, top 4), TensorRT-LLM, EP1:
+    aiconfigurator's latency over servesim's routed-expert time with the engine's MoE factor,
+    by token count and routing (the factor is a median over rows per expert)."""
+    import engine_factors as ef
+    import pandas as pd
+
+    from servesim.specs.dtypes import DTYPE_BYTES
+    from servesim.specs.engines import engine_kernels
+    from servesim.specs.hardware import load_hardware
+
+    path = data / "measured" / "aiconfigurator" / "moe.csv.gz"
+    if not path.exists():
+        return
+    d = pd.read_csv(path)
+    shape = dict(hidden_size=2880, inter_size=2880, num_experts=32, topk=4)
+    d = d[(d.moe_tp_size == 1) & (d.moe_ep_size == 1) & (d.backend == "trtllm")]
+    d = d[(d[list(shape)] == pd.Series(shape)).all(axis=1)]
+    kernels = {("h100_sxm", "w4a16_mxfp4"), ("b300_sxm", "w4a8_mxfp4_mxfp8")}
+    print("Part 3b: GPT-OSS-20B MoE shape, TensorRT-LLM, EP1: measured / servesim (with factor)")
+    for (system, mdt), g in d.groupby(["system", "moe_dtype"]):
+        if (system, mdt) not in kernels:
+            continue
+        hw = load_hardware(ef.MOE_SYSTEMS[system]).for_engine("trtllm")
+        dt = ef.MOE_FORMATS[mdt]
+        k = engine_kernels("trtllm", hw, 2, DTYPE_BYTES[dt.weights], DTYPE_BYTES[dt.activations])
+        g = g.groupby(["distribution", "num_tokens"]).latency_ms.median().reset_index()
+        g = g[g.num_tokens.isin([256, 512, 1024, 2048, 4096, 8192])].assign(moe_dtype=mdt, **shape)
+        g["ratio"] = g.latency_ms / [ef.moe_model_s(hw, r) * 1e3 * k.moe_scale
+                                     for r in g.itertuples()]  # fmt: skip
+        print(f"{system} {mdt} ({k.moe_kernel}, factor {k.moe_scale})")
+        print(
+            g.pivot(index="distribution", columns="num_tokens", values="ratio").round(2).to_string()
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--no-sim", action="store_true", help="part 1 (and 3) only")
@@ -227,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             if r["source"] in SOURCES and r["scenario"] == "offline"]  # fmt: skip
     tight = bound_table(rows)
     skew_table(Path(args.data))
+    gpt_oss_moe(Path(args.data))
     if args.no_sim:
         return 0
     patch()
