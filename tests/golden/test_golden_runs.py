@@ -155,7 +155,7 @@ def test_golden_itl_from_steps_matches_request_timestamps(name):
 
 
 def test_golden_closed_loop_never_exceeds_concurrency():
-    res = result("closed_loop_preempt.v2")  # versioned 2026-12-03 (tests/golden/retired)
+    res = result("closed_loop_preempt.v3")  # versioned 2026-12-03, v3 (tests/golden/retired)
     bench = res.benchmark(detailed=False)
     assert bench["max_concurrent_requests"] <= res.config.workload.clients.concurrency
     assert res.summary["preemptions"] > 0  # the config is sized so that KV runs out
