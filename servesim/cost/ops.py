@@ -85,6 +85,10 @@ class Op(NamedTuple):
     # all the experts it holds
     param_bytes: float = 0.0  # bytes per weight element
     act_bytes: float = 0.0  # activation bytes per row kept live at the forward pass's peak
+    # MoE un-permute on an EP rank that holds every token of the layer (after a DP all-gather,
+    # or TP attention with EP experts; not after an all-to-all): the other ranks' rows are in
+    # its buffers (roofline.moe_other_rows_time)
+    all_tokens: bool = False
 
 
 class ModelOps(NamedTuple):
@@ -340,8 +344,10 @@ def _moe_ops(model: ModelSpec, dtypes: DTypes, parallel: Parallelism, moe_comm: 
     # engines' kernels make over the other EP ranks' rows are charged by the experts' time
     # function (roofline.moe_other_rows_time, fitted moe_token_passes)
     unpermute_row = h * hid * (1.0 + 1.0 / k)
-    ops.append(Op("moe_unpermute", "experts", FFN, moe, TOKENS, bytes_per_row=unpermute_row, **xp))
-    if ep > 1 and not gather and (dp > 1 or moe_comm == "alltoall"):
+    a2a = ep > 1 and not gather and (dp > 1 or moe_comm == "alltoall")
+    ops.append(Op("moe_unpermute", "experts", FFN, moe, TOKENS, bytes_per_row=unpermute_row,
+                  all_tokens=ep > 1 and not a2a, **xp))  # fmt: skip
+    if a2a:
         # expert outputs come back 16-bit (DeepEP: fp8 dispatch, bf16 combine)
         ops.append(Op("ep_combine", "alltoall", FFN, moe, TOKENS, local=False, scope=MOE,
                       bytes_per_row=h * hid / ep, group=ep, topk=k))  # fmt: skip

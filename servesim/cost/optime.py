@@ -107,7 +107,7 @@ def experts(plan: Any, op: Op, tokens: int) -> Row:
     if not op.dims:  # permute, activation, un-permute: inside the engine's fused MoE too
         t = roofline.elementwise_time(hw, slow * op.bytes_per_row)
         s = t.seconds * plan.moe_scale
-        if op.name == "moe_unpermute" and op.ep > 1:  # other ranks' rows (moe_token_passes)
+        if op.all_tokens:  # other ranks' rows in its buffers (moe_token_passes)
             row = op.bytes_per_row / (1.0 + 1.0 / op.topk)
             s += roofline.moe_other_rows_time(hw, tokens * op.topk - slow, row, dt.compute)
         return (0.0, mean * op.bytes_per_row, s, t.bound, 0.0)
