@@ -157,12 +157,17 @@ def test_step_unpermute_pays_the_other_ranks_rows_with_ep_only():
     agg = Aggregates(decode_seqs=256, decode_ctx=256 * 1000, sampled=256)
     model = load_model("qwen3-30b-a3b")
 
-    def unpermute(hw, **par):
-        ctx = CostContext(model, hw, Parallelism(**par), BF16, 0.0)
+    def unpermute(hw, comm="allgather", **par):
+        # TP attention with EP experts and no all-to-all: every rank holds every token
+        eng = engine_kernels("vllm", hw, 2.0)._replace(moe_comm=comm)
+        ctx = CostContext(model, hw, Parallelism(**par), BF16, 0.0, 1.0, eng)
         return next(o for o in breakdown(ctx, "colocated", agg) if o.name == "moe_unpermute")
 
     plain, passes = _hw(elementwise_memory=0.5), _hw(elementwise_memory=0.5, moe_token_passes=2.0)
     ep_plain, ep_passes = unpermute(plain, tp=4, ep=4), unpermute(passes, tp=4, ep=4)
+    # after an all-to-all (DeepEP) a rank receives only its routed rows: nothing more to pass over
+    a2a = [unpermute(hw, "alltoall", tp=4, ep=4).seconds for hw in (plain, passes)]
+    assert a2a[0] == a2a[1]
     k, h = model.experts_per_token, model.hidden_size
     other = 256 * k - math.ceil(256 * k / 4)  # routed rows of the other three ranks
     want = 2.0 * other * h * 2 / (plain.memory_bw * 0.5)
