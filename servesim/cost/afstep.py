@@ -229,11 +229,19 @@ def af_step_cost(
         )
         link_bytes = 2.0 * L * m * af_activation_bytes(tokens, model, dtypes, ffn_ep)
     af = af_step_time(t_a, t_f, t_c, m, L)
-    seconds = af.seconds + attention_overhead_s
+    a_step = _attention_step(att, m, af.seconds + attention_overhead_s, link_bytes,
+                             attention_overhead_s)  # fmt: skip
+    f_step = _ffn_step(att, ffn, m, share, L * t_f * m, a2a, ffn_overhead_s)
+    return a_step, f_step, af
+
+
+def _attention_step(att, m: int, seconds: float, link_bytes: float, overhead_s: float):
+    """The attention instance's whole step: m micro-batches of ``att``, ``seconds`` long; the
+    time it neither computes nor pays overhead is waiting on the FFN side and the link (comm)."""
     busy = m * (att.compute_s + att.memory_s + att.comm_s)
-    other = m * (att.overhead_s - attention_overhead_s) + attention_overhead_s
+    other = m * (att.overhead_s - overhead_s) + overhead_s
     wait = max(seconds - busy - other, 0.0)
-    a_step = att._replace(
+    return att._replace(
         seconds=seconds,
         flops=m * att.flops,
         bytes=m * att.bytes,
@@ -243,8 +251,6 @@ def af_step_cost(
         comm_s=m * att.comm_s + wait,
         overhead_s=other,
     )
-    f_step = _ffn_step(att, ffn, m, share, L * t_f * m, a2a, ffn_overhead_s)
-    return a_step, f_step, af
 
 
 def _ffn_step(att, ffn, m: int, share: float, f_work: float, a2a: float, ffn_overhead_s: float):

@@ -84,6 +84,31 @@ def run(
     ).run()
 
 
+def _cost_context(cfg: RunConfig, spec: Any) -> Any:
+    """The cost model's context of one pool: model, its devices and layout, formats, overhead,
+    MoE imbalance, the kernels its engine runs, EPLB replicas."""
+    from servesim.cost import CostContext
+    from servesim.sim.disagg import moe_imbalance_of
+
+    d = cfg.dtypes
+    return CostContext(
+        cfg.model,
+        spec.hardware,
+        spec.parallelism,
+        d,
+        _overhead(spec),
+        moe_imbalance_of(cfg, spec),
+        engine_kernels(
+            spec.scheduler.engine,
+            spec.hardware,
+            DTYPE_BYTES[d.kv_cache],
+            DTYPE_BYTES[d.weights],
+            DTYPE_BYTES[d.activations],
+        ),
+        cfg.deployment.moe_load.redundant_experts if cfg.model.num_experts else 0,
+    )
+
+
 class Cluster:
     def __init__(
         self,
@@ -95,7 +120,7 @@ class Cluster:
         kv_blocks=None,
         step_hook=None,
     ):
-        from servesim.cost import Aggregates, CostContext
+        from servesim.cost import Aggregates
 
         self.cfg = cfg
         self.env = simpy.Environment()
@@ -108,7 +133,6 @@ class Cluster:
         rngs = rng_streams(cfg.seed)
         if step_fn is None:
             from servesim.cost import step_cost as step_fn
-        from servesim.sim.disagg import moe_imbalance_of
 
         self.pools = []
         first = 0
@@ -122,22 +146,7 @@ class Cluster:
                     spec.role,
                     "role not supported yet by the engine; use colocated",
                 )
-            ctx = CostContext(
-                cfg.model,
-                spec.hardware,
-                spec.parallelism,
-                cfg.dtypes,
-                _overhead(spec),
-                moe_imbalance_of(cfg, spec),
-                engine_kernels(
-                    spec.scheduler.engine,
-                    spec.hardware,
-                    DTYPE_BYTES[cfg.dtypes.kv_cache],
-                    DTYPE_BYTES[cfg.dtypes.weights],
-                    DTYPE_BYTES[cfg.dtypes.activations],
-                ),
-                cfg.deployment.moe_load.redundant_experts if cfg.model.num_experts else 0,
-            )
+            ctx = _cost_context(cfg, spec)
             blocks = kv_blocks if kv_blocks is not None else _kv_blocks(ctx, spec, cfg.source)
             cost = make_cost(step_fn, ctx, spec.role, Aggregates)
             pool = cls(self, spec, first, cost, blocks, cfg.deployment.router, rngs["router"])
