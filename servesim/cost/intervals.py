@@ -21,7 +21,8 @@ from typing import Any
 
 from servesim.cost.ops import model_ops
 from servesim.cost.step import Aggregates, CostContext, breakdown
-from servesim.specs.dtypes import DTypes
+from servesim.specs.dtypes import DTYPE_BYTES, DTypes
+from servesim.specs.engines import engine_kernels
 
 # Headline metrics and the step they follow.
 PREFILL_METRICS = ("ttft_ms_mean", "ttft_ms_median", "ttft_ms_p99")
@@ -64,7 +65,11 @@ def band_of(bands: Mapping[str, tuple[float, float]], family: str | None) -> tup
 def step_band(ctx: CostContext, role: str, agg: Aggregates) -> tuple[float, float]:
     """(lo, hi) multipliers of one step's time: op bands weighted by the ops' shares of it."""
     bands = {f: (lo, hi) for f, lo, hi in ctx.hardware.intervals}
-    mo = model_ops(ctx.model, ctx.dtypes, ctx.parallel, redundant_experts=ctx.redundant_experts)
+    eng = ctx.engine  # the operator list as step.py's plan builds it
+    mo = model_ops(
+        ctx.model, ctx.dtypes, ctx.parallel, rope_fused=bool(eng and eng.rope_fused),
+        moe_comm=eng.moe_comm if eng else "alltoall", redundant_experts=ctx.redundant_experts,
+    )  # fmt: skip
     ops = {op.name: op for op in mo.ops}
     total = lo = hi = 0.0
     for row in breakdown(ctx, role, agg):
@@ -139,8 +144,12 @@ def _pool_context(cfg: Any, roles: tuple[str, ...]) -> tuple[CostContext, str] |
     for spec in cfg.deployment.pools:
         if spec.role in roles:
             overhead = spec.overhead_s if spec.overhead_s is not None else spec.hardware.overhead_s
-            # the imbalance of skewed MoE routing only shifts the shares a little: uniform here
-            ctx = CostContext(cfg.model, spec.hardware, spec.parallelism, cfg.dtypes, overhead)
+            # the kernels the pool's engine runs, as the engine's step (sim/cluster.py); the
+            # imbalance of skewed MoE routing only shifts the shares a little: uniform here
+            d = cfg.dtypes
+            eng = engine_kernels(spec.scheduler.engine, spec.hardware,
+                                 *(DTYPE_BYTES[f] for f in (d.kv_cache, d.weights, d.activations)))  # fmt: skip
+            ctx = CostContext(cfg.model, spec.hardware, spec.parallelism, d, overhead, 1.0, eng)
             if cfg.model.num_experts:  # EPLB replicas let ep divide experts + replicas
                 ctx = ctx._replace(redundant_experts=cfg.deployment.moe_load.redundant_experts)
             return ctx, spec.role

@@ -249,3 +249,22 @@ def test_b300_derived_from_its_generation_rescored(shared_data):
     rows = fitted.load(_aic(shared_data), ["b300_sxm"], per_stratum=2, kinds=["gemm"], seed=4)
     r = fitted.ratios(spec, rows["gemm.bf16"])
     assert len(r) > 30 and fitted.stats(r)["mape"] <= 0.2  # 12.7% here, 15.4% at 25 per stratum
+
+
+def test_interval_shares_come_from_the_step_the_engine_runs():
+    # the band weights each operator by its share of the step the run simulated: with an
+    # engine profile, its kernels (TensorRT-LLM: RoPE inside attention, no `rope` operator)
+    from servesim.cost.step import breakdown
+    from servesim.specs.config import load_config
+
+    base = {"model": "llama-3.1-8b", "deployment": {"pools": [
+        {"role": "colocated", "hardware": "h100-sxm", "engine": "trtllm"}]},
+        "workload": {"arrivals": {"process": "poisson", "rate": 1.0}, "num_requests": 5,
+                     "lengths": {"input": {"dist": "fixed", "mean": 64},
+                                 "output": {"dist": "fixed", "mean": 8}}}}  # fmt: skip
+    ctx, role = intervals._pool_context(load_config(base), ("colocated",))
+    assert ctx.engine is not None and ctx.engine.name.startswith("trtllm")
+    agg = intervals.Aggregates(decode_seqs=32, decode_ctx=32 * 1024, sampled=32)
+    assert "rope" not in {r.name for r in breakdown(ctx, role, agg)}
+    lo, hi = intervals.step_band(ctx, role, agg)
+    assert 0.0 < lo < 1.0 < hi
