@@ -126,13 +126,18 @@ class HardwareSpec:
 
     def for_engine(self, engine: str | None) -> HardwareSpec:
         """This spec with the ``engines:`` overlay of ``engine`` (``vllm``, ``vllm@0.24``,
-        ``sglang+tbo``: version and options are ignored) merged into its efficiencies; itself when there is none."""
+        ``sglang+tbo``: the version is ignored; ``+deepep`` drops the overlay's fused-MoE keys of
+        SGLang and vLLM) merged into its efficiencies; itself when there is none."""
         if not engine:
             return self
         from servesim.specs.engines import fused_efficiency  # engines.py imports no hardware
 
-        name = re.split(r"[@+]", str(engine))[0]
+        name, *rest = re.split(r"[@+]", str(engine))
         overlay = dict(dict(self.engines).get(name) or {})
+        if "deepep" in rest and name in ("sglang", "vllm"):
+            # with DeepEP, SGLang (DeepEPMoE) and vLLM run DeepGEMM's grouped GEMMs, not the
+            # Triton fused MoE their overlays were fitted on: the pooled MoE keys apply
+            overlay = {k: v for k, v in overlay.items() if not k.startswith("moe_")}
         defaults = {k: d for k, (d, _) in EFFICIENCY_DEFAULTS.items()}
         overlay |= fused_efficiency(name, defaults | dict(self.efficiency) | overlay)
         if not overlay:

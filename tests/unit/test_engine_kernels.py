@@ -354,3 +354,18 @@ def test_ep_rank_holding_every_token_matches_fused_moe(shared_data):
             errs.append((sum(ops[n].seconds for n in names) + route) * 1e3 / r.latency_ms - 1)
     assert len(errs) >= 30
     assert abs(sorted(errs)[len(errs) // 2]) < 0.20
+
+
+def test_deepep_runs_deepgemm_not_the_overlay_fused_moe():
+    # SGLang's fused-MoE overlay keys describe its Triton kernel; with DeepEP it runs DeepGEMM's
+    # grouped GEMMs, for which the profile's pooled MoE keys stand in
+    plain, deepep = H100.for_engine("sglang"), H100.for_engine("sglang@0.5+deepep+tbo")
+    overlay = dict(dict(H100.engines)["sglang"])
+    moe = [k for k in overlay if k.startswith("moe_")]
+    assert moe, "the shipped H100 profile fits SGLang's fused MoE"
+    base, d, p = dict(H100.efficiency), dict(deepep.efficiency), dict(plain.efficiency)
+    assert all(d.get(k) == base.get(k) for k in moe)
+    assert any(p[k] != base.get(k) for k in moe)
+    # everything else of the overlay still applies (attention, all-reduce)
+    rest = [k for k in overlay if not k.startswith("moe_")]
+    assert rest and all(d[k] == p[k] for k in rest)
