@@ -121,7 +121,10 @@ class Instance:
         self.pipe = pipeline
         self.bs = kv.block_size
         self.waiting = make_queue(queue, self, ttft_target_s)
-        self.ff = self.ff and self.waiting.ff_safe  # the slo order's head moves with the clock
+        # the slo order's head moves with the clock: no fast-forward while a request waits (with
+        # nothing waiting the order decides nothing, and a run stops at the next arrival)
+        self.ff_idle = self.ff
+        self.ff = self.ff and self.waiting.ff_safe
         self.admission = ADMISSION[admission]
         self.prefilling: list[Request] = []
         self.dec = DecodeSet(self.bs, kv.blocks_for)

@@ -19,7 +19,7 @@ preempted one going back), ``popleft`` and ``[0]`` (the head), ``len`` and itera
 Only ``slo`` depends on the clock (the instance's ``now``, when the next batch is formed), so it
 is the one order whose head can change between arrivals; the step loop's decode fast-forward
 assumes a fixed head, so an instance with the ``slo`` order steps one iteration at a time
-(``ff_safe = False``).
+while a request waits (``ff_safe = False``; with none waiting it may fast-forward: Instance.ff_idle).
 """
 
 from __future__ import annotations

@@ -274,7 +274,7 @@ def enable(pool: Any, ctx: Any, spec: Any, step_fn: Any, seed: int) -> None:
         inst._mixing = policy in MIXING_POLICIES
         ss = np.random.SeedSequence(int(seed), spawn_key=(SPEC_SEED_KEY, inst.id))
         inst.dec = SpecDecodeSet(inst.bs, spec, np.random.default_rng(ss))
-        inst.ff = False
+        inst.ff = inst.ff_idle = False
         inst.spec_cost = make_spec_cost(ctx, pool.spec.role, spec, step_fn)
         inst.cost = _totals(inst.spec_cost)
         inst.stats = SpecStats(spec.k)

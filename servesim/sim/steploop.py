@@ -58,7 +58,7 @@ def run(inst: Any):
         # growth evicts its cached blocks (its hits then cost fewer blocks), so admission is
         # not monotone there: no fast-forward while such a request waits.
         if (
-            inst.ff
+            (inst.ff or inst.ff_idle and not inst.waiting)
             and batch.decode
             and not batch.chunks
             and not batch.preempted

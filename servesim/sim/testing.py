@@ -103,6 +103,7 @@ def colocated_config(
     workload: dict | None = None,
     ff: bool | None = None,
     seed: int | None = None,
+    slo: dict | None = None,
     **scheduler: Any,
 ) -> Any:
     """A RunConfig of one colocated pool: the builder the engine tests share.
@@ -131,4 +132,6 @@ def colocated_config(
         data["sim"] = {"fast_forward": ff}
     if seed is not None:
         data["seed"] = seed
+    if slo is not None:
+        data["slo"] = slo
     return load_config(data)

@@ -1,6 +1,7 @@
 """Hypothesis: with the real cost model (its bound hot path: cost/stepfast.py), fast-forwarding
 and inline steps give exactly the plain loop's step log and request records, for every policy,
-with preemption (a small KV cache), prefix caching, several instances and both step-log modes."""
+with preemption (a small KV cache), prefix caching, several instances, both step-log modes and the
+fifo and slo queue orders."""
 
 from __future__ import annotations
 
@@ -40,9 +41,10 @@ def workloads(draw):
     st.integers(1, 2),
     st.booleans(),
     st.sampled_from(["full", "runs"]),
+    st.sampled_from(["fifo", "slo"]),  # slo: fast-forward only while nothing waits
 )
 def test_fast_forward_equals_plain_loop_with_the_real_cost_model(
-    specs, policy, blocks, instances, prefix, step_log
+    specs, policy, blocks, instances, prefix, step_log, queue
 ):
     def once(ff: bool):
         cfg = colocated_config(
@@ -52,6 +54,8 @@ def test_fast_forward_equals_plain_loop_with_the_real_cost_model(
             max_num_seqs=32,
             max_num_batched_tokens=512,
             enable_prefix_caching=prefix,
+            queue=queue,
+            slo={"ttft_ms": {"p90": 200}},
         )
         cfg = dataclasses.replace(cfg, sim=dataclasses.replace(cfg.sim, step_log=step_log))
         return run(cfg, workload=ListWorkload(specs), kv_blocks=blocks)
