@@ -60,11 +60,14 @@ class TraceColumns:
         return self.columns[name]
 
     def take(self, rows: Any) -> TraceColumns:
-        """The rows a slice or a boolean mask selects."""
+        """The rows a slice, a boolean mask or an index array selects."""
         out = {}
         for k, v in self.columns.items():
-            if isinstance(v, list):
-                v = v[rows] if isinstance(rows, slice) else [h for h, t in zip(v, rows) if t]
+            if isinstance(v, list) and isinstance(rows, slice):
+                v = v[rows]
+            elif isinstance(v, list):
+                idx = np.flatnonzero(rows) if rows.dtype == bool else rows
+                v = [v[i] for i in idx.tolist()]
             else:
                 v = v[rows]
             out[k] = v
