@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -188,3 +190,19 @@ def _rows(draw):
 def test_random_azure_files_bit_identical(tmp_path_factory, body, speedup):
     p = _write(tmp_path_factory.mktemp("fx"), body)
     _same(_fast(p, speedup=speedup), load_trace(p, speedup=speedup))
+
+
+def test_print_only_run_does_not_import_pandas():
+    """The default `servesim run` (print only) reads its trace and builds its summary without
+    pandas (importing it costs ~0.4 CPU-s); `--out` and the studies still use it."""
+    code = (
+        "import sys\n"
+        "from servesim.cli import main\n"
+        "sys.argv = ['servesim', 'run', '--num-requests', '30', '-q']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
