@@ -5,7 +5,8 @@ Every reader returns the same DataFrame: `arrival_s` (float, first request at 0,
 `prompt_tokens`, `output_tokens` (int64, output >= 1), `session_id` (int64, -1 = none) and
 `prefix_hashes` (tuples of block ids from the file, () when the format has none). Reading is
 vectorised with pandas; a bad file is one SpecError naming the file, the line or column, and the
-problem.
+problem. The engine reads traces through workload/fasttrace.py, which gives the same columns
+without pandas for plain Azure CSV files and comes here for everything else.
 """
 
 from __future__ import annotations
