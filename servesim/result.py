@@ -246,9 +246,9 @@ def _switch_source(data: dict, source: str, overrides: Mapping[str, Any]) -> dic
     sized = any(k in overrides for k in ("workload.num_requests", "workload.duration_s"))
     if trace and wl.get("num_requests") is None and wl.get("duration_s") is None and not sized:
         # `run --rate 6` on the default: as many requests as the trace it replaced held
-        from servesim.workload.traces import load_trace
+        from servesim.workload.fasttrace import trace_columns
 
-        wl["num_requests"] = len(load_trace(trace["path"], trace.get("format")))
+        wl["num_requests"] = len(trace_columns(trace["path"], trace.get("format")))
     data = dict(data)
     data["workload"] = wl
     return data

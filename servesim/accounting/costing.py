@@ -13,10 +13,9 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 
 from servesim.accounting import energy, hwcost
 from servesim.accounting.summary import Cost, PoolCost
@@ -37,6 +36,9 @@ from servesim.specs.cost import (
     load_providers,
     price_column,
 )
+
+if TYPE_CHECKING:  # pandas loads on first use: the print-only run never needs it
+    import pandas as pd
 
 SECONDS_PER_MONTH = DAYS_PER_MONTH * 86400.0
 TIME_BILLED = ("cloud", "reserved", "spot", "dedicated")
@@ -375,6 +377,8 @@ def compare_pricing(target: Any, cfg: Any = None, *, providers: Iterable[str] | 
         if r.get("cost_usd") is None:
             continue
         rows.append(_row(r, spec, label))
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
 
 
@@ -483,6 +487,8 @@ def _compare_hardware(hw: Any, devices: int, tokens_per_day: float | None,
         src = "bottom-up " if b["price_source"] == "bottom-up" else ""
         rows.append(_hw_row("tco", "owned", "", b["total_usd_per_device_hour"], b["total_usd_per_hour"], mtok_day,
                             "", f"{src}purchase ${b['purchase_usd']:,.0f}, {base.lifetime_years:g} y, utilisation {base.utilisation:g}"))  # fmt: skip
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=list(COMPARE_COLUMNS))
 
 
@@ -499,6 +505,8 @@ def _hw_row(pricing, label, column, rate, per_hour, mtok_day, date, source) -> d
 
 
 def _read_parquet(p: Path) -> pd.DataFrame:
+    import pandas as pd
+
     try:
         return pd.read_parquet(p)
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError

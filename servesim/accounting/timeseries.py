@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from servesim.accounting.instances import instance_table
+
+if TYPE_CHECKING:  # pandas loads on first use: the print-only run never needs it
+    import pandas as pd
 
 
 def time_series(raw: Any, interval_s: float) -> pd.DataFrame:
@@ -22,6 +24,8 @@ def time_series(raw: Any, interval_s: float) -> pd.DataFrame:
     """
     if not interval_s > 0:
         raise ValueError("interval_s must be > 0")
+    import pandas as pd
+
     steps = raw.steps
     ids = instance_table(raw).ids.tolist()
     end = max(float(raw.sim_end_s), 0.0)

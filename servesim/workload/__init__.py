@@ -53,11 +53,11 @@ def streams(seed: int) -> dict[str, np.random.Generator]:
 @lru_cache(maxsize=16)
 def _trace_lengths(path: str, fmt: str | None) -> tuple[np.ndarray, np.ndarray]:
     """(prompt, output) lengths of a trace, read once per process (empirical / fitted lengths)."""
-    from servesim.workload.traces import load_trace
+    from servesim.workload.fasttrace import trace_columns
 
-    df = load_trace(path, fmt)
-    inp = df["prompt_tokens"].to_numpy()
-    out = df["output_tokens"].to_numpy()
+    df = trace_columns(path, fmt)
+    inp = df["prompt_tokens"]
+    out = df["output_tokens"]
     inp.flags.writeable = out.flags.writeable = False
     return inp, out
 
@@ -150,10 +150,10 @@ class Workload:
                 return
 
     def _load_trace(self):
-        from servesim.workload.traces import load_trace
+        from servesim.workload.fasttrace import trace_columns
 
         t = self.spec.trace
-        df = load_trace(
+        df = trace_columns(
             t.path,
             t.format,
             speedup=t.speedup,
@@ -168,22 +168,22 @@ class Workload:
             max_requests=self.spec.num_requests,  # the rest of a long trace is not parsed
         )
         if self.spec.duration_s is not None:
-            df = df[df["arrival_s"].to_numpy() < self.spec.duration_s]
+            df = df.take(df["arrival_s"] < self.spec.duration_s)
         if self.spec.num_requests is not None:
-            df = df.iloc[: self.spec.num_requests]
+            df = df.take(slice(None, self.spec.num_requests))
         return df
 
     def _trace_requests(self, len_rng, shaper) -> Iterator[RequestSpec]:
         df = self._trace
         block = df.attrs.get("hash_block_tokens", HASH_BLOCK_TOKENS)
         for start in range(0, len(df), CHUNK):
-            part = df.iloc[start : start + CHUNK]
-            times = part["arrival_s"].to_numpy()
+            part = df.take(slice(start, start + CHUNK))
+            times = part["arrival_s"]
             if self._lengths is not None:  # synthetic lengths on the trace's clock
                 yield from self._requests(times, len_rng, shaper)
                 continue
             prompt = part["prompt_tokens"].tolist()
-            hashes = part["prefix_hashes"].tolist()
+            hashes = part["prefix_hashes"]
             if block != HASH_BLOCK_TOKENS:
                 hashes = [synthetic.expand_hashes(h, block, p) for h, p in zip(hashes, prompt)]
             yield from map(

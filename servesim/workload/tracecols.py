@@ -5,12 +5,14 @@ prefix-hash lists. Each check reports the first bad cell by file line and column
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from servesim.specs.common import SpecError
+
+if TYPE_CHECKING:  # pandas loads on first use: the engine reads plain traces without it
+    import pandas as pd
 
 
 def _require_header(df: pd.DataFrame, cols: tuple[str, ...], p: Path, hint: str) -> None:
@@ -31,6 +33,8 @@ _INT64_END = 2.0**63
 
 def _numeric(raw: pd.Series) -> pd.Series:
     """Numbers of a column as float64 (NaN where a cell is not a number: text, a list, a bool)."""
+    import pandas as pd
+
     if raw.dtype == object:
         raw = raw.map(lambda v: v if isinstance(v, (int, float, str)) and not isinstance(v, bool)
                       else None)  # fmt: skip
@@ -80,6 +84,8 @@ def _targets(df: pd.DataFrame, col: str, p: Path, line0: int = 2) -> np.ndarray:
 
 
 def _seconds(df: pd.DataFrame, col: str, p: Path, unit: str, line0: int = 2) -> np.ndarray:
+    import pandas as pd
+
     raw = df[col]
     if unit == "datetime":
         ts = pd.to_datetime(raw.astype(str), format="ISO8601", errors="coerce", utc=True)
@@ -133,6 +139,7 @@ def _is_hash_id(h: Any) -> bool:
 def _csv_hashes(col: pd.Series, p: Path) -> pd.Series:
     """A CSV cell holds the ids separated by spaces or semicolons; anything else is an error
     naming the line."""
+    import pandas as pd
 
     def parse(i: int, cell: Any) -> list[int]:
         out = []

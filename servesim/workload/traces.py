@@ -5,7 +5,8 @@ Every reader returns the same DataFrame: `arrival_s` (float, first request at 0,
 `prompt_tokens`, `output_tokens` (int64, output >= 1), `session_id` (int64, -1 = none) and
 `prefix_hashes` (tuples of block ids from the file, () when the format has none). Reading is
 vectorised with pandas; a bad file is one SpecError naming the file, the line or column, and the
-problem.
+problem. The engine reads traces through workload/fasttrace.py, which gives the same columns
+without pandas for plain Azure CSV files and comes here for everything else.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from servesim.specs.common import SpecError
 from servesim.specs.workload import TRACE_COLUMNS, TRACE_FORMATS
@@ -32,6 +32,9 @@ from servesim.workload.tracecols import (
     _short,
     _targets,
 )
+
+if TYPE_CHECKING:  # pandas loads on first use: the engine reads plain traces without it
+    import pandas as pd
 
 log = logging.getLogger("servesim.workload")
 
@@ -212,6 +215,8 @@ def _prefix_rows(p: Path, fmt: str, mapping: dict, unit: str, n: int) -> int | N
     order (no later row arrives before the latest of them; equal times keep file order), so
     only they need parsing; None when the whole file must be read (another format, fewer rows,
     an unreadable arrival time: the whole read reports it)."""
+    import pandas as pd
+
     if fmt not in ("azure", "csv") or n < 1 or p.stat().st_size < PREFIX_READ_MIN_BYTES:
         return None
     col, unit = ("TIMESTAMP", "datetime") if fmt == "azure" else (mapping["arrival"], unit)
@@ -234,6 +239,8 @@ def _prefix_rows(p: Path, fmt: str, mapping: dict, unit: str, n: int) -> int | N
 
 
 def _read_csv(p: Path, required: tuple[str, ...], nrows: int | None = None) -> pd.DataFrame:
+    import pandas as pd
+
     _first_line(p)  # existence
     try:
         df = pd.read_csv(p, skipinitialspace=True, nrows=nrows)
@@ -251,6 +258,8 @@ def _read_csv(p: Path, required: tuple[str, ...], nrows: int | None = None) -> p
 def _frame(
     arrival, prompt, output, session=None, hashes=None, priority=None, ttft=None
 ) -> pd.DataFrame:
+    import pandas as pd
+
     n = len(arrival)
     return pd.DataFrame(
         {
@@ -293,6 +302,8 @@ def _read_burstgpt(p: Path, notes: list[str]) -> pd.DataFrame:
 
 
 def _read_jsonl(p: Path) -> pd.DataFrame:
+    import pandas as pd
+
     _first_line(p)
     try:
         df = pd.read_json(p, lines=True, dtype=False)
