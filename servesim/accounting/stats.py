@@ -4,7 +4,7 @@ weighted (a compact (value, count) form of a large sample), as ``{prefix}_{stat}
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -57,11 +57,19 @@ def weighted_percentiles(
     v = np.asarray(values, dtype=float)
     w = np.asarray(weights, dtype=np.int64)
     keep = w > 0
-    v, w = v[keep], w[keep]
+    return _compact_percentiles(v[keep], w[keep], qs)
+
+
+def _compact_percentiles(v: np.ndarray, w: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    """weighted_percentiles of positive weights; ``v`` and ``w`` are consumed (sorted in place
+    of copies: a few arrays of the sample's size at a time, not a dozen)."""
     if v.size == 0:
         return np.full(len(qs), np.nan)
     order = np.argsort(v, kind="stable")
-    v, cw = v[order], np.cumsum(w[order])
+    v = v[order]
+    w = w[order]
+    del order
+    cw = np.cumsum(w, out=w)
     n = int(cw[-1])
     h = (n - 1) * np.asarray(qs, dtype=float) / 100.0
     lo = np.floor(h).astype(np.int64)
@@ -88,3 +96,86 @@ def weighted_sample_stats(values: np.ndarray, weights: np.ndarray) -> Stats:
     mean = float(np.sum(v * w) / n)
     std = math.sqrt(max(float(np.sum(w * (v - mean) ** 2)) / n, 0.0))
     return _pack(mean, std, weighted_percentiles(v, w, list(_PCTS.values())))
+
+
+# ------------------------------------------------------------- samples held in parts
+
+# numpy sums float64 arrays pairwise (numpy's pairwise_sum: blocks of <= 128 in 8 lanes, longer
+# runs split at n // 2 rounded down to a multiple of 8); pairwise_sum repeats the splits above
+# _PW_LEAF and lets np.sum do each leaf, so a sum over a sample never held whole gives the
+# same bits as np.sum over the whole (tests/unit/test_stats_parts.py checks it on this numpy)
+_PW_LEAF = 1 << 16
+
+
+def pairwise_sum(n: int, leaf: Callable[[int, int], np.ndarray]) -> float:
+    """``float(np.sum(x))`` for a float64 ``x`` of length ``n`` given by ``leaf(a, b) = x[a:b]``
+    (at most _PW_LEAF elements at a time)."""
+
+    def rec(a: int, m: int) -> Any:
+        if m <= _PW_LEAF:
+            return np.sum(leaf(a, a + m))
+        h = m // 2
+        h -= h % 8
+        return rec(a, h) + rec(a + h, m - h)
+
+    return 0.0 + float(rec(0, n)) if n else 0.0
+
+
+class Parts:
+    """A weighted sample ``(values, counts)`` held as parts whose concatenation is the sample
+    (each part a values array and a counts array or the int 0 for all-zero counts), so its
+    statistics need no full-length copy: ``parts_stats`` equals ``weighted_sample_stats`` of
+    the concatenation, to the bit."""
+
+    def __init__(self, parts: Sequence[tuple[np.ndarray, Any]]):
+        self.parts = [(np.asarray(v, dtype=float), c) for v, c in parts]
+        self.n = sum(v.size for v, _ in self.parts)
+
+    def map(self, fn: Callable[[np.ndarray, Any], np.ndarray], a: int, b: int) -> np.ndarray:
+        """``fn(values, counts)`` over elements [a, b) of the concatenation, part by part."""
+        out, pos = [], 0
+        for v, c in self.parts:
+            lo, hi = max(a - pos, 0), min(b - pos, v.size)
+            if lo < hi:
+                out.append(fn(v[lo:hi], c if isinstance(c, int) else c[lo:hi]))
+            pos += v.size
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def total(self) -> int:
+        return sum(int(c.sum()) for _, c in self.parts if not isinstance(c, int))
+
+    def compact(self) -> tuple[np.ndarray, np.ndarray]:
+        """(values, counts) of the positive counts, in order."""
+        vs, cs = [], []
+        for v, c in self.parts:
+            if isinstance(c, int):
+                if c > 0:
+                    vs.append(v)
+                    cs.append(np.full(v.size, c, dtype=np.int64))
+                continue
+            keep = c > 0
+            vs.append(v[keep])
+            cs.append(np.asarray(c, dtype=np.int64)[keep])
+        if not vs:
+            return np.zeros(0), np.zeros(0, dtype=np.int64)
+        return np.concatenate(vs), np.concatenate(cs)
+
+
+def parts_percentiles(sample: Parts, qs: Sequence[float]) -> np.ndarray:
+    """weighted_percentiles of the concatenated sample."""
+    v, w = sample.compact()
+    return _compact_percentiles(v, w, qs)
+
+
+def parts_stats(sample: Parts) -> Stats:
+    """weighted_sample_stats of the concatenated sample, without concatenating it."""
+    n = sample.total()
+    if n == 0:
+        return _pack(None, None, [None] * len(_PCTS))
+    mean = float(pairwise_sum(sample.n, lambda a, b: sample.map(lambda v, c: v * c, a, b)) / n)
+
+    def dev(v: np.ndarray, c: Any) -> np.ndarray:
+        return c * (v - mean) ** 2
+
+    std = math.sqrt(max(pairwise_sum(sample.n, lambda a, b: sample.map(dev, a, b)) / n, 0.0))
+    return _pack(mean, std, parts_percentiles(sample, list(_PCTS.values())))
