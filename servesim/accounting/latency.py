@@ -104,11 +104,13 @@ def itl_parts(steps: Mapping[str, np.ndarray], scale: float | None = None) -> Pa
         return c if order is None else c[order]
 
     start, dur = col("start_s"), col("duration_s")
-    k = iterations(steps)
-    if order is not None:
+    single = "steps" not in steps or bool(np.all(np.asarray(steps["steps"]) <= 1))
+    k = None if single else iterations(steps)
+    if k is not None and order is not None:
         k = k[order]
-    single = bool(np.all(k == 1))
-    n = col("decode_seqs", np.int64)
+    n = col("decode_seqs", None)  # int32 in a step table: exact in the int64 sums below
+    if n.dtype.kind not in "iu":
+        n = n.astype(np.int64)
     first_tokens = col("new_tokens", np.int64)
     if "spec_tokens" in steps:  # speculative steps emit extra tokens per sequence, one ITL sample
         first_tokens = first_tokens - col("spec_tokens", np.int64)
@@ -123,22 +125,29 @@ def itl_parts(steps: Mapping[str, np.ndarray], scale: float | None = None) -> Pa
     nxt = next_dec[j_rows]
     del next_dec
     join_gap = first_end[nxt] - end[j_rows]
-    joined = np.bincount(nxt, weights=first_tokens[j_rows], minlength=n.size)
+    join_n = first_tokens[j_rows]
+    del first_tokens, j_rows
+    cont = np.bincount(nxt, weights=join_n, minlength=n.size).astype(np.int64)  # joined
     del nxt
-    # the others decoded in the previous decode row (or, for an instance's first, none: own time)
-    has_prev = prev_dec >= 0
-    np.maximum(prev_dec, 0, out=prev_dec)
-    cont_gap = np.where(has_prev, first_end - end[prev_dec], per_iter)
-    del has_prev, prev_dec, end, first_end
-    cont = n - joined.astype(np.int64)
-    del joined
+    np.subtract(n, cont, out=cont)
     np.maximum(cont, 0, out=cont)
-    later = 0 if single else n * (k - 1)
-    parts = [(join_gap, first_tokens[j_rows]), (cont_gap, cont), (per_iter, later)]
+    # the others decoded in the previous decode row (or, for an instance's first, none: own time)
+    no_prev = prev_dec < 0
+    np.maximum(prev_dec, 0, out=prev_dec)
+    cont_gap = end[prev_dec]
+    del prev_dec
+    np.subtract(first_end, cont_gap, out=cont_gap)
+    cont_gap[no_prev] = per_iter[no_prev]
+    del no_prev, end, first_end
+    later = 0 if single else np.asarray(n, dtype=np.int64) * (k - 1)
+    parts = [(join_gap, join_n), (cont_gap, cont), (per_iter, later)]
     if scale is not None:
-        # a part of zero counts is left unscaled: its terms in every sum are v * 0 and
-        # 0 * (v - mean) ** 2, +0.0 alike for any finite non-negative step duration
-        parts = [(v if isinstance(c, int) else v * scale, c) for v, c in parts]
+        # in place on the fresh arrays; a part of zero counts is left unscaled: its terms in every
+        # sum are v * 0 and 0 * (v - mean) ** 2, +0.0 alike for any finite non-negative duration
+        for v, _c in parts[:2]:
+            np.multiply(v, scale, out=v)
+        if not isinstance(later, int):
+            parts[2] = (per_iter * scale, later)
     return Parts(parts)
 
 
@@ -149,32 +158,35 @@ def itl_stats(steps: Mapping[str, np.ndarray]) -> Stats:
 
 def _decode_neighbours(inst: np.ndarray, is_dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For rows sorted by (instance, time): index of the previous and of the next row of the same
-    instance with decodes (-1 if none)."""
+    instance with decodes (-1 if none); int32 indices below 2**31 rows (the same values)."""
     size = inst.size
+    itype = np.int32 if size < 2**31 - 1 else np.int64
     cut = np.flatnonzero(inst[1:] != inst[:-1]) + 1
-    idx = np.arange(size)
-    last = np.where(is_dec, idx, -1)
+    no_dec = ~is_dec
+    last = np.arange(size, dtype=itype)
+    last[no_dec] = -1
     np.maximum.accumulate(last, out=last)
-    prev = np.empty(size, dtype=np.int64)
+    prev = np.empty(size, dtype=itype)
     prev[0] = -1
     prev[1:] = last[:-1]
     del last
     if cut.size:  # a row's previous decode row must be of its own instance
-        group_start = np.zeros(size, dtype=np.int64)
+        group_start = np.zeros(size, dtype=itype)
         group_start[cut] = cut
         np.maximum.accumulate(group_start, out=group_start)
         prev[prev < group_start] = -1
         del group_start
-    nxt_all = np.where(is_dec, idx, size)
-    del idx
+    nxt_all = np.arange(size, dtype=itype)
+    nxt_all[no_dec] = size
+    del no_dec
     rev = nxt_all[::-1]
     np.minimum.accumulate(rev, out=rev)
-    nxt = np.empty(size, dtype=np.int64)
+    nxt = np.empty(size, dtype=itype)
     nxt[:-1] = nxt_all[1:]
     nxt[-1] = size
     del nxt_all, rev
     if cut.size:
-        group_end = np.full(size, size, dtype=np.int64)
+        group_end = np.full(size, size, dtype=itype)
         group_end[cut - 1] = cut
         rev = group_end[::-1]
         np.minimum.accumulate(rev, out=rev)
