@@ -151,13 +151,9 @@ class Result:
     def _write(self, folder: Path, detailed: bool) -> None:
         from servesim.specs.config import config_to_dict
 
+        # the small files first: their temporaries come and go before pyarrow (~80 MB once
+        # loaded) and the request frame's derived columns are held
         _write_json(folder / "summary.json", self.summary)
-        self.requests.to_parquet(folder / "requests.parquet", index=False)
-        # dictionary encoding for the integer columns only: the float ones (times, FLOPs) rarely
-        # repeat, and trying a dictionary on them made the write ~3x slower and the file larger
-        steps = self.steps
-        ints = [c for c in steps.columns if steps[c].dtype.kind in "iub"]
-        steps.to_parquet(folder / "steps.parquet", index=False, use_dictionary=ints)
         text = yaml.safe_dump(_plain(config_to_dict(self.config)), sort_keys=False)
         (folder / "config.yaml").write_text(text, encoding="utf-8")
         # the per-request lists (itls: every token gap) are streamed: a million requests' worth
@@ -166,6 +162,16 @@ class Result:
         lists = metrics.bench_list_iters(self.raw) if detailed else {}
         write_json_streamed(folder / "benchmark.json", head, lists)
         self.time_series().to_csv(folder / "timeseries.csv", index=False)
+        # a frame built here is not kept on the Result (its derived columns are 4 request-long
+        # arrays); one already built is reused
+        requests = self._requests if self._requests is not None else requests_frame(self.raw)
+        requests.to_parquet(folder / "requests.parquet", index=False)
+        del requests
+        # dictionary encoding for the integer columns only: the float ones (times, FLOPs) rarely
+        # repeat, and trying a dictionary on them made the write ~3x slower and the file larger
+        steps = self.steps
+        ints = [c for c in steps.columns if steps[c].dtype.kind in "iub"]
+        steps.to_parquet(folder / "steps.parquet", index=False, use_dictionary=ints)
 
 
 def simulate(

@@ -11,10 +11,10 @@ from servesim.accounting.latency import (
     _col,
     _completed_mask,
     iter_request_itls,
-    itl_samples,
+    itl_parts,
     request_latencies,
 )
-from servesim.accounting.stats import weighted_percentiles
+from servesim.accounting.stats import parts_percentiles
 
 _LATENCIES = ("ttft", "tpot", "itl", "e2el")
 
@@ -61,14 +61,15 @@ def benchmark_json(
     lat = request_latencies(req)
     tpot = lat["tpot_s"]
     per_metric = {"ttft": lat["ttft_s"], "tpot": tpot[np.isfinite(tpot)], "e2el": lat["e2el_s"]}
-    gaps, counts = itl_samples(raw.steps)
+    itl = itl_parts(raw.steps)  # weighted_percentiles of itl_samples, without their copies
+    itl_any = itl.total() > 0
     for m in _LATENCIES:
         for s in ("mean", "median", "std"):
             res[f"{s}_{m}_ms"] = summary.get(f"{m}_ms_{s}")
         for p in percentiles:
             word = str(int(p)) if int(p) == p else str(p)
             if m == "itl":
-                q = weighted_percentiles(gaps, counts, [p])[0] if counts.sum() else None
+                q = parts_percentiles(itl, [p])[0] if itl_any else None
             else:
                 v = per_metric[m]
                 q = float(np.percentile(v, p)) if v.size else None

@@ -35,6 +35,7 @@ Everything is vectorised over the step arrays (the step log can have millions of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -208,17 +209,39 @@ def step_power(raw: Any, inst: Instances) -> StepPower:
     start = np.asarray(steps.get("start_s", np.zeros(len(pos))), dtype=np.float64)
     if not len(pos):
         return StepPower(pos, start, dur, np.zeros(0))
+    flops = np.asarray(steps["flops"], dtype=np.float64)
+    nbytes = np.asarray(steps["bytes"], dtype=np.float64)
+    p = np.empty(len(pos))
+    # element by element, so in segments: the same values without a dozen step-long temporaries
+    for a in range(0, len(pos), _SEGMENT):
+        b = a + _SEGMENT
+        p[a:b] = _segment_power(inst, pos[a:b], dur[a:b], flops[a:b], nbytes[a:b])
+    return StepPower(pos, start, dur, p)
+
+
+_SEGMENT = 1 << 16  # step rows per segment of the elementwise step arithmetic
+
+
+def _segment_power(inst: Instances, pos, dur, flops, nbytes) -> np.ndarray:
     d = inst.devices[pos].astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         denom = np.where(dur > 0, d * dur, np.inf)
-        u_c = np.asarray(steps["flops"], dtype=np.float64) / (denom * inst.peak_flops[pos])
-        u_m = np.asarray(steps["bytes"], dtype=np.float64) / (denom * inst.mem_bw[pos])
+        u_c = flops / (denom * inst.peak_flops[pos])
+        u_m = nbytes / (denom * inst.mem_bw[pos])
     u_c = np.clip(np.nan_to_num(u_c), 0.0, 1.0)
     u_m = np.clip(np.nan_to_num(u_m), 0.0, 1.0)
-    p = step_power_W(
+    return step_power_W(
         u_c, u_m, inst.idle_W[pos], inst.tdp_W[pos], inst.floor[pos], inst.wc[pos], inst.wm[pos]
     )
-    return StepPower(pos, start, dur, p)
+
+
+def _segmented(n: int, fn: Any) -> np.ndarray:
+    """An n-long float array filled ``fn(a, b)`` segment by segment (elementwise arithmetic)."""
+    out = np.empty(n)
+    for a in range(0, n, _SEGMENT):
+        b = min(a + _SEGMENT, n)
+        out[a:b] = fn(a, b)
+    return out
 
 
 def token_totals(raw: Any) -> tuple[float, float]:
@@ -250,9 +273,11 @@ def measure(raw: Any, cfg: Any) -> Energy:
     pue = float(getattr(getattr(cfg, "cost", None), "pue", 1.0) or 1.0)
     n = len(inst.ids)
     busy_s = np.bincount(sp.pos, weights=sp.dur, minlength=n)[:n]
-    busy_j = np.bincount(sp.pos, weights=sp.power_W * sp.dur * inst.devices[sp.pos], minlength=n)[
-        :n
-    ]
+    weights = _segmented(
+        len(sp.pos), lambda a, b: sp.power_W[a:b] * sp.dur[a:b] * inst.devices[sp.pos[a:b]]
+    )
+    busy_j = np.bincount(sp.pos, weights=weights, minlength=n)[:n]
+    del weights
     idle_s = np.maximum(T - busy_s, 0.0)
     dev_j = busy_j + inst.idle_W * inst.devices * idle_s
     n_in, n_out = token_totals(raw)
@@ -321,13 +346,55 @@ def _peak_it_W(inst: Instances, sp: StepPower, host_W: float) -> float:
     base = float((inst.idle_W * inst.devices).sum()) + host_W
     if not len(sp.pos):
         return base
-    extra = (sp.power_W - inst.idle_W[sp.pos]) * inst.devices[sp.pos]
+
+    def extra_of(a: int, b: int) -> np.ndarray:
+        return (sp.power_W[a:b] - inst.idle_W[sp.pos[a:b]]) * inst.devices[sp.pos[a:b]]
+
+    if _steps_in_turn(sp.start, sp.dur):
+        return base + max(0.0, _interleaved_peak(len(sp.pos), extra_of))
+    extra = extra_of(0, len(sp.pos))
     # ends first, then a stable sort: at equal times a step that ends is counted before one that
     # starts, so back-to-back steps of one instance never look simultaneous
     t = np.concatenate([sp.start + sp.dur, sp.start])
     delta = np.concatenate([-extra, extra])
     order = np.argsort(t, kind="stable")
     return base + max(0.0, float(np.max(np.cumsum(delta[order]))))
+
+
+def _steps_in_turn(start: np.ndarray, dur: np.ndarray) -> bool:
+    """Whether the rows' steps run one after another (one instance, or instances in turn): each
+    lasts > 0 and ends no later than the next starts. Then start_0, end_0, start_1, ... is the
+    order _peak_it_W's stable sort gives (ends before starts at equal times)."""
+    n = len(start)
+    for a in range(0, n, _SEGMENT):
+        b = min(a + _SEGMENT, n)
+        end = start[a:b] + dur[a:b]
+        if not np.all(start[a:b] < end):
+            return False
+        nxt = start[a + 1 : b + 1]
+        if not np.all(end[: nxt.size] <= nxt):
+            return False
+    return True
+
+
+def _interleaved_peak(n: int, extra_of: Any) -> float:
+    """max(np.cumsum([e_0, -e_0, e_1, -e_1, ...])) built segment by segment: each segment's
+    cumsum starts from the previous total (np.cumsum adds in order), so the partial sums and
+    their maximum are the same bits."""
+    peak, carry = -math.inf, None
+    for a in range(0, n, _SEGMENT):
+        b = min(a + _SEGMENT, n)
+        e = extra_of(a, b)
+        d = np.empty(2 * e.size + (carry is not None))
+        k = 0 if carry is None else 1
+        if carry is not None:
+            d[0] = carry
+        d[k::2] = e
+        d[k + 1 :: 2] = -e
+        c = np.cumsum(d)
+        peak = max(peak, float(np.max(c)))
+        carry = c[-1]
+    return peak
 
 
 def _ratio(a: float, b: float) -> float | None:

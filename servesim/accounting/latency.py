@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from servesim.accounting.stats import Parts, Stats, parts_stats
 from servesim.accounting.summary import SloTarget
 
 # SLO percentile names (run config) -> summary stat name
@@ -51,6 +52,21 @@ def step_order(steps: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.lexsort((np.arange(inst.size), start, inst))
 
 
+def _step_order_or_none(steps: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """step_order, or None when it is the identity (one instance, or rows already in (instance,
+    start) order): the columns are then read in place, not copied through the order."""
+    inst = _col(steps, "instance", np.int64)
+    start = _col(steps, "start_s")
+    if inst.size < 2:
+        return None
+    d_inst = np.diff(inst)
+    d_start = np.diff(start)
+    if np.all((d_inst > 0) | ((d_inst == 0) & (d_start >= 0))):
+        return None
+    del d_inst, d_start
+    return step_order(steps)
+
+
 def iterations(steps: Mapping[str, np.ndarray]) -> np.ndarray:
     """Engine iterations per step row: the ``steps`` column of a "runs" step log, else 1 each."""
     if "steps" in steps:
@@ -68,53 +84,115 @@ def itl_samples(steps: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray
     as ``new_tokens - decode_seqs``. A "runs" row of k merged decode iterations is split into k
     equal iterations (their lengths differ only by the slowly growing context).
     """
-    if len(steps["instance"]) == 0:
-        return np.zeros(0), np.zeros(0, dtype=np.int64)
-    order = step_order(steps)
-    inst = _col(steps, "instance", np.int64)[order]
-    start = _col(steps, "start_s")[order]
-    dur = _col(steps, "duration_s")[order]
-    k = iterations(steps)[order]
-    n = _col(steps, "decode_seqs", np.int64)[order]
-    new = _col(steps, "new_tokens", np.int64)[order]
-    if "spec_tokens" in steps:  # speculative steps emit extra tokens per sequence, one ITL sample
-        new = new - _col(steps, "spec_tokens", np.int64)[order]
-    first_tokens = np.maximum(new - n * k, 0)
-    end = start + dur
-    per_iter = dur / k
-    first_end = start + per_iter  # end of a row's first iteration
-    prev_dec, next_dec = _decode_neighbours(inst, n > 0)
-    # requests whose first token came at row j decode next at row next_dec[j]
-    joins = (first_tokens > 0) & (next_dec >= 0)
-    j_rows = np.flatnonzero(joins)
-    join_gap = first_end[next_dec[j_rows]] - end[j_rows]
-    joined = np.bincount(next_dec[j_rows], weights=first_tokens[j_rows], minlength=n.size)
-    # the others decoded in the previous decode row (or, for an instance's first, none: own time)
-    has_prev = prev_dec >= 0
-    cont_gap = np.where(has_prev, first_end - end[np.where(has_prev, prev_dec, 0)], per_iter)
-    cont = np.maximum(n - joined.astype(np.int64), 0)
-    gaps = np.concatenate((join_gap, cont_gap, per_iter))
-    counts = np.concatenate((first_tokens[j_rows], cont, n * (k - 1)))
+    parts = itl_parts(steps)
+    gaps = np.concatenate([v for v, _ in parts.parts])
+    counts = np.concatenate([np.zeros(v.size, dtype=np.int64) if isinstance(c, int) else c
+                             for v, c in parts.parts])  # fmt: skip
     return gaps, counts
+
+
+def itl_parts(steps: Mapping[str, np.ndarray], scale: float | None = None) -> Parts:
+    """itl_samples as a Parts sample (join gaps, continuing gaps, the later iterations of "runs"
+    rows), gaps multiplied by ``scale`` if given: the same values, without the full-length
+    concatenations (a million-request step log has ~5M rows)."""
+    if len(steps["instance"]) == 0:
+        return Parts([(np.zeros(0), np.zeros(0, dtype=np.int64))])
+    order = _step_order_or_none(steps)
+
+    def col(name: str, dtype: Any = float) -> np.ndarray:
+        c = _col(steps, name, dtype)
+        return c if order is None else c[order]
+
+    start, dur = col("start_s"), col("duration_s")
+    single = "steps" not in steps or bool(np.all(np.asarray(steps["steps"]) <= 1))
+    k = None if single else iterations(steps)
+    if k is not None and order is not None:
+        k = k[order]
+    n = col("decode_seqs", None)  # int32 in a step table: exact in the int64 sums below
+    if n.dtype.kind not in "iu":
+        n = n.astype(np.int64)
+    first_tokens = col("new_tokens", np.int64)
+    if "spec_tokens" in steps:  # speculative steps emit extra tokens per sequence, one ITL sample
+        first_tokens = first_tokens - col("spec_tokens", np.int64)
+    first_tokens = first_tokens - (n if single else n * k)
+    np.maximum(first_tokens, 0, out=first_tokens)
+    end = start + dur
+    per_iter = dur if single else dur / k  # x / 1 == x: the same values, no copy
+    first_end = end if single else start + per_iter  # end of a row's first iteration
+    prev_dec, next_dec = _decode_neighbours(col("instance", np.int64), n > 0)
+    # requests whose first token came at row j decode next at row next_dec[j]
+    j_rows = np.flatnonzero((first_tokens > 0) & (next_dec >= 0))
+    nxt = next_dec[j_rows]
+    del next_dec
+    join_gap = first_end[nxt] - end[j_rows]
+    join_n = first_tokens[j_rows]
+    del first_tokens, j_rows
+    cont = np.bincount(nxt, weights=join_n, minlength=n.size).astype(np.int64)  # joined
+    del nxt
+    np.subtract(n, cont, out=cont)
+    np.maximum(cont, 0, out=cont)
+    # the others decoded in the previous decode row (or, for an instance's first, none: own time)
+    no_prev = prev_dec < 0
+    np.maximum(prev_dec, 0, out=prev_dec)
+    cont_gap = end[prev_dec]
+    del prev_dec
+    np.subtract(first_end, cont_gap, out=cont_gap)
+    cont_gap[no_prev] = per_iter[no_prev]
+    del no_prev, end, first_end
+    later = 0 if single else np.asarray(n, dtype=np.int64) * (k - 1)
+    parts = [(join_gap, join_n), (cont_gap, cont), (per_iter, later)]
+    if scale is not None:
+        # in place on the fresh arrays; a part of zero counts is left unscaled: its terms in every
+        # sum are v * 0 and 0 * (v - mean) ** 2, +0.0 alike for any finite non-negative duration
+        for v, _c in parts[:2]:
+            np.multiply(v, scale, out=v)
+        if not isinstance(later, int):
+            parts[2] = (per_iter * scale, later)
+    return Parts(parts)
+
+
+def itl_stats(steps: Mapping[str, np.ndarray]) -> Stats:
+    """ITL statistics in ms: ``weighted_sample_stats(gaps * 1e3, counts)`` of itl_samples."""
+    return parts_stats(itl_parts(steps, 1e3))
 
 
 def _decode_neighbours(inst: np.ndarray, is_dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For rows sorted by (instance, time): index of the previous and of the next row of the same
-    instance with decodes (-1 if none)."""
-    idx = np.arange(inst.size)
-    group_start = np.zeros(inst.size, dtype=np.int64)
+    instance with decodes (-1 if none); int32 indices below 2**31 rows (the same values)."""
+    size = inst.size
+    itype = np.int32 if size < 2**31 - 1 else np.int64
     cut = np.flatnonzero(inst[1:] != inst[:-1]) + 1
-    group_start[cut] = cut
-    group_start = np.maximum.accumulate(group_start)
-    group_end = np.full(inst.size, inst.size, dtype=np.int64)
-    group_end[cut - 1] = cut
-    group_end = np.minimum.accumulate(group_end[::-1])[::-1]
-    last = np.maximum.accumulate(np.where(is_dec, idx, -1))
-    prev = np.concatenate(([-1], last[:-1]))
-    prev = np.where(prev >= group_start, prev, -1)
-    nxt_all = np.minimum.accumulate(np.where(is_dec, idx, inst.size)[::-1])[::-1]
-    nxt = np.concatenate((nxt_all[1:], [inst.size]))
-    nxt = np.where(nxt < group_end, nxt, -1)
+    no_dec = ~is_dec
+    last = np.arange(size, dtype=itype)
+    last[no_dec] = -1
+    np.maximum.accumulate(last, out=last)
+    prev = np.empty(size, dtype=itype)
+    prev[0] = -1
+    prev[1:] = last[:-1]
+    del last
+    if cut.size:  # a row's previous decode row must be of its own instance
+        group_start = np.zeros(size, dtype=itype)
+        group_start[cut] = cut
+        np.maximum.accumulate(group_start, out=group_start)
+        prev[prev < group_start] = -1
+        del group_start
+    nxt_all = np.arange(size, dtype=itype)
+    nxt_all[no_dec] = size
+    del no_dec
+    rev = nxt_all[::-1]
+    np.minimum.accumulate(rev, out=rev)
+    nxt = np.empty(size, dtype=itype)
+    nxt[:-1] = nxt_all[1:]
+    nxt[-1] = size
+    del nxt_all, rev
+    if cut.size:
+        group_end = np.full(size, size, dtype=itype)
+        group_end[cut - 1] = cut
+        rev = group_end[::-1]
+        np.minimum.accumulate(rev, out=rev)
+        nxt[nxt >= group_end] = -1
+    else:
+        nxt[nxt >= size] = -1
     return prev, nxt
 
 

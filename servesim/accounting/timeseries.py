@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from servesim.accounting.instances import instance_table
+from servesim.accounting.latency import _runs, _step_order_or_none
 
 if TYPE_CHECKING:  # pandas loads on first use: the print-only run never needs it
     import pandas as pd
@@ -34,27 +35,14 @@ def time_series(raw: Any, interval_s: float) -> pd.DataFrame:
             "running", "tokens_per_s"]  # fmt: skip
     if not ids:
         return pd.DataFrame(columns=cols)
-    df = pd.DataFrame({k: np.asarray(steps[k]) for k in (
-        "instance", "start_s", "duration_s", "batch_size", "kv_used_blocks", "kv_total_blocks",
-        "waiting", "running", "new_tokens")})  # fmt: skip
-    df["bin"] = np.minimum((df["start_s"] // interval_s).astype(np.int64), n_bins - 1)
-    total = df["kv_total_blocks"].where(df["kv_total_blocks"] > 0)
-    df["kv_usage"] = (df["kv_used_blocks"] / total).fillna(0.0)
-    w = df["duration_s"]
-    for c in ("batch_size", "kv_usage", "waiting", "running"):
-        df[f"w_{c}"] = df[c] * w
-    agg = df.groupby(["instance", "bin"], sort=True).agg(
-        steps=("start_s", "size"), busy=("duration_s", "sum"), tokens=("new_tokens", "sum"),
-        w_batch_size=("w_batch_size", "sum"), w_kv_usage=("w_kv_usage", "sum"),
-        w_waiting=("w_waiting", "sum"), w_running=("w_running", "sum"),
-        kv_last=("kv_usage", "last"),
-    )  # fmt: skip
+    order = _step_order_or_none(steps)  # rows by (instance, start): each bin's rows in a run
+    agg = _aggregate(steps, order, interval_s, n_bins)
     grid = pd.MultiIndex.from_product([ids, range(n_bins)], names=["instance", "bin"])
     agg = agg.reindex(grid)
     busy = agg["busy"]
     out = pd.DataFrame(index=grid)
     out["steps"] = agg["steps"].fillna(0).astype(np.int64)
-    out["busy_fraction"] = _busy_per_bin(df, ids, n_bins, interval_s).ravel() / interval_s
+    out["busy_fraction"] = _busy_per_bin(steps, order, ids, n_bins, interval_s).ravel() / interval_s
     for c in ("batch_size", "waiting", "running"):
         out[c] = (agg[f"w_{c}"] / busy.where(busy > 0)).fillna(0.0)
     kv = agg["w_kv_usage"] / busy.where(busy > 0)
@@ -65,7 +53,70 @@ def time_series(raw: Any, interval_s: float) -> pd.DataFrame:
     return out[cols].reset_index(drop=True)
 
 
-def _busy_per_bin(df: pd.DataFrame, ids: list[int], n_bins: int, interval_s: float) -> np.ndarray:
+_STEP_COLS = ("instance", "start_s", "duration_s", "batch_size", "kv_used_blocks",
+              "kv_total_blocks", "waiting", "running", "new_tokens")  # fmt: skip
+_SEGMENT = 1 << 17  # step rows per aggregated segment (about; cut where a bin ends)
+
+
+def _rows(order: np.ndarray | None, a: int, b: int) -> Any:
+    return slice(a, b) if order is None else order[a:b]
+
+
+def _bins(steps: Any, rows: Any, interval_s: float, n_bins: int) -> np.ndarray:
+    start = np.asarray(steps["start_s"])[rows]
+    return np.minimum((start // interval_s).astype(np.int64), n_bins - 1)
+
+
+def _aggregate(steps: Any, order: np.ndarray | None, interval_s: float, n_bins: int) -> Any:
+    """Per (instance, bin): the groupby of the whole step table, done on segments of rows in
+    (instance, start) order that end where a bin ends. A group's rows keep their order, and each
+    group's sums see the same values in it, so the result is the same, without a frame of every
+    step and its derived columns. Rows of several instances that interleave in time are taken
+    whole, in table order: pandas' grouped sums can round differently once the rows of other
+    groups are moved (seen on pandas 3.1), while cutting a table between groups gives the same
+    bits (tests/unit/test_accounting_lean.py)."""
+    inst = np.asarray(steps["instance"])
+    n = inst.size
+    if order is not None:
+        return _aggregate_rows(steps, slice(None), interval_s, n_bins)
+    parts = []
+    a = 0
+    while a < n:
+        b = min(a + _SEGMENT, n)
+        while b < n:  # extend to the end of the (instance, bin) group of row b - 1
+            hi = min(b + _SEGMENT, n)
+            rows = _rows(order, b - 1, hi)
+            key_i = inst[rows]
+            key_b = _bins(steps, rows, interval_s, n_bins)
+            change = np.flatnonzero((key_i[1:] != key_i[0]) | (key_b[1:] != key_b[0]))
+            if change.size:
+                b = b + int(change[0])
+                break
+            b = hi
+        parts.append(_aggregate_rows(steps, _rows(order, a, b), interval_s, n_bins))
+        a = b
+    return pd.concat(parts) if len(parts) > 1 else parts[0]
+
+
+def _aggregate_rows(steps: Any, rows: Any, interval_s: float, n_bins: int) -> pd.DataFrame:
+    df = pd.DataFrame({k: np.asarray(steps[k])[rows] for k in _STEP_COLS})
+    df["bin"] = np.minimum((df["start_s"] // interval_s).astype(np.int64), n_bins - 1)
+    total = df["kv_total_blocks"].where(df["kv_total_blocks"] > 0)
+    df["kv_usage"] = (df["kv_used_blocks"] / total).fillna(0.0)
+    w = df["duration_s"]
+    for c in ("batch_size", "kv_usage", "waiting", "running"):
+        df[f"w_{c}"] = df[c] * w
+    return df.groupby(["instance", "bin"], sort=True).agg(
+        steps=("start_s", "size"), busy=("duration_s", "sum"), tokens=("new_tokens", "sum"),
+        w_batch_size=("w_batch_size", "sum"), w_kv_usage=("w_kv_usage", "sum"),
+        w_waiting=("w_waiting", "sum"), w_running=("w_running", "sum"),
+        kv_last=("kv_usage", "last"),
+    )  # fmt: skip
+
+
+def _busy_per_bin(
+    steps: Any, order: np.ndarray | None, ids: list[int], n_bins: int, interval_s: float
+) -> np.ndarray:
     """Seconds each instance spent in steps within each bin, steps split at bin edges:
     shape (instances, bins), instances in ``ids`` order.
 
@@ -74,15 +125,33 @@ def _busy_per_bin(df: pd.DataFrame, ids: list[int], n_bins: int, interval_s: flo
     edges = np.arange(n_bins + 1, dtype=np.float64) * interval_s
     out = np.zeros((len(ids), n_bins))
     row = {iid: k for k, iid in enumerate(ids)}
-    for iid, g in df.groupby("instance", sort=True):
-        start = g["start_s"].to_numpy()
-        dur = g["duration_s"].to_numpy()
-        order = np.argsort(start, kind="stable")
-        start, dur = start[order], dur[order]
-        cum = np.concatenate(([0.0], np.cumsum(dur)))
+    inst = np.asarray(steps["instance"])
+    if order is not None:
+        inst = inst[order]
+    for iid, a, b in _runs(inst):
+        rows = _rows(order, a, b)
+        # the instance's rows in time order (ties by row), as a stable sort of its starts gives
+        start = np.asarray(steps["start_s"], dtype=np.float64)[rows]
+        dur = np.asarray(steps["duration_s"], dtype=np.float64)[rows]
         j = np.searchsorted(start, edges, side="left")  # steps started before each edge
         prev = np.maximum(j - 1, 0)
         last_end = np.where(j > 0, start[prev] + dur[prev], 0.0)
-        before = cum[j] - np.maximum(last_end - edges, 0.0)
+        before = _prefix_sums_at(dur, j) - np.maximum(last_end - edges, 0.0)
         out[row[int(iid)]] = np.diff(before)
     return np.maximum(out, 0.0)
+
+
+def _prefix_sums_at(x: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """``np.concatenate(([0.0], np.cumsum(x)))[j]``, the cumsum taken segment by segment, each
+    continuing from the previous total (np.cumsum adds in order: the same bits)."""
+    out = np.zeros(j.size)
+    carry = None
+    for a in range(0, x.size, _SEGMENT):
+        b = min(a + _SEGMENT, x.size)
+        c = np.cumsum(x[a:b] if carry is None else np.concatenate(([carry], x[a:b])))
+        if carry is not None:
+            c = c[1:]
+        hit = (j > a) & (j <= b)
+        out[hit] = c[j[hit] - 1 - a]
+        carry = c[-1]
+    return out

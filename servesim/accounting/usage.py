@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from servesim.accounting import energy
+from servesim.accounting.stats import pairwise_sum
 from servesim.specs.cost import CostSpec
 
 
@@ -32,19 +33,19 @@ def pool_usage(raw: Any, inst: energy.Instances, sp: energy.StepPower, T: float)
     """
     steps = raw.steps
     n = len(sp.pos)
-    pf = np.asarray(steps.get("prefill_tokens", np.zeros(n)), dtype=np.float64)
-    dc = np.asarray(steps.get("decode_seqs", np.zeros(n)), dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(pf + dc > 0, pf / (pf + dc), np.nan)
-    tok_w = np.where(np.isnan(frac), 0.0, sp.dur)
+    pf = np.asarray(steps.get("prefill_tokens", np.zeros(n)))  # as float64 in _split
+    dc = np.asarray(steps.get("decode_seqs", np.zeros(n)))
     n_in, n_out = energy.token_totals(raw)
     fallback = n_in / (n_in + n_out) if n_in + n_out > 0 else 0.5
     out = []
     for pidx, label in enumerate(inst.labels):
         m_inst = inst.pool == pidx
         m_step = inst.pool[sp.pos] == pidx if n else np.zeros(0, bool)
+        whole = bool(m_step.all())  # every step is the pool's: no masked copies
         role = inst.roles[pidx]
-        busy = np.bincount(sp.pos[m_step], weights=sp.dur[m_step], minlength=len(inst.ids))
+        busy = np.bincount(sp.pos if whole else sp.pos[m_step],
+                           weights=sp.dur if whole else sp.dur[m_step],
+                           minlength=len(inst.ids))  # fmt: skip
         busy_dev_s = (
             float((np.minimum(busy[m_inst], T) * inst.devices[m_inst]).sum())
             if len(inst.ids)
@@ -53,12 +54,7 @@ def pool_usage(raw: Any, inst: energy.Instances, sp: energy.StepPower, T: float)
         if role == "prefill":
             share = 1.0
         elif role == "colocated":
-            w = float(tok_w[m_step].sum())
-            share = (
-                float((np.nan_to_num(frac[m_step]) * tok_w[m_step]).sum() / w)
-                if w > 0
-                else fallback
-            )
+            share = _input_share(pf, dc, sp.dur, None if whole else m_step, fallback)
         else:
             share = 0.0
         devices = int(inst.devices[m_inst].sum())
@@ -66,6 +62,30 @@ def pool_usage(raw: Any, inst: energy.Instances, sp: energy.StepPower, T: float)
             PoolUse(label, role, inst.hardware[pidx], devices, devices * T, busy_dev_s, share)
         )
     return out
+
+
+def _split(pf: np.ndarray, dc: np.ndarray, dur: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(prefill fraction, NaN for an empty step; duration weight, 0 for an empty step)."""
+    pf, dc = np.asarray(pf, dtype=np.float64), np.asarray(dc, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(pf + dc > 0, pf / (pf + dc), np.nan)
+    return frac, np.where(np.isnan(frac), 0.0, dur)
+
+
+def _input_share(pf, dc, dur, mask: np.ndarray | None, fallback: float) -> float:
+    """Duration-weighted prefill fraction of the steps in ``mask`` (None: all, taken segment
+    by segment with numpy's own pairwise sums: the same bits as the whole-array sums)."""
+    if mask is not None:
+        frac, tok_w = _split(pf[mask], dc[mask], dur[mask])
+        w = float(tok_w.sum())
+        return float((np.nan_to_num(frac) * tok_w).sum() / w) if w > 0 else fallback
+    w = pairwise_sum(len(dur), lambda a, b: _split(pf[a:b], dc[a:b], dur[a:b])[1])
+
+    def product(a: int, b: int) -> np.ndarray:
+        frac, tok_w = _split(pf[a:b], dc[a:b], dur[a:b])
+        return np.nan_to_num(frac) * tok_w
+
+    return float(pairwise_sum(len(dur), product) / w) if w > 0 else fallback
 
 
 def autoscaled_device_s(raw: Any, inst: energy.Instances, sp: energy.StepPower, T: float,

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from servesim.accounting.instances import InstanceTable, instance_table
-from servesim.accounting.latency import _col, _completed_mask, _per, iterations
+from servesim.accounting.latency import _col, _completed_mask, _per
+from servesim.accounting.stats import pairwise_sum
 from servesim.accounting.summary import PoolStats, Transfers, Utilisation
 
 
@@ -28,26 +29,46 @@ def _step_stats(
     if n_steps == 0:
         return Utilisation(0, 0.0 if inst.n else None, 0.0, 0.0, None, None, None, None, None, None)
     dur = _col(steps, "duration_s")
-    total_blocks = _col(steps, "kv_total_blocks")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kv = np.where(total_blocks > 0, _col(steps, "kv_used_blocks") / total_blocks, 0.0)
     busy = float(dur.sum())
-    batch = _col(steps, "batch_size")
-    waiting = _col(steps, "waiting")
-    iters = iterations(steps)
+
+    def seg(name: str, a: int, b: int, dtype: Any = float) -> np.ndarray:
+        return np.asarray(np.asarray(steps[name])[a:b], dtype=dtype)
+
+    def kv(a: int, b: int) -> np.ndarray:
+        total = seg("kv_total_blocks", a, b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(total > 0, seg("kv_used_blocks", a, b) / total, 0.0)
+
+    def iters(a: int, b: int) -> np.ndarray:
+        if "steps" in steps:
+            return np.maximum(seg("steps", a, b, np.int64), 1)
+        return np.ones(b - a, dtype=np.int64)
+
+    # the products summed segment by segment with numpy's own pairwise sums (stats.pairwise_sum:
+    # the same bits as np.sum over step-long product arrays, which are never built); np.sum,
+    # not np.dot (BLAS rounds differently per CPU; stats.weighted_stats)
+    n_iters = sum(int(iters(a, b).sum()) for a, b in _segments(n_steps))
+    w_batch = pairwise_sum(n_steps, lambda a, b: seg("batch_size", a, b) * iters(a, b))
+    w_kv = pairwise_sum(n_steps, lambda a, b: kv(a, b) * dur[a:b])
+    w_wait = pairwise_sum(n_steps, lambda a, b: seg("waiting", a, b) * dur[a:b])
+    kv_mean = w_kv / busy if busy > 0 else float(np.concatenate([kv(a, b) for a, b in
+                                                                 _segments(n_steps)]).mean())  # fmt: skip
     return Utilisation(
-        steps=int(iters.sum()),
+        steps=n_iters,
         busy_fraction=_per(busy, duration * inst.n),
         mfu=_per(float(_col(steps, "flops").sum()), flops_cap),
         mbu=_per(float(_col(steps, "bytes").sum()), bw_cap),
-        # np.sum of products, not np.dot (BLAS rounds differently per CPU; stats.weighted_stats)
-        batch_size_mean=float(np.sum(batch * iters) / iters.sum()),
-        batch_size_max=int(batch.max()),
-        kv_usage_mean=float(np.sum(kv * dur) / busy) if busy > 0 else float(kv.mean()),
-        kv_usage_max=float(kv.max()),
-        queue_len_mean=_per(float(np.sum(waiting * dur)), duration * inst.n),
-        queue_len_max=int(waiting.max()),
+        batch_size_mean=float(w_batch / n_iters),
+        batch_size_max=int(np.asarray(steps["batch_size"]).max()),
+        kv_usage_mean=float(kv_mean),
+        kv_usage_max=float(max(kv(a, b).max() for a, b in _segments(n_steps))),
+        queue_len_mean=_per(float(w_wait), duration * inst.n),
+        queue_len_max=int(np.asarray(steps["waiting"]).max()),
     )
+
+
+def _segments(n: int, size: int = 1 << 16) -> list[tuple[int, int]]:
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
 
 
 def _subset(table: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
