@@ -75,6 +75,8 @@ def _aggregate(steps: Any, order: np.ndarray | None, interval_s: float, n_bins: 
     whole, in table order: pandas' grouped sums can round differently once the rows of other
     groups are moved (seen on pandas 3.1), while cutting a table between groups gives the same
     bits (tests/unit/test_accounting_lean.py)."""
+    import pandas as pd
+
     inst = np.asarray(steps["instance"])
     n = inst.size
     if order is not None:
@@ -99,6 +101,8 @@ def _aggregate(steps: Any, order: np.ndarray | None, interval_s: float, n_bins: 
 
 
 def _aggregate_rows(steps: Any, rows: Any, interval_s: float, n_bins: int) -> pd.DataFrame:
+    import pandas as pd
+
     df = pd.DataFrame({k: np.asarray(steps[k])[rows] for k in _STEP_COLS})
     df["bin"] = np.minimum((df["start_s"] // interval_s).astype(np.int64), n_bins - 1)
     total = df["kv_total_blocks"].where(df["kv_total_blocks"] > 0)
