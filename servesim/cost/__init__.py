@@ -23,6 +23,7 @@ from typing import Any
 _FACE = {
     "Aggregates": ("step", "Aggregates"),
     "CostContext": ("step", "CostContext"),
+    "pool_context": ("step", "pool_context"),
     "StepCost": ("step", "StepCost"),
     "step_cost": ("step", "step_cost"),
     "bind_step_cost": ("stepfast", "bind_step_cost"),

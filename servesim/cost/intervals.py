@@ -20,9 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from servesim.cost.ops import model_ops
-from servesim.cost.step import Aggregates, CostContext, breakdown
-from servesim.specs.dtypes import DTYPE_BYTES, DTypes
-from servesim.specs.engines import engine_kernels
+from servesim.cost.step import Aggregates, CostContext, breakdown, pool_context
+from servesim.specs.dtypes import DTypes
 
 # Headline metrics and the step they follow.
 PREFILL_METRICS = ("ttft_ms_mean", "ttft_ms_median", "ttft_ms_p99")
@@ -143,15 +142,9 @@ def metric_intervals(
 def _pool_context(cfg: Any, roles: tuple[str, ...]) -> tuple[CostContext, str] | None:
     for spec in cfg.deployment.pools:
         if spec.role in roles:
-            overhead = spec.overhead_s if spec.overhead_s is not None else spec.hardware.overhead_s
-            # the kernels the pool's engine runs, as the engine's step (sim/cluster.py); the
-            # imbalance of skewed MoE routing only shifts the shares a little: uniform here
-            d = cfg.dtypes
-            eng = engine_kernels(spec.scheduler.engine, spec.hardware,
-                                 *(DTYPE_BYTES[f] for f in (d.kv_cache, d.weights, d.activations)))  # fmt: skip
-            ctx = CostContext(cfg.model, spec.hardware, spec.parallelism, d, overhead, 1.0, eng)
-            if cfg.model.num_experts:  # EPLB replicas let ep divide experts + replicas
-                ctx = ctx._replace(redundant_experts=cfg.deployment.moe_load.redundant_experts)
+            # the step the pool's engine runs (sim/cluster.py builds the same context); skewed
+            # MoE routing only shifts the shares a little: uniform here
+            ctx = pool_context(cfg, spec)
             return ctx, spec.role
     return None
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from servesim.cost import roofline
 from servesim.cost.afstep import af_step_cost, moe_imbalance  # noqa: F401  (for the engine)
@@ -36,7 +36,7 @@ from servesim.cost.optime import ZERO as _ZERO
 from servesim.specs.common import SpecError
 from servesim.specs.config import ROLES, Parallelism  # ROLES: the one role registry
 from servesim.specs.dtypes import DTypes
-from servesim.specs.engines import EngineKernels
+from servesim.specs.engines import EngineKernels, kernels_for
 from servesim.specs.hardware import HardwareSpec
 from servesim.specs.model import ModelSpec
 
@@ -52,6 +52,23 @@ class CostContext(NamedTuple):
     moe_imbalance: float = 1.0  # slowest EP rank's routed tokens / mean (1 = uniform)
     engine: EngineKernels | None = None  # the engine's kernels (None: neutral defaults)
     redundant_experts: int = 0  # EPLB replicas over the EP ranks (their weights take memory)
+
+
+def pool_context(cfg: Any, spec: Any, imbalance: float = 1.0) -> CostContext:
+    """The context of one pool (``spec``) of a run config: its devices, layout and per-step
+    overhead, the run's formats, the kernels its engine runs, the EPLB replicas of a MoE model;
+    ``imbalance``: the slowest EP rank's routed tokens over the mean (1 = uniform)."""
+    overhead = spec.overhead_s if spec.overhead_s is not None else spec.hardware.overhead_s
+    return CostContext(
+        cfg.model,
+        spec.hardware,
+        spec.parallelism,
+        cfg.dtypes,
+        overhead,
+        imbalance,
+        kernels_for(spec.scheduler.engine, spec.hardware, cfg.dtypes),
+        cfg.deployment.moe_load.redundant_experts if cfg.model.num_experts else 0,
+    )
 
 
 class Aggregates(NamedTuple):

@@ -35,8 +35,6 @@ from servesim.sim.records import RequestLog, RequestTable, StepLog, StepTable
 from servesim.sim.request import Request
 from servesim.specs.common import SpecError
 from servesim.specs.config import RunConfig, rng_streams
-from servesim.specs.dtypes import DTYPE_BYTES
-from servesim.specs.engines import engine_kernels
 
 
 class Abort(Exception):
@@ -84,31 +82,6 @@ def run(
     ).run()
 
 
-def _cost_context(cfg: RunConfig, spec: Any) -> Any:
-    """The cost model's context of one pool: model, its devices and layout, formats, overhead,
-    MoE imbalance, the kernels its engine runs, EPLB replicas."""
-    from servesim.cost import CostContext
-    from servesim.sim.disagg import moe_imbalance_of
-
-    d = cfg.dtypes
-    return CostContext(
-        cfg.model,
-        spec.hardware,
-        spec.parallelism,
-        d,
-        _overhead(spec),
-        moe_imbalance_of(cfg, spec),
-        engine_kernels(
-            spec.scheduler.engine,
-            spec.hardware,
-            DTYPE_BYTES[d.kv_cache],
-            DTYPE_BYTES[d.weights],
-            DTYPE_BYTES[d.activations],
-        ),
-        cfg.deployment.moe_load.redundant_experts if cfg.model.num_experts else 0,
-    )
-
-
 class Cluster:
     def __init__(
         self,
@@ -120,7 +93,8 @@ class Cluster:
         kv_blocks=None,
         step_hook=None,
     ):
-        from servesim.cost import Aggregates
+        from servesim.cost import Aggregates, pool_context
+        from servesim.sim.disagg import moe_imbalance_of
 
         self.cfg = cfg
         self.env = simpy.Environment()
@@ -146,7 +120,7 @@ class Cluster:
                     spec.role,
                     "role not supported yet by the engine; use colocated",
                 )
-            ctx = _cost_context(cfg, spec)
+            ctx = pool_context(cfg, spec, moe_imbalance_of(cfg, spec))
             blocks = kv_blocks if kv_blocks is not None else _kv_blocks(ctx, spec, cfg.source)
             cost = make_cost(step_fn, ctx, spec.role, Aggregates)
             pool = cls(self, spec, first, cost, blocks, cfg.deployment.router, rngs["router"])
@@ -387,10 +361,6 @@ def pool_classes(pools: Any) -> dict[str, type]:
 
         classes.update(DISAGG_POOLS)
     return classes
-
-
-def _overhead(spec: Any) -> float:
-    return spec.overhead_s if spec.overhead_s is not None else spec.hardware.overhead_s
 
 
 def _kv_blocks(ctx: Any, spec: Any, where: str) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from servesim.specs.common import SpecError
+from servesim.specs.dtypes import DTYPE_BYTES
 
 ENGINES = ("vllm", "sglang", "trtllm")  # the keys of ENGINE_PROFILES below
 
@@ -252,6 +253,17 @@ _HOST_LAUNCH_S = 5e-6
 QUANT_FUSED = frozenset({"trtllm"})
 
 
+def engine_overlay(name: str, flags: Any, overlay: Any) -> dict[str, float]:
+    """The keys of a profile's ``engines:`` overlay for ``name`` that describe the kernels it runs
+    with the options ``flags`` (``overlay``: a mapping or its (key, value) pairs): with DeepEP, SGLang (DeepEPMoE) and vLLM run DeepGEMM's grouped
+    GEMMs, not the Triton fused MoE their overlays were fitted on, so the overlay's MoE keys give
+    way to the profile's pooled ones."""
+    keys = dict(overlay)
+    if "deepep" in flags and name in ("sglang", "vllm"):
+        return {k: v for k, v in keys.items() if not k.startswith("moe_")}
+    return keys
+
+
 def fused_efficiency(name: str, eff: Mapping[str, float]) -> dict[str, float]:
     """Efficiency overrides for the fusions of engine ``name`` on a device with efficiencies
     ``eff`` (defaults included). The kernel tables time each FP8/FP4 GEMM with its
@@ -328,6 +340,17 @@ def generation(hardware: Any) -> str:
     if any(t in n for t in ("b200", "b300", "gb200", "gb300")):
         return "blackwell"
     return ""
+
+
+def kernels_for(engine: str | None, hardware: Any, dtypes: Any) -> EngineKernels | None:
+    """``engine_kernels`` with a run's formats (``dtypes``: KV cache, weights, activations)."""
+    return engine_kernels(
+        engine,
+        hardware,
+        DTYPE_BYTES[dtypes.kv_cache],
+        DTYPE_BYTES[dtypes.weights],
+        DTYPE_BYTES[dtypes.activations],
+    )
 
 
 def engine_kernels(

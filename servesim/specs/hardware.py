@@ -130,14 +130,10 @@ class HardwareSpec:
         SGLang and vLLM) merged into its efficiencies; itself when there is none."""
         if not engine:
             return self
-        from servesim.specs.engines import fused_efficiency  # engines.py imports no hardware
+        from servesim.specs.engines import engine_overlay, fused_efficiency  # no hardware import
 
         name, *rest = re.split(r"[@+]", str(engine))
-        overlay = dict(dict(self.engines).get(name) or {})
-        if "deepep" in rest and name in ("sglang", "vllm"):
-            # with DeepEP, SGLang (DeepEPMoE) and vLLM run DeepGEMM's grouped GEMMs, not the
-            # Triton fused MoE their overlays were fitted on: the pooled MoE keys apply
-            overlay = {k: v for k, v in overlay.items() if not k.startswith("moe_")}
+        overlay = engine_overlay(name, rest, dict(self.engines).get(name) or {})
         defaults = {k: d for k, (d, _) in EFFICIENCY_DEFAULTS.items()}
         overlay |= fused_efficiency(name, defaults | dict(self.efficiency) | overlay)
         if not overlay:

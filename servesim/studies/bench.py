@@ -217,14 +217,11 @@ def _provenance(cfg: Mapping, a: Mapping, data: Mapping) -> dict[str, Any]:
 def _engines_ran(cfg: Mapping) -> list[dict[str, Any]]:
     """Per pool, what the engine profile ran (attention backend, all-reduce, graphs, fusions)."""
     from servesim.result import resolve_config
-    from servesim.specs.dtypes import DTYPE_BYTES
-    from servesim.specs.engines import describe, engine_kernels
+    from servesim.specs.engines import describe, kernels_for
 
     rc = resolve_config(dict(cfg))
-    kv, w = DTYPE_BYTES[rc.dtypes.kv_cache], DTYPE_BYTES[rc.dtypes.weights]
-    a = DTYPE_BYTES[rc.dtypes.activations]
     return [
-        {"role": p.role, **describe(engine_kernels(p.scheduler.engine, p.hardware, kv, w, a))}
+        {"role": p.role, **describe(kernels_for(p.scheduler.engine, p.hardware, rc.dtypes))}
         for p in rc.deployment.pools
     ]
 

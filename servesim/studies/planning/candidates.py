@@ -13,8 +13,7 @@ from typing import Any
 
 from servesim.specs.common import SpecError
 from servesim.specs.config import DEFAULT_MAX_NUM_BATCHED_TOKENS as BUDGET
-from servesim.specs.dtypes import DTYPE_BYTES
-from servesim.specs.engines import engine_kernels
+from servesim.specs.engines import kernels_for
 from servesim.specs.limits import MAX_INSTANCES
 from servesim.studies.planning import hetero
 from servesim.studies.planning.layouts import layouts, unpriced_note
@@ -67,9 +66,8 @@ def _families(a: Mapping[str, Any], traffic: Mapping[str, Any], notes: list[str]
         if price is None:
             notes.append(unpriced_note(model, hw, lays, a))
             continue
+        kern = kernels_for(a.get("engine"), hw, dtypes)  # the same for every layout
         for tp, pp, ep, mbt in lays:
-            fmt = (dtypes.kv_cache, dtypes.weights, dtypes.activations)
-            kern = engine_kernels(a.get("engine"), hw, *(DTYPE_BYTES[f] for f in fmt))
             ctx = CostContext(
                 model, hw, Parallelism(tp=tp, pp=pp, ep=ep), dtypes, float(hw.overhead_s), 1.0, kern
             )
