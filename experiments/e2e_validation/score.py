@@ -88,6 +88,11 @@ def dtype_of(row: dict[str, str]) -> dict[str, str]:
     return {"weights": w, "activations": act, "kv_cache": kv}
 
 
+# Sources whose published commands capture CUDA graphs with padding: both TensorRT-LLM
+# perf-overview pages' llm_options.yml set cuda_graph_config enable_padding: true (batch sizes
+# 1-8192) for every model, and trtllm-bench pads by default (get_settings: padding_enabled).
+PADDED_GRAPHS = {"trtllm_perf_overview_v1.0", "trtllm_perf_overview_2026"}
+
 # trtllm-bench's own scheduler limits (tensorrt_llm/bench/benchmark/utils/general.py get_settings,
 # bench/build/build.py get_benchmark_engine_settings, bench/build/tuning.py calc_engine_setting
 # and finetune_setting; both perf-overview pages pass neither --max_batch_size nor
@@ -155,7 +160,10 @@ def config_of(row: dict[str, str], n: int, clients: int) -> dict[str, Any]:
     if int(row["dp_attn"]) > 1:
         par["dp_attn"] = int(row["dp_attn"])
     version = ENGINE_VERSION.get(row["source"])
-    sched: dict[str, Any] = {"engine": row["engine"] + (f"@{version}" if version else "")}
+    engine = row["engine"] + (f"@{version}" if version else "")
+    if row["source"] in PADDED_GRAPHS:
+        engine += "+pad"
+    sched: dict[str, Any] = {"engine": engine}
     if row["scenario"] == "static_batch":
         sched["max_num_seqs"] = int(row["concurrency"])
     sched.update(bench_limits(row))

@@ -13,6 +13,7 @@ general path (same arithmetic, tested to the bit).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -66,7 +67,7 @@ def pool_context(cfg: Any, spec: Any, imbalance: float = 1.0) -> CostContext:
         cfg.dtypes,
         overhead,
         imbalance,
-        kernels_for(spec.scheduler.engine, spec.hardware, cfg.dtypes),
+        kernels_for(spec.scheduler.engine, spec.hardware, cfg.dtypes, spec.scheduler.max_num_seqs),
         cfg.deployment.moe_load.redundant_experts if cfg.model.num_experts else 0,
     )
 
@@ -149,6 +150,7 @@ class _Plan:
         "tbo",
         "host_overlap",
         "decode_fns",
+        "pad",
     )
 
     def __init__(self, ctx: CostContext, role: str):
@@ -206,6 +208,8 @@ class _Plan:
         self.tbo = bool(eng and eng.two_batch_overlap)
         self.host_overlap = bool(eng and eng.host_overlap)  # overlap scheduler (engines.py)
         self.decode_fns: dict[int, object] = {}  # decode-only batch size -> decode_fn(n)
+        # CUDA-graph padding (engine +pad): decode-only rows -> the captured size's rows
+        self.pad = _graph_pad(eng.graph_sizes, mo.dp_attn) if eng and eng.graph_sizes else None
 
     # -- rows that depend on one row count -------------------------------------------------
     def group(self, src: str, m: int) -> _Group:
@@ -288,15 +292,17 @@ class _Plan:
     # -- the step ---------------------------------------------------------------------------
     def groups(self, agg: Aggregates) -> list[tuple[str, _Group]]:
         out = []
+        ds = agg.decode_seqs
+        padded = self.pad(ds) if self.pad and agg.prefill_seqs == 0 and ds > 0 else 0
         for src in self.by_src:
             if src == TOKENS:
-                m = agg.prefill_tokens + agg.decode_seqs
+                m = padded or agg.prefill_tokens + agg.decode_seqs
             elif src == SAMPLED:
-                m = agg.sampled
+                m = padded or agg.sampled
             elif src == PREFILL_KV:
                 m = agg.prefill_tokens + agg.prefill_ctx
             else:
-                m = agg.decode_seqs
+                m = padded or agg.decode_seqs
             out.append((src, self.group(src, m)))
         return out
 
@@ -353,7 +359,10 @@ class _Plan:
     def _plain(self, agg: Aggregates) -> StepCost:
         pt, ps, pa, pc, ds, dc, sampled = agg
         use_s, use_pkv, use_dec = self.key_srcs
-        key = (pt + ds, sampled if use_s else 0, pt + pc if use_pkv else 0, ds if use_dec else 0)
+        rows, srows = pt + ds, sampled
+        if ps == 0 and self.pad is not None and ds > 0:  # a padded CUDA graph: the graph's rows
+            rows = srows = self.pad(ds)
+        key = (rows, srows if use_s else 0, pt + pc if use_pkv else 0, rows - pt if use_dec else 0)
         base = self.base.get(key)
         if base is None:
             base = self._base(key)
@@ -434,6 +443,21 @@ def _half(agg: Aggregates) -> Aggregates:
         -(-pt // 2), -(-ps // 2), -(-pa // 2), -(-pc // 2), -(-ds // 2), -(-dc // 2),
         -(-sampled // 2),
     )  # fmt: skip
+
+
+def _graph_pad(sizes: tuple[int, ...], dp: int):
+    """``n -> rows`` of a decode-only step of ``n`` sequences run in a padded CUDA graph: every
+    attention-DP rank runs the graph of the smallest captured size >= its share (the ranks
+    agree on one size), dummy rows included; above the largest size the step runs unpadded."""
+    top = sizes[-1]
+
+    def pad(n: int) -> int:
+        local = n if dp == 1 else -(-n // dp)
+        if local > top:
+            return n
+        return sizes[bisect_left(sizes, local)] * dp
+
+    return pad
 
 
 def _eager_kernels(ops, eng: EngineKernels | None) -> float:

@@ -65,10 +65,14 @@ def cost_fn(plan: Any):
     windowed, decode_row, prefill_row = plan.windowed, plan._decode_row, plan._prefill_row
     new = tuple.__new__  # StepCost(...) without its Python-level __new__
     ceil = math.ceil
+    pad = plan.pad  # CUDA-graph padding of decode-only steps (step._graph_pad), or None
 
     def cost(agg: tuple) -> StepCost:
         pt, ps, pa, pc, ds, dc, sampled = agg
-        key = (pt + ds, sampled if use_s else 0, pt + pc if use_pkv else 0, ds if use_dec else 0)
+        rows, srows = pt + ds, sampled
+        if ps == 0 and pad is not None and ds > 0:  # a padded CUDA graph: the graph's rows
+            rows = srows = pad(ds)
+        key = (rows, srows if use_s else 0, pt + pc if use_pkv else 0, rows - pt if use_dec else 0)
         base = base_get(key)
         if base is None:
             base = base_new(key)
@@ -139,7 +143,8 @@ def decode_fn(plan: Any, n: int):
 
 def _decode_fn(plan: Any, n: int):
     use_s, _, use_dec = plan.key_srcs
-    key = (n, n if use_s else 0, 0, n if use_dec else 0)
+    m = plan.pad(n) if plan.pad is not None else n  # the padded CUDA graph's rows
+    key = (m, m if use_s else 0, 0, m if use_dec else 0)
     base = plan.base.get(key)
     if base is None:
         base = plan._base(key)

@@ -111,6 +111,7 @@ class EngineKernels(NamedTuple):
     quant_fused: bool = False  # activation quantisation inside the kernel before each GEMM
     host_overlap: bool = False  # next step scheduled on the host while the GPU runs this one
     ar_oneshot_max_bytes: float = 0.0  # custom all-reduce: one-shot up to this size; 0 = faster
+    graph_sizes: tuple[int, ...] = ()  # CUDA graphs a decode-only step pads up to (+pad); () none
 
 
 # Custom all-reduce fits: latency = min(one-shot, two-shot) with one-shot
@@ -296,7 +297,34 @@ FLAGS = {
     "tbo": "two-batch overlap (SGLang --enable-two-batch-overlap, TensorRT-LLM wide-EP)",
     "deepep": "DeepEP all-to-all for expert parallelism (VLLM_ALL2ALL_BACKEND=deepep_*, "
     "SGLang --moe-a2a-backend deepep, TRTLLM_CAN_USE_DEEP_EP=1)",
+    "pad": "CUDA-graph padding: a decode-only step runs the captured graph of the next batch size "
+    "up, its dummy rows through every kernel but attention (TensorRT-LLM "
+    "cuda_graph_config.enable_padding, which trtllm-bench and the published recipes turn on)",
 }
+
+# Decode batch sizes each engine captures CUDA graphs for when padding is on (+pad); a step of
+# n sequences runs the graph of the smallest size >= n that is <= the pool's max_num_seqs, or
+# eagerly (unpadded) above the largest.
+# - TensorRT-LLM: cuda_graph_config.batch_sizes of its perf-overview recipes (docs/source/
+#   developer-guide/perf-overview.md, "llm_options.yml", every model); padding is skipped when
+#   the padded batch would exceed max_batch_size (pyexecutor CUDAGraphRunner._get_padded_batch).
+# - SGLang: server_args._generate_cuda_graph_batch_sizes, [1, 2, 4, 8, 12], 16-256 step 8,
+#   272-496 step 16, 512 up step 32, to cuda_graph_max_bs (estimate: 512, its large-GPU value).
+# - vLLM: [1, 2, 4] then multiples of 8 to 512 (estimate: the V1 default up to
+#   max_cudagraph_capture_size 512).
+_GRAPH_SIZES: dict[str, tuple[int, ...]] = {
+    "trtllm": (1, 2, 4, 8, 16, 32, 64, 128, 256, 384, 512, 1024, 2048, 4096, 8192),
+    "sglang": (1, 2, 4, 8, 12, *range(16, 257, 8), *range(272, 512, 16), 512),
+    "vllm": (1, 2, 4, *range(8, 513, 8)),
+}
+
+
+def graph_sizes(name: str, flags: frozenset[str], max_batch: int | None) -> tuple[int, ...]:
+    """The CUDA-graph batch sizes a decode-only step of engine ``name`` pads up to: () without
+    ``+pad``; sizes above ``max_batch`` (the pool's max_num_seqs; None: no cap) are not run."""
+    if "pad" not in flags:
+        return ()
+    return tuple(s for s in _GRAPH_SIZES[name] if max_batch is None or s <= max_batch)
 
 
 def split_flags(text: Any, where: str, field: str) -> tuple[str, frozenset[str]]:
@@ -342,14 +370,18 @@ def generation(hardware: Any) -> str:
     return ""
 
 
-def kernels_for(engine: str | None, hardware: Any, dtypes: Any) -> EngineKernels | None:
-    """``engine_kernels`` with a run's formats (``dtypes``: KV cache, weights, activations)."""
+def kernels_for(
+    engine: str | None, hardware: Any, dtypes: Any, max_batch: int | None = None
+) -> EngineKernels | None:
+    """``engine_kernels`` with a run's formats (``dtypes``: KV cache, weights, activations) and
+    the pool's max_num_seqs (``max_batch``: caps the CUDA-graph sizes of ``+pad``)."""
     return engine_kernels(
         engine,
         hardware,
         DTYPE_BYTES[dtypes.kv_cache],
         DTYPE_BYTES[dtypes.weights],
         DTYPE_BYTES[dtypes.activations],
+        max_batch,
     )
 
 
@@ -359,6 +391,7 @@ def engine_kernels(
     kv_bytes: float,
     weight_bytes: float = 2.0,
     act_bytes: float | None = None,
+    max_batch: int | None = None,
 ) -> EngineKernels | None:
     """The kernels ``engine`` (name[@version]) runs on ``hardware`` with a KV cache of
     ``kv_bytes``, weights of ``weight_bytes`` and activations of ``act_bytes`` per element (None:
@@ -415,6 +448,7 @@ def engine_kernels(
         quant_fused=name in QUANT_FUSED,
         host_overlap=bool(entry.get("host_overlap", False)),
         ar_oneshot_max_bytes=float(_AR_ONESHOT_MAX.get(name, 0)),
+        graph_sizes=graph_sizes(name, flags, max_batch),
     )
 
 
@@ -447,4 +481,6 @@ def describe(k: EngineKernels | None) -> dict[str, Any]:
         "moe_comm": k.moe_comm,
         "quant_fused": k.quant_fused,
         "host_overlap": k.host_overlap,
+        # only with +pad, so results without it keep their keys
+        **({"graph_padding_max": max(k.graph_sizes)} if k.graph_sizes else {}),
     }
