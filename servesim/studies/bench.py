@@ -221,7 +221,12 @@ def _engines_ran(cfg: Mapping) -> list[dict[str, Any]]:
 
     rc = resolve_config(dict(cfg))
     return [
-        {"role": p.role, **describe(kernels_for(p.scheduler.engine, p.hardware, rc.dtypes))}
+        {
+            "role": p.role,
+            **describe(
+                kernels_for(p.scheduler.engine, p.hardware, rc.dtypes, p.scheduler.max_num_seqs)
+            ),
+        }
         for p in rc.deployment.pools
     ]
 
