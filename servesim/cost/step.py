@@ -293,7 +293,8 @@ class _Plan:
     def groups(self, agg: Aggregates) -> list[tuple[str, _Group]]:
         out = []
         ds = agg.decode_seqs
-        padded = self.pad(ds) if self.pad and agg.prefill_seqs == 0 and ds > 0 else 0
+        decode_only = agg.prefill_seqs == 0 and agg.prefill_tokens == 0 and ds > 0
+        padded = self.pad(ds) if self.pad and decode_only else 0
         for src in self.by_src:
             if src == TOKENS:
                 m = padded or agg.prefill_tokens + agg.decode_seqs
@@ -360,7 +361,7 @@ class _Plan:
         pt, ps, pa, pc, ds, dc, sampled = agg
         use_s, use_pkv, use_dec = self.key_srcs
         rows, srows = pt + ds, sampled
-        if ps == 0 and self.pad is not None and ds > 0:  # a padded CUDA graph: the graph's rows
+        if ps == 0 and pt == 0 and self.pad is not None and ds > 0:  # padded CUDA graph rows
             rows = srows = self.pad(ds)
         key = (rows, srows if use_s else 0, pt + pc if use_pkv else 0, rows - pt if use_dec else 0)
         base = self.base.get(key)

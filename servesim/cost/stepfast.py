@@ -70,7 +70,7 @@ def cost_fn(plan: Any):
     def cost(agg: tuple) -> StepCost:
         pt, ps, pa, pc, ds, dc, sampled = agg
         rows, srows = pt + ds, sampled
-        if ps == 0 and pad is not None and ds > 0:  # a padded CUDA graph: the graph's rows
+        if ps == 0 and pt == 0 and pad is not None and ds > 0:  # padded CUDA graph rows
             rows = srows = pad(ds)
         key = (rows, srows if use_s else 0, pt + pc if use_pkv else 0, rows - pt if use_dec else 0)
         base = base_get(key)

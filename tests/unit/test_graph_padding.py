@@ -91,6 +91,9 @@ def test_hot_path_equals_the_plan_to_the_bit():
         want = step_cost(ctx, "colocated", agg)
         assert cost(tuple(agg)) == want
         assert decode(n)(agg.decode_ctx) == want
+    # mixed steps (eager, never padded) take the same path in both
+    mixed = Aggregates(1000, 1, 1000 * 1001 // 2, 0, 1235, 1235 * 1500, 1236)
+    assert cost(tuple(mixed)) == step_cost(ctx, "colocated", mixed)
 
 
 def test_result_names_the_padding():
