@@ -93,64 +93,31 @@ def dtype_of(row: dict[str, str]) -> dict[str, str]:
 # 1-8192) for every model, and trtllm-bench pads by default (get_settings: padding_enabled).
 PADDED_GRAPHS = {"trtllm_perf_overview_v1.0", "trtllm_perf_overview_2026"}
 
-# trtllm-bench's own scheduler limits (tensorrt_llm/bench/benchmark/utils/general.py get_settings,
-# bench/build/build.py get_benchmark_engine_settings, bench/build/tuning.py calc_engine_setting
-# and finetune_setting; both perf-overview pages pass neither --max_batch_size nor
-# --max_num_tokens). Quantisations outside TUNED_QUANTS (e.g. GPT-OSS's MXFP4) get BuildConfig's
-# defaults, which are servesim's TensorRT-LLM profile defaults; the others get the heuristic.
-BENCH_TUNED_WEIGHTS = {"fp8", "fp16", "bf16"}  # + NVFP4 (fp4 on a non-MXFP4 checkpoint)
-BENCH_KV_FRACTION = 0.90  # trtllm-bench throughput --kv_cache_free_gpu_mem_fraction default
-
-
-def bench_finetune(kv_max_requests: float, isl: int, osl: int, pp: int = 1) -> tuple[int, int]:
-    """trtllm-bench's ``finetune_setting``: (max_batch_size, max_num_tokens) from the requests
-    its KV estimate holds, rounded up to its buckets."""
-    raw_bs = min(kv_max_requests, 4096) / pp
-    raw_tok = min(raw_bs * (1 + isl / osl), 32768)
-    if raw_bs < 256:
-        bs = max(64, 32 * math.ceil(raw_bs / 32))
-    elif raw_bs < 1024:
-        bs = 128 * math.ceil(raw_bs / 128)
-    else:
-        bs = 256 * math.ceil(raw_bs / 256)
-    if raw_tok < 4096:
-        tok = max(2048, 256 * math.ceil(raw_tok / 256))
-    elif raw_tok < 8192:
-        tok = 512 * math.ceil(raw_tok / 512)
-    else:
-        tok = 1024 * math.ceil(raw_tok / 1024)
-    return bs, tok
+# trtllm-bench's own scheduler limits (servesim.cost.trtllm_bench: both perf-overview pages pass
+# neither --max_batch_size nor --max_num_tokens). Quantisations outside its TUNED_QUANTS (e.g.
+# GPT-OSS's MXFP4) get BuildConfig's defaults, which are servesim's TensorRT-LLM defaults.
+BENCH_SOURCES = {"trtllm_perf_overview_v1.0", "trtllm_perf_overview_2026"}
 
 
 def bench_limits(row: dict[str, str]) -> dict[str, int]:
     """The max_num_seqs / max_num_batched_tokens trtllm-bench ran a TP-attention offline row with
-    ({} where its settings are servesim's profile defaults, or for attention-DP rows, whose
-    per-rank limits servesim's per-instance keys cannot express)."""
-    if row["engine"] != "trtllm" or row["scenario"] != "offline" or int(row["dp_attn"]) > 1:
+    ({} for other rows, and for attention-DP rows, whose per-rank limits servesim's
+    per-instance keys cannot express)."""
+    if row["source"] not in BENCH_SOURCES or row["scenario"] != "offline":
         return {}
-    if row["source"] not in ("trtllm_perf_overview_v1.0", "trtllm_perf_overview_2026"):
+    if int(row["dp_attn"]) > 1:
         return {}
-    if row["weights"] not in BENCH_TUNED_WEIGHTS and not (
-        row["weights"] == "fp4" and not row["model"].startswith("gpt-oss")
-    ):
-        return {}  # not in TUNED_QUANTS: BuildConfig defaults = the profile's
-    from servesim.cost.memory import weight_bytes
-    from servesim.specs.dtypes import DTYPE_BYTES, DTypes
+    from servesim.cost.trtllm_bench import trtllm_bench_limits
+    from servesim.specs.dtypes import DTypes
     from servesim.specs.hardware import load_hardware
     from servesim.specs.model import load_model
 
-    model, dt = load_model(row["model"]), dtype_of(row)
-    tp, gib = int(row["tp"]), 2.0**30
-    # KV bytes per token: 2 x layers x max(tp, kv heads) x head size x KV bytes, whole TP group
-    per_token = (2 * model.num_layers * max(tp, model.num_kv_heads) * model.head_dim
-                 * DTYPE_BYTES[dt["kv_cache"]]) / gib  # fmt: skip
-    engine = weight_bytes(model, DTypes(**dt)) / gib  # the checkpoint's size
-    total = load_hardware(row["hardware"]).memory_bytes / gib * tp
-    isl, osl = int(row["isl"]), max(1, int(row["osl"]))
-    requests = (total - engine) * BENCH_KV_FRACTION / (per_token * (isl + osl))
-    bs, tok = bench_finetune(requests, isl, osl)
-    # chunked prefill off: max_num_tokens >= the longest prompt + max_batch_size (get_settings)
-    return {"max_num_seqs": bs, "max_num_batched_tokens": max(tok, isl + bs)}
+    mxfp4 = row["weights"] == "fp4" and row["model"].startswith("gpt-oss")
+    bs, tok = trtllm_bench_limits(
+        load_model(row["model"]), load_hardware(row["hardware"]), DTypes(**dtype_of(row)),
+        int(row["isl"]), int(row["osl"]), tp=int(row["tp"]), tuned=not mxfp4,
+    )  # fmt: skip
+    return {"max_num_seqs": bs, "max_num_batched_tokens": tok}
 
 
 def config_of(row: dict[str, str], n: int, clients: int) -> dict[str, Any]:

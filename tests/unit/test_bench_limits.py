@@ -1,6 +1,6 @@
-"""experiments/e2e_validation/score.py: the scheduler limits trtllm-bench chose for the
-TensorRT-LLM perf-overview rows (its finetune_setting buckets, its KV estimate, the quantisation
-gate), checked against hand computation."""
+"""servesim.cost.trtllm_bench and its use in experiments/e2e_validation/score.py: the scheduler
+limits trtllm-bench chose for the TensorRT-LLM perf-overview rows (its finetune_setting buckets,
+its KV estimate, the quantisation gate), checked against hand computation."""
 
 from __future__ import annotations
 
@@ -8,6 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from servesim.cost.trtllm_bench import finetune, trtllm_bench_limits
+from servesim.specs.dtypes import DTypes
+from servesim.specs.hardware import load_hardware
+from servesim.specs.model import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,16 +49,13 @@ def _row(score, n):
         (600.0, 8192, 1024, (640, 5632)),
     ],
 )
-def test_finetune_buckets_by_hand(score, requests, isl, osl, expected):
-    assert score.bench_finetune(requests, isl, osl) == expected
+def test_finetune_buckets_by_hand(requests, isl, osl, expected):
+    assert finetune(requests, isl, osl) == expected
 
 
 def test_llama_70b_fp8_on_one_h200_by_hand(score):
     # row 10: Llama-3.3-70B FP8 (FP8 KV), 1000/1000, one H200
     from servesim.cost.memory import weight_bytes
-    from servesim.specs.dtypes import DTypes
-    from servesim.specs.hardware import load_hardware
-    from servesim.specs.model import load_model
 
     gib = 2.0**30
     per_token = 2 * 80 * 8 * 128 * 1 / gib  # layers, KV heads, head dim, FP8
@@ -67,10 +69,14 @@ def test_llama_70b_fp8_on_one_h200_by_hand(score):
     }
 
 
-def test_untuned_quantisation_and_other_layouts_keep_the_profile(score):
-    # GPT-OSS's MXFP4 is not in trtllm-bench's TUNED_QUANTS: BuildConfig's 2048 / 8192, which
-    # are servesim's TensorRT-LLM defaults, so nothing is overridden
-    assert score.bench_limits(_row(score, 38)) == {}
+def test_untuned_quantisation_and_other_layouts(score):
+    # GPT-OSS's MXFP4 is not in trtllm-bench's TUNED_QUANTS: BuildConfig's 2048 / 8192 (servesim's
+    # TensorRT-LLM defaults), tokens raised to the prompt + 2048 where that is more
+    assert score.bench_limits(_row(score, 38)) == {
+        "max_num_seqs": 2048,
+        "max_num_batched_tokens": 8192,
+    }
+    assert score.bench_limits(_row(score, 37))["max_num_batched_tokens"] == 8192 + 2048
     # attention-DP rows: per-rank limits that per-instance keys cannot express
     assert score.bench_limits(_row(score, 27)) == {}
     # other sources (NIM closed loop, vLLM on MI300X) ran other harnesses
@@ -83,3 +89,20 @@ def test_prompt_always_fits_the_token_budget(score):
     row = dict(_row(score, 46))  # Llama-3.3-70B FP4 on B200, 8192/1024
     lim = score.bench_limits(row)
     assert lim["max_num_batched_tokens"] == 8192 + lim["max_num_seqs"]
+
+
+def test_mla_latent_and_tp_sharding():
+    # DeepSeek-V3 FP8 on 8 H200, 1000/1000: one 576-element latent per token and layer (FP8)
+    model, hw = load_model("deepseek-v3"), load_hardware("h200-sxm")
+    dt = DTypes("fp8", "fp8", "fp8")
+    from servesim.cost.memory import weight_bytes
+
+    per_token = model.num_layers * (512 + 64) * 1.0
+    free = hw.memory_bytes * 8 - weight_bytes(model, dt)
+    want = finetune(free * 0.90 / (per_token * 2000), 1000, 1000)
+    assert trtllm_bench_limits(model, hw, dt, 1000, 1000, tp=8) == (
+        want[0],
+        max(want[1], 1000 + want[0]),
+    )
+    # an untuned checkpoint: BuildConfig's defaults whatever the memory
+    assert trtllm_bench_limits(model, hw, dt, 1000, 1000, tp=8, tuned=False) == (2048, 8192)
